@@ -1,0 +1,60 @@
+import { z } from "zod";
+import { ArtifactStatus } from "./catalog.js";
+import { Bytes, DeviceId, Timestamp } from "./common.js";
+import { Device } from "./device.js";
+import { WorkerHeartbeat } from "./heartbeat.js";
+import { WorkerStatus } from "./worker.js";
+
+/** How a worker process ended, as its hive saw it. */
+export const WorkerExit = z.looseObject({
+  code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  at: Timestamp,
+  /** In words: "exited with code 1", "killed by SIGKILL", "stopped by request". */
+  reason: z.string(),
+});
+export type WorkerExit = z.infer<typeof WorkerExit>;
+
+/** One worker as its hive reports it: the hive's own view plus the worker's latest heartbeat. */
+export const HiveWorkerReport = z.looseObject({
+  worker_id: z.string(),
+  worker_type: z.string(),
+  model: z.string(),
+  device: DeviceId,
+  url: z.string(),
+  port: z.number().int().min(1).max(65535),
+  pid: z.number().int().positive().nullable(),
+  /** The hive's view: Starting until /health answers, Failed when restarts ran out. */
+  status: WorkerStatus,
+  restarts: z.number().int().nonnegative(),
+  last_exit: WorkerExit.nullable(),
+  started_at: Timestamp,
+  /** Milliseconds since the worker's last heartbeat reached the hive, null if none yet. */
+  heartbeat_age_ms: z.number().nonnegative().nullable(),
+  heartbeat: WorkerHeartbeat.nullable(),
+});
+export type HiveWorkerReport = z.infer<typeof HiveWorkerReport>;
+
+/** A model in a hive's catalog, in short. */
+export const HiveModelSummary = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  size_bytes: Bytes,
+  status: ArtifactStatus,
+});
+export type HiveModelSummary = z.infer<typeof HiveModelSummary>;
+
+/** `POST <queen>/v1/hive-heartbeat`, every 5 s by default. */
+export const HiveHeartbeat = z.looseObject({
+  protocol_version: z.number().int().positive(),
+  hive_id: z.string().min(1),
+  /** Where the queen reaches this hive. */
+  url: z.string(),
+  version: z.string(),
+  started_at: Timestamp,
+  interval_ms: z.number().int().positive(),
+  devices: z.array(Device),
+  workers: z.array(HiveWorkerReport),
+  models: z.array(HiveModelSummary),
+});
+export type HiveHeartbeat = z.infer<typeof HiveHeartbeat>;

@@ -1,0 +1,17 @@
+/**
+ * The version of the wire protocol between queen, hives and workers.
+ * Bump it when a message changes in a way an older peer would misread;
+ * peers compare it and refuse a mismatch with a message that says which side to upgrade.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** Default ports, one per process (DESIGN.md). Every one has a flag and an environment override. */
+export const DEFAULT_PORTS = {
+  queen: 7833,
+  hive: 7835,
+  workerBase: 9300,
+  catalogServer: 8787,
+} as const;
+
+/** Default heartbeat interval for workers and hives, in milliseconds. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;

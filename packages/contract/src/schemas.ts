@@ -1,0 +1,32 @@
+import type { z } from "zod";
+import { ArtifactMetadata } from "./catalog.js";
+import { Device } from "./device.js";
+import { EmbedRequest, EmbedResponse } from "./embed.js";
+import { ErrorBody } from "./errors.js";
+import { HeartbeatCommand, HeartbeatReply, WorkerHeartbeat } from "./heartbeat.js";
+import { HiveHeartbeat } from "./hive.js";
+import { ErrorEvent, InferRequest, InferResponse, TokenEvent } from "./infer.js";
+import { JobCreated, JobEvent } from "./jobs.js";
+import { HealthResponse, WorkerInfo, WorkerStatus } from "./worker.js";
+
+/** Every wire message by name: what `npm run schemas` writes as JSON Schema under docs/schemas/. */
+export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
+  WorkerStatus,
+  HealthResponse,
+  WorkerInfo,
+  InferRequest,
+  InferResponse,
+  TokenEvent,
+  ErrorEvent,
+  EmbedRequest,
+  EmbedResponse,
+  WorkerHeartbeat,
+  HeartbeatCommand,
+  HeartbeatReply,
+  Device,
+  HiveHeartbeat,
+  JobEvent,
+  JobCreated,
+  ArtifactMetadata,
+  ErrorBody,
+};

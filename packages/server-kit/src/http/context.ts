@@ -1,0 +1,113 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { parseJson, parseOrThrow, RbeeError, ValidationError } from "@rbee/contract";
+import type { z } from "zod";
+import { SseWriter } from "./sse.js";
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export class PayloadTooLargeError extends RbeeError {
+  constructor(limit: number) {
+    super(`request body is larger than ${limit} bytes; send a smaller body`, {
+      statusCode: 413,
+      code: "payload_too_large",
+      details: { limit_bytes: limit },
+    });
+  }
+}
+
+/** Everything a route handler sees of one request. */
+export class HttpContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  readonly requestId: string;
+  readonly startedAt = performance.now();
+  params: Record<string, string> = {};
+  /** Route name for logs and metrics (the pattern, not the concrete path). */
+  route = "unmatched";
+  /** Free-form facts a handler wants in the request's log line. */
+  readonly logFields: Record<string, unknown> = {};
+  #abort = new AbortController();
+  #sse: SseWriter | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, requestId: string) {
+    this.req = req;
+    this.res = res;
+    this.requestId = requestId;
+    this.url = new URL(req.url ?? "/", "http://localhost");
+    res.once("close", () => {
+      if (!res.writableFinished) this.#abort.abort(new Error("client disconnected"));
+    });
+  }
+
+  /** Aborted when the client goes away before the response is complete. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get method(): string {
+    return this.req.method ?? "GET";
+  }
+
+  header(name: string): string | undefined {
+    const v = this.req.headers[name.toLowerCase()];
+    return Array.isArray(v) ? v[0] : v;
+  }
+
+  /** Reads the whole body as text, refusing more than `limit` bytes with a 413. */
+  async text(limit = DEFAULT_BODY_LIMIT): Promise<string> {
+    const declared = Number(this.req.headers["content-length"] ?? "0");
+    if (declared > limit) throw new PayloadTooLargeError(limit);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of this.req) {
+      const buf = chunk as Buffer;
+      size += buf.length;
+      if (size > limit) throw new PayloadTooLargeError(limit);
+      chunks.push(buf);
+    }
+    return Buffer.concat(chunks).toString("utf8");
+  }
+
+  /** Reads, parses and validates a JSON body; every failure is a 4xx that says what is wrong. */
+  async json<S extends z.ZodType>(schema: S, what = "request body", limit = DEFAULT_BODY_LIMIT): Promise<z.output<S>> {
+    const text = await this.text(limit);
+    if (text.trim() === "") throw new ValidationError(`${what} is empty; send a JSON object`);
+    const parsed = parseJson(text);
+    if (!parsed.ok) throw new ValidationError(`${what} is not valid JSON (${parsed.message}); send a JSON object`);
+    if (parsed.value === null || typeof parsed.value !== "object" || Array.isArray(parsed.value)) {
+      throw new ValidationError(`${what} must be a JSON object`);
+    }
+    return parseOrThrow(schema, parsed.value, what);
+  }
+
+  /** Sends a JSON response. */
+  send(status: number, body: unknown, headers: Record<string, string | number> = {}): void {
+    if (this.res.headersSent) return;
+    const payload = JSON.stringify(body);
+    this.res.writeHead(status, {
+      "content-type": "application/json; charset=utf-8",
+      "content-length": Buffer.byteLength(payload),
+      ...headers,
+    });
+    this.res.end(payload);
+  }
+
+  /** Sends a plain-text response. */
+  sendText(status: number, text: string, contentType = "text/plain; charset=utf-8"): void {
+    if (this.res.headersSent) return;
+    this.res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(text) });
+    this.res.end(text);
+  }
+
+  /** Starts an SSE response (idempotent). */
+  sse(headers?: Record<string, string>): SseWriter {
+    this.#sse ??= new SseWriter(this.res, headers);
+    return this.#sse;
+  }
+
+  /** The SSE writer if the response became a stream. */
+  get stream(): SseWriter | undefined {
+    return this.#sse;
+  }
+}

@@ -1,0 +1,91 @@
+import type { ServerResponse } from "node:http";
+
+/**
+ * The one Server-Sent Events writer every rbee daemon uses.
+ *
+ * - writes `text/event-stream` with `no-cache` and disables proxy buffering;
+ * - splits multi-line data into several `data:` lines, and refuses newlines in `event` and `id`;
+ * - honours backpressure: `send` resolves when the socket has taken the frame (after `drain` if needed);
+ * - never throws on a closed connection: `send` resolves `false` and `closed` turns true.
+ */
+export class SseWriter {
+  #res: ServerResponse;
+  #closed = false;
+
+  constructor(res: ServerResponse, headers: Record<string, string> = {}) {
+    this.#res = res;
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+      ...headers,
+    });
+    res.flushHeaders();
+    res.once("close", () => {
+      this.#closed = true;
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#res.destroyed || this.#res.writableEnded;
+  }
+
+  /**
+   * Sends one event. `data` that is not a string is JSON-encoded.
+   * Resolves true once written, false if the connection is gone.
+   */
+  send(event: string | undefined, data: unknown, id?: string | number): Promise<boolean> {
+    return this.#write(formatSseFrame(event, data, id));
+  }
+
+  /** Sends a comment line (ignored by clients); useful as a keep-alive. */
+  comment(text = ""): Promise<boolean> {
+    return this.#write(`: ${text.replace(/[\r\n]+/g, " ")}\n\n`);
+  }
+
+  /** Ends the stream. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#res.writableEnded) this.#res.end();
+  }
+
+  #write(frame: string): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    const res = this.#res;
+    if (res.write(frame)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        res.off("drain", onDrain);
+        res.off("close", onClose);
+        resolve(ok);
+      };
+      const onDrain = () => done(true);
+      const onClose = () => done(false);
+      res.on("drain", onDrain);
+      res.on("close", onClose);
+    });
+  }
+}
+
+/** Formats one SSE frame. Throws on a newline in `event` or `id`, which would corrupt the stream. */
+export function formatSseFrame(event: string | undefined, data: unknown, id?: string | number): string {
+  let frame = "";
+  if (id !== undefined) {
+    const idText = String(id);
+    if (/[\r\n]/.test(idText)) throw new Error(`SSE id must not contain a newline: ${JSON.stringify(idText)}`);
+    frame += `id: ${idText}\n`;
+  }
+  if (event !== undefined) {
+    if (/[\r\n]/.test(event)) throw new Error(`SSE event name must not contain a newline: ${JSON.stringify(event)}`);
+    frame += `event: ${event}\n`;
+  }
+  const text = typeof data === "string" ? data : JSON.stringify(data);
+  if (text.includes("\n") || text.includes("\r")) {
+    for (const line of text.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
+  } else {
+    frame += `data: ${text}\n`;
+  }
+  return `${frame}\n`;
+}
