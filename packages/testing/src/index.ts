@@ -1,1 +1,10 @@
-export {};
+export { ChildHandle, type ExitInfo, runRbee, startRbee } from "./child.js";
+export {
+  type ConformanceCheck,
+  type ConformanceOptions,
+  describeWorkerConformance,
+  type WorkerUnderTest,
+} from "./conformance.js";
+export { getJson, type JsonReply, type ParsedSse, postJson, postSse, waitFor } from "./http.js";
+export * from "./paths.js";
+export { type StartedWorker, startLlmWorker } from "./worker.js";

@@ -1,1 +1,9 @@
-export {};
+export { Admission } from "./admission.js";
+export * from "./devices/index.js";
+export type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "./engine.js";
+export { HeartbeatTask, type HeartbeatTaskOptions } from "./heartbeat.js";
+export { runWorker } from "./run-worker.js";
+export { WorkerStatusMachine } from "./status.js";
+export { BYTES_PER_THREAD, checkThreadCount, chooseThreadCount, type ThreadChoice } from "./threads.js";
+export { WorkerMetrics } from "./worker-metrics.js";
+export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";

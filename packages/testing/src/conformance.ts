@@ -1,0 +1,213 @@
+import { ErrorBody, HealthResponse, InferResponse, PROTOCOL_VERSION, TokenEvent, WorkerInfo } from "@rbee/contract";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExitInfo } from "./child.js";
+import { getJson, postJson, postSse } from "./http.js";
+
+/** A worker (bespoke or adapter) under the conformance suite. */
+export interface WorkerUnderTest {
+  url: string;
+  /** The model id the worker serves. */
+  model: string;
+  /** Cluster token, when the worker requires one. */
+  token?: string;
+  /** A prompt the model continues. */
+  prompt: string;
+  /** Sends SIGTERM and resolves how the process exited. */
+  terminate: () => Promise<ExitInfo>;
+}
+
+export type ConformanceCheck = "chat" | "json_schema" | "deterministic_greedy" | "metrics" | "disconnect" | "sigterm";
+
+export interface ConformanceOptions {
+  start: () => Promise<WorkerUnderTest>;
+  /** Cleans up after the suite (kill the process if still running). */
+  stop: () => Promise<void>;
+  /** Checks that cannot apply to this worker, each with the reason, shown in the test name. */
+  skip?: Partial<Record<ConformanceCheck, string>>;
+}
+
+/**
+ * The worker contract of DESIGN.md as one suite, run against every worker and adapter.
+ * Each `it` names the rule it checks; skipped rules say why.
+ */
+export function describeWorkerConformance(name: string, options: ConformanceOptions): void {
+  describe(`worker contract: ${name}`, () => {
+    let w: WorkerUnderTest;
+    const url = (path: string) => new URL(path, w.url).toString();
+    const check = (id: ConformanceCheck, title: string, fn: () => Promise<void>) => {
+      const reason = options.skip?.[id];
+      if (reason) it.skip(`${title} (skipped: ${reason})`, fn);
+      else it(title, fn);
+    };
+
+    beforeAll(async () => {
+      w = await options.start();
+    }, 120_000);
+    afterAll(async () => {
+      await options.stop();
+    }, 60_000);
+
+    it("GET /health answers 200 with a serving status", async () => {
+      const r = await getJson(url("/health"));
+      expect(r.status).toBe(200);
+      const body = HealthResponse.parse(r.body);
+      expect(["Ready", "Busy"]).toContain(body.status);
+    });
+
+    it("GET /info describes the worker with the current protocol version", async () => {
+      const r = await getJson(url("/info"), w.token);
+      expect(r.status).toBe(200);
+      const info = WorkerInfo.parse(r.body);
+      expect(info.protocol_version).toBe(PROTOCOL_VERSION);
+      expect(info.model_id).toBe(w.model);
+      expect(info.port).toBe(Number(new URL(w.url).port));
+      expect(info.slots).toBeGreaterThanOrEqual(1);
+    });
+
+    it("POST /v1/infer with a prompt answers an InferResponse within max_tokens", async () => {
+      const r = await postJson(
+        url("/v1/infer"),
+        { prompt: w.prompt, max_tokens: 8, temperature: 0 },
+        { token: w.token },
+      );
+      expect(r.status, r.text).toBe(200);
+      const res = InferResponse.parse(r.body);
+      expect(res.tokens_generated).toBeGreaterThan(0);
+      expect(res.tokens_generated).toBeLessThanOrEqual(8);
+      expect(res.prompt_tokens).toBeGreaterThan(0);
+      expect(["stop", "length"]).toContain(res.finish_reason);
+      expect(res.text.length).toBeGreaterThan(0);
+    });
+
+    it("stream: token events with consecutive indexes, then exactly one done whose text is their concatenation", async () => {
+      const r = await postSse(
+        url("/v1/infer"),
+        { prompt: w.prompt, max_tokens: 16, temperature: 0, stream: true },
+        { token: w.token },
+      );
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toMatch(/^text\/event-stream/);
+      const tokens = r.events.filter((e) => e.event === "token");
+      const terminal = r.events.filter((e) => e.event === "done" || e.event === "error");
+      expect(terminal).toHaveLength(1);
+      expect(r.events.at(-1)?.event).toBe("done");
+      for (const [i, e] of tokens.entries()) expect(TokenEvent.parse(e.data).index).toBe(i);
+      const done = InferResponse.parse(r.events.at(-1)?.data);
+      expect(tokens.map((e) => e.data.text).join("")).toBe(done.text);
+    });
+
+    check("deterministic_greedy", "greedy streaming and non-streaming give the same text", async () => {
+      const body = { prompt: w.prompt, max_tokens: 24, temperature: 0 };
+      const plain = await postJson(url("/v1/infer"), body, { token: w.token });
+      const streamed = await postSse(url("/v1/infer"), { ...body, stream: true }, { token: w.token });
+      const text = streamed.events
+        .filter((e) => e.event === "token")
+        .map((e) => e.data.text)
+        .join("");
+      expect(text).toBe(plain.body.text);
+    });
+
+    check("chat", "POST /v1/infer with chat messages answers", async () => {
+      const r = await postJson(
+        url("/v1/infer"),
+        { messages: [{ role: "user", content: "Tell me a story." }], max_tokens: 8, temperature: 0 },
+        { token: w.token },
+      );
+      expect(r.status, r.text).toBe(200);
+      expect(InferResponse.parse(r.body).prompt_tokens).toBeGreaterThan(0);
+    });
+
+    check("json_schema", "json_schema constrains the output to JSON that matches it", async () => {
+      const schema = {
+        type: "object",
+        properties: { happy: { type: "boolean" }, mood: { enum: ["glad", "sad"] } },
+        required: ["happy", "mood"],
+      };
+      const r = await postJson(
+        url("/v1/infer"),
+        { prompt: w.prompt, json_schema: schema, max_tokens: 64, temperature: 0 },
+        { token: w.token },
+      );
+      expect(r.status, r.text).toBe(200);
+      const value = JSON.parse(r.body.text);
+      expect(typeof value.happy).toBe("boolean");
+      expect(["glad", "sad"]).toContain(value.mood);
+    });
+
+    describe("bad input answers 4xx in the error shape, naming what is wrong", () => {
+      const expectError = (r: { status: number; body: unknown; text: string }, status: number) => {
+        expect(r.status, r.text).toBe(status);
+        return ErrorBody.parse(r.body).error;
+      };
+      it("malformed JSON", async () => {
+        const e = expectError(await postJson(url("/v1/infer"), '{"prompt": "x",', { token: w.token }), 400);
+        expect(e.message).toMatch(/not valid JSON/);
+      });
+      it("an unknown field", async () => {
+        const e = expectError(
+          await postJson(url("/v1/infer"), { prompt: "x", bogus_field: 1 }, { token: w.token }),
+          400,
+        );
+        expect(e.message).toContain("bogus_field");
+        expect(e.param).toBe("bogus_field");
+      });
+      it("a wrong type", async () => {
+        const e = expectError(
+          await postJson(url("/v1/infer"), { prompt: "x", max_tokens: "ten" }, { token: w.token }),
+          400,
+        );
+        expect(e.param).toBe("max_tokens");
+      });
+      it("a negative max_tokens", async () => {
+        const e = expectError(
+          await postJson(url("/v1/infer"), { prompt: "x", max_tokens: -5 }, { token: w.token }),
+          400,
+        );
+        expect(e.param).toBe("max_tokens");
+      });
+      it("both prompt and messages, or neither", async () => {
+        const both = { prompt: "x", messages: [{ role: "user", content: "y" }] };
+        expectError(await postJson(url("/v1/infer"), both, { token: w.token }), 400);
+        expectError(await postJson(url("/v1/infer"), { max_tokens: 3 }, { token: w.token }), 400);
+      });
+      it("a model the worker does not serve", async () => {
+        const e = expectError(
+          await postJson(url("/v1/infer"), { prompt: "x", model: "no-such-model" }, { token: w.token }),
+          404,
+        );
+        expect(e.code).toBe("model_not_found");
+      });
+      it("an unknown route and a wrong method", async () => {
+        expectError(await getJson(url("/v1/nothing-here"), w.token), 404);
+        expectError(await getJson(url("/v1/infer"), w.token), 405);
+      });
+    });
+
+    check("metrics", "GET /metrics serves Prometheus text", async () => {
+      const r = await getJson(url("/metrics"), w.token);
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toMatch(/^text\/plain/);
+      expect(r.text).toMatch(/^# TYPE \S+ (counter|gauge|histogram)/m);
+    });
+
+    check("disconnect", "a client that disconnects mid-stream does not hurt the worker", async () => {
+      const r = await postSse(
+        url("/v1/infer"),
+        { prompt: w.prompt, max_tokens: 400, temperature: 0, stream: true },
+        { token: w.token, onEvent: (e) => (e.event === "token" && e.data.index >= 2 ? "stop" : undefined) },
+      );
+      expect(r.disconnected).toBe(true);
+      const next = await postJson(
+        url("/v1/infer"),
+        { prompt: w.prompt, max_tokens: 4, temperature: 0 },
+        { token: w.token },
+      );
+      expect(next.status).toBe(200);
+    });
+
+    check("sigterm", "SIGTERM stops the worker with exit code 0", async () => {
+      const exit = await w.terminate();
+      expect(exit).toEqual({ code: 0, signal: null });
+    });
+  });
+}

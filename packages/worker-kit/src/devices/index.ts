@@ -1,0 +1,13 @@
+export * from "./declared-devices.js";
+export * from "./detect-cpu.js";
+export * from "./detect-devices.js";
+export * from "./detect-gpus.js";
+export * from "./detect-vulkan-node-llama-cpp.js";
+export * from "./parse-nvidia-smi.js";
+export * from "./parse-rocm-smi.js";
+export * from "./parse-system-profiler.js";
+export * from "./parse-vm-stat.js";
+export * from "./parse-vulkaninfo.js";
+export * from "./resolve-device.js";
+export * from "./run-command.js";
+export type * from "./types.js";

@@ -1,0 +1,72 @@
+import type {
+  EmbedRequest,
+  EmbedResponse,
+  FinishReason,
+  InferRequest,
+  WorkerCapability,
+  WorkerHeartbeat,
+} from "@rbee/contract";
+import type { Logger } from "@rbee/server-kit";
+
+export interface LoadContext {
+  /** Aborted when the worker is told to stop while loading. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/** What an engine reports once its model is loaded. */
+export interface LoadedModel {
+  /** The id the worker serves the model under (what clients put in `model`). */
+  modelId: string;
+  /** How many requests the engine runs at the same time. */
+  slots: number;
+  /** Tokens of context each request can use. */
+  contextSize?: number;
+}
+
+export interface InferContext {
+  /** Aborted when the client goes away or the shutdown grace period ends: stop and return `cancelled`. */
+  signal: AbortSignal;
+  log: Logger;
+  /**
+   * Delivers generated text as it is produced. `tokens` is how many generated tokens the text
+   * stands for (it may be 0 for text held back, or more than 1 after a held-back stop prefix).
+   * Await the result: it applies the client's backpressure.
+   */
+  emit(text: string, tokens: number): Promise<void> | void;
+}
+
+/** What an engine returns for one request; the kit adds timing and the model name. */
+export interface InferResult {
+  text: string;
+  tokensGenerated: number;
+  promptTokens: number;
+  cachedTokens?: number;
+  finishReason: FinishReason;
+}
+
+/**
+ * A worker is one object with `load()` and `infer()`; the kit gives it the HTTP contract, status,
+ * admission (slots and a bounded queue), heartbeats, metrics and graceful shutdown.
+ */
+export interface WorkerEngine {
+  /** The type a hive spawns it as, e.g. "llm". */
+  readonly workerType: string;
+  /** The program behind it, e.g. "rbee-llm". */
+  readonly implementation: string;
+  readonly version: string;
+  readonly capabilities: readonly WorkerCapability[];
+
+  load(ctx: LoadContext): Promise<LoadedModel>;
+  infer(request: InferRequest, ctx: InferContext): Promise<InferResult>;
+  embed?(request: EmbedRequest, ctx: { signal: AbortSignal; log: Logger }): Promise<EmbedResponse>;
+
+  /** Bytes of device memory the worker holds, and the device's total. */
+  memory?(): { used: number; total: number };
+  /** Heartbeat fields beyond the standard ones (several models, batching, workflows, groups). */
+  heartbeatExtras?(): Partial<WorkerHeartbeat>;
+  /** Carries out an `unload_model` command; false means it cannot, and the worker shuts down instead. */
+  unloadModel?(model: string): Promise<boolean>;
+  /** Frees everything. Called once, after in-flight requests finished or were cancelled. */
+  dispose(): Promise<void>;
+}

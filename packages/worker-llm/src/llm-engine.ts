@@ -1,0 +1,397 @@
+import { statSync } from "node:fs";
+import { createRequire } from "node:module";
+import {
+  type Device,
+  type EmbedRequest,
+  type EmbedResponse,
+  type FinishReason,
+  type InferRequest,
+  PromptTooLongError,
+  RbeeError,
+  ValidationError,
+  type WorkerCapability,
+} from "@rbee/contract";
+import type { Logger } from "@rbee/server-kit";
+import {
+  chooseThreadCount,
+  type InferContext,
+  type InferResult,
+  type LoadContext,
+  type LoadedModel,
+  type WorkerEngine,
+} from "@rbee/worker-kit";
+import {
+  getLlama,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaEmbeddingContext,
+  type LlamaGrammar,
+  LlamaGrammarEvaluationState,
+  LlamaLogLevel,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
+import { type ChatPromptFormatter, createChatPromptFormatter, tokenizePrompt } from "./chat-prompt.js";
+import { checkJsonSchema } from "./check-json-schema.js";
+import { SequencePool } from "./sequence-pool.js";
+import { StopMatcher } from "./stop-matcher.js";
+import { TokenTextDecoder } from "./token-text.js";
+
+const require = createRequire(import.meta.url);
+const VERSION = (require("../package.json") as { version: string }).version;
+
+/** llama.cpp's sampling defaults, which its server and Ollama also use. */
+export const SAMPLING_DEFAULTS = { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05 } as const;
+/** Tokens of history the repeat penalties look at. */
+const PENALTY_WINDOW = 64;
+
+export interface LlmEngineOptions {
+  modelPath: string;
+  modelId: string;
+  device: Device;
+  /** Compute threads; default chosen from the cores, the load and the model's size. */
+  threads?: number;
+  /** Tokens of context per parallel sequence; default the model's training context, at most 4096. */
+  ctxSize?: number;
+  /** Requests generated at the same time, as sequences of one batched context. */
+  parallel: number;
+  /** Tokens per decode batch (prompt processing); default min(512, ctxSize). */
+  batchSize?: number;
+}
+
+type GpuChoice = false | "cuda" | "vulkan" | "metal";
+
+/** Which node-llama-cpp backend serves a device, and the variable that makes only that GPU visible. */
+function backendFor(device: Device): { gpu: GpuChoice; visibleEnv?: [string, string] } {
+  const index = device.id.split(":")[1] ?? "0";
+  switch (device.kind) {
+    case "cpu":
+      return { gpu: false };
+    case "cuda":
+      return { gpu: "cuda", visibleEnv: ["CUDA_VISIBLE_DEVICES", index] };
+    case "metal":
+      return { gpu: "metal" };
+    case "vulkan":
+      return { gpu: "vulkan", visibleEnv: ["GGML_VK_VISIBLE_DEVICES", index] };
+    case "rocm":
+      // node-llama-cpp ships no ROCm build; AMD GPUs run through Vulkan
+      return { gpu: "vulkan", visibleEnv: ["GGML_VK_VISIBLE_DEVICES", index] };
+  }
+}
+
+function fileSize(path: string): number {
+  let stat: ReturnType<typeof statSync>;
+  try {
+    stat = statSync(path);
+  } catch {
+    throw new RbeeError(`model file not found: ${path}; pass the path of a .gguf file with --model`, {
+      statusCode: 404,
+      code: "model_not_found",
+    });
+  }
+  if (!stat.isFile()) {
+    throw new RbeeError(`model path is not a file: ${path}; pass the path of a .gguf file with --model`, {
+      statusCode: 400,
+      code: "model_not_a_file",
+    });
+  }
+  return stat.size;
+}
+
+/**
+ * The bespoke llm worker: llama.cpp in-process through node-llama-cpp. One context holds one
+ * sequence per parallel slot; node-llama-cpp batches the sequences' tokens into shared decodes.
+ */
+export class LlmEngine implements WorkerEngine {
+  readonly workerType = "llm";
+  readonly implementation = "rbee-llm";
+  readonly version = VERSION;
+  readonly capabilities: readonly WorkerCapability[] = ["completion", "chat", "json_schema", "embeddings"];
+
+  #o: LlmEngineOptions;
+  #llama: Llama | undefined;
+  #model: LlamaModel | undefined;
+  #context: LlamaContext | undefined;
+  #pool: SequencePool | undefined;
+  #chat: ChatPromptFormatter | undefined;
+  #contextSize = 0;
+  #threads = 1;
+  #grammars = new Map<string, Promise<LlamaGrammar>>();
+  #embedding: Promise<LlamaEmbeddingContext> | undefined;
+  #disposed = false;
+
+  constructor(options: LlmEngineOptions) {
+    this.#o = options;
+  }
+
+  /** What the engine settled on at load, for logs and benchmarks. */
+  get settings(): { threads: number; contextSize: number; chatFormat: string } {
+    return { threads: this.#threads, contextSize: this.#contextSize, chatFormat: this.#chat?.name ?? "" };
+  }
+
+  async load({ signal, log }: LoadContext): Promise<LoadedModel> {
+    const size = fileSize(this.#o.modelPath);
+    const backend = backendFor(this.#o.device);
+    if (backend.visibleEnv) process.env[backend.visibleEnv[0]] = backend.visibleEnv[1];
+    const llamaLog = log.child({ component: "llama.cpp" });
+    this.#llama = await getLlama({
+      gpu: backend.gpu,
+      build: "never",
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => {
+        const text = message.trim();
+        if (text === "") return;
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) llamaLog.error(text);
+        else if (level === LlamaLogLevel.warn) llamaLog.warn(text);
+        else llamaLog.debug(text);
+      },
+    });
+    const choice =
+      this.#o.threads !== undefined
+        ? { threads: this.#o.threads, reason: "--threads" }
+        : chooseThreadCount({ modelBytes: size });
+    this.#threads = choice.threads;
+    log.info(
+      {
+        path: this.#o.modelPath,
+        bytes: size,
+        device: this.#o.device.id,
+        threads: choice.threads,
+        threads_reason: choice.reason,
+      },
+      "loading model",
+    );
+    this.#model = await this.#llama.loadModel({
+      modelPath: this.#o.modelPath,
+      gpuLayers: backend.gpu === false ? 0 : "auto",
+      loadSignal: signal,
+    });
+    const train = this.#model.trainContextSize;
+    const requested = this.#o.ctxSize ?? Math.min(train, 4096);
+    if (this.#o.ctxSize !== undefined && this.#o.ctxSize > train) {
+      log.warn({ ctx_size: this.#o.ctxSize, train_context: train }, "context larger than the model was trained on");
+    }
+    this.#context = await this.#model.createContext({
+      contextSize: requested,
+      sequences: this.#o.parallel,
+      threads: this.#threads,
+      batchSize: this.#o.batchSize ?? Math.min(512, requested),
+      createSignal: signal,
+    });
+    this.#contextSize = this.#context.contextSize;
+    this.#pool = new SequencePool(this.#context, this.#o.parallel);
+    this.#chat = createChatPromptFormatter(this.#model);
+    log.info(
+      {
+        context_size: this.#contextSize,
+        parallel: this.#o.parallel,
+        chat_format: this.#chat.name,
+        train_context: train,
+      },
+      "model loaded",
+    );
+    return { modelId: this.#o.modelId, slots: this.#o.parallel, contextSize: this.#contextSize };
+  }
+
+  async infer(request: InferRequest, ctx: InferContext): Promise<InferResult> {
+    const model = this.#loaded();
+    const pool = this.#pool as SequencePool;
+    let promptTokens: Token[];
+    let stopStrings: string[] = [];
+    let stopTokens: readonly Token[] = [];
+    if (request.messages !== undefined) {
+      const chat = (this.#chat as ChatPromptFormatter).format(request.messages);
+      promptTokens = chat.tokens;
+      stopStrings = chat.stopStrings.slice();
+      stopTokens = chat.stopTokens;
+    } else {
+      promptTokens = tokenizePrompt(model, request.prompt ?? "");
+    }
+    if (promptTokens.length === 0)
+      throw new ValidationError("the prompt is empty and the model has no BOS token to start from", "prompt");
+    if (promptTokens.length >= this.#contextSize) throw new PromptTooLongError(promptTokens.length, this.#contextSize);
+    if (request.stop !== undefined)
+      stopStrings.push(...(typeof request.stop === "string" ? [request.stop] : request.stop));
+    const grammar = request.json_schema === undefined ? undefined : await this.#grammarFor(request.json_schema);
+    if (ctx.signal.aborted)
+      return { text: "", tokensGenerated: 0, promptTokens: promptTokens.length, finishReason: "cancelled" };
+
+    const lease = await pool.acquire(promptTokens);
+    try {
+      return await this.#generate(
+        request,
+        ctx,
+        promptTokens,
+        lease.reused,
+        stopStrings,
+        stopTokens,
+        grammar,
+        lease.sequence,
+      );
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #generate(
+    request: InferRequest,
+    ctx: InferContext,
+    promptTokens: Token[],
+    reused: number,
+    stopStrings: string[],
+    stopTokens: readonly Token[],
+    grammar: LlamaGrammar | undefined,
+    sequence: LlamaContextSequence,
+  ): Promise<InferResult> {
+    const model = this.#loaded();
+    const maxTokens = request.max_tokens ?? Number.POSITIVE_INFINITY;
+    const limit = this.#contextSize;
+    const decoder = new TokenTextDecoder(model, promptTokens);
+    const stops = new StopMatcher(stopStrings);
+    const generated: Token[] = [];
+    const stopSet = new Set(stopTokens);
+    let text = "";
+    let pendingTokens = 0;
+    let finishReason: FinishReason = "stop";
+    const temperature = request.temperature ?? SAMPLING_DEFAULTS.temperature;
+    const penalize =
+      (request.repeat_penalty !== undefined && request.repeat_penalty !== 1) ||
+      (request.presence_penalty ?? 0) !== 0 ||
+      (request.frequency_penalty ?? 0) !== 0;
+    const iterator = sequence.evaluate(promptTokens.slice(reused), {
+      temperature,
+      topK: request.top_k ?? SAMPLING_DEFAULTS.top_k,
+      topP: request.top_p ?? SAMPLING_DEFAULTS.top_p,
+      minP: request.min_p ?? SAMPLING_DEFAULTS.min_p,
+      seed: request.seed,
+      repeatPenalty: penalize
+        ? {
+            punishTokens: () => generated.slice(-PENALTY_WINDOW),
+            maxPunishTokens: PENALTY_WINDOW,
+            penalty: request.repeat_penalty ?? 1,
+            presencePenalty: request.presence_penalty ?? 0,
+            frequencyPenalty: request.frequency_penalty ?? 0,
+          }
+        : undefined,
+      grammarEvaluationState: grammar ? new LlamaGrammarEvaluationState({ model, grammar }) : undefined,
+    });
+    let stopped = false;
+    try {
+      for await (const token of iterator) {
+        if (ctx.signal.aborted) {
+          finishReason = "cancelled";
+          break;
+        }
+        if (stopSet.has(token)) break;
+        generated.push(token);
+        pendingTokens++;
+        const piece = decoder.push(token);
+        if (piece !== "") {
+          const { emit, stopped: hit } = stops.push(piece);
+          if (emit !== "") {
+            text += emit;
+            const wait = ctx.emit(emit, pendingTokens);
+            pendingTokens = 0;
+            if (wait) await wait;
+          }
+          if (hit) {
+            stopped = true;
+            break;
+          }
+        }
+        if (generated.length >= maxTokens || promptTokens.length + generated.length >= limit) {
+          finishReason = "length";
+          break;
+        }
+        if (ctx.signal.aborted) {
+          finishReason = "cancelled";
+          break;
+        }
+      }
+    } finally {
+      await iterator.return?.();
+    }
+    if (!stopped) {
+      const rest = stops.push(decoder.flush()).emit + stops.flush();
+      if (rest !== "" || pendingTokens > 0) {
+        text += rest;
+        const wait = ctx.emit(rest, pendingTokens);
+        if (wait) await wait;
+      }
+    } else if (pendingTokens > 0) {
+      await ctx.emit("", pendingTokens);
+    }
+    return {
+      text,
+      tokensGenerated: generated.length,
+      promptTokens: promptTokens.length,
+      cachedTokens: reused,
+      finishReason,
+    };
+  }
+
+  async embed(request: EmbedRequest, ctx: { signal: AbortSignal }): Promise<EmbedResponse> {
+    const model = this.#loaded();
+    const embedContext = Math.min(this.#contextSize, 2048);
+    this.#embedding ??= model.createEmbeddingContext({ contextSize: embedContext, threads: this.#threads });
+    const embedding = await this.#embedding;
+    const inputs = typeof request.input === "string" ? [request.input] : request.input;
+    const vectors: number[][] = [];
+    let tokens = 0;
+    for (const input of inputs) {
+      if (ctx.signal.aborted)
+        throw new RbeeError("embedding cancelled: the client went away", { statusCode: 499, code: "cancelled" });
+      const count = model.tokenize(input).length;
+      if (count >= embedContext) throw new PromptTooLongError(count, embedContext);
+      tokens += count;
+      const result = await embedding.getEmbeddingFor(input);
+      vectors.push(Array.from(result.vector));
+    }
+    return { embeddings: vectors, prompt_tokens: tokens };
+  }
+
+  memory(): { used: number; total: number } {
+    if (this.#disposed) return { used: 0, total: this.#o.device.memory_total };
+    const ctxMem = this.#context?.memoryUsage ?? { ram: 0, vram: 0 };
+    const used = (this.#model?.size ?? 0) + ctxMem.ram + ctxMem.vram;
+    return { used, total: this.#o.device.memory_total };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    const embedding = await this.#embedding?.catch(() => undefined);
+    await embedding?.dispose();
+    await this.#context?.dispose();
+    await this.#model?.dispose();
+    await this.#llama?.dispose();
+  }
+
+  #loaded(): LlamaModel {
+    if (this.#model === undefined || this.#disposed)
+      throw new RbeeError("the model is not loaded", { statusCode: 503, code: "not_ready" });
+    return this.#model;
+  }
+
+  #grammarFor(schema: Record<string, unknown>): Promise<LlamaGrammar> {
+    const key = JSON.stringify(schema);
+    let grammar = this.#grammars.get(key);
+    if (grammar === undefined) {
+      checkJsonSchema(schema);
+      const llama = this.#llama as Llama;
+      grammar = Promise.resolve()
+        .then(() => llama.createGrammarForJsonSchema(schema as never))
+        .catch((err: unknown) => {
+          this.#grammars.delete(key);
+          throw new ValidationError(
+            `json_schema cannot be used: ${err instanceof Error ? err.message : String(err)}; use a schema of objects, arrays, strings, numbers, booleans, enums and const`,
+            "json_schema",
+          );
+        });
+      if (this.#grammars.size >= 64) this.#grammars.delete(this.#grammars.keys().next().value as string);
+      this.#grammars.set(key, grammar);
+    }
+    return grammar;
+  }
+}

@@ -1,0 +1,73 @@
+import { randomBytes } from "node:crypto";
+import { basename } from "node:path";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, type Device } from "@rbee/contract";
+import { createLogger } from "@rbee/server-kit";
+import { checkThreadCount, detectCpu, detectDevices, resolveDevice, runWorker } from "@rbee/worker-kit";
+import { LlmEngine } from "./llm-engine.js";
+
+export interface LlmWorkerOptions {
+  model: string;
+  modelId?: string;
+  workerId?: string;
+  host: string;
+  port: number;
+  device: string;
+  threads?: number;
+  ctxSize?: number;
+  parallel: number;
+  maxQueue: number;
+  batchSize?: number;
+  heartbeatUrl?: string;
+  heartbeatIntervalMs?: number;
+  orphanTimeoutMs: number;
+  shutdownGraceMs: number;
+  clusterToken?: string;
+}
+
+/** The model id a path is served under when none is given: the file name without `.gguf`. */
+export function modelIdFromPath(path: string): string {
+  return basename(path).replace(/\.gguf$/i, "");
+}
+
+async function findDevice(id: string): Promise<Device> {
+  const devices = id === "cpu" ? [detectCpu()] : await detectDevices();
+  return resolveDevice(id, devices);
+}
+
+/** `rbee worker serve llm`: resolves the options, then runs the worker until it is stopped. */
+export async function runLlmWorker(o: LlmWorkerOptions): Promise<never> {
+  const workerId = o.workerId ?? `llm-${randomBytes(4).toString("hex")}`;
+  const modelId = o.modelId ?? modelIdFromPath(o.model);
+  const log = createLogger({ service: "worker", bindings: { worker_id: workerId } });
+  let device: Device;
+  try {
+    device = await findDevice(o.device);
+    if (o.threads !== undefined) checkThreadCount(o.threads);
+  } catch (err) {
+    process.stderr.write(`rbee worker: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const engine = new LlmEngine({
+    modelPath: o.model,
+    modelId,
+    device,
+    threads: o.threads,
+    ctxSize: o.ctxSize,
+    parallel: o.parallel,
+    batchSize: o.batchSize,
+  });
+  return runWorker(engine, {
+    workerId,
+    modelId,
+    host: o.host,
+    port: o.port,
+    device,
+    maxQueue: o.maxQueue,
+    heartbeatUrl: o.heartbeatUrl,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+    orphanTimeoutMs: o.orphanTimeoutMs,
+    clusterToken: o.clusterToken,
+    shutdownGraceMs: o.shutdownGraceMs,
+    log,
+  });
+}

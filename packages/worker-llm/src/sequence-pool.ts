@@ -1,0 +1,81 @@
+import type { LlamaContext, LlamaContextSequence, Token } from "node-llama-cpp";
+
+export interface SequenceLease {
+  sequence: LlamaContextSequence;
+  /** Leading prompt tokens already in the sequence's KV cache: evaluation starts after them. */
+  reused: number;
+  release(): void;
+}
+
+function commonPrefix(a: readonly Token[], b: readonly Token[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * The context's sequences, one per parallel slot. A request takes the free sequence that already
+ * holds the longest prefix of its prompt (a chat's earlier turns, a shared system prompt), so only
+ * the new tokens are evaluated; the rest of that sequence's cache is erased.
+ */
+export class SequencePool {
+  #free: LlamaContextSequence[] = [];
+  /** What each sequence holds, tracked here so picking one costs no native calls. */
+  #held = new Map<LlamaContextSequence, Token[]>();
+
+  constructor(context: LlamaContext, count: number) {
+    for (let i = 0; i < count; i++) {
+      const seq = context.getSequence();
+      this.#free.push(seq);
+      this.#held.set(seq, []);
+    }
+  }
+
+  get free(): number {
+    return this.#free.length;
+  }
+
+  /** Takes a free sequence for `prompt`. The caller's admission control guarantees one is free. */
+  async acquire(prompt: readonly Token[]): Promise<SequenceLease> {
+    let best = -1;
+    let bestLen = -1;
+    for (let i = 0; i < this.#free.length; i++) {
+      const len = commonPrefix(this.#held.get(this.#free[i] as LlamaContextSequence) ?? [], prompt);
+      if (len > bestLen) {
+        best = i;
+        bestLen = len;
+      }
+    }
+    if (best < 0) throw new Error("no free sequence: more requests admitted than the context has sequences");
+    const [sequence] = this.#free.splice(best, 1) as [LlamaContextSequence];
+    // evaluate at least the last prompt token, so there are logits to sample the first new token from
+    let reused = Math.min(bestLen, prompt.length - 1);
+    try {
+      if (sequence.nextTokenIndex > reused) {
+        await sequence.eraseContextTokenRanges([{ start: reused, end: sequence.nextTokenIndex }]);
+      }
+    } catch {
+      // some models' caches cannot drop a tail; start that sequence over instead
+      reused = 0;
+      try {
+        await sequence.clearHistory();
+      } catch (err) {
+        this.#held.set(sequence, sequence.contextTokens);
+        this.#free.push(sequence);
+        throw err;
+      }
+    }
+    let released = false;
+    return {
+      sequence,
+      reused,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#held.set(sequence, sequence.contextTokens);
+        this.#free.push(sequence);
+      },
+    };
+  }
+}
