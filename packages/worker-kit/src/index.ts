@@ -6,4 +6,5 @@ export { runWorker } from "./run-worker.js";
 export { WorkerStatusMachine } from "./status.js";
 export { BYTES_PER_THREAD, checkThreadCount, chooseThreadCount, type ThreadChoice } from "./threads.js";
 export { WorkerMetrics } from "./worker-metrics.js";
+export { resolveWorkerOptions } from "./worker-options.js";
 export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";

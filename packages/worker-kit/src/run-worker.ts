@@ -1,5 +1,6 @@
 import { RbeeError } from "@rbee/contract";
 import type { WorkerEngine } from "./engine.js";
+import { resolveWorkerOptions } from "./worker-options.js";
 import { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";
 
 /**
@@ -7,19 +8,21 @@ import { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";
  * (a second signal exits at once), and exits 0 after a clean stop or 1 with one clear line on stderr
  * when the worker cannot start.
  */
-export async function runWorker(engine: WorkerEngine, options: WorkerRuntimeOptions): Promise<never> {
-  const log = options.log;
+export async function runWorker(engine: WorkerEngine, given: Partial<WorkerRuntimeOptions> = {}): Promise<never> {
+  let options: WorkerRuntimeOptions;
   let runtime: WorkerRuntime;
   try {
+    options = resolveWorkerOptions({ ...given, workerType: engine.workerType });
     runtime = new WorkerRuntime(engine, options);
   } catch (err) {
     return fail(err);
   }
+  const logger = options.log;
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals > 1) {
-      log.warn({ signal }, "second signal; exiting now");
+      logger.warn({ signal }, "second signal; exiting now");
       process.exit(130);
     }
     void runtime.shutdown(`received ${signal}`);
@@ -27,17 +30,17 @@ export async function runWorker(engine: WorkerEngine, options: WorkerRuntimeOpti
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   process.on("uncaughtException", (err) => {
-    log.fatal({ err }, "uncaught exception; exiting");
+    logger.fatal({ err }, "uncaught exception; exiting");
     process.exit(1);
   });
   process.on("unhandledRejection", (err) => {
-    log.fatal({ err }, "unhandled rejection; exiting");
+    logger.fatal({ err }, "unhandled rejection; exiting");
     process.exit(1);
   });
   try {
     await runtime.start();
   } catch (err) {
-    log.error({ err }, "worker failed to start");
+    logger.error({ err }, "worker failed to start");
     return fail(err);
   }
   await runtime.done;

@@ -11,7 +11,6 @@ import {
   ValidationError,
   type WorkerCapability,
 } from "@rbee/contract";
-import type { Logger } from "@rbee/server-kit";
 import {
   chooseThreadCount,
   type InferContext,

@@ -1,0 +1,76 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import {
+  HeartbeatCommand,
+  InferRequest,
+  parseOrThrow,
+  safeParse,
+  WIRE_SCHEMAS,
+  WorkerHeartbeat,
+} from "../src/index.js";
+
+describe("contract schemas", () => {
+  it("InferRequest refuses unknown fields and names them, and wants exactly one of prompt and messages", () => {
+    const r = safeParse(InferRequest, { prompt: "x", temprature: 0 }, "infer request");
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error.param).toBe("temprature");
+      expect(r.error.message).toContain("temprature: unknown field");
+    }
+    expect(safeParse(InferRequest, { max_tokens: 1 }, "x").ok).toBe(false);
+    expect(parseOrThrow(InferRequest, { messages: [{ role: "user", content: "hi" }] }, "x").messages).toHaveLength(1);
+  });
+
+  it("heartbeats accept the optional groups and extra fields (a newer worker may report more)", () => {
+    const hb = WorkerHeartbeat.parse({
+      protocol_version: 1,
+      worker_id: "w",
+      status: "Ready",
+      model: "m",
+      device: "cuda:0",
+      vram_used: 1,
+      vram_total: 2,
+      requests_total: 0,
+      tokens_generated: 0,
+      uptime_seconds: 1,
+      last_request_at: null,
+      queue_depth: 3,
+      group_health: "degraded",
+      something_new: true,
+    });
+    expect(hb.queue_depth).toBe(3);
+    expect(HeartbeatCommand.safeParse({ type: "explode" }).success).toBe(false);
+  });
+
+  it("npm run schemas writes one JSON Schema per wire message", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rbee-schemas-"));
+    try {
+      execFileSync(process.execPath, [
+        fileURLToPath(new URL("../dist/scripts/write-schemas.js", import.meta.url)),
+        dir,
+      ]);
+      const files = readdirSync(dir).sort();
+      expect(files).toEqual(
+        Object.keys(WIRE_SCHEMAS)
+          .map((n) => `${n}.json`)
+          .sort(),
+      );
+      const infer = JSON.parse(readFileSync(join(dir, "InferRequest.json"), "utf8"));
+      expect(infer.additionalProperties).toBe(false);
+      expect(Object.keys(infer.properties)).toContain("json_schema");
+      // the committed copies under docs/schemas are what `npm run schemas` writes today
+      const committed = fileURLToPath(new URL("../../../docs/schemas/", import.meta.url));
+      for (const f of files) {
+        expect(readFileSync(join(committed, f), "utf8"), `docs/schemas/${f} is stale: run npm run schemas`).toBe(
+          readFileSync(join(dir, f), "utf8"),
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

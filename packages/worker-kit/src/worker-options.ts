@@ -1,0 +1,34 @@
+import { randomBytes } from "node:crypto";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS } from "@rbee/contract";
+import { createLogger, envInt, envString } from "@rbee/server-kit";
+import { detectCpu } from "./devices/index.js";
+import type { WorkerRuntimeOptions } from "./worker-runtime.js";
+
+/**
+ * Fills in what a worker was not told, from the environment a hive sets when it spawns one
+ * (RBEE_WORKER_PORT, RBEE_WORKER_HOST, RBEE_HEARTBEAT_URL, RBEE_CLUSTER_TOKEN, RBEE_WORKER_ID)
+ * and the kit's defaults: the CPU device, a queue of 64, heartbeats every 5 s, orphan timeout 60 s,
+ * 30 s to drain on shutdown.
+ */
+export function resolveWorkerOptions(
+  given: Partial<WorkerRuntimeOptions> & { workerType?: string },
+): WorkerRuntimeOptions {
+  const workerId =
+    given.workerId ??
+    envString("RBEE_WORKER_ID") ??
+    `${given.workerType ?? "worker"}-${randomBytes(4).toString("hex")}`;
+  return {
+    workerId,
+    modelId: given.modelId ?? "",
+    host: given.host ?? envString("RBEE_WORKER_HOST", "127.0.0.1"),
+    port: given.port ?? envInt("RBEE_WORKER_PORT", DEFAULT_PORTS.workerBase, 0),
+    device: given.device ?? detectCpu(),
+    maxQueue: given.maxQueue ?? 64,
+    heartbeatUrl: given.heartbeatUrl ?? envString("RBEE_HEARTBEAT_URL"),
+    heartbeatIntervalMs: given.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+    orphanTimeoutMs: given.orphanTimeoutMs ?? 60_000,
+    clusterToken: given.clusterToken ?? envString("RBEE_CLUSTER_TOKEN"),
+    shutdownGraceMs: given.shutdownGraceMs ?? 30_000,
+    log: given.log ?? createLogger({ service: "worker", bindings: { worker_id: workerId } }),
+  };
+}
