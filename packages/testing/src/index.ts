@@ -5,6 +5,7 @@ export {
   describeWorkerConformance,
   type WorkerUnderTest,
 } from "./conformance.js";
+export * from "./gguf/index.js";
 export { getJson, type JsonReply, type ParsedSse, postJson, postSse, waitFor } from "./http.js";
 export * from "./paths.js";
 export { type StartedWorker, startLlmWorker } from "./worker.js";

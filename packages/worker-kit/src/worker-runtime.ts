@@ -22,6 +22,11 @@ import { WorkerMetrics } from "./worker-metrics.js";
 
 /** Prompts and chat histories can be long: the infer body may be larger than the default limit. */
 const INFER_BODY_LIMIT = 16 * 1024 * 1024;
+/**
+ * Token events of the next few milliseconds after one is sent share one socket write. A write per
+ * token costs generation about a tenth of its speed on a small model (measured: docs/llm-worker.md).
+ */
+const STREAM_FLUSH_MS = 4;
 
 export interface WorkerRuntimeOptions {
   workerId: string;
@@ -309,7 +314,7 @@ export class WorkerRuntime {
       }
       if (!request.stream || text === "") return undefined;
       return ctx
-        .sse()
+        .sse({ flushIntervalMs: STREAM_FLUSH_MS })
         .send("token", { text, index: index++ })
         .then(() => undefined);
     };

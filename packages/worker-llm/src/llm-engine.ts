@@ -276,8 +276,13 @@ export class LlmEngine implements WorkerEngine {
       grammarEvaluationState: grammar ? new LlamaGrammarEvaluationState({ model, grammar }) : undefined,
     });
     let stopped = false;
+    let next: Promise<IteratorResult<Token, void>> | undefined = iterator.next();
     try {
-      for await (const token of iterator) {
+      while (next !== undefined) {
+        const step: IteratorResult<Token, void> = await next;
+        next = undefined;
+        if (step.done) break;
+        const token = step.value;
         if (ctx.signal.aborted) {
           finishReason = "cancelled";
           break;
@@ -285,6 +290,10 @@ export class LlmEngine implements WorkerEngine {
         if (stopSet.has(token)) break;
         generated.push(token);
         pendingTokens++;
+        const atLimit = generated.length >= maxTokens || promptTokens.length + generated.length >= limit;
+        // Ask for the next token before handling this one: the engine decodes on its own thread while
+        // this token is detokenized and written to the client, so that work costs the stream no time.
+        if (!atLimit) next = iterator.next();
         const piece = decoder.push(token);
         if (piece !== "") {
           const { emit, stopped: hit } = stops.push(piece);
@@ -299,16 +308,14 @@ export class LlmEngine implements WorkerEngine {
             break;
           }
         }
-        if (generated.length >= maxTokens || promptTokens.length + generated.length >= limit) {
+        if (atLimit) {
           finishReason = "length";
-          break;
-        }
-        if (ctx.signal.aborted) {
-          finishReason = "cancelled";
           break;
         }
       }
     } finally {
+      // a token asked for ahead must settle before the generator can be closed
+      await next?.catch(() => undefined);
       await iterator.return?.();
     }
     if (!stopped) {

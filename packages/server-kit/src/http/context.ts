@@ -100,9 +100,9 @@ export class HttpContext {
     this.res.end(text);
   }
 
-  /** Starts an SSE response (idempotent). */
-  sse(headers?: Record<string, string>): SseWriter {
-    this.#sse ??= new SseWriter(this.res, headers);
+  /** Starts an SSE response (idempotent; the options of the first call hold). */
+  sse(options?: { headers?: Record<string, string>; flushIntervalMs?: number }): SseWriter {
+    this.#sse ??= new SseWriter(this.res, options);
     return this.#sse;
   }
 

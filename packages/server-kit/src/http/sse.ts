@@ -6,14 +6,29 @@ import type { ServerResponse } from "node:http";
  * - writes `text/event-stream` with `no-cache` and disables proxy buffering;
  * - splits multi-line data into several `data:` lines, and refuses newlines in `event` and `id`;
  * - honours backpressure: `send` resolves when the socket has taken the frame (after `drain` if needed);
+ * - coalesces writes: with `flushIntervalMs` 0 the frames of one event-loop turn go out together at
+ *   its end; with more, the first frame after a quiet spell goes out at once and the frames of the
+ *   following interval ride together in one write. Token streams use a few milliseconds: a write per
+ *   token costs a syscall and the kernel's loopback work, which measurably slows generation (see
+ *   docs/llm-worker.md), while a 4 ms grouping is invisible to a reader;
  * - never throws on a closed connection: `send` resolves `false` and `closed` turns true.
  */
 export class SseWriter {
   #res: ServerResponse;
   #closed = false;
+  #corked = false;
+  #flushIntervalMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #uncork = () => {
+    this.#corked = false;
+    this.#timer = undefined;
+    this.#res.uncork();
+  };
 
-  constructor(res: ServerResponse, headers: Record<string, string> = {}) {
+  constructor(res: ServerResponse, options: { headers?: Record<string, string>; flushIntervalMs?: number } = {}) {
     this.#res = res;
+    this.#flushIntervalMs = options.flushIntervalMs ?? 0;
+    const headers = options.headers ?? {};
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache, no-transform",
@@ -46,6 +61,8 @@ export class SseWriter {
 
   /** Ends the stream. Idempotent. */
   close(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (this.#closed) return;
     this.#closed = true;
     if (!this.#res.writableEnded) this.#res.end();
@@ -54,7 +71,26 @@ export class SseWriter {
   #write(frame: string): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     const res = this.#res;
+    if (!this.#corked) {
+      if (this.#flushIntervalMs > 0) {
+        // the first frame after a quiet spell goes out now; the next interval's frames ride together
+        const ok = res.write(frame);
+        this.#corked = true;
+        res.cork();
+        this.#timer = setTimeout(this.#uncork, this.#flushIntervalMs);
+        if (ok) return Promise.resolve(true);
+        return this.#drained();
+      }
+      this.#corked = true;
+      res.cork();
+      setImmediate(this.#uncork);
+    }
     if (res.write(frame)) return Promise.resolve(true);
+    return this.#drained();
+  }
+
+  #drained(): Promise<boolean> {
+    const res = this.#res;
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         res.off("drain", onDrain);

@@ -1,0 +1,55 @@
+import { statSync } from "node:fs";
+import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
+import { chooseThreadCount } from "@rbee/worker-kit";
+import { benchLlmWorker } from "./llm-worker-bench.js";
+import { saveResults, verdict } from "./results.js";
+
+/**
+ * `npm run bench [-- suite...]`: runs the benchmark suites (all by default). Every figure is printed
+ * beside a baseline measured in the same run, and written to bench/results/.
+ */
+const SUITES: Record<string, () => Promise<void>> = {
+  async llm() {
+    const stories = requireStoriesModel();
+    console.log("\n== llm worker: tokens/s over HTTP vs node-llama-cpp in-process (stories260K)");
+    const small = await benchLlmWorker({
+      label: "stories260K",
+      modelPath: stories,
+      threads: chooseThreadCount({ modelBytes: statSync(stories).size }).threads,
+      ctxSize: 1024,
+      maxTokens: 256,
+      rounds: 7,
+    });
+    console.log(verdict("worker single / in-process single", small.single_ratio, 0.95));
+    console.log(verdict("worker 4 concurrent / worker single", small.concurrency_gain, 1.5));
+    console.log(
+      `(node-llama-cpp alone gains ${small.baseline_concurrency_gain}× from 4 concurrent sequences on this model)`,
+    );
+    console.log("\n== the same on a generated 60 MB model (random weights, F16): the engine dominates the loop");
+    const generated = await cachedGeneratedModel(60 * 1024 * 1024);
+    const large = await benchLlmWorker({
+      label: "generated-60MB-f16",
+      modelPath: generated.path,
+      threads: chooseThreadCount({ modelBytes: statSync(generated.path).size }).threads,
+      ctxSize: 512,
+      maxTokens: 48,
+      rounds: 5,
+    });
+    console.log(verdict("worker single / in-process single", large.single_ratio, 0.95));
+    console.log(verdict("worker 4 concurrent / worker single", large.concurrency_gain, 1.5));
+    console.log(
+      `(node-llama-cpp alone gains ${large.baseline_concurrency_gain}× from 4 concurrent sequences on this model)`,
+    );
+    const file = saveResults("llm-worker", { results: [small, large] });
+    console.log(`results: ${file}`);
+  },
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted) {
+  if (!(name in SUITES)) {
+    console.error(`unknown suite '${name}'; suites: ${Object.keys(SUITES).join(", ")}`);
+    process.exit(2);
+  }
+}
+for (const name of wanted.length > 0 ? wanted : Object.keys(SUITES)) await SUITES[name]?.();
