@@ -35,14 +35,18 @@ export const HiveWorkerReport = z.looseObject({
 });
 export type HiveWorkerReport = z.infer<typeof HiveWorkerReport>;
 
-/** A model in a hive's catalog, in short. */
-export const HiveModelSummary = z.looseObject({
+/** A model in a hive's catalog, with where its file is on that machine. */
+export const HiveModel = z.looseObject({
   id: z.string(),
   name: z.string(),
   size_bytes: Bytes,
   status: ArtifactStatus,
+  /** Absolute path of the (first) model file on the hive's machine. */
+  path: z.string().optional(),
+  source_url: z.string().optional(),
+  error: z.string().optional(),
 });
-export type HiveModelSummary = z.infer<typeof HiveModelSummary>;
+export type HiveModel = z.infer<typeof HiveModel>;
 
 /** `POST <queen>/v1/hive-heartbeat`, every 5 s by default. */
 export const HiveHeartbeat = z.looseObject({
@@ -55,6 +59,6 @@ export const HiveHeartbeat = z.looseObject({
   interval_ms: z.number().int().positive(),
   devices: z.array(Device),
   workers: z.array(HiveWorkerReport),
-  models: z.array(HiveModelSummary),
+  models: z.array(HiveModel),
 });
 export type HiveHeartbeat = z.infer<typeof HiveHeartbeat>;

@@ -4,9 +4,11 @@ import { Device } from "./device.js";
 import { EmbedRequest, EmbedResponse } from "./embed.js";
 import { ErrorBody } from "./errors.js";
 import { HeartbeatCommand, HeartbeatReply, WorkerHeartbeat } from "./heartbeat.js";
-import { HiveHeartbeat } from "./hive.js";
+import { HiveHeartbeat, HiveModel } from "./hive.js";
+import { ResolveModelRequest, SpawnWorkerRequest } from "./hive-api.js";
 import { ErrorEvent, InferRequest, InferResponse, TokenEvent } from "./infer.js";
 import { JobCreated, JobEvent } from "./jobs.js";
+import { ApiKeyInfo, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
 import { HealthResponse, WorkerInfo, WorkerStatus } from "./worker.js";
 
 /** Every wire message by name: what `npm run schemas` writes as JSON Schema under docs/schemas/. */
@@ -25,8 +27,15 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   HeartbeatReply,
   Device,
   HiveHeartbeat,
+  HiveModel,
+  SpawnWorkerRequest,
+  ResolveModelRequest,
+  CreateJobRequest,
   JobEvent,
   JobCreated,
+  ClusterSnapshot,
+  ClusterEvent,
+  ApiKeyInfo,
   ArtifactMetadata,
   ErrorBody,
 };

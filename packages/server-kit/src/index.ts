@@ -6,3 +6,15 @@ export { HttpServer, type HttpServerOptions, MethodNotAllowedError, writeError }
 export { formatSseFrame, SseWriter } from "./http/sse.js";
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
+export {
+  type ClientRequestOptions,
+  HttpStatusError,
+  readBody,
+  requestJson,
+  sendRequest,
+  streamSse,
+  toStatusError,
+  UnreachableError,
+} from "./http/client.js";
+export { CLUSTER_TOKEN_FILE, loadOrCreateClusterToken, readClusterToken } from "./cluster-token.js";
+export { cacheDir, cachePaths, configDir } from "./paths.js";

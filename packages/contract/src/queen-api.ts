@@ -1,0 +1,156 @@
+import { z } from "zod";
+import { DeviceId, Timestamp } from "./common.js";
+import { Device } from "./device.js";
+import { HiveModel, WorkerExit } from "./hive.js";
+import { ChatMessage, StopSequences } from "./infer.js";
+import { WorkerStatus } from "./worker.js";
+
+/**
+ * How long a worker stays loaded after its last request, as Ollama takes it: a duration string
+ * ("30s", "5m", "1h", "250ms"), a number of seconds, a negative number for "forever", 0 for
+ * "stop as soon as the request is done".
+ */
+export const KeepAlive = z.union([
+  z.number(),
+  z.string().regex(/^-?\d+(\.\d+)?(ms|s|m|h)?$/, 'must be a duration like "30s", "5m", "1h", or a number of seconds'),
+]);
+export type KeepAlive = z.infer<typeof KeepAlive>;
+
+/** Milliseconds for a KeepAlive; Infinity for "forever". */
+export function keepAliveMs(value: KeepAlive): number {
+  if (typeof value === "number") return value < 0 ? Number.POSITIVE_INFINITY : value * 1000;
+  const m = /^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  if (!m) throw new Error(`invalid keep_alive ${JSON.stringify(value)}`);
+  const n = Number(m[1]);
+  if (n < 0) return Number.POSITIVE_INFINITY;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"] ?? 1000;
+  return n * unit;
+}
+
+const sampling = {
+  max_tokens: z.number().int().min(1).optional(),
+  temperature: z.number().min(0).max(10).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  top_k: z.number().int().min(0).optional(),
+  min_p: z.number().min(0).max(1).optional(),
+  repeat_penalty: z.number().min(0).max(10).optional(),
+  presence_penalty: z.number().min(-2).max(2).optional(),
+  frequency_penalty: z.number().min(-2).max(2).optional(),
+  seed: z.number().int().min(0).max(0xffff_ffff).optional(),
+  stop: StopSequences.optional(),
+  json_schema: z.record(z.string(), z.unknown()).optional(),
+};
+
+/** What a job does. The CLI's `rbee infer`, `rbee worker spawn` and `rbee worker stop` are jobs. */
+export const JobOperation = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("infer"),
+    /** A model id, or the absolute path of a GGUF file on one of the hives' machines. */
+    model: z.string().min(1),
+    prompt: z.string().optional(),
+    messages: z.array(ChatMessage).min(1).optional(),
+    keep_alive: KeepAlive.optional(),
+    ...sampling,
+  }),
+  z.strictObject({
+    type: z.literal("spawn_worker"),
+    model: z.string().min(1),
+    hive: z.string().optional(),
+    device: DeviceId.optional(),
+    ctx_size: z.number().int().min(16).optional(),
+    parallel: z.number().int().min(1).max(256).optional(),
+    threads: z.number().int().min(1).optional(),
+    /** Default for a worker spawned by hand: it stays until stopped. */
+    keep_alive: KeepAlive.optional(),
+  }),
+  z.strictObject({
+    type: z.literal("stop_worker"),
+    worker_id: z.string().min(1),
+  }),
+]);
+export type JobOperation = z.infer<typeof JobOperation>;
+
+export const CreateJobRequest = z.strictObject({ operation: JobOperation });
+export type CreateJobRequest = z.infer<typeof CreateJobRequest>;
+
+export const HiveState = z.enum(["live", "stale", "lost"]);
+export type HiveState = z.infer<typeof HiveState>;
+
+/** A worker as the queen sees it: its hive's report plus what the queen itself tracks. */
+export const ClusterWorker = z.looseObject({
+  worker_id: z.string(),
+  hive_id: z.string(),
+  worker_type: z.string(),
+  model: z.string(),
+  device: DeviceId,
+  url: z.string(),
+  status: WorkerStatus,
+  /** False when its hive is stale or lost: nothing new is routed to it. */
+  routable: z.boolean(),
+  slots: z.number().int().positive(),
+  /** Requests the queen has routed to it and not seen finish. */
+  in_flight: z.number().int().nonnegative(),
+  requests_total: z.number().int().nonnegative(),
+  tokens_generated: z.number().int().nonnegative(),
+  tokens_per_second: z.number().nonnegative(),
+  restarts: z.number().int().nonnegative(),
+  last_exit: WorkerExit.nullable(),
+  /** How long it stays after its last request; null is forever. */
+  keep_alive_ms: z.number().nonnegative().nullable(),
+  idle_ms: z.number().nonnegative(),
+  vram_used: z.number().nonnegative(),
+});
+export type ClusterWorker = z.infer<typeof ClusterWorker>;
+
+export const ClusterHive = z.looseObject({
+  id: z.string(),
+  url: z.string(),
+  version: z.string(),
+  state: HiveState,
+  last_seen_ms: z.number().nonnegative(),
+  started_at: Timestamp,
+  devices: z.array(Device),
+  models: z.array(HiveModel),
+});
+export type ClusterHive = z.infer<typeof ClusterHive>;
+
+/** `GET /v1/cluster`. */
+export const ClusterSnapshot = z.looseObject({
+  queen: z.looseObject({ version: z.string(), started_at: Timestamp, url: z.string() }),
+  hives: z.array(ClusterHive),
+  workers: z.array(ClusterWorker),
+  models: z.array(z.string()),
+});
+export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
+
+/**
+ * `GET /v1/events`: changes to the cluster, as SSE. The first event is a `snapshot` with the whole
+ * ClusterSnapshot; after it, one event per change.
+ */
+export const ClusterEvent = z.discriminatedUnion("type", [
+  z.looseObject({ type: z.literal("snapshot"), at: z.number(), cluster: ClusterSnapshot }),
+  z.looseObject({ type: z.literal("hive_joined"), at: z.number(), hive_id: z.string(), url: z.string() }),
+  z.looseObject({ type: z.literal("hive_state"), at: z.number(), hive_id: z.string(), state: HiveState }),
+  z.looseObject({ type: z.literal("worker_added"), at: z.number(), worker: ClusterWorker }),
+  z.looseObject({
+    type: z.literal("worker_status"),
+    at: z.number(),
+    worker_id: z.string(),
+    status: WorkerStatus,
+    from: WorkerStatus,
+  }),
+  z.looseObject({ type: z.literal("worker_removed"), at: z.number(), worker_id: z.string(), reason: z.string() }),
+]);
+export type ClusterEvent = z.infer<typeof ClusterEvent>;
+
+/** An API key as listed (the secret itself is shown once, when created). */
+export const ApiKeyInfo = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  /** The first characters of the key, to tell keys apart. */
+  prefix: z.string(),
+  created_at: Timestamp,
+});
+export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
+
+export const CreateApiKeyRequest = z.strictObject({ name: z.string().min(1).max(64).default("default") });

@@ -1,0 +1,163 @@
+import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { ErrorBody, parseJson, parseSse, RbeeError, type SseMessage, safeParse } from "@rbee/contract";
+import type { z } from "zod";
+
+const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
+
+/** A peer that could not be reached at all (refused, reset, timed out, no route). */
+export class UnreachableError extends RbeeError {
+  constructor(
+    readonly url: string,
+    reason: string,
+    what = "the server",
+  ) {
+    super(`cannot reach ${what} at ${url}: ${reason}`, {
+      statusCode: 503,
+      code: "unreachable",
+      retryable: true,
+      details: { url },
+    });
+  }
+}
+
+/** A peer that answered with an error status; carries its error body when it sent one. */
+export class HttpStatusError extends RbeeError {
+  constructor(
+    readonly status: number,
+    message: string,
+    code: string,
+    readonly body: unknown,
+    retryAfterSeconds?: number,
+    param?: string | null,
+  ) {
+    super(message, { statusCode: status, code, retryAfterSeconds, param });
+  }
+}
+
+export interface ClientRequestOptions {
+  method?: string;
+  /** JSON-encoded unless it is a string. */
+  body?: unknown;
+  token?: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Gives up (UnreachableError) when no response headers arrived in time. */
+  timeoutMs?: number;
+  /** Names the peer in error messages: "the queen", "hive gpu-box". */
+  what?: string;
+}
+
+function describeNetworkError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case "ECONNREFUSED":
+      return "connection refused (is it running?)";
+    case "ECONNRESET":
+      return "the connection was reset";
+    case "ETIMEDOUT":
+      return "timed out";
+    case "ENOTFOUND":
+      return "unknown host";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return "no route to the host";
+    default:
+      return err.message;
+  }
+}
+
+/** Sends a request and resolves the response once its headers arrived. */
+export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<IncomingMessage> {
+  const target = new URL(url);
+  const isHttps = target.protocol === "https:";
+  const headers: Record<string, string> = { accept: "application/json, text/event-stream", ...o.headers };
+  let payload: string | undefined;
+  if (o.body !== undefined) {
+    payload = typeof o.body === "string" ? o.body : JSON.stringify(o.body);
+    headers["content-type"] ??= "application/json";
+    headers["content-length"] = String(Buffer.byteLength(payload));
+  }
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  return new Promise((resolve, reject) => {
+    if (o.signal?.aborted) {
+      reject(o.signal.reason);
+      return;
+    }
+    const req = (isHttps ? httpsRequest : httpRequest)(target, {
+      method: o.method ?? (payload === undefined ? "GET" : "POST"),
+      headers,
+      agent: isHttps ? httpsAgent : httpAgent,
+      signal: o.signal,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    if (o.timeoutMs !== undefined) {
+      timer = setTimeout(() => req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })), o.timeoutMs);
+    }
+    req.once("response", (res) => {
+      clearTimeout(timer);
+      resolve(res);
+    });
+    req.once("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (o.signal?.aborted) reject(o.signal.reason);
+      else reject(new UnreachableError(url, describeNetworkError(err), o.what));
+    });
+    req.end(payload);
+  });
+}
+
+/** Reads a whole response body as text. */
+export async function readBody(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Turns an error response into an HttpStatusError, with the peer's own message when it sent one. */
+export async function toStatusError(res: IncomingMessage, url: string, what = "the server"): Promise<HttpStatusError> {
+  const text = await readBody(res).catch(() => "");
+  const parsed = parseJson(text);
+  const status = res.statusCode ?? 500;
+  const retryAfter = Number(res.headers["retry-after"]);
+  const retry = Number.isFinite(retryAfter) ? retryAfter : undefined;
+  const body = parsed.ok ? safeParse(ErrorBody, parsed.value, "error body") : undefined;
+  if (body?.ok) {
+    const e = body.value.error;
+    return new HttpStatusError(status, e.message, e.code ?? "error", parsed.ok ? parsed.value : text, retry, e.param);
+  }
+  const snippet = text.trim().slice(0, 200);
+  return new HttpStatusError(status, `${what} answered HTTP ${status}${snippet ? `: ${snippet}` : ""} (${url})`, "http_error", text, retry);
+}
+
+/**
+ * Calls a JSON endpoint and validates the reply (leniently, as replies from peers are read).
+ * Errors: UnreachableError when the peer cannot be reached, HttpStatusError for an error status.
+ */
+export async function requestJson<S extends z.ZodType>(url: string, schema: S, o: ClientRequestOptions = {}): Promise<z.output<S>> {
+  const res = await sendRequest(url, o);
+  if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, o.what);
+  const text = await readBody(res);
+  const parsed = parseJson(text);
+  if (!parsed.ok) throw new RbeeError(`${o.what ?? "the server"} sent a reply that is not JSON (${url})`, { statusCode: 502, code: "bad_gateway" });
+  const result = safeParse(schema, parsed.value, `reply from ${o.what ?? url}`);
+  if (!result.ok) throw new RbeeError(result.error.message, { statusCode: 502, code: "bad_gateway" });
+  return result.value;
+}
+
+/**
+ * Opens an SSE stream (GET, or POST when there is a body) and yields its events. An error status
+ * throws before the first event. Aborting the signal closes the connection.
+ */
+export async function* streamSse(url: string, o: ClientRequestOptions = {}): AsyncGenerator<SseMessage> {
+  const res = await sendRequest(url, { ...o, headers: { accept: "text/event-stream", ...o.headers } });
+  if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, o.what);
+  try {
+    yield* parseSse(res);
+  } catch (err) {
+    if (o.signal?.aborted) return;
+    throw new UnreachableError(url, `the stream broke: ${describeNetworkError(err as NodeJS.ErrnoException)}`, o.what);
+  } finally {
+    res.destroy();
+  }
+}
