@@ -97,6 +97,7 @@ export class ModelNotFoundError extends RbeeError {
     super(`model '${model}' was not found: ${hint}`, {
       statusCode: 404,
       code: "model_not_found",
+      type: "invalid_request_error",
       param: "model",
       details: { model },
     });
@@ -179,7 +180,7 @@ export class DeviceNotFoundError extends RbeeError {
 
 export class InsufficientMemoryError extends RbeeError {
   constructor(message: string, details: Record<string, unknown>) {
-    super(message, { statusCode: 507, code: "insufficient_memory", retryable: false, details });
+    super(message, { statusCode: 503, code: "insufficient_memory", retryable: false, details });
   }
 }
 

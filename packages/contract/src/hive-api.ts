@@ -31,6 +31,11 @@ export const SpawnWorkerRequest = z.strictObject({
   max_queue: z.number().int().min(0).optional(),
   /** How long the spawn may take before it fails (and the worker is stopped). Default 120 s. */
   ready_timeout_ms: z.number().int().positive().optional(),
+  /**
+   * The queen's keep-alive for this worker (ms; null is forever). The hive only keeps it and reports
+   * it back, so that a restarted queen knows it again.
+   */
+  keep_alive_ms: z.number().nonnegative().nullable().optional(),
 });
 export type SpawnWorkerRequest = z.input<typeof SpawnWorkerRequest>;
 

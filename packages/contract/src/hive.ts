@@ -32,6 +32,8 @@ export const HiveWorkerReport = z.looseObject({
   /** Milliseconds since the worker's last heartbeat reached the hive, null if none yet. */
   heartbeat_age_ms: z.number().nonnegative().nullable(),
   heartbeat: WorkerHeartbeat.nullable(),
+  /** The keep-alive the queen asked for at spawn (ms; null is forever), kept for a restarted queen. */
+  keep_alive_ms: z.number().nonnegative().nullable().optional(),
 });
 export type HiveWorkerReport = z.infer<typeof HiveWorkerReport>;
 

@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -25,4 +26,12 @@ export function requireStoriesModel(): string {
     );
   }
   return STORIES_MODEL;
+}
+
+/** Fresh RBEE_CACHE_DIR / RBEE_CONFIG_DIR for one test, so tests never touch a user's rbee. */
+export function tempRbeeDirs(label = "test"): { root: string; cacheDir: string; configDir: string; env: NodeJS.ProcessEnv } {
+  const root = mkdtempSync(join(tmpdir(), `rbee-${label}-`));
+  const cacheDir = join(root, "cache");
+  const configDir = join(root, "config");
+  return { root, cacheDir, configDir, env: { RBEE_CACHE_DIR: cacheDir, RBEE_CONFIG_DIR: configDir } };
 }

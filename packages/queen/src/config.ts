@@ -1,0 +1,46 @@
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS } from "@rbee/contract";
+import { cacheDir, configDir, envInt, envString, type Logger } from "@rbee/server-kit";
+
+export interface QueenOptions {
+  /** Default 7833 (RBEE_QUEEN_PORT); 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1 (RBEE_QUEEN_HOST). A non-loopback address needs API keys. */
+  host?: string;
+  configDir?: string;
+  cacheDir?: string;
+  /** The heartbeat interval hives and workers use; stale after 3, lost after 6 (RBEE_HEARTBEAT_INTERVAL_MS). */
+  heartbeatIntervalMs?: number;
+  /** Keep-alive of workers the queen spawns for requests; default 5 minutes (RBEE_KEEP_ALIVE, seconds). */
+  defaultKeepAliveMs?: number;
+  /** Requests that may wait for a worker of one model to come up; more are answered 429. */
+  maxWaitingPerModel?: number;
+  /** How often idle workers are looked for. */
+  sweepIntervalMs?: number;
+  log?: Logger;
+}
+
+export interface QueenConfig {
+  port: number;
+  host: string;
+  configDir: string;
+  cacheDir: string;
+  heartbeatIntervalMs: number;
+  defaultKeepAliveMs: number;
+  maxWaitingPerModel: number;
+  sweepIntervalMs: number;
+}
+
+/** Flags win over the environment, the environment over the defaults written here. */
+export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv = process.env): QueenConfig {
+  return {
+    port: o.port ?? envInt("RBEE_QUEEN_PORT", DEFAULT_PORTS.queen, 0),
+    host: o.host ?? envString("RBEE_QUEEN_HOST", "127.0.0.1"),
+    configDir: o.configDir ?? configDir(env),
+    cacheDir: o.cacheDir ?? cacheDir(env),
+    heartbeatIntervalMs:
+      o.heartbeatIntervalMs ?? envInt("RBEE_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS, 10),
+    defaultKeepAliveMs: o.defaultKeepAliveMs ?? envInt("RBEE_KEEP_ALIVE", 300, 0) * 1000,
+    maxWaitingPerModel: o.maxWaitingPerModel ?? envInt("RBEE_MAX_WAITING", 128, 0),
+    sweepIntervalMs: o.sweepIntervalMs ?? 1000,
+  };
+}

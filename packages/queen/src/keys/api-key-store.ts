@@ -1,0 +1,103 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type ApiKeyInfo, NotFoundError } from "@rbee/contract";
+import { secretEquals } from "@rbee/server-kit";
+import { z } from "zod";
+
+export const API_KEYS_FILE = "api-keys.json";
+
+const StoredKey = z.object({
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  sha256: z.string(),
+  created_at: z.string(),
+});
+const StoredKeys = z.object({ keys: z.array(StoredKey) });
+type StoredKey = z.infer<typeof StoredKey>;
+
+function sha256(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}
+
+/**
+ * The queen's API keys: those created with `rbee key create` (kept as sha256 hashes in
+ * `<config>/api-keys.json`, mode 0600) and those given in RBEE_API_KEYS (comma-separated).
+ * With none at all, the OpenAI and job routes are open (loopback only).
+ */
+export class ApiKeyStore {
+  readonly #file: string;
+  readonly #envKeys: string[];
+  #keys: StoredKey[];
+
+  constructor(configDir: string, env: NodeJS.ProcessEnv = process.env) {
+    this.#file = join(configDir, API_KEYS_FILE);
+    this.#envKeys = (env.RBEE_API_KEYS ?? "")
+      .split(",")
+      .map((k) => k.trim())
+      .filter((k) => k !== "");
+    this.#keys = this.#load();
+  }
+
+  /** True when any key exists: then every OpenAI and job route wants one. */
+  get enabled(): boolean {
+    return this.#envKeys.length > 0 || this.#keys.length > 0;
+  }
+
+  verify(token: string): boolean {
+    if (this.#envKeys.some((k) => secretEquals(k, token))) return true;
+    const hash = sha256(token);
+    return this.#keys.some((k) => secretEquals(k.sha256, hash));
+  }
+
+  list(): ApiKeyInfo[] {
+    return this.#keys.map(({ id, name, prefix, created_at }) => ({ id, name, prefix, created_at }));
+  }
+
+  /** Creates a key; the secret is returned here and never again. */
+  create(name: string): ApiKeyInfo & { key: string } {
+    const key = `rbee_sk_${randomBytes(24).toString("base64url")}`;
+    const info: StoredKey = {
+      id: `key_${randomBytes(6).toString("hex")}`,
+      name,
+      prefix: key.slice(0, 12),
+      sha256: sha256(key),
+      created_at: new Date().toISOString(),
+    };
+    this.#keys = [...this.#keys, info];
+    this.#save();
+    const { sha256: _hash, ...shown } = info;
+    return { ...shown, key };
+  }
+
+  remove(id: string): void {
+    const next = this.#keys.filter((k) => k.id !== id);
+    if (next.length === this.#keys.length)
+      throw new NotFoundError(`no API key with id '${id}'; list them with \`rbee key ls\``, "key_not_found");
+    this.#keys = next;
+    this.#save();
+  }
+
+  #load(): StoredKey[] {
+    let text: string;
+    try {
+      text = readFileSync(this.#file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+    const parsed = StoredKeys.safeParse(JSON.parse(text));
+    if (!parsed.success) {
+      throw new Error(`${this.#file} is not a valid API key file; fix or delete it (keys in it stop working)`);
+    }
+    return parsed.data.keys;
+  }
+
+  #save(): void {
+    mkdirSync(join(this.#file, ".."), { recursive: true, mode: 0o700 });
+    const tmp = `${this.#file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify({ keys: this.#keys }, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, this.#file);
+  }
+}

@@ -1,0 +1,315 @@
+import { createRequire } from "node:module";
+import {
+  CreateApiKeyRequest,
+  CreateJobRequest,
+  HiveHeartbeat,
+  isTerminalJobEvent,
+  PROTOCOL_VERSION,
+  RbeeError,
+  WorkerHeartbeat,
+} from "@rbee/contract";
+import {
+  bearerAuth,
+  createLogger,
+  type HttpContext,
+  HttpServer,
+  type Logger,
+  loadOrCreateClusterToken,
+  Router,
+} from "@rbee/server-kit";
+import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./config.js";
+import { apiKeyAuth } from "./http/api-key-auth.js";
+import { jobRunner } from "./jobs/job-runners.js";
+import { JobStore } from "./jobs/job-store.js";
+import { ApiKeyStore } from "./keys/api-key-store.js";
+import { QueenMetrics } from "./metrics.js";
+import { OpenAiRoutes } from "./openai/openai-routes.js";
+import { ClusterRegistry } from "./registry/cluster-registry.js";
+import { HiveClient } from "./scheduler/hive-client.js";
+import { InferenceRouter } from "./scheduler/inference-router.js";
+import { Scheduler } from "./scheduler/scheduler.js";
+
+const require = createRequire(import.meta.url);
+export const QUEEN_VERSION = (require("../package.json") as { version: string }).version;
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
+function protocolCheck(version: number, who: string): void {
+  if (version !== PROTOCOL_VERSION) {
+    throw new RbeeError(
+      `${who} speaks protocol ${version} and this queen speaks ${PROTOCOL_VERSION}: run the same rbee version on every machine (${version > PROTOCOL_VERSION ? "upgrade the queen" : `upgrade ${who}`})`,
+      { statusCode: 400, code: "protocol_mismatch" },
+    );
+  }
+}
+
+/** The queen: the one public entry point. Its state is rebuilt from heartbeats; nothing is stored but keys. */
+export class Queen {
+  readonly config: QueenConfig;
+  readonly log: Logger;
+  readonly registry: ClusterRegistry;
+  readonly scheduler: Scheduler;
+  readonly router: InferenceRouter;
+  readonly jobs = new JobStore();
+  readonly keys: ApiKeyStore;
+  readonly metrics: QueenMetrics;
+  readonly clusterToken: string;
+  readonly startedAt = new Date().toISOString();
+  #http: HttpServer;
+  #url = "";
+  #timers: NodeJS.Timeout[] = [];
+  #eventStreams = new Set<() => void>();
+
+  constructor(options: QueenOptions = {}) {
+    this.config = resolveQueenConfig(options);
+    this.log = options.log ?? createLogger({ service: "queen" });
+    this.keys = new ApiKeyStore(this.config.configDir);
+    if (!isLoopback(this.config.host) && !this.keys.enabled) {
+      throw new Error(
+        `refusing to listen on ${this.config.host} without API keys: anyone on the network could use it; create a key with \`rbee key create\` (or set RBEE_API_KEYS), or bind 127.0.0.1`,
+      );
+    }
+    this.clusterToken = loadOrCreateClusterToken(this.config.configDir);
+    this.registry = new ClusterRegistry({
+      defaultKeepAliveMs: this.config.defaultKeepAliveMs,
+      heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+    });
+    this.scheduler = new Scheduler(this.registry, new HiveClient(this.clusterToken), {
+      maxWaitingPerModel: this.config.maxWaitingPerModel,
+      defaultKeepAliveMs: this.config.defaultKeepAliveMs,
+      log: this.log,
+    });
+    this.router = new InferenceRouter(this.scheduler, this.clusterToken, this.log, (worker) => {
+      // it did not answer: route nothing more to it until its hive reports it again
+      if (worker.report.status === "Ready" || worker.report.status === "Busy")
+        worker.report = { ...worker.report, status: "Starting" };
+    });
+    this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
+    this.#http = new HttpServer({
+      router: this.#routes(),
+      log: this.log,
+      metrics: this.metrics,
+      quietRoutes: ["/health", "/metrics", "/v1/hive-heartbeat", "/v1/worker-heartbeat"],
+    });
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  async start(): Promise<this> {
+    const bound = await this.#http.listen(this.config.port, this.config.host);
+    this.#url = bound.url;
+    const sweep = setInterval(() => this.registry.sweep(), 500);
+    const idle = setInterval(() => {
+      this.scheduler
+        .sweepIdle()
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, "idle sweep failed"));
+    }, this.config.sweepIntervalMs);
+    sweep.unref();
+    idle.unref();
+    this.#timers.push(sweep, idle);
+    this.registry.subscribe((e) => {
+      if (e.type === "hive_joined" || e.type === "hive_state" || e.type === "worker_removed")
+        this.log.info({ event: e }, e.type);
+    });
+    this.log.info({ url: this.#url, version: QUEEN_VERSION, api_keys: this.keys.enabled }, "queen ready");
+    return this;
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    for (const end of this.#eventStreams) end();
+    await Promise.race([this.#http.close(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    this.#http.destroyConnections();
+  }
+
+  #routes(): Router {
+    const api = [apiKeyAuth(this.keys)];
+    const cluster = [
+      bearerAuth({
+        tokens: () => [this.clusterToken],
+        what: "cluster token",
+        hint: `hives and workers read it from ${this.config.configDir}/cluster-token (or RBEE_CLUSTER_TOKEN)`,
+      }),
+    ];
+    const openai = new OpenAiRoutes(this.router, this.registry);
+    return new Router()
+      .get("/health", (ctx) => ctx.send(200, { status: "ok", version: QUEEN_VERSION }))
+      .get("/", (ctx) =>
+        ctx.send(200, { name: "rbee queen", version: QUEEN_VERSION, openai_base_url: `${this.#url}/v1` }),
+      )
+      .get(
+        "/metrics",
+        async (ctx) => {
+          const { contentType, body } = await this.metrics.render();
+          ctx.sendText(200, body, contentType);
+        },
+        api,
+      )
+      .get("/v1/models", (ctx) => openai.models(ctx), api)
+      .get("/v1/models/:model", (ctx) => openai.model(ctx), api)
+      .post("/v1/chat/completions", (ctx) => openai.chat(ctx), api)
+      .post("/v1/completions", (ctx) => openai.completions(ctx), api)
+      .post("/v1/embeddings", (ctx) => openai.embeddings(ctx), api)
+      .post(
+        "/v1/images/generations",
+        () => {
+          throw new RbeeError("no worker of this cluster generates images yet", {
+            statusCode: 400,
+            code: "unsupported",
+            param: "model",
+          });
+        },
+        api,
+      )
+      .post("/v1/jobs", (ctx) => this.#createJob(ctx), api)
+      .get(
+        "/v1/jobs/:id",
+        (ctx) => {
+          const job = this.jobs.get(ctx.params.id ?? "");
+          ctx.send(200, { job_id: job.id, status: job.status, operation: job.operation, events: job.events.length });
+        },
+        api,
+      )
+      .get("/v1/jobs/:id/stream", (ctx) => this.#streamJob(ctx), api)
+      .delete(
+        "/v1/jobs/:id",
+        (ctx) => {
+          const job = this.jobs.get(ctx.params.id ?? "");
+          job.cancel();
+          ctx.send(200, { job_id: job.id, status: job.status });
+        },
+        api,
+      )
+      .get("/v1/cluster", (ctx) => ctx.send(200, this.snapshot()), api)
+      .get("/v1/workers", (ctx) => ctx.send(200, { workers: this.snapshot().workers }), api)
+      .get("/v1/events", (ctx) => this.#streamEvents(ctx), api)
+      .post(
+        "/v1/hive-heartbeat",
+        async (ctx) => {
+          const hb = await ctx.json(HiveHeartbeat, "hive heartbeat", 4 * 1024 * 1024);
+          protocolCheck(hb.protocol_version, `hive ${hb.hive_id}`);
+          this.registry.ingestHiveHeartbeat(hb);
+          ctx.send(200, { ack: true, commands: [] });
+        },
+        cluster,
+      )
+      .post(
+        "/v1/worker-heartbeat",
+        async (ctx) => {
+          const hb = await ctx.json(WorkerHeartbeat, "worker heartbeat");
+          protocolCheck(hb.protocol_version, `worker ${hb.worker_id}`);
+          this.registry.ingestDirectHeartbeat(hb);
+          ctx.send(200, { ack: true, commands: [] });
+        },
+        cluster,
+      )
+      .get("/v1/keys", (ctx) => ctx.send(200, { keys: this.keys.list() }), cluster)
+      .post(
+        "/v1/keys",
+        async (ctx) => {
+          const { name } = await ctx.json(CreateApiKeyRequest, "key request");
+          ctx.send(201, this.keys.create(name));
+        },
+        cluster,
+      )
+      .delete(
+        "/v1/keys/:id",
+        (ctx) => {
+          this.keys.remove(ctx.params.id ?? "");
+          ctx.res.writeHead(204).end();
+        },
+        cluster,
+      );
+  }
+
+  snapshot() {
+    return this.registry.snapshot({ version: QUEEN_VERSION, started_at: this.startedAt, url: this.#url });
+  }
+
+  async #createJob(ctx: HttpContext): Promise<void> {
+    const { operation } = await ctx.json(CreateJobRequest, "job request");
+    const job = this.jobs.start(operation, jobRunner(operation, this));
+    job.subscribe((e) => {
+      if (isTerminalJobEvent(e)) this.metrics.jobs.inc({ operation: operation.type, outcome: e.type });
+    });
+    ctx.logFields.job_id = job.id;
+    ctx.send(202, { job_id: job.id, sse_url: `/v1/jobs/${job.id}/stream` });
+  }
+
+  /** A job's events as SSE (event = type, id = seq); Last-Event-ID resumes after that event. */
+  async #streamJob(ctx: HttpContext): Promise<void> {
+    const job = this.jobs.get(ctx.params.id ?? "");
+    const last = Number(ctx.header("last-event-id") ?? ctx.url.searchParams.get("after") ?? -1);
+    const sse = ctx.sse();
+    await new Promise<void>((resolve) => {
+      const keepAlive = setInterval(() => void sse.comment("keep-alive"), 15_000);
+      const finish = () => {
+        clearInterval(keepAlive);
+        unsubscribe();
+        resolve();
+      };
+      const unsubscribe = job.subscribe(
+        (e) => {
+          void sse.send(e.type, e, e.seq);
+          if (isTerminalJobEvent(e)) setImmediate(finish);
+        },
+        Number.isFinite(last) ? last : -1,
+      );
+      ctx.signal.addEventListener("abort", finish, { once: true });
+      if (job.done && (job.events.at(-1)?.seq ?? -1) <= last) finish();
+    });
+  }
+
+  /** Cluster changes as SSE: first the whole snapshot, then one event per change. */
+  async #streamEvents(ctx: HttpContext): Promise<void> {
+    const sse = ctx.sse();
+    await sse.send("snapshot", { type: "snapshot", at: Date.now(), cluster: this.snapshot() });
+    await new Promise<void>((resolve) => {
+      const keepAlive = setInterval(() => void sse.comment("keep-alive"), 15_000);
+      const unsubscribe = this.registry.subscribe((e) => void sse.send(e.type, e));
+      const end = () => {
+        clearInterval(keepAlive);
+        unsubscribe();
+        this.#eventStreams.delete(end);
+        resolve();
+      };
+      this.#eventStreams.add(end);
+      ctx.signal.addEventListener("abort", end, { once: true });
+    });
+  }
+}
+
+/** Starts a queen in this process (tests, embedding). */
+export async function startQueen(options: QueenOptions = {}): Promise<Queen> {
+  return new Queen(options).start();
+}
+
+/** `rbee queen start --foreground`: runs until SIGTERM/SIGINT, then exits 0. */
+export async function runQueen(options: QueenOptions = {}): Promise<never> {
+  let queen: Queen;
+  try {
+    queen = await startQueen(options);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const message =
+      e.code === "EADDRINUSE"
+        ? `port ${options.port ?? resolveQueenConfig(options).port} is in use: another queen may be running (rbee queen status), or pick another port with --port`
+        : e.message;
+    process.stderr.write(`rbee queen: ${message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    queen.log.info({ signal }, "stopping");
+    void queen.close().then(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  return new Promise<never>(() => {});
+}

@@ -1,0 +1,305 @@
+import {
+  type ClusterEvent,
+  type ClusterHive,
+  type ClusterSnapshot,
+  type ClusterWorker,
+  type Device,
+  type HiveHeartbeat,
+  type HiveModel,
+  type HiveState,
+  type HiveWorkerReport,
+  SERVING_STATUSES,
+  type WorkerHeartbeat,
+} from "@rbee/contract";
+
+/** Hand-started workers that heartbeat to the queen directly belong to this pseudo-hive. */
+export const DIRECT_HIVE_ID = "(direct)";
+
+export interface HiveEntry {
+  id: string;
+  url: string;
+  version: string;
+  startedAt: string;
+  intervalMs: number;
+  devices: Device[];
+  models: HiveModel[];
+  lastSeen: number;
+  state: HiveState;
+}
+
+/** A worker as the queen tracks it: the latest report plus what only the queen knows. */
+export interface WorkerEntry {
+  id: string;
+  hiveId: string;
+  report: HiveWorkerReport;
+  /** Requests routed to it and not finished. */
+  inFlight: number;
+  /** When its last request finished (or it appeared). */
+  lastActivity: number;
+  /** Stop it after this long without requests; Infinity keeps it. */
+  keepAliveMs: number;
+  /** The queen asked its hive to stop it. */
+  stopping: boolean;
+  addedAt: number;
+  /** When the latest report of it arrived. */
+  lastReport: number;
+}
+
+export type ClusterListener = (event: ClusterEvent) => void;
+
+const norm = (s: string) => s.toLowerCase();
+
+/**
+ * Everything the queen knows about the cluster, rebuilt from heartbeats alone: a restarted queen
+ * knows every hive and worker again after one heartbeat round. A hive is stale after 3 missed
+ * intervals (nothing new is routed to it) and lost after 6.
+ */
+export class ClusterRegistry {
+  readonly hives = new Map<string, HiveEntry>();
+  readonly workers = new Map<string, WorkerEntry>();
+  #listeners = new Set<ClusterListener>();
+  #defaultKeepAliveMs: number;
+  #intervalMs: number;
+
+  constructor(options: { defaultKeepAliveMs: number; heartbeatIntervalMs: number }) {
+    this.#defaultKeepAliveMs = options.defaultKeepAliveMs;
+    this.#intervalMs = options.heartbeatIntervalMs;
+  }
+
+  subscribe(listener: ClusterListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  ingestHiveHeartbeat(hb: HiveHeartbeat, now = Date.now()): void {
+    const existing = this.hives.get(hb.hive_id);
+    const entry: HiveEntry = {
+      id: hb.hive_id,
+      url: hb.url.replace(/\/+$/, ""),
+      version: hb.version,
+      startedAt: hb.started_at,
+      intervalMs: hb.interval_ms,
+      devices: hb.devices,
+      models: hb.models,
+      lastSeen: now,
+      state: "live",
+    };
+    this.hives.set(hb.hive_id, entry);
+    if (!existing) this.#emit({ type: "hive_joined", at: now, hive_id: hb.hive_id, url: entry.url });
+    else if (existing.state !== "live") this.#emit({ type: "hive_state", at: now, hive_id: hb.hive_id, state: "live" });
+
+    const seen = new Set<string>();
+    for (const report of hb.workers) {
+      seen.add(report.worker_id);
+      this.#upsertWorker(hb.hive_id, report, now);
+    }
+    // a worker the hive no longer reports is gone; one the queen just added from a spawn reply may
+    // not be in a heartbeat that was already on its way, so it gets two intervals of grace
+    for (const w of [...this.workers.values()]) {
+      if (w.hiveId !== hb.hive_id || seen.has(w.id)) continue;
+      if (now - w.addedAt < 2 * hb.interval_ms) continue;
+      this.removeWorker(w.id, "its hive no longer reports it", now);
+    }
+  }
+
+  /** A worker started by hand that heartbeats to the queen. */
+  ingestDirectHeartbeat(hb: WorkerHeartbeat, now = Date.now()): void {
+    const url = hb.url ?? "";
+    const report: HiveWorkerReport = {
+      worker_id: hb.worker_id,
+      worker_type: hb.worker_type ?? "unknown",
+      model: hb.model,
+      device: hb.device,
+      url,
+      port: hb.port ?? (Number(new URL(url || "http://x:1").port) || 1),
+      pid: hb.pid ?? null,
+      status: hb.status,
+      restarts: 0,
+      last_exit: null,
+      started_at: new Date(now - hb.uptime_seconds * 1000).toISOString(),
+      heartbeat_age_ms: 0,
+      heartbeat: hb,
+      keep_alive_ms: null,
+    };
+    if (!this.hives.has(DIRECT_HIVE_ID)) {
+      this.hives.set(DIRECT_HIVE_ID, {
+        id: DIRECT_HIVE_ID,
+        url: "",
+        version: "",
+        startedAt: new Date(now).toISOString(),
+        intervalMs: this.#intervalMs,
+        devices: [],
+        models: [],
+        lastSeen: now,
+        state: "live",
+      });
+    }
+    const direct = this.hives.get(DIRECT_HIVE_ID) as HiveEntry;
+    direct.lastSeen = now;
+    direct.state = "live";
+    this.#upsertWorker(DIRECT_HIVE_ID, report, now);
+    if (hb.status === "Stopped") this.removeWorker(hb.worker_id, "it stopped", now);
+  }
+
+  /** A worker the queen just had spawned: known at once, before the next heartbeat. */
+  addSpawnedWorker(hiveId: string, report: HiveWorkerReport, keepAliveMs: number, now = Date.now()): WorkerEntry {
+    const entry = this.#upsertWorker(hiveId, report, now);
+    entry.keepAliveMs = keepAliveMs;
+    return entry;
+  }
+
+  removeWorker(id: string, reason: string, now = Date.now()): void {
+    if (!this.workers.delete(id)) return;
+    this.#emit({ type: "worker_removed", at: now, worker_id: id, reason });
+  }
+
+  /** Moves hives to stale and lost as their heartbeats age; call it every second or so. */
+  sweep(now = Date.now()): void {
+    for (const w of [...this.workers.values()]) {
+      if (w.hiveId === DIRECT_HIVE_ID && now - w.lastReport > 6 * this.#intervalMs) {
+        this.removeWorker(w.id, "it stopped heartbeating", now);
+      }
+    }
+    for (const hive of this.hives.values()) {
+      if (hive.id === DIRECT_HIVE_ID) continue;
+      const age = now - hive.lastSeen;
+      const interval = hive.intervalMs || this.#intervalMs;
+      const state: HiveState = age > 6 * interval ? "lost" : age > 3 * interval ? "stale" : "live";
+      if (state !== hive.state) {
+        hive.state = state;
+        this.#emit({ type: "hive_state", at: now, hive_id: hive.id, state });
+      }
+    }
+  }
+
+  isRoutable(w: WorkerEntry, now = Date.now()): boolean {
+    if (w.stopping || !SERVING_STATUSES.includes(w.report.status)) return false;
+    // a hand-started worker answers for itself: stale after 3 of its own missed heartbeats
+    if (w.hiveId === DIRECT_HIVE_ID) return now - w.lastReport <= 3 * this.#intervalMs;
+    return this.hives.get(w.hiveId)?.state === "live";
+  }
+
+  /** Workers that can take a request for `model` now. */
+  routableWorkers(model: string): WorkerEntry[] {
+    const m = norm(model);
+    return [...this.workers.values()].filter((w) => norm(w.report.model) === m && this.isRoutable(w));
+  }
+
+  /** Workers of `model` still coming up (or up but not yet Ready) on live hives. */
+  startingWorkers(model: string): WorkerEntry[] {
+    const m = norm(model);
+    return [...this.workers.values()].filter(
+      (w) =>
+        norm(w.report.model) === m &&
+        w.report.status === "Starting" &&
+        !w.stopping &&
+        this.hives.get(w.hiveId)?.state === "live",
+    );
+  }
+
+  /** Catalog entries on live hives matching a model id (any case) or an absolute file path. */
+  findModel(ref: string): Array<{ hive: HiveEntry; model: HiveModel }> {
+    const r = norm(ref);
+    const out: Array<{ hive: HiveEntry; model: HiveModel }> = [];
+    for (const hive of this.hives.values()) {
+      if (hive.state !== "live") continue;
+      for (const model of hive.models) {
+        if (model.status !== "Available") continue;
+        if (norm(model.id) === r || model.path === ref) out.push({ hive, model });
+      }
+    }
+    return out;
+  }
+
+  /** Ids of every model a client can ask for now: running workers' and the hives' catalogs'. */
+  servableModels(): string[] {
+    const ids = new Set<string>();
+    for (const w of this.workers.values()) if (!w.stopping) ids.add(w.report.model);
+    for (const hive of this.hives.values()) {
+      if (hive.state === "lost") continue;
+      for (const m of hive.models) if (m.status === "Available") ids.add(m.id);
+    }
+    return [...ids].sort();
+  }
+
+  toClusterWorker(w: WorkerEntry, now = Date.now()): ClusterWorker {
+    const hb = w.report.heartbeat;
+    return {
+      worker_id: w.id,
+      hive_id: w.hiveId,
+      worker_type: w.report.worker_type,
+      model: w.report.model,
+      device: w.report.device,
+      url: w.report.url,
+      status: w.report.status,
+      routable: this.isRoutable(w),
+      slots: hb?.slots ?? 1,
+      in_flight: w.inFlight,
+      requests_total: hb?.requests_total ?? 0,
+      tokens_generated: hb?.tokens_generated ?? 0,
+      tokens_per_second: hb?.throughput_tokens_per_second ?? 0,
+      restarts: w.report.restarts,
+      last_exit: w.report.last_exit,
+      keep_alive_ms: Number.isFinite(w.keepAliveMs) ? w.keepAliveMs : null,
+      idle_ms: w.inFlight > 0 ? 0 : Math.max(0, now - w.lastActivity),
+      vram_used: hb?.vram_used ?? 0,
+    };
+  }
+
+  snapshot(queen: ClusterSnapshot["queen"], now = Date.now()): ClusterSnapshot {
+    const hives: ClusterHive[] = [...this.hives.values()]
+      .filter((h) => h.id !== DIRECT_HIVE_ID)
+      .map((h) => ({
+        id: h.id,
+        url: h.url,
+        version: h.version,
+        state: h.state,
+        last_seen_ms: now - h.lastSeen,
+        started_at: h.startedAt,
+        devices: h.devices,
+        models: h.models,
+      }));
+    return {
+      queen,
+      hives,
+      workers: [...this.workers.values()].map((w) => this.toClusterWorker(w, now)),
+      models: this.servableModels(),
+    };
+  }
+
+  #upsertWorker(hiveId: string, report: HiveWorkerReport, now: number): WorkerEntry {
+    const existing = this.workers.get(report.worker_id);
+    if (existing) {
+      const from = existing.report.status;
+      existing.report = report;
+      existing.hiveId = hiveId;
+      existing.lastReport = now;
+      if (from !== report.status) {
+        this.#emit({ type: "worker_status", at: now, worker_id: report.worker_id, status: report.status, from });
+      }
+      return existing;
+    }
+    const keepAlive =
+      report.keep_alive_ms === undefined
+        ? this.#defaultKeepAliveMs
+        : (report.keep_alive_ms ?? Number.POSITIVE_INFINITY);
+    const entry: WorkerEntry = {
+      id: report.worker_id,
+      hiveId,
+      report,
+      inFlight: 0,
+      lastActivity: now,
+      keepAliveMs: keepAlive,
+      stopping: false,
+      addedAt: now,
+      lastReport: now,
+    };
+    this.workers.set(entry.id, entry);
+    this.#emit({ type: "worker_added", at: now, worker: this.toClusterWorker(entry, now) });
+    return entry;
+  }
+
+  #emit(event: ClusterEvent): void {
+    for (const l of this.#listeners) l(event);
+  }
+}

@@ -1,0 +1,158 @@
+import {
+  type EmbedRequest,
+  EmbedResponse,
+  ErrorEvent,
+  type InferRequest,
+  InferResponse,
+  parseJson,
+  RbeeError,
+  safeParse,
+  TokenEvent,
+  WorkerUnavailableError,
+} from "@rbee/contract";
+import { HttpStatusError, type Logger, requestJson, streamSse, UnreachableError } from "@rbee/server-kit";
+import type { WorkerEntry } from "../registry/cluster-registry.js";
+import type { Lease, Narrate, Scheduler } from "./scheduler.js";
+
+export interface InferOptions {
+  signal: AbortSignal;
+  /** Sets the worker's keep-alive from now on (Ollama's per-request keep_alive). */
+  keepAliveMs?: number;
+  narrate?: Narrate;
+  /** Receives text as it streams; without it the worker answers in one piece. */
+  onToken?: (text: string, index: number) => void | Promise<void>;
+}
+
+export interface InferOutcome {
+  response: InferResponse;
+  workerId: string;
+  model: string;
+}
+
+/** Failures where the request never reached a worker that could take it: try another. */
+function isRetryable(err: unknown): boolean {
+  if (err instanceof UnreachableError) return true;
+  if (err instanceof HttpStatusError) return err.status === 503 || err.status === 429;
+  return false;
+}
+
+/**
+ * Sends an inference request to a worker the scheduler picks, streaming or not. A worker that cannot
+ * be reached, is shutting down or is full before the first token is replaced by another (or a new
+ * one); one that dies mid-stream fails the request at once with a clear error.
+ */
+export class InferenceRouter {
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly token: string,
+    private readonly log: Logger,
+    private readonly onWorkerFailed: (worker: WorkerEntry, err: unknown) => void,
+  ) {}
+
+  async infer(
+    modelRef: string,
+    request: Omit<InferRequest, "model" | "stream">,
+    o: InferOptions,
+  ): Promise<InferOutcome> {
+    return this.#withWorker(modelRef, o, async (lease, started) => {
+      const body = { ...request, model: lease.model, stream: o.onToken !== undefined };
+      const url = `${lease.worker.report.url}/v1/infer`;
+      const what = `worker ${lease.worker.id}`;
+      const response = o.onToken
+        ? await this.#stream(url, body, what, o, started)
+        : await requestJson(url, InferResponse, { body, token: this.token, signal: o.signal, what });
+      return { response, workerId: lease.worker.id, model: lease.model };
+    });
+  }
+
+  async embed(
+    modelRef: string,
+    request: Omit<EmbedRequest, "model">,
+    o: { signal: AbortSignal; keepAliveMs?: number },
+  ): Promise<EmbedResponse & { model: string }> {
+    return this.#withWorker(modelRef, o, async (lease) => {
+      const url = `${lease.worker.report.url}/v1/embed`;
+      const body = { ...request, model: lease.model };
+      const res = await requestJson(url, EmbedResponse, {
+        body,
+        token: this.token,
+        signal: o.signal,
+        what: `worker ${lease.worker.id}`,
+      });
+      return { ...res, model: lease.model };
+    });
+  }
+
+  async #withWorker<T>(
+    modelRef: string,
+    o: { signal: AbortSignal; keepAliveMs?: number; narrate?: Narrate },
+    call: (lease: Lease, started: { value: boolean }) => Promise<T>,
+  ): Promise<T> {
+    const exclude = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const lease = await this.scheduler.acquire(modelRef, { signal: o.signal, narrate: o.narrate, exclude });
+      const started = { value: false };
+      try {
+        return await call(lease, started);
+      } catch (err) {
+        if (o.signal.aborted) throw err;
+        if (!started.value && isRetryable(err) && attempt < 3) {
+          this.log.warn(
+            { worker_id: lease.worker.id, err: (err as Error).message, attempt },
+            "worker unusable; trying another",
+          );
+          if (err instanceof UnreachableError) this.onWorkerFailed(lease.worker, err);
+          exclude.add(lease.worker.id);
+          continue;
+        }
+        if (err instanceof UnreachableError) {
+          this.onWorkerFailed(lease.worker, err);
+          throw new WorkerUnavailableError(
+            started.value
+              ? `worker ${lease.worker.id} stopped in the middle of the answer (${err.message}); its hive restarts it, retry the request`
+              : `worker ${lease.worker.id} cannot be reached (${err.message}); retry the request`,
+            { worker_id: lease.worker.id },
+          );
+        }
+        throw err;
+      } finally {
+        lease.release(o.keepAliveMs);
+      }
+    }
+  }
+
+  async #stream(
+    url: string,
+    body: unknown,
+    what: string,
+    o: InferOptions,
+    started: { value: boolean },
+  ): Promise<InferResponse> {
+    const onToken = o.onToken as NonNullable<InferOptions["onToken"]>;
+    for await (const e of streamSse(url, { body, token: this.token, signal: o.signal, what })) {
+      const parsed = parseJson(e.data);
+      if (!parsed.ok)
+        throw new RbeeError(`${what} sent an event that is not JSON`, { statusCode: 502, code: "bad_gateway" });
+      if (e.event === "token") {
+        const t = safeParse(TokenEvent, parsed.value, `token event from ${what}`);
+        if (!t.ok) throw new RbeeError(t.error.message, { statusCode: 502, code: "bad_gateway" });
+        started.value = true;
+        const wait = onToken(t.value.text, t.value.index);
+        if (wait) await wait;
+      } else if (e.event === "done") {
+        const done = safeParse(InferResponse, parsed.value, `done event from ${what}`);
+        if (!done.ok) throw new RbeeError(done.error.message, { statusCode: 502, code: "bad_gateway" });
+        return done.value;
+      } else if (e.event === "error") {
+        const err = safeParse(ErrorEvent, parsed.value, `error event from ${what}`);
+        const message = err.ok ? err.value.message : e.data;
+        throw new RbeeError(`${what} failed: ${message}`, {
+          statusCode: 502,
+          code: err.ok ? err.value.code : "worker_error",
+        });
+      }
+    }
+    if (o.signal.aborted) throw o.signal.reason;
+    throw new UnreachableError(url, "the stream ended without a done event", what);
+  }
+}
