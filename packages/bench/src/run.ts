@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchLlmWorker } from "./llm-worker-bench.js";
+import { benchQueen } from "./queen-bench.js";
 import { saveResults, verdict } from "./results.js";
 
 /**
@@ -43,6 +44,27 @@ const SUITES: Record<string, () => Promise<void>> = {
     const file = saveResults("llm-worker", { results: [small, large] });
     console.log(`results: ${file}`);
   },
+};
+
+SUITES.queen = async () => {
+  console.log(
+    "\n== queen overhead: streamed completions through the queen vs the same worker called directly (stories260K)",
+  );
+  const results = await benchQueen({ rounds: 15, maxTokens: 64, concurrency: [1, 8] });
+  for (const r of results) {
+    console.log(
+      verdict(
+        `added time to first token at p50, ${r.concurrency} stream(s) (ms, lower is better; target ≤ 2)`,
+        2 - (r.added_ttft_p50_ms ?? 0),
+        0,
+      ),
+    );
+    console.log(
+      verdict(`throughput through the queen / direct, ${r.concurrency} stream(s)`, r.throughput_ratio ?? 0, 0.97),
+    );
+  }
+  const file = saveResults("queen", { results });
+  console.log(`results: ${file}`);
 };
 
 const wanted = process.argv.slice(2);

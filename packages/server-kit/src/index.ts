@@ -1,11 +1,6 @@
+export { CLUSTER_TOKEN_FILE, loadOrCreateClusterToken, readClusterToken } from "./cluster-token.js";
 export * from "./env.js";
 export { type BearerAuthOptions, bearerAuth, bearerToken, secretEquals } from "./http/auth.js";
-export { DEFAULT_BODY_LIMIT, HttpContext, PayloadTooLargeError } from "./http/context.js";
-export { type Handler, type Middleware, Router } from "./http/router.js";
-export { HttpServer, type HttpServerOptions, MethodNotAllowedError, writeError } from "./http/server.js";
-export { formatSseFrame, SseWriter } from "./http/sse.js";
-export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
-export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
 export {
   type ClientRequestOptions,
   HttpStatusError,
@@ -16,5 +11,10 @@ export {
   toStatusError,
   UnreachableError,
 } from "./http/client.js";
-export { CLUSTER_TOKEN_FILE, loadOrCreateClusterToken, readClusterToken } from "./cluster-token.js";
+export { DEFAULT_BODY_LIMIT, HttpContext, PayloadTooLargeError } from "./http/context.js";
+export { type Handler, type Middleware, Router } from "./http/router.js";
+export { HttpServer, type HttpServerOptions, MethodNotAllowedError, writeError } from "./http/server.js";
+export { formatSseFrame, SseWriter } from "./http/sse.js";
+export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
+export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
 export { cacheDir, cachePaths, configDir } from "./paths.js";

@@ -29,7 +29,12 @@ export function requireStoriesModel(): string {
 }
 
 /** Fresh RBEE_CACHE_DIR / RBEE_CONFIG_DIR for one test, so tests never touch a user's rbee. */
-export function tempRbeeDirs(label = "test"): { root: string; cacheDir: string; configDir: string; env: NodeJS.ProcessEnv } {
+export function tempRbeeDirs(label = "test"): {
+  root: string;
+  cacheDir: string;
+  configDir: string;
+  env: NodeJS.ProcessEnv;
+} {
   const root = mkdtempSync(join(tmpdir(), `rbee-${label}-`));
   const cacheDir = join(root, "cache");
   const configDir = join(root, "config");

@@ -33,7 +33,7 @@ export interface InferContext {
    * stands for (it may be 0 for text held back, or more than 1 after a held-back stop prefix).
    * Await the result: it applies the client's backpressure.
    */
-  emit(text: string, tokens: number): Promise<void> | void;
+  emit(text: string, tokens: number): Promise<unknown> | undefined;
 }
 
 /** What an engine returns for one request; the kit adds timing and the model name. */

@@ -18,15 +18,13 @@ import { Admission } from "./admission.js";
 import type { LoadedModel, WorkerEngine } from "./engine.js";
 import { HeartbeatTask } from "./heartbeat.js";
 import { WorkerStatusMachine } from "./status.js";
+import { TokenBatcher } from "./token-batcher.js";
 import { WorkerMetrics } from "./worker-metrics.js";
 
 /** Prompts and chat histories can be long: the infer body may be larger than the default limit. */
 const INFER_BODY_LIMIT = 16 * 1024 * 1024;
-/**
- * Token events of the next few milliseconds after one is sent share one socket write. A write per
- * token costs generation about a tenth of its speed on a small model (measured: docs/llm-worker.md).
- */
-const STREAM_FLUSH_MS = 4;
+/** Text generated within this long after an event is sent travels in the next event (TokenBatcher). */
+const STREAM_BATCH_MS = 10;
 
 export interface WorkerRuntimeOptions {
   workerId: string;
@@ -307,16 +305,16 @@ export class WorkerRuntime {
     const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
     let index = 0;
     let firstTokenAt: number | undefined;
-    const emit = (text: string, tokens: number): Promise<void> | undefined => {
+    const batcher = request.stream
+      ? new TokenBatcher((text) => ctx.sse().send("token", { text, index: index++ }), STREAM_BATCH_MS)
+      : undefined;
+    const emit = (text: string, tokens: number): Promise<unknown> | undefined => {
       if (tokens > 0) {
         this.#liveTokens += tokens;
         firstTokenAt ??= performance.now();
       }
-      if (!request.stream || text === "") return undefined;
-      return ctx
-        .sse({ flushIntervalMs: STREAM_FLUSH_MS })
-        .send("token", { text, index: index++ })
-        .then(() => undefined);
+      if (batcher === undefined || text === "") return undefined;
+      return batcher.push(text);
     };
     try {
       const result = await this.engine.infer(request, { signal, log: this.#log, emit });
@@ -343,11 +341,14 @@ export class WorkerRuntime {
         tokens: result.tokensGenerated,
         finish_reason: result.finishReason,
       });
-      if (request.stream) await ctx.sse().send("done", response);
-      else ctx.send(200, response);
+      if (batcher) {
+        await batcher.flush();
+        await ctx.sse().send("done", response);
+      } else ctx.send(200, response);
     } catch (err) {
       this.#requestsFailed++;
       this.metrics.requests.inc({ outcome: "error" });
+      await batcher?.flush().catch(() => undefined); // text already generated goes out before the error
       throw err;
     } finally {
       release();

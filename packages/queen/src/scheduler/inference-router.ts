@@ -6,11 +6,18 @@ import {
   InferResponse,
   parseJson,
   RbeeError,
+  SseParser,
   safeParse,
-  TokenEvent,
   WorkerUnavailableError,
 } from "@rbee/contract";
-import { HttpStatusError, type Logger, requestJson, streamSse, UnreachableError } from "@rbee/server-kit";
+import {
+  HttpStatusError,
+  type Logger,
+  requestJson,
+  sendRequest,
+  toStatusError,
+  UnreachableError,
+} from "@rbee/server-kit";
 import type { WorkerEntry } from "../registry/cluster-registry.js";
 import type { Lease, Narrate, Scheduler } from "./scheduler.js";
 
@@ -129,30 +136,64 @@ export class InferenceRouter {
     started: { value: boolean },
   ): Promise<InferResponse> {
     const onToken = o.onToken as NonNullable<InferOptions["onToken"]>;
-    for await (const e of streamSse(url, { body, token: this.token, signal: o.signal, what })) {
-      const parsed = parseJson(e.data);
-      if (!parsed.ok)
-        throw new RbeeError(`${what} sent an event that is not JSON`, { statusCode: 502, code: "bad_gateway" });
-      if (e.event === "token") {
-        const t = safeParse(TokenEvent, parsed.value, `token event from ${what}`);
-        if (!t.ok) throw new RbeeError(t.error.message, { statusCode: 502, code: "bad_gateway" });
-        started.value = true;
-        const wait = onToken(t.value.text, t.value.index);
-        if (wait) await wait;
-      } else if (e.event === "done") {
-        const done = safeParse(InferResponse, parsed.value, `done event from ${what}`);
-        if (!done.ok) throw new RbeeError(done.error.message, { statusCode: 502, code: "bad_gateway" });
-        return done.value;
-      } else if (e.event === "error") {
-        const err = safeParse(ErrorEvent, parsed.value, `error event from ${what}`);
-        const message = err.ok ? err.value.message : e.data;
-        throw new RbeeError(`${what} failed: ${message}`, {
-          statusCode: 502,
-          code: err.ok ? err.value.code : "worker_error",
-        });
-      }
-    }
-    if (o.signal.aborted) throw o.signal.reason;
-    throw new UnreachableError(url, "the stream ended without a done event", what);
+    const res = await sendRequest(url, {
+      body,
+      token: this.token,
+      signal: o.signal,
+      what,
+      headers: { accept: "text/event-stream" },
+    });
+    if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, what);
+    // the hot path of every streamed token: events are handled synchronously as bytes arrive, and the
+    // worker's socket is paused while the client's is full (backpressure end to end)
+    return new Promise<InferResponse>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        res.destroy();
+        reject(o.signal.aborted ? o.signal.reason : err);
+      };
+      const bad = (message: string) =>
+        fail(new RbeeError(`${what} ${message}`, { statusCode: 502, code: "bad_gateway" }));
+      const parser = new SseParser((e) => {
+        if (settled) return;
+        const parsed = parseJson(e.data);
+        if (!parsed.ok) return bad("sent an event that is not JSON");
+        if (e.event === "token") {
+          const t = parsed.value as { text?: unknown; index?: unknown };
+          if (typeof t.text !== "string" || typeof t.index !== "number")
+            return bad("sent a token event without text and index");
+          started.value = true;
+          const wait = onToken(t.text, t.index);
+          if (wait) {
+            res.pause();
+            wait.then(() => res.resume(), fail);
+          }
+        } else if (e.event === "done") {
+          const done = safeParse(InferResponse, parsed.value, `done event from ${what}`);
+          if (!done.ok) return bad(`sent a malformed done event: ${done.error.message}`);
+          settled = true;
+          resolve(done.value);
+        } else if (e.event === "error") {
+          const err = safeParse(ErrorEvent, parsed.value, `error event from ${what}`);
+          const message = err.ok ? err.value.message : e.data;
+          fail(
+            new RbeeError(`${what} failed: ${message}`, {
+              statusCode: 502,
+              code: err.ok ? err.value.code : "worker_error",
+            }),
+          );
+        }
+      });
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => parser.push(chunk));
+      res.on("end", () => {
+        parser.end();
+        fail(new UnreachableError(url, "the stream ended without a done event", what));
+      });
+      res.on("error", (err) => fail(new UnreachableError(url, `the stream broke: ${err.message}`, what)));
+      res.on("close", () => fail(new UnreachableError(url, "the connection closed in the middle of the stream", what)));
+    });
   }
 }

@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from "node:http";
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { ErrorBody, parseJson, parseSse, RbeeError, type SseMessage, safeParse } from "@rbee/contract";
 import type { z } from "zod";
@@ -94,6 +94,8 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
     if (o.timeoutMs !== undefined) {
       timer = setTimeout(() => req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })), o.timeoutMs);
     }
+    // small writes (a request, a token) must not wait for Nagle's algorithm
+    req.once("socket", (socket) => socket.setNoDelay(true));
     req.once("response", (res) => {
       clearTimeout(timer);
       resolve(res);
@@ -127,19 +129,33 @@ export async function toStatusError(res: IncomingMessage, url: string, what = "t
     return new HttpStatusError(status, e.message, e.code ?? "error", parsed.ok ? parsed.value : text, retry, e.param);
   }
   const snippet = text.trim().slice(0, 200);
-  return new HttpStatusError(status, `${what} answered HTTP ${status}${snippet ? `: ${snippet}` : ""} (${url})`, "http_error", text, retry);
+  return new HttpStatusError(
+    status,
+    `${what} answered HTTP ${status}${snippet ? `: ${snippet}` : ""} (${url})`,
+    "http_error",
+    text,
+    retry,
+  );
 }
 
 /**
  * Calls a JSON endpoint and validates the reply (leniently, as replies from peers are read).
  * Errors: UnreachableError when the peer cannot be reached, HttpStatusError for an error status.
  */
-export async function requestJson<S extends z.ZodType>(url: string, schema: S, o: ClientRequestOptions = {}): Promise<z.output<S>> {
+export async function requestJson<S extends z.ZodType>(
+  url: string,
+  schema: S,
+  o: ClientRequestOptions = {},
+): Promise<z.output<S>> {
   const res = await sendRequest(url, o);
   if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, o.what);
   const text = await readBody(res);
   const parsed = parseJson(text);
-  if (!parsed.ok) throw new RbeeError(`${o.what ?? "the server"} sent a reply that is not JSON (${url})`, { statusCode: 502, code: "bad_gateway" });
+  if (!parsed.ok)
+    throw new RbeeError(`${o.what ?? "the server"} sent a reply that is not JSON (${url})`, {
+      statusCode: 502,
+      code: "bad_gateway",
+    });
   const result = safeParse(schema, parsed.value, `reply from ${o.what ?? url}`);
   if (!result.ok) throw new RbeeError(result.error.message, { statusCode: 502, code: "bad_gateway" });
   return result.value;

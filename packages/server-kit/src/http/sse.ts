@@ -7,10 +7,11 @@ import type { ServerResponse } from "node:http";
  * - splits multi-line data into several `data:` lines, and refuses newlines in `event` and `id`;
  * - honours backpressure: `send` resolves when the socket has taken the frame (after `drain` if needed);
  * - coalesces writes: with `flushIntervalMs` 0 the frames of one event-loop turn go out together at
- *   its end; with more, the first frame after a quiet spell goes out at once and the frames of the
- *   following interval ride together in one write. Token streams use a few milliseconds: a write per
- *   token costs a syscall and the kernel's loopback work, which measurably slows generation (see
- *   docs/llm-worker.md), while a 4 ms grouping is invisible to a reader;
+ *   its end; with more, a stream is written at most once per interval: a frame after a quiet spell
+ *   goes out at once, and the frames that follow within the interval go out together when it ends.
+ *   Token streams use a few milliseconds: on these VMs one socket write to loopback costs 100-250 µs
+ *   of CPU (the kernel does the receiver's TCP work too), which is a token's worth on a small model,
+ *   while a few milliseconds of grouping is invisible to a reader (see docs/llm-worker.md);
  * - never throws on a closed connection: `send` resolves `false` and `closed` turns true.
  */
 export class SseWriter {
@@ -19,10 +20,16 @@ export class SseWriter {
   #corked = false;
   #flushIntervalMs: number;
   #timer: NodeJS.Timeout | undefined;
+  #lastFlush = Number.NEGATIVE_INFINITY;
   #uncork = () => {
+    if (!this.#corked) return;
     this.#corked = false;
-    this.#timer = undefined;
     this.#res.uncork();
+  };
+  #flushWindow = () => {
+    this.#timer = undefined;
+    this.#lastFlush = performance.now();
+    this.#uncork();
   };
 
   constructor(res: ServerResponse, options: { headers?: Record<string, string>; flushIntervalMs?: number } = {}) {
@@ -71,16 +78,22 @@ export class SseWriter {
   #write(frame: string): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     const res = this.#res;
-    if (!this.#corked) {
-      if (this.#flushIntervalMs > 0) {
-        // the first frame after a quiet spell goes out now; the next interval's frames ride together
-        const ok = res.write(frame);
-        this.#corked = true;
-        res.cork();
-        this.#timer = setTimeout(this.#uncork, this.#flushIntervalMs);
-        if (ok) return Promise.resolve(true);
-        return this.#drained();
+    if (this.#flushIntervalMs > 0) {
+      if (this.#timer === undefined && performance.now() - this.#lastFlush >= this.#flushIntervalMs) {
+        // after a quiet spell a frame goes out at once (Node itself holds it only until the next
+        // tick, so corking here would hold it too); frames that follow within the interval wait
+        this.#lastFlush = performance.now();
+      } else {
+        if (!this.#corked) {
+          this.#corked = true;
+          res.cork();
+        }
+        if (this.#timer === undefined) {
+          const wait = Math.max(0, this.#lastFlush + this.#flushIntervalMs - performance.now());
+          this.#timer = setTimeout(this.#flushWindow, wait);
+        }
       }
+    } else if (!this.#corked) {
       this.#corked = true;
       res.cork();
       setImmediate(this.#uncork);
