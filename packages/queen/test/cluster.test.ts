@@ -1,7 +1,15 @@
 import { createServer } from "node:net";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
-import { getJson, postJson, postSse, requireStoriesModel, STORIES_GREEDY_PREFIX, tempRbeeDirs, waitFor } from "@rbee/testing";
+import {
+  getJson,
+  postJson,
+  postSse,
+  requireStoriesModel,
+  STORIES_GREEDY_PREFIX,
+  tempRbeeDirs,
+  waitFor,
+} from "@rbee/testing";
 import { afterEach, describe, expect, it } from "vitest";
 
 const HEARTBEAT_MS = 300;
@@ -63,7 +71,9 @@ describe("queen with a real hive: scheduling, keep-alive and faults (real worker
   it("a request for a GGUF path places a worker through the hive, then routes to it", async () => {
     const { queen } = await startCluster();
     const model = requireStoriesModel();
-    const created = await postJson(`${queen.url}/v1/jobs`, { operation: { type: "infer", model, prompt: "Once upon a time", max_tokens: 12, temperature: 0 } });
+    const created = await postJson(`${queen.url}/v1/jobs`, {
+      operation: { type: "infer", model, prompt: "Once upon a time", max_tokens: 12, temperature: 0 },
+    });
     const stream = await fetch(`${queen.url}${created.body.sse_url}`);
     const text = await stream.text();
     expect(text).toMatch(/event: narration\n.*spawning llm worker for stories260k on hive test-hive \(cpu/);
@@ -77,13 +87,44 @@ describe("queen with a real hive: scheduling, keep-alive and faults (real worker
     expect(queen.registry.workers.size).toBe(1);
   });
 
+  it("GET /v1/events sends a snapshot, then each change; /metrics counts hives and workers", async () => {
+    const { queen } = await startCluster();
+    const seen: string[] = [];
+    let snapshot: { hives: Array<{ id: string }> } | undefined;
+    const events = postSse(`${queen.url}/v1/events`, undefined, {
+      method: "GET",
+      onEvent: (e) => {
+        seen.push(e.event);
+        if (e.event === "snapshot") snapshot = e.data.cluster;
+        return e.event === "worker_removed" ? "stop" : undefined;
+      },
+    });
+    await waitFor(() => (seen.includes("snapshot") ? true : undefined));
+    expect(snapshot?.hives.map((h) => h.id)).toEqual(["test-hive"]);
+    await completion(queen, { model: requireStoriesModel(), keep_alive: 0 });
+    await events;
+    expect(seen).toContain("worker_added");
+    expect(seen.at(-1)).toBe("worker_removed");
+    const metrics = await getJson(`${queen.url}/metrics`);
+    expect(metrics.text).toMatch(/^rbee_queen_hives\{state="live"\} 1/m);
+    expect(metrics.text).toMatch(
+      /^rbee_queen_http_requests_total\{route="\/v1\/completions",method="POST",status="200"\} 1/m,
+    );
+  });
+
   it("a worker idle past its keep-alive is stopped", async () => {
     const { queen, hive } = await startCluster();
     const r = await completion(queen, { model: requireStoriesModel(), keep_alive: "1s" });
     expect(r.status, r.text).toBe(200);
     expect(queen.registry.workers.size).toBe(1);
-    await waitFor(() => (queen.registry.workers.size === 0 ? true : undefined), 10_000, "the idle worker to be stopped");
-    await waitFor(async () => ((await getJson(`${hive.url}/v1/workers`, hive.token)).body.workers.length === 0 ? true : undefined));
+    await waitFor(
+      () => (queen.registry.workers.size === 0 ? true : undefined),
+      10_000,
+      "the idle worker to be stopped",
+    );
+    await waitFor(async () =>
+      (await getJson(`${hive.url}/v1/workers`, hive.token)).body.workers.length === 0 ? true : undefined,
+    );
   });
 
   it("a worker killed mid-stream fails that stream promptly; the hive restarts it and the next request succeeds", async () => {
@@ -111,7 +152,15 @@ describe("queen with a real hive: scheduling, keep-alive and faults (real worker
     expect(last?.data.error?.message).toMatch(/stopped in the middle of the answer/);
     expect(Date.now() - killedAt).toBeLessThan(3000);
     // the hive restarts it (same id) and the queen routes to it again
-    await waitFor(() => (queen.registry.workers.get(worker?.id ?? "")?.report.restarts === 1 && queen.registry.routableWorkers("stories260k").length > 0 ? true : undefined), 20_000, "the restarted worker");
+    await waitFor(
+      () =>
+        queen.registry.workers.get(worker?.id ?? "")?.report.restarts === 1 &&
+        queen.registry.routableWorkers("stories260k").length > 0
+          ? true
+          : undefined,
+      20_000,
+      "the restarted worker",
+    );
     const next = await completion(queen, { model: "stories260k" });
     expect(next.status, next.text).toBe(200);
   });
@@ -122,9 +171,18 @@ describe("queen with a real hive: scheduling, keep-alive and faults (real worker
     const workerId = [...queen.registry.workers.keys()][0];
     await queen.close();
     const t0 = Date.now();
-    const reborn = await startQueen({ port: queenPort, configDir: dirs.configDir, cacheDir: dirs.cacheDir, heartbeatIntervalMs: HEARTBEAT_MS });
+    const reborn = await startQueen({
+      port: queenPort,
+      configDir: dirs.configDir,
+      cacheDir: dirs.cacheDir,
+      heartbeatIntervalMs: HEARTBEAT_MS,
+    });
     cleanups.push(() => reborn.close());
-    await waitFor(() => (reborn.registry.workers.has(workerId ?? "") && reborn.registry.hives.get("test-hive")?.state === "live" ? true : undefined));
+    await waitFor(() =>
+      reborn.registry.workers.has(workerId ?? "") && reborn.registry.hives.get("test-hive")?.state === "live"
+        ? true
+        : undefined,
+    );
     expect(Date.now() - t0).toBeLessThan(HEARTBEAT_MS * 3 + 500);
     const r = await completion(reborn, { model: "stories260k" });
     expect(r.status, r.text).toBe(200);
@@ -142,11 +200,15 @@ describe("queen with a real hive: scheduling, keep-alive and faults (real worker
   });
 
   it("a model that fits no device is refused with what it needs and what is free (simulated small device)", async () => {
-    const tiny = JSON.stringify([{ id: "cpu", name: "simulated tiny CPU", memory_total: 32 * 1024 * 1024, memory_free: 16 * 1024 * 1024 }]);
+    const tiny = JSON.stringify([
+      { id: "cpu", name: "simulated tiny CPU", memory_total: 32 * 1024 * 1024, memory_free: 16 * 1024 * 1024 },
+    ]);
     const { queen } = await startCluster({ devices: tiny });
     const r = await completion(queen, { model: requireStoriesModel() });
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe("insufficient_memory");
-    expect(r.body.error.message).toMatch(/needs about \d+ MiB .* the largest free device is cpu on hive test-hive with 16 MiB/);
+    expect(r.body.error.message).toMatch(
+      /needs about \d+ MiB .* the largest free device is cpu on hive test-hive with 16 MiB/,
+    );
   });
 });

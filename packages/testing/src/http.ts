@@ -49,19 +49,19 @@ export interface ParsedSse {
 }
 
 /**
- * POSTs a body and reads the SSE reply. `onEvent` may return "stop" to disconnect mid-stream
+ * POSTs a body (or GETs, with `method`) and reads the SSE reply. `onEvent` may return "stop" to disconnect mid-stream
  * (the test's way of being a client that goes away).
  */
 export async function postSse(
   url: string,
   body: unknown,
-  options: { token?: string; onEvent?: (e: ParsedSse) => "stop" | undefined } = {},
+  options: { token?: string; method?: string; onEvent?: (e: ParsedSse) => "stop" | undefined } = {},
 ): Promise<{ status: number; events: ParsedSse[]; headers: Headers; disconnected: boolean }> {
   const abort = new AbortController();
   const res = await fetch(url, {
-    method: "POST",
+    method: options.method ?? "POST",
     headers: { "content-type": "application/json", ...authHeaders(options.token) },
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
     signal: abort.signal,
   });
   const events: ParsedSse[] = [];
