@@ -144,9 +144,10 @@ describe("queen jobs", () => {
     const late = await readJobStream(`${queen.url}/v1/jobs/${job_id}/stream`);
     expect(late.map((e) => e.id)).toEqual(live.map((e) => e.id));
     // reconnecting with Last-Event-ID resumes after that event
-    const resumed = await readJobStream(`${queen.url}/v1/jobs/${job_id}/stream`, { "last-event-id": "3" });
-    expect(resumed[0]?.id).toBe("4");
-    expect(resumed.length).toBe(live.length - 4);
+    expect(live.length).toBeGreaterThanOrEqual(2);
+    const middle = live[live.length - 2]?.id as string;
+    const resumed = await readJobStream(`${queen.url}/v1/jobs/${job_id}/stream`, { "last-event-id": middle });
+    expect(resumed.map((e) => e.id)).toEqual([live.at(-1)?.id]);
   });
 
   it("DELETE cancels a running job: its stream ends with cancelled and the worker stops generating", async () => {

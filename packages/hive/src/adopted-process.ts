@@ -1,0 +1,62 @@
+import { readFileSync } from "node:fs";
+import { sendRequest } from "@rbee/server-kit";
+
+/**
+ * True while a process with this pid exists (signal 0 probes without signalling). A zombie (exited,
+ * not yet reaped: containers whose init does not reap) counts as gone.
+ */
+export function isPidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (process.platform !== "linux") return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Whether the pid still looks like an rbee worker, before the hive signals a process it did not
+ * start (a pid can be reused). Linux: the command line mentions "worker"; elsewhere: assumed.
+ */
+export function looksLikeWorker(pid: number): boolean {
+  if (process.platform !== "linux") return true;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("worker");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a worker the hive adopted (it has no child handle for it): POST <url>/v1/shutdown with the
+ * cluster token, wait for the pid to go, then SIGKILL after `graceMs` as the fallback.
+ * Resolves how it ended, in words.
+ */
+export async function stopAdoptedProcess(
+  url: string,
+  pid: number | null,
+  token: string,
+  graceMs: number,
+): Promise<string> {
+  let asked = false;
+  try {
+    const res = await sendRequest(`${url}/v1/shutdown`, { method: "POST", body: {}, token, timeoutMs: 2000 });
+    res.resume();
+    asked = (res.statusCode ?? 500) < 300;
+  } catch {
+    // unreachable: fall back to the pid
+  }
+  if (pid === null) return asked ? "asked to shut down" : "could not be reached";
+  if (!asked && isPidAlive(pid) && looksLikeWorker(pid)) process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (isPidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!isPidAlive(pid)) return asked ? "shut down on request" : "exited after SIGTERM";
+  if (looksLikeWorker(pid)) process.kill(pid, "SIGKILL");
+  return "killed by SIGKILL after the grace period";
+}

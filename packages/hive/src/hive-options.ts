@@ -1,0 +1,149 @@
+import { hostname } from "node:os";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, SafeId } from "@rbee/contract";
+import { cacheDir as defaultCacheDir, configDir as defaultConfigDir, type Logger } from "@rbee/server-kit";
+import { defaultRbeeBin } from "./default-rbee-bin.js";
+import { DEFAULT_RESTART_POLICY, type RestartPolicyOptions } from "./restart-policy.js";
+
+/**
+ * How a hive runs. Every option has a default; most have an environment variable too (read from
+ * `env`, by default process.env). Options given here win over the environment.
+ */
+export interface HiveOptions {
+  /** Port to listen on; 0 picks a free one. Default 7835, env RBEE_HIVE_PORT. */
+  port?: number;
+  /** Address to listen on. Default 127.0.0.1, env RBEE_HIVE_HOST. Workers listen on the same address. */
+  host?: string;
+  /** The queen heartbeats go to. Default env RBEE_QUEEN_URL, else http://127.0.0.1:7833. */
+  queenUrl?: string;
+  /** This hive's id. Default env RBEE_HIVE_ID, else the host name in SafeId form. */
+  hiveId?: string;
+  /**
+   * The URL the queen should use for this hive (and whose host name goes into worker URLs).
+   * Default http://<host>:<port>; for 0.0.0.0 or :: the machine's first LAN address.
+   */
+  advertiseUrl?: string;
+  /** Default RBEE_CACHE_DIR, else ~/.cache/rbee (models, logs). */
+  cacheDir?: string;
+  /** Default RBEE_CONFIG_DIR, else ~/.config/rbee (the cluster token). */
+  configDir?: string;
+  /** Heartbeats to the queen, and from the workers. Default 5000, env RBEE_HEARTBEAT_INTERVAL_MS. */
+  heartbeatIntervalMs?: number;
+  /** Workers shut down when no heartbeat reached the hive for this long (--orphan-timeout). Default 60000. */
+  workerOrphanTimeoutMs?: number;
+  /** Restart policy for crashed workers. Default 5 restarts in 10 min, backoff 1 s doubling to 30 s. */
+  restart?: Partial<RestartPolicyOptions>;
+  /** How long a spawn may take before it fails (a request may ask for another). Default 120000. */
+  readyTimeoutMs?: number;
+  /** The rbee CLI entry workers are spawned with. Default env RBEE_BIN, else this checkout's bin. */
+  rbeeBin?: string;
+  /** Default: structured JSON lines on stdout (service "hive"). */
+  log?: Logger;
+  /** Workers get the first free port from here upward. Default 9300, env RBEE_WORKER_PORT_START. */
+  workerPortStart?: number;
+  /** How long a stopping worker may finish in-flight requests (--shutdown-grace). Default 10000. */
+  workerShutdownGraceMs?: number;
+  /** How long after SIGTERM a worker is killed with SIGKILL. Default workerShutdownGraceMs + 5000. */
+  stopGraceMs?: number;
+  /** How often GPUs are detected again. Default 30000. */
+  gpuRefreshMs?: number;
+  /** Where the environment defaults (and RBEE_DEVICES) are read from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ResolvedHiveOptions {
+  port: number;
+  host: string;
+  queenUrl: string;
+  hiveId: string;
+  advertiseUrl: string | undefined;
+  cacheDir: string;
+  configDir: string;
+  heartbeatIntervalMs: number;
+  workerOrphanTimeoutMs: number;
+  restart: RestartPolicyOptions;
+  readyTimeoutMs: number;
+  rbeeBin: string;
+  log: Logger | undefined;
+  workerPortStart: number;
+  workerShutdownGraceMs: number;
+  stopGraceMs: number;
+  gpuRefreshMs: number;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Fills in the defaults. Throws an Error naming the option or variable when one is malformed. */
+export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions {
+  const env = given.env ?? process.env;
+  const str = (name: string): string | undefined => (env[name] === "" ? undefined : env[name]);
+  const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const text = str(name);
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new Error(
+        `environment variable ${name}=${JSON.stringify(text)} must be a whole number from ${min} to ${max}`,
+      );
+    }
+    return n;
+  };
+  const workerShutdownGraceMs = given.workerShutdownGraceMs ?? 10_000;
+  const options: ResolvedHiveOptions = {
+    port: given.port ?? int("RBEE_HIVE_PORT", DEFAULT_PORTS.hive, 0, 65535),
+    host: given.host ?? str("RBEE_HIVE_HOST") ?? "127.0.0.1",
+    queenUrl: checkUrl(
+      given.queenUrl ?? str("RBEE_QUEEN_URL") ?? `http://127.0.0.1:${DEFAULT_PORTS.queen}`,
+      "queenUrl",
+    ),
+    hiveId: checkHiveId(given.hiveId ?? str("RBEE_HIVE_ID") ?? hiveIdFromHostname(hostname())),
+    advertiseUrl: given.advertiseUrl === undefined ? undefined : checkUrl(given.advertiseUrl, "advertiseUrl"),
+    cacheDir: given.cacheDir ?? defaultCacheDir(env),
+    configDir: given.configDir ?? defaultConfigDir(env),
+    heartbeatIntervalMs:
+      given.heartbeatIntervalMs ?? int("RBEE_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS, 50),
+    workerOrphanTimeoutMs: given.workerOrphanTimeoutMs ?? 60_000,
+    restart: { ...DEFAULT_RESTART_POLICY, ...given.restart },
+    readyTimeoutMs: given.readyTimeoutMs ?? 120_000,
+    rbeeBin: given.rbeeBin ?? str("RBEE_BIN") ?? defaultRbeeBin(),
+    log: given.log,
+    workerPortStart: given.workerPortStart ?? int("RBEE_WORKER_PORT_START", DEFAULT_PORTS.workerBase, 1, 65535),
+    workerShutdownGraceMs,
+    stopGraceMs: given.stopGraceMs ?? workerShutdownGraceMs + 5_000,
+    gpuRefreshMs: given.gpuRefreshMs ?? 30_000,
+    env,
+  };
+  if (options.heartbeatIntervalMs < 50) throw new Error("heartbeatIntervalMs must be at least 50 ms");
+  return options;
+}
+
+/** The host name as a hive id: lower case, runs of other characters as '-', at most 64 characters. */
+export function hiveIdFromHostname(name: string): string {
+  const id = name
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/^[^a-z0-9]+/, "")
+    .slice(0, 64)
+    .replace(/[._-]+$/, "");
+  return id === "" ? "hive" : id;
+}
+
+function checkHiveId(id: string): string {
+  if (!SafeId.safeParse(id).success) {
+    throw new Error(
+      `hive id '${id}' must be 1-128 characters of a-z, 0-9, '.', '_' or '-', not starting with '.' (RBEE_HIVE_ID)`,
+    );
+  }
+  return id;
+}
+
+function checkUrl(text: string, what: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`${what} '${text}' is not a URL; expected one like http://127.0.0.1:7833`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Error(`${what} '${text}' must be an http:// or https:// URL`);
+  }
+  return text.replace(/\/+$/, "");
+}

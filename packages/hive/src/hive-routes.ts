@@ -1,0 +1,109 @@
+import {
+  PROTOCOL_VERSION,
+  ResolveModelRequest,
+  SafeId,
+  SpawnWorkerRequest,
+  ValidationError,
+  WorkerHeartbeat,
+} from "@rbee/contract";
+import { bearerAuth, type HttpContext, Router } from "@rbee/server-kit";
+import { WorkerNotFoundError } from "./errors.js";
+import type { Hive } from "./hive.js";
+
+const DEFAULT_LOG_TAIL = 200;
+const MAX_LOG_TAIL = 10_000;
+
+/**
+ * The hive's HTTP API (documented in @rbee/contract hive-api.ts). Every route but GET /health wants
+ * the cluster token.
+ */
+export function hiveRoutes(hive: Hive): Router {
+  const auth = [
+    bearerAuth({
+      tokens: () => [hive.token],
+      what: "cluster token",
+      hint: "use the cluster token of this machine's rbee (RBEE_CLUSTER_TOKEN, or the cluster-token file in the rbee config directory)",
+    }),
+  ];
+  return new Router()
+    .get("/health", (ctx) => {
+      const closing = hive.closing;
+      ctx.send(closing ? 503 : 200, {
+        status: closing ? "Stopping" : "Ready",
+        hive_id: hive.id,
+        version: hive.version,
+      });
+    })
+    .get("/v1/info", async (ctx) => ctx.send(200, await hive.info()), auth)
+    .get("/v1/workers", (ctx) => ctx.send(200, { workers: hive.workers() }), auth)
+    .post(
+      "/v1/workers",
+      async (ctx) => {
+        const request = await ctx.json(SpawnWorkerRequest, "spawn request");
+        const report = await hive.spawnWorker(request, ctx.signal);
+        ctx.logFields.worker_id = report.worker_id;
+        ctx.send(201, report);
+      },
+      auth,
+    )
+    .delete(
+      "/v1/workers/:id",
+      async (ctx) => {
+        ctx.send(200, await hive.stopWorker(workerIdParam(ctx)));
+      },
+      auth,
+    )
+    .get("/v1/workers/:id/logs", async (ctx) => sendLogs(ctx, hive), auth)
+    .post(
+      "/v1/models",
+      async (ctx) => {
+        const request = await ctx.json(ResolveModelRequest, "model request");
+        ctx.send(200, await hive.resolveModel(request.ref));
+      },
+      auth,
+    )
+    .get("/v1/models", async (ctx) => ctx.send(200, { models: await hive.models() }), auth)
+    .post(
+      "/v1/worker-heartbeat",
+      async (ctx) => {
+        const hb = await ctx.json(WorkerHeartbeat, "worker heartbeat");
+        if (hb.protocol_version !== PROTOCOL_VERSION) {
+          const upgrade = hb.protocol_version < PROTOCOL_VERSION ? "the worker" : "this hive";
+          throw new ValidationError(
+            `worker '${hb.worker_id}' speaks protocol ${hb.protocol_version} but this hive speaks ${PROTOCOL_VERSION}; upgrade ${upgrade}`,
+            "protocol_version",
+          );
+        }
+        ctx.send(200, { ack: true, commands: hive.receiveWorkerHeartbeat(hb) });
+      },
+      auth,
+    )
+    .get(
+      "/metrics",
+      async (ctx) => {
+        const { contentType, body } = await hive.renderMetrics();
+        ctx.sendText(200, body, contentType);
+      },
+      auth,
+    );
+}
+
+function workerIdParam(ctx: HttpContext): string {
+  const id = ctx.params.id ?? "";
+  if (!SafeId.safeParse(id).success) throw new WorkerNotFoundError(id);
+  return id;
+}
+
+async function sendLogs(ctx: HttpContext, hive: Hive): Promise<void> {
+  const id = workerIdParam(ctx);
+  const tailText = ctx.url.searchParams.get("tail");
+  let tail = DEFAULT_LOG_TAIL;
+  if (tailText !== null) {
+    tail = Number(tailText);
+    if (!Number.isInteger(tail) || tail < 1 || tail > MAX_LOG_TAIL) {
+      throw new ValidationError(`tail must be a whole number from 1 to ${MAX_LOG_TAIL}, got '${tailText}'`, "tail");
+    }
+  }
+  const lines = await hive.workerLogs(id, tail);
+  ctx.sendText(200, lines.length === 0 ? "" : `${lines.join("\n")}\n`);
+}

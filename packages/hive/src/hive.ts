@@ -1,0 +1,323 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { networkInterfaces } from "node:os";
+import { type CatalogEntry, ModelCatalog, toHiveModel } from "@rbee/catalog";
+import {
+  type HeartbeatCommand,
+  type HiveHeartbeat,
+  type HiveModel,
+  type HiveWorkerReport,
+  PROTOCOL_VERSION,
+  ShuttingDownError,
+  type SpawnWorkerRequest,
+  type WorkerHeartbeat,
+} from "@rbee/contract";
+import { cachePaths, createLogger, HttpServer, type Logger, loadOrCreateClusterToken } from "@rbee/server-kit";
+import type { z } from "zod";
+import { DeviceInventory } from "./device-inventory.js";
+import { ModelNotAvailableError, WorkerNotFoundError } from "./errors.js";
+import { HiveMetrics } from "./hive-metrics.js";
+import { type HiveOptions, type ResolvedHiveOptions, resolveHiveOptions } from "./hive-options.js";
+import { hiveRoutes } from "./hive-routes.js";
+import { PortAllocator } from "./port-allocator.js";
+import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat.js";
+import { RestartPolicy } from "./restart-policy.js";
+import { readLastLines, workerLogPath } from "./worker-log-file.js";
+import { WorkerSupervisor } from "./worker-supervisor.js";
+
+const require = createRequire(import.meta.url);
+const VERSION = (require("../package.json") as { version: string }).version;
+
+/** A spawn request after validation (defaults applied). */
+export type SpawnWorkerInput = z.output<typeof SpawnWorkerRequest>;
+
+/**
+ * A running hive: its HTTP API, device inventory, model catalog, supervised workers and heartbeat
+ * to the queen. Start one with {@link Hive.start} (or `startHive`); `close()` stops every worker
+ * and the server.
+ */
+export class Hive {
+  readonly id: string;
+  readonly version = VERSION;
+  readonly token: string;
+  readonly options: ResolvedHiveOptions;
+  readonly log: Logger;
+  readonly catalog: ModelCatalog;
+  readonly devices: DeviceInventory;
+  readonly metrics = new HiveMetrics();
+  readonly startedAt = new Date();
+  readonly #http: HttpServer;
+  readonly #supervisor: WorkerSupervisor;
+  readonly #queen: QueenHeartbeat;
+  readonly #logsDir: string;
+  #url = "";
+  #advertiseUrl = "";
+  #port = 0;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Detects the devices, opens the catalog, listens, and starts the heartbeat to the queen.
+   * @throws Error when the port is taken, the rbee command is missing, or an option is malformed;
+   *   ValidationError when RBEE_DEVICES is invalid.
+   */
+  static async start(options: HiveOptions = {}): Promise<Hive> {
+    const o = resolveHiveOptions(options);
+    const log = o.log ?? createLogger({ service: "hive", bindings: { hive_id: o.hiveId } });
+    if (!existsSync(o.rbeeBin)) {
+      throw new Error(
+        `cannot find the rbee command at ${o.rbeeBin}, which workers are started with; build rbee (npm run build) or set RBEE_BIN`,
+      );
+    }
+    const token = loadOrCreateClusterToken(o.configDir, o.env);
+    const devices = await DeviceInventory.detect({ env: o.env, gpuRefreshMs: o.gpuRefreshMs, log });
+    const hive = new Hive(o, log, token, devices);
+    await hive.#listen();
+    return hive;
+  }
+
+  private constructor(o: ResolvedHiveOptions, log: Logger, token: string, devices: DeviceInventory) {
+    this.options = o;
+    this.id = o.hiveId;
+    this.log = log;
+    this.token = token;
+    this.devices = devices;
+    const paths = cachePaths(o.cacheDir);
+    this.catalog = new ModelCatalog(paths.models);
+    this.#logsDir = paths.logs;
+    mkdirSync(paths.logs, { recursive: true });
+    this.#http = new HttpServer({
+      router: hiveRoutes(this),
+      log,
+      metrics: this.metrics,
+      quietRoutes: ["/health", "/metrics", "/v1/worker-heartbeat"],
+    });
+    const localHost = loopbackFor(o.host);
+    this.#queen = new QueenHeartbeat({
+      queenUrl: o.queenUrl,
+      token,
+      intervalMs: o.heartbeatIntervalMs,
+      payload: () => this.info(),
+      log,
+      metrics: this.metrics,
+    });
+    this.#supervisor = new WorkerSupervisor({
+      log,
+      metrics: this.metrics,
+      token,
+      ports: new PortAllocator(o.workerPortStart, o.host),
+      restartPolicy: new RestartPolicy(o.restart),
+      logsDir: paths.logs,
+      node: process.execPath,
+      rbeeBin: o.rbeeBin,
+      env: process.env,
+      workerHost: o.host,
+      localHost,
+      heartbeatUrl: () => this.#url,
+      workerUrl: (port) => {
+        const url = new URL(this.#advertiseUrl);
+        url.port = String(port);
+        return url.origin;
+      },
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      orphanTimeoutMs: o.workerOrphanTimeoutMs,
+      workerShutdownGraceMs: o.workerShutdownGraceMs,
+      stopGraceMs: o.stopGraceMs,
+      readyTimeoutMs: o.readyTimeoutMs,
+      onChange: (urgent) => this.#queen.beatSoon(urgent ? DEBOUNCE_MS : LOAD_DEBOUNCE_MS),
+    });
+  }
+
+  /** The hive's URL on this machine (what its workers heartbeat to), e.g. http://127.0.0.1:7835. */
+  get url(): string {
+    return this.#url;
+  }
+
+  /** The URL the queen is told to use. */
+  get advertiseUrl(): string {
+    return this.#advertiseUrl;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get closing(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** Heartbeats the queen acknowledged so far. */
+  get heartbeatsDelivered(): number {
+    return this.#queen.delivered;
+  }
+
+  /** What the hive tells the queen: devices, workers and models. */
+  async info(): Promise<HiveHeartbeat> {
+    return {
+      protocol_version: PROTOCOL_VERSION,
+      hive_id: this.id,
+      url: this.#advertiseUrl,
+      version: this.version,
+      started_at: this.startedAt.toISOString(),
+      interval_ms: this.options.heartbeatIntervalMs,
+      devices: this.devices.current(),
+      workers: this.workers(),
+      models: await this.models(),
+    };
+  }
+
+  workers(): HiveWorkerReport[] {
+    return this.#supervisor.reports();
+  }
+
+  async models(): Promise<HiveModel[]> {
+    return (await this.catalog.list()).map(toHiveModel);
+  }
+
+  /** Finds a model (catalog id or absolute GGUF path, registered on the way). */
+  async resolveModel(ref: string): Promise<HiveModel> {
+    const entry = await this.catalog.resolve(ref);
+    this.#queen.beatSoon();
+    return toHiveModel(entry);
+  }
+
+  /**
+   * Spawns a worker and resolves its report once it is ready; `signal` aborting (the client went
+   * away) stops it. See WorkerSupervisor.spawn for the errors; also DeviceNotFoundError (400),
+   * ModelNotFoundError (404) and ModelNotAvailableError (409).
+   */
+  async spawnWorker(request: SpawnWorkerInput, signal?: AbortSignal): Promise<HiveWorkerReport> {
+    if (this.closing) throw new ShuttingDownError("this hive");
+    const device = this.devices.find(request.device);
+    const entry = await this.catalog.resolve(request.model);
+    if (entry.artifact.status !== "Available" || entry.path === undefined) {
+      throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
+    }
+    const workerId = request.worker_id ?? this.#newWorkerId(request.worker_type, entry);
+    const readyTimeoutMs = request.ready_timeout_ms ?? this.options.readyTimeoutMs;
+    return this.#supervisor.spawn(
+      {
+        workerId,
+        workerType: request.worker_type,
+        modelId: entry.id,
+        modelPath: entry.path,
+        device: device.id,
+        ctxSize: request.ctx_size,
+        parallel: request.parallel,
+        threads: request.threads,
+        maxQueue: request.max_queue,
+        keepAliveMs: request.keep_alive_ms,
+        readyTimeoutMs,
+      },
+      { readyTimeoutMs, signal },
+    );
+  }
+
+  /** Stops a worker and resolves its last report (status Stopped). */
+  stopWorker(id: string): Promise<HiveWorkerReport> {
+    return this.#supervisor.stop(id);
+  }
+
+  receiveWorkerHeartbeat(hb: WorkerHeartbeat): HeartbeatCommand[] {
+    return this.#supervisor.receiveHeartbeat(hb);
+  }
+
+  /** The last `tail` lines of a worker's log (also of a worker that is gone, while its log is there). */
+  async workerLogs(id: string, tail: number): Promise<string[]> {
+    const path = workerLogPath(this.#logsDir, id);
+    if (!this.#supervisor.has(id) && !existsSync(path)) throw new WorkerNotFoundError(id);
+    return readLastLines(path, tail);
+  }
+
+  async renderMetrics(): Promise<{ contentType: string; body: string }> {
+    this.metrics.countWorkers(this.workers());
+    return this.metrics.render();
+  }
+
+  /** Stops accepting, stops every worker (SIGTERM, then SIGKILL after the grace), then the server. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.log.info({ workers: this.workers().length }, "hive stopping");
+    const httpClosed = this.#http.close();
+    await this.#supervisor.stopAll("the hive is shutting down");
+    this.#supervisor.dispose();
+    await this.#queen.stop();
+    await this.#queen.sendFinal();
+    this.#http.server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([httpClosed, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+    this.#http.destroyConnections();
+    await this.devices.settled();
+    this.log.info("hive stopped");
+  }
+
+  async #listen(): Promise<void> {
+    const o = this.options;
+    try {
+      const bound = await this.#http.listen(o.port, o.host);
+      this.#port = bound.port;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
+        throw new Error(
+          `port ${o.port} on ${o.host} is in use (is a hive already running?); stop it or choose another port (RBEE_HIVE_PORT)`,
+        );
+      }
+      throw err;
+    }
+    this.#url = `http://${bracket(loopbackFor(o.host))}:${this.#port}`;
+    this.#advertiseUrl = o.advertiseUrl ?? `http://${bracket(advertisedHost(o.host))}:${this.#port}`;
+    this.#supervisor.start();
+    this.#queen.start();
+    this.log.info(
+      {
+        url: this.#url,
+        advertise_url: this.#advertiseUrl,
+        queen_url: o.queenUrl,
+        devices: this.devices.current().map((d) => d.id),
+        cache_dir: o.cacheDir,
+      },
+      "hive ready",
+    );
+  }
+
+  #newWorkerId(workerType: string, entry: CatalogEntry): string {
+    const short = entry.id.slice(0, 40).replace(/[._-]+$/, "");
+    for (;;) {
+      const id = `${workerType}-${short}-${randomBytes(2).toString("hex")}`;
+      if (!this.#supervisor.has(id)) return id;
+    }
+  }
+}
+
+/** Starts a hive in this process (tests, embedding); see {@link Hive.start}. */
+export function startHive(options: HiveOptions = {}): Promise<Hive> {
+  return Hive.start(options);
+}
+
+function isUnspecified(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "";
+}
+
+/** The address this machine reaches a server bound to `host` at. */
+function loopbackFor(host: string): string {
+  if (host === "::") return "::1";
+  return isUnspecified(host) ? "127.0.0.1" : host;
+}
+
+/** The host others are told: the bound address, or for "all interfaces" the first LAN IPv4 address. */
+function advertisedHost(host: string): string {
+  if (!isUnspecified(host)) return host;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return "127.0.0.1";
+}
+
+function bracket(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}

@@ -1,0 +1,128 @@
+import type { HeartbeatCommand, HiveWorkerReport, WorkerExit, WorkerHeartbeat, WorkerStatus } from "@rbee/contract";
+import type { WorkerProcess } from "./worker-process.js";
+
+/** What a worker was spawned as; it is started again the same way after a crash. */
+export interface WorkerSpec {
+  workerId: string;
+  workerType: string;
+  /** The catalog id the worker serves the model under. */
+  modelId: string;
+  /** The model file; undefined for an adopted worker (the hive did not start it). */
+  modelPath?: string;
+  device: string;
+  ctxSize?: number;
+  parallel?: number;
+  threads?: number;
+  maxQueue?: number;
+  /** The queen's keep-alive for the worker (ms, null is forever), kept and reported back. */
+  keepAliveMs?: number | null;
+  /** How long a start (and every restart) may take; default: the hive's readyTimeoutMs. */
+  readyTimeoutMs?: number;
+}
+
+/**
+ * The hive's supervision of one worker, across its restarts:
+ *
+ * - `starting`: its first process is starting (POST /v1/workers is waiting);
+ * - `running`: ready once; its status is then the worker's own (Ready, Busy, Stopping);
+ * - `restarting`: it crashed and waits for (or is in) a restart;
+ * - `stopping` → `stopped`: a requested stop; a stopped worker leaves the registry;
+ * - `failed`: restarts ran out (or an adopted worker was lost); it stays listed until removed.
+ */
+export type SupervisionState = "starting" | "running" | "restarting" | "stopping" | "stopped" | "failed";
+
+/** Where a worker the hive did not start (it found it by its heartbeat) lives. */
+export interface AdoptedProcess {
+  pid: number | null;
+  url: string;
+}
+
+/** One worker in the hive's registry: its spec, its current process and what the hive saw of it. */
+export class ManagedWorker {
+  readonly spec: WorkerSpec;
+  port: number;
+  state: SupervisionState = "starting";
+  process: WorkerProcess | undefined;
+  adopted: AdoptedProcess | undefined;
+  restarts = 0;
+  /** When the restarts of the current window happened (for the restart policy). */
+  readonly restartTimes: number[] = [];
+  lastExit: WorkerExit | null = null;
+  heartbeat: WorkerHeartbeat | null = null;
+  heartbeatAt: number | null = null;
+  /** When the current process became ready (or the worker was adopted). */
+  readyAt: number | null = null;
+  startedAt = new Date();
+  stale = false;
+  /** Commands for the worker, handed over in the reply to its next heartbeat. */
+  readonly commands: HeartbeatCommand[] = [];
+  restartTimer: NodeJS.Timeout | undefined;
+  /** Why the hive is ending the current process, when it is the hive that ends it. */
+  endReason: string | undefined;
+  stopping: Promise<HiveWorkerReport> | undefined;
+
+  constructor(spec: WorkerSpec, port: number) {
+    this.spec = spec;
+    this.port = port;
+  }
+
+  get id(): string {
+    return this.spec.workerId;
+  }
+
+  get pid(): number | null {
+    return this.process?.pid ?? this.adopted?.pid ?? null;
+  }
+
+  /**
+   * The status the hive reports. A running worker's status is its own latest word (Ready, Busy or
+   * Stopping), from a heartbeat of its current process; otherwise it follows the supervision state.
+   */
+  status(): WorkerStatus {
+    switch (this.state) {
+      case "starting":
+      case "restarting":
+        return "Starting";
+      case "stopping":
+        return "Stopping";
+      case "stopped":
+        return "Stopped";
+      case "failed":
+        return "Failed";
+      case "running": {
+        const hb = this.heartbeat;
+        if (hb === null || (hb.pid !== undefined && this.pid !== null && hb.pid !== this.pid)) return "Ready";
+        if (hb.status === "Busy" || hb.status === "Stopping") return hb.status;
+        if (this.adopted !== undefined && hb.status === "Starting") return "Starting";
+        return "Ready";
+      }
+    }
+  }
+
+  /** Milliseconds since the last heartbeat (or since it became ready, if none came since). */
+  silenceMs(now: number): number {
+    return now - Math.max(this.heartbeatAt ?? 0, this.readyAt ?? 0);
+  }
+
+  report(urlOf: (port: number) => string, now = Date.now()): HiveWorkerReport {
+    const report: HiveWorkerReport = {
+      worker_id: this.id,
+      worker_type: this.spec.workerType,
+      model: this.spec.modelId,
+      device: this.spec.device,
+      url: urlOf(this.port),
+      port: this.port,
+      pid: this.pid,
+      status: this.status(),
+      restarts: this.restarts,
+      last_exit: this.lastExit,
+      started_at: this.startedAt.toISOString(),
+      heartbeat_age_ms: this.heartbeatAt === null ? null : Math.max(0, now - this.heartbeatAt),
+      heartbeat: this.heartbeat,
+      stale: this.stale,
+      adopted: this.adopted !== undefined,
+    };
+    if (this.spec.keepAliveMs !== undefined) report.keep_alive_ms = this.spec.keepAliveMs;
+    return report;
+  }
+}

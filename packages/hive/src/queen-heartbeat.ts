@@ -1,0 +1,132 @@
+import type { HiveHeartbeat } from "@rbee/contract";
+import { type Logger, readBody, sendRequest, toStatusError } from "@rbee/server-kit";
+import type { HiveMetrics } from "./hive-metrics.js";
+
+/** Changes that come together (a crash and its restart scheduling) ride in one heartbeat. */
+export const DEBOUNCE_MS = 50;
+/** Load changes (a worker turning Busy or Ready again) wait longer, so that traffic does not flood the queen. */
+export const LOAD_DEBOUNCE_MS = 1000;
+const FIRST_RETRY_MS = 250;
+
+export interface QueenHeartbeatOptions {
+  queenUrl: string;
+  token: string;
+  intervalMs: number;
+  payload: () => Promise<HiveHeartbeat>;
+  log: Logger;
+  metrics: HiveMetrics;
+}
+
+/**
+ * Sends the hive's heartbeat to the queen: every interval, ~50 ms after `beatSoon()` (a worker
+ * changed status) and within a second after `beatSoon(LOAD_DEBOUNCE_MS)` (Ready ⇄ Busy). A failed post is retried with backoff (250 ms doubling up to the interval) and
+ * logged once per outage: a queen that is not up yet is normal.
+ */
+export class QueenHeartbeat {
+  readonly #o: QueenHeartbeatOptions;
+  readonly #endpoint: string;
+  #running = false;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | undefined;
+  #again: number | undefined;
+  #dueAt = 0;
+  #failures = 0;
+  #everDelivered = false;
+  /** Heartbeats the queen acknowledged. */
+  delivered = 0;
+
+  constructor(options: QueenHeartbeatOptions) {
+    this.#o = options;
+    this.#endpoint = `${options.queenUrl}/v1/hive-heartbeat`;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule(0);
+  }
+
+  /** Sends a heartbeat within `delayMs` (debounced), e.g. after a worker changed status. */
+  beatSoon(delayMs = DEBOUNCE_MS): void {
+    if (!this.#running) return;
+    if (this.#inFlight !== undefined) {
+      this.#again = Math.min(this.#again ?? delayMs, delayMs);
+      return;
+    }
+    this.#schedule(delayMs, true);
+  }
+
+  /** Stops the schedule and waits for a heartbeat on the wire. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#inFlight;
+  }
+
+  /** One last heartbeat (best effort, short timeout), so that the queen's last word is the final state. */
+  async sendFinal(timeoutMs = 1000): Promise<void> {
+    try {
+      await this.#post(timeoutMs);
+    } catch {
+      // the queen may be gone
+    }
+  }
+
+  #schedule(delayMs: number, onlyIfSooner = false): void {
+    if (onlyIfSooner && this.#timer !== undefined && this.#dueAt <= Date.now() + delayMs) return;
+    clearTimeout(this.#timer);
+    this.#dueAt = Date.now() + delayMs;
+    this.#timer = setTimeout(() => this.#beat(), delayMs);
+    this.#timer.unref();
+  }
+
+  #beat(): void {
+    this.#timer = undefined;
+    this.#inFlight = this.#beatOnce().finally(() => {
+      this.#inFlight = undefined;
+    });
+  }
+
+  async #beatOnce(): Promise<void> {
+    let delay = this.#o.intervalMs;
+    try {
+      await this.#post(Math.max(1000, Math.min(this.#o.intervalMs, 10_000)));
+      this.delivered++;
+      this.#o.metrics.queenHeartbeats.inc({ outcome: "ok" });
+      if (this.#failures > 0 || !this.#everDelivered) {
+        this.#o.log.info({ queen_url: this.#o.queenUrl, failures: this.#failures }, "queen reached");
+      }
+      this.#failures = 0;
+      this.#everDelivered = true;
+    } catch (err) {
+      this.#failures++;
+      this.#o.metrics.queenHeartbeats.inc({ outcome: "failed" });
+      delay = Math.min(this.#o.intervalMs, FIRST_RETRY_MS * 2 ** Math.min(this.#failures - 1, 10));
+      if (this.#failures === 1) {
+        const facts = { queen_url: this.#o.queenUrl, err: err instanceof Error ? err.message : String(err) };
+        if (this.#everDelivered) this.#o.log.warn(facts, "queen unreachable; retrying (logged once per outage)");
+        else this.#o.log.info(facts, "queen not reachable yet; retrying (normal while it starts)");
+      }
+    }
+    if (!this.#running) return;
+    if (this.#again !== undefined) {
+      delay = Math.min(delay, this.#again);
+      this.#again = undefined;
+    }
+    this.#schedule(delay);
+  }
+
+  async #post(timeoutMs: number): Promise<void> {
+    const body = await this.#o.payload();
+    const res = await sendRequest(this.#endpoint, {
+      method: "POST",
+      body,
+      token: this.#o.token,
+      timeoutMs,
+      what: "the queen",
+    });
+    if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, this.#endpoint, "the queen");
+    await readBody(res);
+  }
+}
