@@ -6,7 +6,10 @@ export type ArtifactStatus = z.infer<typeof ArtifactStatus>;
 
 /** One file of an artifact (a model can be several split GGUF files). */
 export const ArtifactFile = z.looseObject({
-  /** Relative to the artifact's directory; never absolute, never `..`. */
+  /**
+   * Relative to the artifact's directory (never with `..`), or absolute for a file used in place:
+   * a local GGUF the user pointed at, or a file in the Hugging Face cache.
+   */
   path: z.string().min(1),
   size_bytes: Bytes,
   sha256: z

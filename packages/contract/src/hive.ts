@@ -32,6 +32,10 @@ export const HiveWorkerReport = z.looseObject({
   /** Milliseconds since the worker's last heartbeat reached the hive, null if none yet. */
   heartbeat_age_ms: z.number().nonnegative().nullable(),
   heartbeat: WorkerHeartbeat.nullable(),
+  /** True when its heartbeats are more than 3 intervals old (lost, and killed, after 6). */
+  stale: z.boolean().optional(),
+  /** True for a worker the hive found running (after a hive restart) rather than spawned. */
+  adopted: z.boolean().optional(),
   /** The keep-alive the queen asked for at spawn (ms; null is forever), kept for a restarted queen. */
   keep_alive_ms: z.number().nonnegative().nullable().optional(),
 });
