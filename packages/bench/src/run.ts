@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
+import { benchColdStart } from "./cold-start-bench.js";
 import { benchLlmWorker } from "./llm-worker-bench.js";
 import { benchQueen } from "./queen-bench.js";
 import { saveResults, verdict } from "./results.js";
@@ -64,6 +65,13 @@ SUITES.queen = async () => {
     );
   }
   const file = saveResults("queen", { results });
+  console.log(`results: ${file}`);
+};
+
+SUITES["cold-start"] = async () => {
+  console.log("\n== cold start: `rbee infer` with nothing running, to the first token on stdout");
+  const result = await benchColdStart(3);
+  const file = saveResults("cold-start", { result });
   console.log(`results: ${file}`);
 };
 

@@ -23,3 +23,13 @@ export class CliError extends Error {
     this.name = "CliError";
   }
 }
+
+/**
+ * The exit code for an error the queen (or a job) reported: 4 when the thing named does not exist
+ * (`model_not_found`, `worker_not_found`, any 404), 3 when a peer could not be reached, else 1.
+ */
+export function exitCodeForError(code: string, httpStatus?: number): number {
+  if (code === "unreachable") return EXIT.unavailable;
+  if (code.endsWith("not_found") || httpStatus === 404) return EXIT.notFound;
+  return EXIT.failure;
+}

@@ -47,3 +47,24 @@ export function urlArg(value: string): string {
   }
   return value.replace(/\/+$/, "");
 }
+
+/**
+ * A commander argument parser for keep-alive durations, as the queen takes them (Ollama's style):
+ * "30s", "5m", "1h", "250ms", a number of seconds, "forever" (or any negative number), 0 for
+ * "stop as soon as the request is done". Returns the value to send: a number or a duration string.
+ */
+export function keepAliveArg(value: string): number | string {
+  const text = value.trim();
+  if (text === "forever" || text === "never") return -1;
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  if (/^-?\d+(\.\d+)?(ms|s|m|h)$/.test(text)) return text;
+  throw new InvalidArgumentError(
+    `expected a duration like 30s, 5m, 1h, 250ms, a number of seconds or 'forever', got '${value}'`,
+  );
+}
+
+/** A commander argument parser for a repeatable option: every occurrence is added to the list. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  if (value === "") throw new InvalidArgumentError("must not be empty");
+  return [...(previous ?? []), value];
+}

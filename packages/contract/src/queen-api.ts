@@ -84,6 +84,7 @@ export const ClusterWorker = z.looseObject({
   model: z.string(),
   device: DeviceId,
   url: z.string(),
+  pid: z.number().int().positive().nullable(),
   status: WorkerStatus,
   /** False when its hive is stale or lost: nothing new is routed to it. */
   routable: z.boolean(),

@@ -127,7 +127,7 @@ export class Queen {
   }
 
   #routes(): Router {
-    const api = [apiKeyAuth(this.keys)];
+    const api = [apiKeyAuth(this.keys, this.clusterToken)];
     const cluster = [
       bearerAuth({
         tokens: () => [this.clusterToken],

@@ -88,6 +88,8 @@ describe("queen auth", () => {
     const right = new OpenAI({ baseURL: `${queen.url}/v1`, apiKey: key, maxRetries: 0 });
     expect((await right.models.list()).object).toBe("list");
     expect((await getJson(`${queen.url}/v1/cluster`)).status).toBe(401);
+    // the cluster token is the local admin's key: the CLI on the queen's machine keeps working
+    expect((await getJson(`${queen.url}/v1/cluster`, queen.clusterToken)).status).toBe(200);
     // the key list never shows secrets; removing the key opens the routes again
     const list = await getJson(`${queen.url}/v1/keys`, queen.clusterToken);
     expect(JSON.stringify(list.body)).not.toContain(key);

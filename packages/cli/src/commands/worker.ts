@@ -1,99 +1,109 @@
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "@rbee/contract";
-import { envInt, envString } from "@rbee/server-kit";
-import { Command, Option } from "commander";
-import { CliError, EXIT } from "../exit-codes.js";
-import { intArg, secondsArg, urlArg } from "../parse.js";
+import { DeviceId, type JobOperation, safeParse } from "@rbee/contract";
+import { Command, InvalidArgumentError } from "commander";
+import { clientOf, configOf, printJson } from "../context.js";
+import { CliError } from "../exit-codes.js";
+import { modelRef } from "../model-ref.js";
+import { intArg, keepAliveArg } from "../parse.js";
+import { renderWorkers } from "../render/cluster.js";
+import { stderrNarrator } from "../render/narration.js";
+import { interruptSignal, runJob } from "../run-job.js";
+import { workerServeCommand } from "./worker-serve.js";
 
-interface ServeLlmFlags {
+interface SpawnFlags {
   model: string;
-  modelId?: string;
-  workerId?: string;
-  host: string;
-  port: number;
-  device: string;
-  threads?: number;
+  hive?: string;
+  device?: string;
   ctxSize?: number;
-  parallel: number;
-  maxQueue: number;
-  batchSize?: number;
-  heartbeatUrl?: string;
-  heartbeatInterval: number;
-  orphanTimeout: number;
-  shutdownGrace: number;
+  parallel?: number;
+  threads?: number;
+  keepAlive?: number | string;
+  json?: boolean;
+  quiet?: boolean;
 }
 
-/** `rbee worker ...`: run a worker in this process (the hive uses this to spawn workers). */
+function deviceArg(value: string): string {
+  if (!safeParse(DeviceId, value, "device").ok) {
+    throw new InvalidArgumentError(`expected cpu, cuda:N, metal:N, vulkan:N or rocm:N, got '${value}'`);
+  }
+  return value;
+}
+
+/** Runs a job with narration on stderr and Ctrl+C cancelling it (exit 130). */
+async function runWithNarration(cmd: Command, operation: JobOperation, quiet: boolean): Promise<unknown> {
+  const client = clientOf(configOf(cmd));
+  const interrupt = interruptSignal();
+  try {
+    const { result } = await runJob(client, operation, { narrator: stderrNarrator(quiet), cancel: interrupt.signal });
+    return result;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+/** `rbee worker spawn|ls|stop|serve`. */
 export function workerCommand(): Command {
-  const worker = new Command("worker").description("run and manage workers");
-  const serve = new Command("serve").description(
-    "run a worker in the foreground, serving the worker contract over HTTP",
-  );
-  serve
-    .command("llm")
-    .description("serve a GGUF model with llama.cpp (node-llama-cpp), on CPU, CUDA, Vulkan or Metal")
-    .requiredOption("-m, --model <path>", "path of the .gguf model file")
-    .option("--model-id <id>", "the name the model is served under (default: the file name without .gguf)")
-    .option("--worker-id <id>", "this worker's id in heartbeats (default: llm-<random>)")
-    .addOption(new Option("--host <addr>", "address to listen on").default(envString("RBEE_WORKER_HOST", "127.0.0.1")))
-    .addOption(
-      new Option("-p, --port <n>", "port to listen on (0 picks a free one)")
-        .argParser(intArg(0, 65535))
-        .default(envInt("RBEE_WORKER_PORT", 9300, 0)),
-    )
-    .option("-d, --device <id>", "cpu, cuda:N, vulkan:N, metal or rocm:N", "cpu")
+  const worker = new Command("worker").description("start, list and stop workers (one model on one device each)");
+  worker
+    .command("spawn")
+    .description("start a worker for a model through the queen (a spawn_worker job); prints its id")
+    .requiredOption("-m, --model <model>", "a model id, or the path of a GGUF file on this machine")
+    .option("--hive <id>", "the hive to run it on (default: the queen chooses where it fits)")
     .option(
-      "-t, --threads <n>",
-      "compute threads (default: from the cores, the load and the model size)",
-      intArg(1, 1024),
+      "-d, --device <id>",
+      "the device: cpu, cuda:N, metal:N, vulkan:N or rocm:N (default: the queen chooses)",
+      deviceArg,
     )
+    .option("-c, --ctx-size <n>", "tokens of context per parallel request", intArg(16, 1 << 20))
+    .option("--parallel <n>", "requests it generates at the same time", intArg(1, 256))
+    .option("-t, --threads <n>", "compute threads", intArg(1, 1024))
     .option(
-      "-c, --ctx-size <n>",
-      "tokens of context per parallel request (default: the model's, at most 4096)",
-      intArg(16, 1 << 20),
+      "--keep-alive <duration>",
+      "stop it after this long without requests: 30s, 5m, 1h, forever (default: forever)",
+      keepAliveArg,
     )
-    .option("--parallel <n>", "requests generated at the same time, batched in one context", intArg(1, 256), 4)
-    .option("--max-queue <n>", "requests that may wait for a slot; more are refused with 429", intArg(0, 100_000), 64)
-    .option("--batch-size <n>", "tokens per decode batch for prompt processing", intArg(1, 1 << 16))
-    .addOption(
-      new Option("--heartbeat-url <url>", "hive or queen to send heartbeats to")
-        .argParser(urlArg)
-        .default(envString("RBEE_HEARTBEAT_URL")),
-    )
-    .option("--heartbeat-interval <s>", "seconds between heartbeats", secondsArg(0.05), DEFAULT_HEARTBEAT_INTERVAL_MS)
-    .option(
-      "--orphan-timeout <s>",
-      "stop when no heartbeat got through for this long (0: never)",
-      secondsArg(0),
-      60_000,
-    )
-    .option("--shutdown-grace <s>", "how long in-flight requests may finish after SIGTERM", secondsArg(0), 30_000)
-    .action(async (flags: ServeLlmFlags) => {
-      const { runLlmWorker } = await import("@rbee/worker-llm");
-      if (flags.modelId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(flags.modelId)) {
-        throw new CliError(
-          `--model-id '${flags.modelId}' may use letters, digits, '.', '_', ':', '/' and '-' only`,
-          EXIT.usage,
-        );
-      }
-      await runLlmWorker({
-        model: flags.model,
-        modelId: flags.modelId,
-        workerId: flags.workerId,
-        host: flags.host,
-        port: flags.port,
-        device: flags.device,
-        threads: flags.threads,
-        ctxSize: flags.ctxSize,
-        parallel: flags.parallel,
-        maxQueue: flags.maxQueue,
-        batchSize: flags.batchSize,
-        heartbeatUrl: flags.heartbeatUrl,
-        heartbeatIntervalMs: flags.heartbeatInterval,
-        orphanTimeoutMs: flags.orphanTimeout,
-        shutdownGraceMs: flags.shutdownGrace,
-        clusterToken: envString("RBEE_CLUSTER_TOKEN"),
-      });
+    .option("--json", "print the worker as JSON")
+    .option("-q, --quiet", "no narration on stderr")
+    .action(async (flags: SpawnFlags, cmd: Command) => {
+      const result = (await runWithNarration(
+        cmd,
+        {
+          type: "spawn_worker",
+          model: modelRef(flags.model),
+          hive: flags.hive,
+          device: flags.device,
+          ctx_size: flags.ctxSize,
+          parallel: flags.parallel,
+          threads: flags.threads,
+          keep_alive: flags.keepAlive,
+        },
+        flags.quiet === true,
+      )) as { worker?: { worker_id?: unknown } } | undefined;
+      const id = result?.worker?.worker_id;
+      if (typeof id !== "string") throw new CliError("the queen's spawn_worker job ended without naming the worker");
+      if (flags.json) printJson(result?.worker);
+      else process.stdout.write(`${id}\n`);
     });
-  worker.addCommand(serve);
+  worker
+    .command("ls")
+    .alias("list")
+    .description("list the cluster's workers with their model, hive, device, status and load")
+    .option("--json", "print them as a JSON array")
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const workers = await clientOf(configOf(cmd)).workers();
+      if (flags.json) printJson(workers);
+      else process.stdout.write(`${renderWorkers(workers)}\n`);
+    });
+  worker
+    .command("stop")
+    .description("stop a worker (a stop_worker job); its in-flight requests finish first")
+    .argument("<id>", "the worker's id, as `rbee worker ls` shows it")
+    .option("--json", "print the job's result as JSON")
+    .option("-q, --quiet", "no narration on stderr")
+    .action(async (id: string, flags: { json?: boolean; quiet?: boolean }, cmd: Command) => {
+      const result = await runWithNarration(cmd, { type: "stop_worker", worker_id: id }, flags.quiet === true);
+      if (flags.json) printJson(result ?? { worker_id: id });
+      else process.stdout.write(`${id}\n`);
+    });
+  worker.addCommand(workerServeCommand());
   return worker;
 }

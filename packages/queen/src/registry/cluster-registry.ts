@@ -231,6 +231,7 @@ export class ClusterRegistry {
       model: w.report.model,
       device: w.report.device,
       url: w.report.url,
+      pid: w.report.pid,
       status: w.report.status,
       routable: this.isRoutable(w),
       slots: hb?.slots ?? 1,

@@ -1,0 +1,87 @@
+import { createServer } from "node:net";
+import { requireStoriesModel, runRbee, startRbee, tempRbeeDirs } from "@rbee/testing";
+import { median, printTable, round } from "./stats.js";
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ColdStartResult {
+  runs: number;
+  first_token_ms: number[];
+  first_token_p50_ms: number;
+  total_p50_ms: number;
+  /** The same `rbee infer` with the cluster already up and the worker loaded. */
+  warm_first_token_p50_ms: number;
+}
+
+/**
+ * `rbee infer` from nothing running: a fresh cache and config, no queen, no hive; the CLI starts
+ * them, the queen places a worker, the worker loads stories260K, the first token reaches stdout.
+ * Timed from spawning the CLI to the first byte on its stdout; warm runs are the baseline.
+ */
+export async function benchColdStart(runs: number): Promise<ColdStartResult> {
+  const model = requireStoriesModel();
+  const cold: number[] = [];
+  const totals: number[] = [];
+  const warm: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const dirs = tempRbeeDirs("bench-cold");
+    const queenPort = await freePort();
+    const env = {
+      ...dirs.env,
+      RBEE_QUEEN_PORT: String(queenPort),
+      RBEE_QUEEN_URL: `http://127.0.0.1:${queenPort}`,
+      RBEE_HIVE_PORT: String(await freePort()),
+      RBEE_WORKER_PORT_START: String(20_000 + Math.floor(Math.random() * 30_000)),
+    };
+    try {
+      for (const phase of ["cold", "warm", "warm"] as const) {
+        const t0 = performance.now();
+        const cli = startRbee(
+          ["infer", "-m", model, "-p", "Once upon a time", "--max-tokens", "8", "--temperature", "0"],
+          { env },
+        );
+        let first = -1;
+        cli.proc.stdout?.once("data", () => {
+          first = performance.now() - t0;
+        });
+        const exit = await cli.waitForExit(120_000);
+        if (exit.code !== 0) throw new Error(`rbee infer failed (${exit.code}):\n${cli.tail()}`);
+        if (phase === "cold") {
+          cold.push(first);
+          totals.push(performance.now() - t0);
+        } else warm.push(first);
+      }
+    } finally {
+      await runRbee(["down"], { env, timeoutMs: 60_000 });
+    }
+  }
+  const result: ColdStartResult = {
+    runs,
+    first_token_ms: cold.map((x) => round(x, 0)),
+    first_token_p50_ms: round(median(cold), 0),
+    total_p50_ms: round(median(totals), 0),
+    warm_first_token_p50_ms: round(median(warm), 0),
+  };
+  printTable([
+    {
+      case: "from nothing (queen, hive, worker started)",
+      "first token p50 ms": result.first_token_p50_ms,
+      "whole command p50 ms": result.total_p50_ms,
+    },
+    {
+      case: "warm (all running, model loaded)",
+      "first token p50 ms": result.warm_first_token_p50_ms,
+      "whole command p50 ms": "",
+    },
+  ]);
+  return result;
+}

@@ -1,0 +1,168 @@
+import { DEFAULT_PORTS } from "@rbee/contract";
+import { envInt, envString } from "@rbee/server-kit";
+import { type CliConfig, isLoopbackUrl, urlPort } from "./config.js";
+import {
+  type DaemonName,
+  type DaemonRecord,
+  daemonFiles,
+  freePort,
+  liveDaemon,
+  localUrl,
+  probeHealth,
+  startInBackground,
+} from "./daemons.js";
+import { CliError, EXIT } from "./exit-codes.js";
+import type { QueenClient } from "./queen-client.js";
+import type { Narrator } from "./render/narration.js";
+
+/**
+ * The queen and the hive of this machine, as `rbee up`, `rbee queen|hive start` and the
+ * "works from nothing" start of `rbee infer` run them: where they listen, starting them in the
+ * background unless they already run, and waiting until the queen knows the hive.
+ */
+export interface Listen {
+  host: string;
+  port: number;
+  /** Where it is reached from this machine. */
+  url: string;
+}
+
+export interface ListenFlags {
+  port?: number;
+  host?: string;
+}
+
+/**
+ * Where a local queen listens: --port, else RBEE_QUEEN_PORT, else the port of the queen URL when
+ * that URL is on this machine (so that `rbee infer` starts the queen where it then looks for it),
+ * else 7833. Host: --host, else RBEE_QUEEN_HOST, else 127.0.0.1.
+ */
+export function queenListen(config: Pick<CliConfig, "queenUrl">, flags: ListenFlags = {}): Listen {
+  const fromUrl = isLoopbackUrl(config.queenUrl) ? urlPort(config.queenUrl) : DEFAULT_PORTS.queen;
+  const port = flags.port ?? envInt("RBEE_QUEEN_PORT", fromUrl, 0);
+  const host = flags.host ?? envString("RBEE_QUEEN_HOST", "127.0.0.1");
+  return { host, port, url: localUrl(host, port) };
+}
+
+/** Where the local hive listens: --port, else RBEE_HIVE_PORT, else 7835; host likewise (RBEE_HIVE_HOST). */
+export function hiveListen(flags: ListenFlags = {}): Listen {
+  const port = flags.port ?? envInt("RBEE_HIVE_PORT", DEFAULT_PORTS.hive, 0);
+  const host = flags.host ?? envString("RBEE_HIVE_HOST", "127.0.0.1");
+  return { host, port, url: localUrl(host, port) };
+}
+
+/** Replaces port 0 by a port that is free now: the CLI must know where to wait for /health. */
+export async function concretePort(listen: Listen): Promise<Listen> {
+  if (listen.port !== 0) return listen;
+  const port = await freePort(listen.host === "0.0.0.0" || listen.host === "::" ? undefined : listen.host);
+  return { ...listen, port, url: localUrl(listen.host, port) };
+}
+
+export interface Started {
+  record: DaemonRecord;
+  /** False when it was running already. */
+  started: boolean;
+  /** True when something answers at the URL that this rbee did not start (no pid file). */
+  foreign: boolean;
+}
+
+async function startDaemon(
+  config: Pick<CliConfig, "cacheDir">,
+  name: DaemonName,
+  listen: Listen,
+  args: string[],
+): Promise<Started> {
+  const running = liveDaemon(config.cacheDir, name);
+  if (running) {
+    if (await probeHealth(running.url || listen.url)) return { record: running, started: false, foreign: false };
+    const { logFile } = daemonFiles(config.cacheDir, name);
+    throw new CliError(
+      `a ${name} process runs (pid ${running.pid}) but does not answer ${running.url || listen.url}/health; look at ${logFile}, or stop it with \`rbee ${name} stop\``,
+    );
+  }
+  const target = await concretePort(listen);
+  if (listen.port !== 0 && (await probeHealth(target.url))) {
+    return { record: { pid: 0, url: target.url, started_at: "" }, started: false, foreign: true };
+  }
+  const record = await startInBackground({
+    name,
+    url: target.url,
+    args: [name, "start", "--foreground", "--port", String(target.port), "--host", target.host, ...args],
+    cacheDir: config.cacheDir,
+  });
+  return { record, started: true, foreign: false };
+}
+
+/** Starts the queen in the background unless it runs. */
+export function startQueenDaemon(config: Pick<CliConfig, "cacheDir">, listen: Listen): Promise<Started> {
+  return startDaemon(config, "queen", listen, []);
+}
+
+/** Starts the hive in the background, pointed at `queenUrl`, unless it runs. */
+export function startHiveDaemon(
+  config: Pick<CliConfig, "cacheDir">,
+  listen: Listen,
+  queenUrl: string,
+  hiveId?: string,
+): Promise<Started> {
+  return startDaemon(config, "hive", listen, ["--queen-url", queenUrl, ...(hiveId ? ["--hive-id", hiveId] : [])]);
+}
+
+/**
+ * Waits until the queen lists a live hive listening on `hivePort` (its first heartbeat arrived),
+ * so that what follows (a job, `rbee status`) sees it.
+ */
+export async function waitForHive(client: QueenClient, hivePort: number, timeoutMs = 20_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const cluster = await client.cluster();
+    const hive = cluster.hives.find((h) => h.state === "live" && safePort(h.url) === hivePort);
+    if (hive) return hive.id;
+    if (Date.now() > deadline) {
+      throw new CliError(
+        `the hive on port ${hivePort} runs but the queen at ${client.url} has not heard from it within ${timeoutMs / 1000} s; look at the hive's log (rbee hive status)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function safePort(url: string): number | undefined {
+  try {
+    return urlPort(url);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * "Works from nothing", for `rbee infer` and `rbee chat`: when the queen cannot be reached and its
+ * URL is on this machine, start the queen and a hive in the background; when the queen runs on
+ * this machine but knows no hive, start this machine's hive. Anything else is left alone.
+ */
+export async function ensureLocalCluster(
+  client: QueenClient,
+  config: Pick<CliConfig, "queenUrl" | "cacheDir">,
+  narrator: Narrator,
+): Promise<void> {
+  const local = isLoopbackUrl(config.queenUrl);
+  if (await client.isUp()) {
+    if (!local) return;
+    const cluster = await client.cluster();
+    if (cluster.hives.length > 0) return;
+  } else {
+    if (!local) await client.health(); // throws the "cannot reach the queen" error, exit 3
+    narrator.say("rbee: starting queen");
+    const queen = await startQueenDaemon(config, queenListen(config));
+    if (urlPort(queen.record.url) !== urlPort(config.queenUrl)) {
+      throw new CliError(
+        `started a queen at ${queen.record.url}, but the queen URL is ${config.queenUrl}: make RBEE_QUEEN_PORT and the queen URL agree`,
+        EXIT.usage,
+      );
+    }
+  }
+  narrator.say("rbee: starting hive");
+  const listen = hiveListen();
+  const hive = await startHiveDaemon(config, listen, config.queenUrl);
+  await waitForHive(client, urlPort(hive.record.url));
+}

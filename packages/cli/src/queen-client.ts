@@ -1,0 +1,217 @@
+import {
+  ApiKeyInfo,
+  ClusterEvent,
+  ClusterSnapshot,
+  ClusterWorker,
+  JobCreated,
+  type JobOperation,
+  type ParseResult,
+  parseJson,
+  RbeeError,
+  type SseMessage,
+  safeParse,
+} from "@rbee/contract";
+import {
+  type ClientRequestOptions,
+  HttpStatusError,
+  readBody,
+  readClusterToken,
+  requestJson,
+  sendRequest,
+  streamSse,
+  toStatusError,
+  UnreachableError,
+} from "@rbee/server-kit";
+import { type CliConfig, isLoopbackUrl } from "./config.js";
+import { CliError, EXIT, exitCodeForError } from "./exit-codes.js";
+
+export interface QueenHealth {
+  status: string;
+  version: string | undefined;
+}
+
+export interface CreatedKey extends ApiKeyInfo {
+  key: string;
+}
+
+const WHAT = "the queen";
+
+/** The hint after "cannot reach the queen": how to start it, or where the URL came from. */
+function unreachableHint(config: Pick<CliConfig, "queenUrl" | "queenUrlSource">): string {
+  if (isLoopbackUrl(config.queenUrl)) return "is it running? start it with `rbee up`";
+  const from = { flag: "--queen-url", env: "RBEE_QUEEN_URL", config: "queen_url in config.json", default: "" }[
+    config.queenUrlSource
+  ];
+  return `is it running, and is the address right? it comes from ${from}`;
+}
+
+/**
+ * The queen's HTTP API as the CLI uses it. Every failure becomes a CliError with one line and
+ * its exit code: 3 when the queen cannot be reached, 4 when the thing named does not exist.
+ */
+export class QueenClient {
+  readonly url: string;
+  readonly #config: Pick<CliConfig, "queenUrl" | "queenUrlSource" | "apiKey" | "configDir">;
+
+  constructor(config: Pick<CliConfig, "queenUrl" | "queenUrlSource" | "apiKey" | "configDir">) {
+    this.url = config.queenUrl;
+    this.#config = config;
+  }
+
+  /**
+   * The bearer token for the OpenAI, job and cluster routes: the API key when one was given, else,
+   * for a queen on this machine, the cluster token (so that the local CLI keeps working once API
+   * keys exist). It is never sent to another machine unasked.
+   */
+  get #token(): string | undefined {
+    if (this.#config.apiKey) return this.#config.apiKey;
+    return isLoopbackUrl(this.url) ? readClusterToken(this.#config.configDir) : undefined;
+  }
+
+  /** The cluster token, which the admin routes (/v1/keys) want. */
+  get #adminToken(): string {
+    const token = readClusterToken(this.#config.configDir);
+    if (!token) {
+      throw new CliError(
+        `no cluster token in ${this.#config.configDir}/cluster-token (or RBEE_CLUSTER_TOKEN): managing API keys needs the cluster token of the queen's machine; run this on that machine, or set RBEE_CLUSTER_TOKEN`,
+      );
+    }
+    return token;
+  }
+
+  /** Turns what the HTTP client threw into a CliError with one line and the right exit code. */
+  translate(err: unknown, admin = false): unknown {
+    if (err instanceof CliError) return err;
+    if (err instanceof UnreachableError) {
+      const prefix = `cannot reach ${WHAT} at ${err.url}: `;
+      const reason = (err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message).replace(
+        / \(is it running\?\)$/,
+        "",
+      );
+      return new CliError(
+        `cannot reach ${WHAT} at ${this.url}: ${reason} (${unreachableHint(this.#config)})`,
+        EXIT.unavailable,
+      );
+    }
+    if (err instanceof HttpStatusError && err.status === 401 && !admin && !this.#config.apiKey) {
+      return new CliError(
+        `the queen at ${this.url} requires an API key: give it with --api-key or RBEE_API_KEY (create one with \`rbee key create\`)`,
+      );
+    }
+    if (err instanceof HttpStatusError) return new CliError(err.message, exitCodeForError(err.code, err.status));
+    if (err instanceof RbeeError) return new CliError(err.message, exitCodeForError(err.code, err.statusCode));
+    return err;
+  }
+
+  async #call<T>(fn: () => Promise<T>, admin = false): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.translate(err, admin);
+    }
+  }
+
+  #options(o: ClientRequestOptions = {}): ClientRequestOptions {
+    return { what: WHAT, token: this.#token, ...o };
+  }
+
+  /** GET/POST/DELETE a path and return the reply's JSON (undefined for an empty body). */
+  async #json(path: string, o: ClientRequestOptions = {}): Promise<unknown> {
+    return this.#call(async () => {
+      const url = `${this.url}${path}`;
+      const res = await sendRequest(url, this.#options(o));
+      if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, WHAT);
+      const text = await readBody(res);
+      if (text.trim() === "") return undefined;
+      const parsed = parseJson(text);
+      if (!parsed.ok) throw new CliError(`${WHAT} sent a reply that is not JSON (${url})`);
+      return parsed.value;
+    }, o.token !== undefined);
+  }
+
+  #check<T>(result: ParseResult<T>): T {
+    if (!result.ok) throw new CliError(`${result.error.message} (is ${this.url} an rbee queen of this version?)`);
+    return result.value;
+  }
+
+  async health(timeoutMs = 3000): Promise<QueenHealth> {
+    const body = await this.#json("/health", { timeoutMs });
+    const b = (body ?? {}) as { status?: unknown; version?: unknown };
+    if (typeof b.status !== "string") throw new CliError(`${this.url}/health did not answer like an rbee queen`);
+    return { status: b.status, version: typeof b.version === "string" ? b.version : undefined };
+  }
+
+  /** True when the queen answers /health; false when it cannot be reached (other errors throw). */
+  async isUp(timeoutMs = 3000): Promise<boolean> {
+    try {
+      await this.health(timeoutMs);
+      return true;
+    } catch (err) {
+      if (err instanceof CliError && err.exitCode === EXIT.unavailable) return false;
+      throw err;
+    }
+  }
+
+  async cluster(): Promise<ClusterSnapshot> {
+    return this.#call(() => requestJson(`${this.url}/v1/cluster`, ClusterSnapshot, this.#options()));
+  }
+
+  async workers(): Promise<ClusterWorker[]> {
+    const body = (await this.#json("/v1/workers")) as { workers?: unknown } | undefined;
+    if (!Array.isArray(body?.workers)) throw new CliError(`GET ${this.url}/v1/workers did not answer a worker list`);
+    return body.workers.map((w) => this.#check(safeParse(ClusterWorker, w, `worker from ${WHAT}`)));
+  }
+
+  async createJob(operation: JobOperation): Promise<JobCreated> {
+    return this.#call(() =>
+      requestJson(`${this.url}/v1/jobs`, JobCreated, this.#options({ method: "POST", body: { operation } })),
+    );
+  }
+
+  async cancelJob(jobId: string): Promise<void> {
+    await this.#json(`/v1/jobs/${encodeURIComponent(jobId)}`, { method: "DELETE", timeoutMs: 5000 });
+  }
+
+  /** A job's raw SSE stream, resuming after `afterSeq` (Last-Event-ID) when given. */
+  async *jobStream(created: JobCreated, afterSeq: number, signal: AbortSignal): AsyncGenerator<SseMessage> {
+    const url = new URL(created.sse_url, `${this.url}/`).toString();
+    const headers: Record<string, string> = afterSeq >= 0 ? { "last-event-id": String(afterSeq) } : {};
+    try {
+      yield* streamSse(url, this.#options({ headers, signal }));
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  /** `GET /v1/events`: the snapshot first, then one event per change; ends when `signal` aborts. */
+  async *events(signal: AbortSignal): AsyncGenerator<ClusterEvent> {
+    try {
+      for await (const msg of streamSse(`${this.url}/v1/events`, this.#options({ signal }))) {
+        const parsed = parseJson(msg.data);
+        if (!parsed.ok) continue;
+        const event = safeParse(ClusterEvent, parsed.value, "cluster event");
+        if (event.ok) yield event.value; // events of a newer queen are skipped, not fatal
+      }
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  async listKeys(): Promise<ApiKeyInfo[]> {
+    const body = (await this.#json("/v1/keys", { token: this.#adminToken })) as { keys?: unknown } | undefined;
+    if (!Array.isArray(body?.keys)) throw new CliError(`GET ${this.url}/v1/keys did not answer a key list`);
+    return body.keys.map((k) => this.#check(safeParse(ApiKeyInfo, k, `API key from ${WHAT}`)));
+  }
+
+  async createKey(name: string): Promise<CreatedKey> {
+    const body = await this.#json("/v1/keys", { method: "POST", body: { name }, token: this.#adminToken });
+    const info = this.#check(safeParse(ApiKeyInfo, body, `new API key from ${WHAT}`));
+    const key = (body as { key?: unknown }).key;
+    if (typeof key !== "string") throw new CliError(`POST ${this.url}/v1/keys did not answer the new key`);
+    return { ...info, key };
+  }
+
+  async removeKey(id: string): Promise<void> {
+    await this.#json(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE", token: this.#adminToken });
+  }
+}
