@@ -55,18 +55,29 @@ export class HttpContext {
   }
 
   /** Reads the whole body as text, refusing more than `limit` bytes with a 413. */
-  async text(limit = DEFAULT_BODY_LIMIT): Promise<string> {
+  text(limit = DEFAULT_BODY_LIMIT): Promise<string> {
     const declared = Number(this.req.headers["content-length"] ?? "0");
-    if (declared > limit) throw new PayloadTooLargeError(limit);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of this.req) {
-      const buf = chunk as Buffer;
-      size += buf.length;
-      if (size > limit) throw new PayloadTooLargeError(limit);
-      chunks.push(buf);
-    }
-    return Buffer.concat(chunks).toString("utf8");
+    if (declared > limit) return Promise.reject(new PayloadTooLargeError(limit));
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const req = this.req;
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limit) {
+          req.off("data", onData);
+          req.resume();
+          reject(new PayloadTooLargeError(limit));
+          return;
+        }
+        chunks.push(chunk);
+      };
+      req.on("data", onData);
+      req.once("end", () =>
+        resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")),
+      );
+      req.once("error", reject);
+    });
   }
 
   /** Reads, parses and validates a JSON body; every failure is a 4xx that says what is wrong. */

@@ -6,8 +6,8 @@ import type { ServerResponse } from "node:http";
  * - writes `text/event-stream` with `no-cache` and disables proxy buffering;
  * - splits multi-line data into several `data:` lines, and refuses newlines in `event` and `id`;
  * - honours backpressure: `send` resolves when the socket has taken the frame (after `drain` if needed);
- * - coalesces writes: with `flushIntervalMs` 0 the frames of one event-loop turn go out together at
- *   its end; with more, a stream is written at most once per interval: a frame after a quiet spell
+ * - coalesces writes: with `flushIntervalMs` 0 the frames of one tick go out together (Node corks
+ *   the socket until the next tick); with more, a stream is written at most once per interval: a frame after a quiet spell
  *   goes out at once, and the frames that follow within the interval go out together when it ends.
  *   Token streams use a few milliseconds: on these VMs one socket write to loopback costs 100-250 µs
  *   of CPU (the kernel does the receiver's TCP work too), which is a token's worth on a small model,
@@ -43,7 +43,7 @@ export class SseWriter {
       "x-accel-buffering": "no",
       ...headers,
     });
-    res.flushHeaders();
+    // no flushHeaders(): the headers leave with the first frame, one write instead of two
     res.once("close", () => {
       this.#closed = true;
     });
@@ -93,11 +93,8 @@ export class SseWriter {
           this.#timer = setTimeout(this.#flushWindow, wait);
         }
       }
-    } else if (!this.#corked) {
-      this.#corked = true;
-      res.cork();
-      setImmediate(this.#uncork);
     }
+    // with no interval, Node's own corking (until the next tick) joins the frames of one tick
     if (res.write(frame)) return Promise.resolve(true);
     return this.#drained();
   }
