@@ -1,17 +1,6 @@
-import { createServer } from "node:net";
+import { freePort } from "@rbee/server-kit";
 import { requireStoriesModel, runRbee, startRbee, tempRbeeDirs } from "@rbee/testing";
 import { median, printTable, round } from "./stats.js";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface ColdStartResult {
   runs: number;

@@ -1,11 +1,13 @@
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseJson } from "@rbee/contract";
-import { readBody, sendRequest } from "@rbee/server-kit";
+import { isPidAlive, readBody, sendRequest } from "@rbee/server-kit";
+
+export { freePort } from "@rbee/server-kit";
+
 import { CliError } from "./exit-codes.js";
 
 /**
@@ -68,22 +70,6 @@ export function removeDaemonRecord(file: string, pid?: number): void {
   rmSync(file, { force: true });
 }
 
-/** True while the process exists; a zombie (exited, not reaped by its parent) counts as gone. */
-export function isPidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  if (process.platform !== "linux") return true;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.charAt(stat.lastIndexOf(")") + 2) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 /** Whether a live pid still is an rbee daemon of this name (a pid can be reused). Linux checks; elsewhere assumed. */
 function looksLikeDaemon(pid: number, name: DaemonName): boolean {
   if (process.platform !== "linux") return true;
@@ -118,19 +104,6 @@ export async function probeHealth(url: string, timeoutMs = 1500): Promise<Record
   } catch {
     return undefined;
   }
-}
-
-/** A port that was free a moment ago, for `--port 0`: the CLI must know the port to wait for /health. */
-export function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The URL a daemon listening on host:port is reached at from this machine. */

@@ -1,24 +1,5 @@
 import { readFileSync } from "node:fs";
-import { sendRequest } from "@rbee/server-kit";
-
-/**
- * True while a process with this pid exists (signal 0 probes without signalling). A zombie (exited,
- * not yet reaped: containers whose init does not reap) counts as gone.
- */
-export function isPidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  if (process.platform !== "linux") return true;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return true;
-  }
-}
+import { isPidAlive, sendRequest } from "@rbee/server-kit";
 
 /**
  * Whether the pid still looks like an rbee worker, before the hive signals a process it did not

@@ -7,7 +7,8 @@ import {
   type WorkerStatus,
 } from "@rbee/contract";
 import type { Logger } from "@rbee/server-kit";
-import { isPidAlive, looksLikeWorker, stopAdoptedProcess } from "./adopted-process.js";
+import { isPidAlive } from "@rbee/server-kit";
+import { looksLikeWorker, stopAdoptedProcess } from "./adopted-process.js";
 import { WorkerExistsError, WorkerNotFoundError, WorkerStartError, WorkerStoppedError } from "./errors.js";
 import { type ExitInfo, toWorkerExit } from "./exit-reason.js";
 import type { HiveMetrics } from "./hive-metrics.js";

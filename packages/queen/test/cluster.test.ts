@@ -1,6 +1,6 @@
-import { createServer } from "node:net";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
+import { freePort } from "@rbee/server-kit";
 import {
   getJson,
   postJson,
@@ -13,17 +13,6 @@ import {
 import { afterEach, describe, expect, it } from "vitest";
 
 const HEARTBEAT_MS = 300;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Cluster {
   queen: Queen;

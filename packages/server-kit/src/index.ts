@@ -18,3 +18,4 @@ export { formatSseFrame, SseWriter } from "./http/sse.js";
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
 export { cacheDir, cachePaths, configDir } from "./paths.js";
+export { freePort, isPidAlive } from "./process-utils.js";

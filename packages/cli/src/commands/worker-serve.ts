@@ -1,26 +1,19 @@
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit";
+import type { LlmWorkerOptions } from "@rbee/worker-llm";
 import { Command, Option } from "commander";
 import { CliError, EXIT } from "../exit-codes.js";
 import { intArg, secondsArg, urlArg } from "../parse.js";
 
-interface ServeLlmFlags {
-  model: string;
-  modelId?: string;
-  workerId?: string;
-  host: string;
-  port: number;
-  device: string;
-  threads?: number;
-  ctxSize?: number;
-  parallel: number;
-  maxQueue: number;
-  batchSize?: number;
-  heartbeatUrl?: string;
+/** The worker's options as commander parses them: durations arrive in ms under the flag names. */
+type ServeLlmFlags = Omit<
+  LlmWorkerOptions,
+  "heartbeatIntervalMs" | "orphanTimeoutMs" | "shutdownGraceMs" | "clusterToken"
+> & {
   heartbeatInterval: number;
   orphanTimeout: number;
   shutdownGrace: number;
-}
+};
 
 /** `rbee worker serve ...`: run a worker in this process (the hive uses this to spawn workers). */
 export function workerServeCommand(): Command {
@@ -74,22 +67,12 @@ export function workerServeCommand(): Command {
           EXIT.usage,
         );
       }
+      const { heartbeatInterval, orphanTimeout, shutdownGrace, ...options } = flags;
       await runLlmWorker({
-        model: flags.model,
-        modelId: flags.modelId,
-        workerId: flags.workerId,
-        host: flags.host,
-        port: flags.port,
-        device: flags.device,
-        threads: flags.threads,
-        ctxSize: flags.ctxSize,
-        parallel: flags.parallel,
-        maxQueue: flags.maxQueue,
-        batchSize: flags.batchSize,
-        heartbeatUrl: flags.heartbeatUrl,
-        heartbeatIntervalMs: flags.heartbeatInterval,
-        orphanTimeoutMs: flags.orphanTimeout,
-        shutdownGraceMs: flags.shutdownGrace,
+        ...options,
+        heartbeatIntervalMs: heartbeatInterval,
+        orphanTimeoutMs: orphanTimeout,
+        shutdownGraceMs: shutdownGrace,
         clusterToken: envString("RBEE_CLUSTER_TOKEN"),
       });
     });

@@ -1,9 +1,8 @@
 import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger } from "@rbee/server-kit";
+import { createLogger, isPidAlive } from "@rbee/server-kit";
 import { requireStoriesModel } from "@rbee/testing";
-import { isPidAlive } from "../../src/adopted-process.js";
 import { type Hive, type HiveOptions, startHive } from "../../src/index.js";
 
 export { isPidAlive };
