@@ -4,6 +4,7 @@ import {
   getJson,
   type ParsedSse,
   postJson,
+  quietLog,
   STORIES_GREEDY_PREFIX,
   type StartedWorker,
   startLlmWorker,
@@ -32,7 +33,7 @@ describe("queen auth", () => {
   let queen: Queen;
   beforeAll(async () => {
     const dirs = tempRbeeDirs("auth");
-    queen = await startQueen({ port: 0, configDir: dirs.configDir, cacheDir: dirs.cacheDir });
+    queen = await startQueen({ log: quietLog("queen"), port: 0, configDir: dirs.configDir, cacheDir: dirs.cacheDir });
   });
   afterAll(() => queen?.close());
 
@@ -104,7 +105,13 @@ describe("queen auth", () => {
   it("refuses a non-loopback bind without API keys", async () => {
     const dirs = tempRbeeDirs("bind");
     await expect(
-      startQueen({ port: 0, host: "0.0.0.0", configDir: dirs.configDir, cacheDir: dirs.cacheDir }),
+      startQueen({
+        log: quietLog("queen"),
+        port: 0,
+        host: "0.0.0.0",
+        configDir: dirs.configDir,
+        cacheDir: dirs.cacheDir,
+      }),
     ).rejects.toThrow(/refusing to listen on 0\.0\.0\.0 without API keys/);
   });
 });
@@ -114,7 +121,7 @@ describe("queen jobs", () => {
   let worker: StartedWorker;
   beforeAll(async () => {
     const dirs = tempRbeeDirs("jobs");
-    queen = await startQueen({ port: 0, configDir: dirs.configDir, cacheDir: dirs.cacheDir });
+    queen = await startQueen({ log: quietLog("queen"), port: 0, configDir: dirs.configDir, cacheDir: dirs.cacheDir });
     worker = await startLlmWorker(["--heartbeat-url", queen.url, "--heartbeat-interval", "0.3", "--parallel", "1"], {
       env: { RBEE_CLUSTER_TOKEN: queen.clusterToken },
     });

@@ -5,6 +5,7 @@ import {
   getJson,
   postJson,
   postSse,
+  quietLog,
   requireStoriesModel,
   STORIES_GREEDY_PREFIX,
   tempRbeeDirs,
@@ -30,6 +31,7 @@ async function startCluster(opts: { maxWaitingPerModel?: number; devices?: strin
   const dirs = tempRbeeDirs("cluster");
   const queenPort = await freePort();
   const queen = await startQueen({
+    log: quietLog("queen"),
     port: queenPort,
     configDir: dirs.configDir,
     cacheDir: dirs.cacheDir,
@@ -39,6 +41,7 @@ async function startCluster(opts: { maxWaitingPerModel?: number; devices?: strin
   });
   cleanups.push(() => queen.close());
   const hive = await startHive({
+    log: quietLog("hive"),
     port: 0,
     queenUrl: queen.url,
     hiveId: "test-hive",

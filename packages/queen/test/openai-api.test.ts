@@ -2,6 +2,7 @@ import { type Queen, startQueen } from "@rbee/queen";
 import {
   getJson,
   postJson,
+  quietLog,
   STORIES_GREEDY_PREFIX,
   type StartedWorker,
   startLlmWorker,
@@ -21,7 +22,7 @@ describe("OpenAI API through the queen (official openai client)", () => {
 
   beforeAll(async () => {
     const dirs = tempRbeeDirs("openai");
-    queen = await startQueen({ port: 0, configDir: dirs.configDir, cacheDir: dirs.cacheDir });
+    queen = await startQueen({ log: quietLog("queen"), port: 0, configDir: dirs.configDir, cacheDir: dirs.cacheDir });
     worker = await startLlmWorker(
       ["--heartbeat-url", queen.url, "--heartbeat-interval", "0.3", "--model-id", "stories"],
       {

@@ -9,7 +9,9 @@ let child: ChildHandle | undefined;
 
 describeWorkerConformance("the echo example of docs/worker-contract.md", {
   start: async () => {
-    child = new ChildHandle(process.execPath, [join(REPO_ROOT, "examples/echo-worker.mjs")], { env: { PORT: "0" } });
+    child = new ChildHandle(process.execPath, [join(REPO_ROOT, "examples/echo-worker.mjs")], {
+      env: { PORT: "0", RBEE_LOG_LEVEL: "info" },
+    });
     const ready = await child.waitForLine(/^\{.*"msg":"worker ready".*\}$/m);
     const url = (JSON.parse(ready[0]) as { url: string }).url;
     const c = child;

@@ -127,7 +127,11 @@ export class HttpServer {
       await match.route.handler(ctx);
     } catch (thrown) {
       const err = toRbeeError(thrown);
-      if (err.statusCode >= 500) log.error({ err: thrown, request_id: requestId, route: ctx.route }, "request failed");
+      // a bug gets its stack; an expected 5xx (no memory, a worker gone, shutting down) one line
+      if (err.code === "internal_error")
+        log.error({ err: thrown, request_id: requestId, route: ctx.route }, "request failed");
+      else if (err.statusCode >= 500)
+        log.warn({ request_id: requestId, route: ctx.route, code: err.code, message: err.message }, "request failed");
       writeError(ctx, err);
       ctx.logFields.error_code = err.code;
     } finally {
