@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchColdStart } from "./cold-start-bench.js";
+import { benchDownload } from "./download-bench.js";
 import { benchLlmWorker } from "./llm-worker-bench.js";
 import { benchQueen } from "./queen-bench.js";
 import { saveResults, verdict } from "./results.js";
@@ -72,6 +73,22 @@ SUITES["cold-start"] = async () => {
   console.log("\n== cold start: `rbee infer` with nothing running, to the first token on stdout");
   const result = await benchColdStart(3);
   const file = saveResults("cold-start", { result });
+  console.log(`results: ${file}`);
+};
+
+SUITES.download = async () => {
+  console.log("\n== downloads: a generated 1 GiB GGUF from the local test hub, downloadFile vs curl (alternating)");
+  const result = await benchDownload({ rounds: 5 });
+  console.log(verdict("downloadFile parts=1 / curl", result.ratio_parts_1_vs_curl, 0.9));
+  console.log(
+    verdict(`downloadFile default (${result.default_parts.parts} parts) / curl`, result.ratio_default_vs_curl, 0.9),
+  );
+  for (const r of result.resume) {
+    console.log(
+      `${r.refetched_bytes <= r.part_bytes ? "meets" : "MISSES"} target: ${r.case}: fetched again ${r.refetched_bytes} bytes (target ≤ one part, ${r.part_bytes})`,
+    );
+  }
+  const file = saveResults("download", { result });
   console.log(`results: ${file}`);
 };
 

@@ -58,5 +58,7 @@ export function toHiveModel(entry: CatalogEntry): HiveModel {
   if (entry.path !== undefined) model.path = entry.path;
   if (a.source_url !== "") model.source_url = a.source_url;
   if (a.error !== undefined) model.error = a.error;
+  if (a.gguf !== undefined) model.gguf = a.gguf;
+  if (a.downloaded_bytes !== undefined) model.downloaded_bytes = a.downloaded_bytes;
   return model;
 }

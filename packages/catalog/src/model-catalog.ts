@@ -1,6 +1,6 @@
 import { readdir, rm, stat } from "node:fs/promises";
 import { basename, isAbsolute, resolve } from "node:path";
-import { type ArtifactMetadata, ModelNotFoundError, RbeeError } from "@rbee/contract";
+import { type Artifact, type ArtifactMetadata, ModelNotFoundError, RbeeError } from "@rbee/contract";
 import { brokenEntry, type CatalogEntry, entryFromMetadata } from "./catalog-entry.js";
 import { checkGgufFile } from "./gguf-file.js";
 import { readMetadataFile, writeMetadataFile } from "./metadata-file.js";
@@ -26,6 +26,10 @@ export class ModelIdTakenError extends RbeeError {
     );
   }
 }
+
+/** What a caller of writeEntry says about an entry (the id and kind are the catalog's). */
+export type EntryFields = Pick<Artifact, "name" | "version" | "size_bytes" | "source_url" | "status"> &
+  Partial<Pick<Artifact, "files" | "error" | "gguf" | "downloaded_bytes">>;
 
 /** How many hex digits of the path hash to try when a file's plain id is taken. */
 const HASH_LENGTHS = [6, 10, 16, 64];
@@ -79,6 +83,28 @@ export class ModelCatalog {
    */
   registerLocalFile(absPath: string, options: RegisterOptions = {}): Promise<CatalogEntry> {
     return this.#exclusive(() => this.#register(absPath, options));
+  }
+
+  /**
+   * Writes an entry as given: the provisioner's Downloading, Available and Failed states. Files are
+   * relative to the entry's directory (files the catalog holds) or absolute (files used in place);
+   * created_at is kept from an existing entry.
+   * @throws ValidationError for an invalid id.
+   */
+  writeEntry(id: string, artifact: EntryFields): Promise<CatalogEntry> {
+    assertModelId(id);
+    return this.#exclusive(async () => {
+      const existing = await this.#read(id);
+      const now = new Date().toISOString();
+      const metadata: ArtifactMetadata = {
+        artifact: { ...artifact, id, kind: "model" },
+        created_at: existing?.created_at ?? now,
+        updated_at: now,
+      };
+      const dir = modelDirOf(this.modelsDir, id);
+      await writeMetadataFile(dir, metadata);
+      return entryFromMetadata(id, dir, metadata);
+    });
   }
 
   /**

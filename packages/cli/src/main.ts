@@ -4,6 +4,7 @@ import { chatCommand } from "./commands/chat.js";
 import { hiveCommand } from "./commands/hive.js";
 import { inferCommand } from "./commands/infer.js";
 import { keyCommand } from "./commands/key.js";
+import { modelCommand } from "./commands/model.js";
 import { queenCommand } from "./commands/queen.js";
 import { statusCommand } from "./commands/status.js";
 import { downCommand, upCommand } from "./commands/up.js";
@@ -40,6 +41,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 queen unreachable, 4 not found, 130 inte
     inferCommand(),
     chatCommand(),
     workerCommand(),
+    modelCommand(),
     keyCommand(),
     queenCommand(),
     hiveCommand(),

@@ -1,5 +1,6 @@
 import {
   ApiKeyInfo,
+  CatalogListing,
   ClusterEvent,
   ClusterSnapshot,
   ClusterWorker,
@@ -154,6 +155,11 @@ export class QueenClient {
 
   async cluster(): Promise<ClusterSnapshot> {
     return this.#call(() => requestJson(`${this.url}/v1/cluster`, ClusterSnapshot, this.#options()));
+  }
+
+  /** Every hive's catalog entries, Downloading and Failed ones too. */
+  async catalog(): Promise<CatalogListing["models"]> {
+    return this.#check(safeParse(CatalogListing, await this.#json("/v1/catalog"), "catalog")).models;
   }
 
   async workers(): Promise<ClusterWorker[]> {

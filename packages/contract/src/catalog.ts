@@ -19,6 +19,41 @@ export const ArtifactFile = z.looseObject({
 });
 export type ArtifactFile = z.infer<typeof ArtifactFile>;
 
+/**
+ * What a model's GGUF header says, as far as placement needs it: enough to estimate the memory a
+ * worker needs for a context size and a number of parallel sequences, without the file.
+ */
+export const GgufSummary = z.looseObject({
+  architecture: z.string(),
+  name: z.string().optional(),
+  parameter_count: z.number().nonnegative(),
+  /** The file type, e.g. "Q4_K_M", "Q8_0", "F16". */
+  quantization: z.string(),
+  context_length: z.number().int().nonnegative(),
+  block_count: z.number().int().nonnegative(),
+  embedding_length: z.number().int().nonnegative(),
+  head_count: z.number().int().nonnegative(),
+  head_count_kv: z.number().int().nonnegative(),
+  key_length: z.number().int().nonnegative().optional(),
+  value_length: z.number().int().nonnegative().optional(),
+  vocab_size: z.number().int().nonnegative().optional(),
+  feed_forward_length: z.number().int().nonnegative().optional(),
+  /** Grouped-query attention that differs by layer. */
+  head_count_kv_per_layer: z.array(z.number().int().nonnegative()).optional(),
+  expert_count: z.number().int().nonnegative().optional(),
+  expert_used_count: z.number().int().nonnegative().optional(),
+  expert_feed_forward_length: z.number().int().nonnegative().optional(),
+  /** Sliding-window attention: the window, and which layers use it. */
+  sliding_window: z.number().int().nonnegative().optional(),
+  sliding_window_layers: z.array(z.boolean()).optional(),
+  /** The token embedding (kept in host memory when layers go to a GPU), and whether the output shares it. */
+  token_embd_bytes: Bytes.optional(),
+  output_tied: z.boolean().optional(),
+  tensor_bytes: Bytes,
+  file_bytes: Bytes,
+});
+export type GgufSummary = z.infer<typeof GgufSummary>;
+
 /** The `artifact` of a metadata.json: a model or a worker package in a hive's catalog. */
 export const Artifact = z.looseObject({
   id: z.string().min(1),
@@ -31,6 +66,10 @@ export const Artifact = z.looseObject({
   files: z.array(ArtifactFile).optional(),
   /** Set when `status` is Failed: what went wrong, in words. */
   error: z.string().optional(),
+  /** For GGUF models: what the header says (placement reads it). */
+  gguf: GgufSummary.optional(),
+  /** For downloads: bytes on disk so far. */
+  downloaded_bytes: Bytes.optional(),
 });
 export type Artifact = z.infer<typeof Artifact>;
 

@@ -1,5 +1,7 @@
 import { z } from "zod";
-import { DeviceId, SafeId } from "./common.js";
+import { GgufSummary } from "./catalog.js";
+import { Bytes, DeviceId, SafeId } from "./common.js";
+import { HiveModel } from "./hive.js";
 
 /**
  * The hive's HTTP API, called by the queen (and by the CLI through the queen). Every route but
@@ -11,8 +13,14 @@ import { DeviceId, SafeId } from "./common.js";
  *                                 (the request waits; a client that goes away stops the spawn)
  * - `DELETE /v1/workers/{id}`     → HiveWorkerReport after the worker stopped
  * - `GET  /v1/workers/{id}/logs`  ?tail=N → text/plain, the worker's last log lines
- * - `POST /v1/models`             ResolveModelRequest → HiveModel (finds a model and adds it to the catalog)
- * - `GET  /v1/models`             → { models: HiveModel[] }
+ * - `POST /v1/models`             ResolveModelRequest → HiveModel: finds a model and adds it to the catalog,
+ *                                 downloading it when needed. With `Accept: text/event-stream` the answer
+ *                                 is a stream of ModelEvent (`narration`, `progress`, then `done` or
+ *                                 `error`); a client that goes away stops the download (the part stays)
+ * - `POST /v1/models/inspect`     InspectModelRequest → ModelInspection (reads only the GGUF header)
+ * - `GET  /v1/models`             → { models: HiveModel[] } (every entry, broken ones as Failed)
+ * - `DELETE /v1/models/{id}`      → HiveModel (the entry and the files the catalog holds; never a
+ *                                 file used in place)
  * - `POST /v1/worker-heartbeat`   WorkerHeartbeat → HeartbeatReply (from the hive's workers)
  */
 
@@ -44,3 +52,42 @@ export const ResolveModelRequest = z.strictObject({
   ref: z.string().min(1),
 });
 export type ResolveModelRequest = z.infer<typeof ResolveModelRequest>;
+
+export const InspectModelRequest = z.strictObject({
+  ref: z.string().min(1),
+  /** Tokens of context per sequence for the estimate; default the model's, at most 4096. */
+  ctx_size: z.number().int().min(16).optional(),
+  parallel: z.number().int().min(1).max(256).optional(),
+});
+export type InspectModelRequest = z.infer<typeof InspectModelRequest>;
+
+/** Memory a worker needs for a model at a context size and a number of parallel sequences, in bytes. */
+export const MemoryEstimate = z.looseObject({
+  weights: Bytes,
+  kv_cache: Bytes,
+  compute: Bytes,
+  overhead: Bytes,
+  total: Bytes,
+  context_size: z.number().int().positive(),
+  parallel: z.number().int().positive(),
+});
+export type MemoryEstimate = z.infer<typeof MemoryEstimate>;
+
+/** `POST /v1/models/inspect`: what a model is, before (or without) downloading it. */
+export const ModelInspection = z.looseObject({
+  ref: z.string(),
+  /** The catalog id the model has or would get. */
+  model_id: z.string(),
+  /** Where the header was read: the catalog, a local file, the Hugging Face cache, or the Hub. */
+  source: z.enum(["catalog", "local", "hf-cache", "huggingface"]),
+  files: z.array(z.looseObject({ path: z.string(), size_bytes: Bytes })),
+  /** For a repo without a file named: which file was picked and why. */
+  picked: z.string().optional(),
+  gguf: GgufSummary,
+  estimate: MemoryEstimate,
+  /** Bytes read over the network to learn all this (0 for local files). */
+  bytes_fetched: Bytes,
+  /** Already in this hive's catalog. */
+  model: HiveModel.optional(),
+});
+export type ModelInspection = z.infer<typeof ModelInspection>;

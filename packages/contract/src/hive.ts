@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ArtifactStatus } from "./catalog.js";
+import { ArtifactStatus, GgufSummary } from "./catalog.js";
 import { Bytes, DeviceId, Timestamp } from "./common.js";
 import { Device } from "./device.js";
 import { WorkerHeartbeat } from "./heartbeat.js";
@@ -51,6 +51,9 @@ export const HiveModel = z.looseObject({
   path: z.string().optional(),
   source_url: z.string().optional(),
   error: z.string().optional(),
+  gguf: GgufSummary.optional(),
+  /** While Downloading: bytes on disk so far. */
+  downloaded_bytes: Bytes.optional(),
 });
 export type HiveModel = z.infer<typeof HiveModel>;
 

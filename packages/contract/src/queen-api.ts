@@ -67,6 +67,24 @@ export const JobOperation = z.discriminatedUnion("type", [
     type: z.literal("stop_worker"),
     worker_id: z.string().min(1),
   }),
+  z.strictObject({
+    type: z.literal("download_model"),
+    /** A model reference: owner/repo[:file], hf://…, a short name, an absolute path. */
+    model: z.string().min(1),
+    hive: z.string().optional(),
+  }),
+  z.strictObject({
+    type: z.literal("model_info"),
+    model: z.string().min(1),
+    hive: z.string().optional(),
+    ctx_size: z.number().int().min(16).optional(),
+    parallel: z.number().int().min(1).max(256).optional(),
+  }),
+  z.strictObject({
+    type: z.literal("remove_model"),
+    model: z.string().min(1),
+    hive: z.string().optional(),
+  }),
 ]);
 export type JobOperation = z.infer<typeof JobOperation>;
 
@@ -155,3 +173,9 @@ export const ApiKeyInfo = z.looseObject({
 export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
 
 export const CreateApiKeyRequest = z.strictObject({ name: z.string().min(1).max(64).default("default") });
+
+/** `GET /v1/catalog`: every hive's catalog entries (Downloading and Failed ones too). */
+export const CatalogListing = z.looseObject({
+  models: z.array(HiveModel.extend({ hive_id: z.string() })),
+});
+export type CatalogListing = z.infer<typeof CatalogListing>;

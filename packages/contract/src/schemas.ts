@@ -5,10 +5,10 @@ import { EmbedRequest, EmbedResponse } from "./embed.js";
 import { ErrorBody } from "./errors.js";
 import { HeartbeatCommand, HeartbeatReply, WorkerHeartbeat } from "./heartbeat.js";
 import { HiveHeartbeat, HiveModel } from "./hive.js";
-import { ResolveModelRequest, SpawnWorkerRequest } from "./hive-api.js";
+import { InspectModelRequest, ModelInspection, ResolveModelRequest, SpawnWorkerRequest } from "./hive-api.js";
 import { ErrorEvent, InferRequest, InferResponse, TokenEvent } from "./infer.js";
 import { JobCreated, JobEvent } from "./jobs.js";
-import { ApiKeyInfo, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
+import { ApiKeyInfo, CatalogListing, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
 import { HealthResponse, WorkerInfo, WorkerStatus } from "./worker.js";
 
 /** Every wire message by name: what `npm run schemas` writes as JSON Schema under docs/schemas/. */
@@ -30,6 +30,9 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   HiveModel,
   SpawnWorkerRequest,
   ResolveModelRequest,
+  InspectModelRequest,
+  ModelInspection,
+  CatalogListing,
   CreateJobRequest,
   JobEvent,
   JobCreated,

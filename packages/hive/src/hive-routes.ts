@@ -1,4 +1,5 @@
 import {
+  InspectModelRequest,
   PROTOCOL_VERSION,
   ResolveModelRequest,
   SafeId,
@@ -54,15 +55,17 @@ export function hiveRoutes(hive: Hive): Router {
       auth,
     )
     .get("/v1/workers/:id/logs", async (ctx) => sendLogs(ctx, hive), auth)
+    .post("/v1/models", (ctx) => provisionModel(ctx, hive), auth)
     .post(
-      "/v1/models",
+      "/v1/models/inspect",
       async (ctx) => {
-        const request = await ctx.json(ResolveModelRequest, "model request");
-        ctx.send(200, await hive.resolveModel(request.ref));
+        const r = await ctx.json(InspectModelRequest, "inspect request");
+        ctx.send(200, await hive.inspectModel(r.ref, r.ctx_size, r.parallel));
       },
       auth,
     )
     .get("/v1/models", async (ctx) => ctx.send(200, { models: await hive.models() }), auth)
+    .delete("/v1/models/:id", async (ctx) => ctx.send(200, await hive.removeModel(ctx.params.id ?? "")), auth)
     .post(
       "/v1/worker-heartbeat",
       async (ctx) => {
@@ -86,6 +89,42 @@ export function hiveRoutes(hive: Hive): Router {
       },
       auth,
     );
+}
+
+/**
+ * POST /v1/models: JSON once the model is available, or, for `Accept: text/event-stream`, its
+ * narration and download progress as they happen, then `done` {model} or `error`. A client that
+ * goes away stops the download; the part stays for a later resume.
+ */
+async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
+  const request = await ctx.json(ResolveModelRequest, "model request");
+  if (!(ctx.header("accept") ?? "").includes("text/event-stream")) {
+    ctx.send(200, await hive.resolveModel(request.ref, {}, ctx.signal));
+    return;
+  }
+  const sse = ctx.sse();
+  void sse.comment("provisioning");
+  let lastProgress = 0;
+  const model = await hive.resolveModel(
+    request.ref,
+    {
+      narrate: (message) => void sse.send("narration", { message }),
+      progress: (p) => {
+        const now = performance.now();
+        if (now - lastProgress < 200 && p.done !== p.total) return;
+        lastProgress = now;
+        void sse.send("progress", {
+          done: p.done,
+          total: p.total,
+          unit: "bytes",
+          rate: Math.round(p.rate),
+          eta_seconds: p.etaSeconds,
+        });
+      },
+    },
+    ctx.signal,
+  );
+  await sse.send("done", { model });
 }
 
 function workerIdParam(ctx: HttpContext): string {

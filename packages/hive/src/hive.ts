@@ -8,7 +8,9 @@ import {
   type HiveHeartbeat,
   type HiveModel,
   type HiveWorkerReport,
+  type ModelInspection,
   PROTOCOL_VERSION,
+  RbeeError,
   ShuttingDownError,
   type SpawnWorkerRequest,
   type WorkerHeartbeat,
@@ -21,6 +23,7 @@ import { HiveMetrics } from "./hive-metrics.js";
 import { type HiveOptions, type ResolvedHiveOptions, resolveHiveOptions } from "./hive-options.js";
 import { hiveRoutes } from "./hive-routes.js";
 import { PortAllocator } from "./port-allocator.js";
+import { Provisioner, type ProvisionListener } from "./provisioner.js";
 import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat.js";
 import { RestartPolicy } from "./restart-policy.js";
 import { readLastLines, workerLogPath } from "./worker-log-file.js";
@@ -44,6 +47,7 @@ export class Hive {
   readonly options: ResolvedHiveOptions;
   readonly log: Logger;
   readonly catalog: ModelCatalog;
+  readonly provisioner: Provisioner;
   readonly devices: DeviceInventory;
   readonly metrics = new HiveMetrics();
   readonly startedAt = new Date();
@@ -84,6 +88,8 @@ export class Hive {
     this.devices = devices;
     const paths = cachePaths(o.cacheDir);
     this.catalog = new ModelCatalog(paths.models);
+    mkdirSync(paths.tmp, { recursive: true });
+    this.provisioner = new Provisioner({ catalog: this.catalog, tmpDir: paths.tmp, env: o.env, log });
     this.#logsDir = paths.logs;
     mkdirSync(paths.logs, { recursive: true });
     this.#http = new HttpServer({
@@ -174,9 +180,38 @@ export class Hive {
     return (await this.catalog.list()).map(toHiveModel);
   }
 
-  /** Finds a model (catalog id or absolute GGUF path, registered on the way). */
-  async resolveModel(ref: string): Promise<HiveModel> {
-    const entry = await this.catalog.resolve(ref);
+  /**
+   * Finds or fetches a model: a catalog id, a local GGUF path (registered in place), a file in the
+   * Hugging Face cache (used in place), or a Hugging Face reference (downloaded, resumably).
+   * `listener` hears narration and download progress; `signal` stops a download (its part stays).
+   */
+  async resolveModel(ref: string, listener?: ProvisionListener, signal?: AbortSignal): Promise<HiveModel> {
+    this.#queen.beatSoon();
+    try {
+      return await this.provisioner.provision(ref, listener, signal);
+    } finally {
+      this.#queen.beatSoon();
+    }
+  }
+
+  /** What a model is and needs, from its GGUF header only (fetched by Range for a remote model). */
+  inspectModel(ref: string, ctxSize?: number, parallel?: number): Promise<ModelInspection> {
+    return this.provisioner.inspect(ref, ctxSize, parallel);
+  }
+
+  /**
+   * Removes a model from the catalog: its entry and the files the catalog holds (a file used in
+   * place stays). Refused while a worker serves it.
+   */
+  async removeModel(id: string): Promise<HiveModel> {
+    const serving = this.workers().filter((w) => w.model === id.toLowerCase() && w.status !== "Stopped");
+    if (serving.length > 0) {
+      throw new RbeeError(
+        `model ${id} is in use by worker ${serving.map((w) => w.worker_id).join(", ")}; stop it first (rbee worker stop)`,
+        { statusCode: 409, code: "model_in_use" },
+      );
+    }
+    const entry = await this.catalog.remove(id.toLowerCase());
     this.#queen.beatSoon();
     return toHiveModel(entry);
   }
@@ -189,7 +224,8 @@ export class Hive {
   async spawnWorker(request: SpawnWorkerInput, signal?: AbortSignal): Promise<HiveWorkerReport> {
     if (this.closing) throw new ShuttingDownError("this hive");
     const device = this.devices.find(request.device);
-    const entry = await this.catalog.resolve(request.model);
+    const model = await this.provisioner.provision(request.model, {}, signal);
+    const entry = await this.catalog.resolve(model.id);
     if (entry.artifact.status !== "Available" || entry.path === undefined) {
       throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
     }

@@ -127,8 +127,8 @@ describe("hive HTTP API (no workers started)", () => {
     expect(errorOf(await t.api.post("/v1/models", { ref: notGguf }), 400).message).toMatch(/not a GGUF model/);
     const missing = errorOf(await t.api.post("/v1/models", { ref: join(t.tmp, "nope.gguf") }), 404);
     expect(missing.code).toBe("model_not_found");
-    const hf = errorOf(await t.api.post("/v1/models", { ref: "TheBloke/Llama-2-7B-GGUF" }), 404);
-    expect(hf.message).toMatch(/Hugging Face references come with the model catalog/);
+    const outside = errorOf(await t.api.post("/v1/models", { ref: "owner/repo:../../etc/passwd" }), 400);
+    expect(outside.message).toMatch(/is not a model reference/);
     expect(errorOf(await t.api.post("/v1/models", { ref: "" }), 400).param).toBe("ref");
     expect(errorOf(await t.api.post("/v1/models", { ref: "x", extra: 1 }), 400).param).toBe("extra");
 

@@ -51,6 +51,7 @@ export class Queen {
   readonly log: Logger;
   readonly registry: ClusterRegistry;
   readonly scheduler: Scheduler;
+  readonly hives: HiveClient;
   readonly router: InferenceRouter;
   readonly jobs = new JobStore();
   readonly keys: ApiKeyStore;
@@ -76,7 +77,8 @@ export class Queen {
       defaultKeepAliveMs: this.config.defaultKeepAliveMs,
       heartbeatIntervalMs: this.config.heartbeatIntervalMs,
     });
-    this.scheduler = new Scheduler(this.registry, new HiveClient(this.clusterToken), {
+    this.hives = new HiveClient(this.clusterToken);
+    this.scheduler = new Scheduler(this.registry, this.hives, {
       maxWaitingPerModel: this.config.maxWaitingPerModel,
       defaultKeepAliveMs: this.config.defaultKeepAliveMs,
       log: this.log,
@@ -186,6 +188,16 @@ export class Queen {
       )
       .get("/v1/cluster", (ctx) => ctx.send(200, this.snapshot()), api)
       .get("/v1/workers", (ctx) => ctx.send(200, { workers: this.snapshot().workers }), api)
+      .get(
+        "/v1/catalog",
+        (ctx) => {
+          const models = [...this.registry.hives.values()].flatMap((h) =>
+            h.models.map((m) => ({ ...m, hive_id: h.id })),
+          );
+          ctx.send(200, { models });
+        },
+        api,
+      )
       .get("/v1/events", (ctx) => this.#streamEvents(ctx), api)
       .post(
         "/v1/hive-heartbeat",

@@ -7,6 +7,7 @@ export {
 } from "./conformance.js";
 export * from "./gguf/index.js";
 export { getJson, type JsonReply, type ParsedSse, postJson, postSse, waitFor } from "./http.js";
+export * from "./hub-server/index.js";
 export { quietLog } from "./log.js";
 export * from "./paths.js";
 export { type StartedWorker, startLlmWorker } from "./worker.js";

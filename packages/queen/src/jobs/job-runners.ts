@@ -1,5 +1,6 @@
-import { type JobOperation, keepAliveMs, NotFoundError } from "@rbee/contract";
-import type { ClusterRegistry } from "../registry/cluster-registry.js";
+import { type JobOperation, keepAliveMs, ModelNotFoundError, NotFoundError, RbeeError } from "@rbee/contract";
+import type { ClusterRegistry, HiveEntry } from "../registry/cluster-registry.js";
+import type { HiveClient, ModelProgress } from "../scheduler/hive-client.js";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { JobContext, JobRunner } from "./job-store.js";
@@ -8,6 +9,28 @@ export interface JobDeps {
   router: InferenceRouter;
   scheduler: Scheduler;
   registry: ClusterRegistry;
+  hives: HiveClient;
+}
+
+/** Download progress as job progress events (bytes). */
+function progressOf(ctx: JobContext) {
+  return (p: ModelProgress) => ctx.progress(p.done, p.total, "bytes", "download", p.rate);
+}
+
+/** The hives a model operation may use: the one named, or every live one. */
+function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
+  const live = [...deps.registry.hives.values()].filter(
+    (h) => h.state === "live" && h.url !== "" && (hive === undefined || h.id === hive),
+  );
+  if (live.length === 0) {
+    throw new RbeeError(
+      hive === undefined
+        ? "no hive is connected to the queen; start one with `rbee hive start`"
+        : `hive '${hive}' is not connected; see \`rbee status\``,
+      { statusCode: hive === undefined ? 503 : 404, code: hive === undefined ? "no_hives" : "hive_not_found" },
+    );
+  }
+  return live;
 }
 
 /** What each job operation does, in terms of the scheduler and the router. */
@@ -22,6 +45,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
           signal: ctx.signal,
           keepAliveMs: keep_alive === undefined ? undefined : keepAliveMs(keep_alive),
           narrate: ctx.narrate,
+          progress: progressOf(ctx),
           onToken: (text) => ctx.token(text, index++),
         });
         return {
@@ -43,6 +67,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
           keepAliveMs: op.keep_alive === undefined ? Number.POSITIVE_INFINITY : keepAliveMs(op.keep_alive),
           signal: ctx.signal,
           narrate: ctx.narrate,
+          progress: progressOf(ctx),
         });
         return { worker: deps.registry.toClusterWorker(worker) };
       };
@@ -54,6 +79,41 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
         ctx.narrate("queen", `stopping worker ${worker.id} on hive ${worker.hiveId}`);
         await deps.scheduler.stopWorker(worker, "stopped by request");
         return { worker_id: worker.id };
+      };
+    case "download_model":
+      return async (ctx: JobContext) => {
+        const resolved = await deps.scheduler.resolveModel(op.model, {
+          signal: ctx.signal,
+          narrate: ctx.narrate,
+          progress: progressOf(ctx),
+          hive: op.hive,
+        });
+        const held = resolved.hiveModels[0];
+        if (held) ctx.narrate("queen", `${resolved.model} is available on hive ${held.hive.id}`);
+        return { model: held ? { ...held.model, hive_id: held.hive.id } : { id: resolved.model } };
+      };
+    case "model_info":
+      return async (ctx: JobContext) => {
+        const hive = targetHives(deps, op.hive)[0] as HiveEntry;
+        return {
+          hive_id: hive.id,
+          ...(await deps.hives.inspectModel(hive, op.model, op.ctx_size, op.parallel, ctx.signal)),
+        };
+      };
+    case "remove_model":
+      return async (ctx: JobContext) => {
+        const removed: Array<{ hive_id: string; id: string }> = [];
+        for (const hive of targetHives(deps, op.hive)) {
+          const has = hive.models.find((m) => m.id === op.model.toLowerCase() || m.path === op.model);
+          if (!has) continue;
+          await deps.hives.removeModel(hive, has.id);
+          hive.models = hive.models.filter((m) => m.id !== has.id);
+          ctx.narrate(`hive ${hive.id}`, `removed ${has.id}`);
+          removed.push({ hive_id: hive.id, id: has.id });
+        }
+        if (removed.length === 0)
+          throw new ModelNotFoundError(op.model, "no hive has it in its catalog; see `rbee model ls`");
+        return { removed };
       };
   }
 }

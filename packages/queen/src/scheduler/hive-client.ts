@@ -1,6 +1,28 @@
-import { HiveModel, HiveWorkerReport, type SpawnWorkerRequest } from "@rbee/contract";
-import { requestJson, sendRequest, toStatusError } from "@rbee/server-kit";
+import {
+  ErrorEvent,
+  HiveModel,
+  HiveWorkerReport,
+  ModelInspection,
+  parseJson,
+  RbeeError,
+  type SpawnWorkerRequest,
+  safeParse,
+} from "@rbee/contract";
+import { requestJson, sendRequest, streamSse, toStatusError } from "@rbee/server-kit";
 import type { HiveEntry } from "../registry/cluster-registry.js";
+
+/** Download progress as a hive reports it. */
+export interface ModelProgress {
+  done: number;
+  total: number | null;
+  rate?: number;
+  eta_seconds?: number | null;
+}
+
+export interface ProvisionCallbacks {
+  narrate?: (message: string) => void;
+  progress?: (p: ModelProgress) => void;
+}
 
 /** The queen's calls to a hive's API, with the cluster token. */
 export class HiveClient {
@@ -24,12 +46,61 @@ export class HiveClient {
     res.resume();
   }
 
-  /** Asks the hive to find a model (an absolute path of a file on its machine, or a catalog id). */
-  resolveModel(hive: HiveEntry, ref: string, signal?: AbortSignal): Promise<HiveModel> {
-    return requestJson(`${hive.url}/v1/models`, HiveModel, {
-      body: { ref },
+  /**
+   * Asks the hive to find or fetch a model (a catalog id, a path on its machine, a Hugging Face
+   * reference), relaying its narration and download progress. Aborting stops the download.
+   */
+  async provisionModel(
+    hive: HiveEntry,
+    ref: string,
+    callbacks: ProvisionCallbacks = {},
+    signal?: AbortSignal,
+  ): Promise<HiveModel> {
+    const what = `hive ${hive.id}`;
+    for await (const e of streamSse(`${hive.url}/v1/models`, { body: { ref }, token: this.token, signal, what })) {
+      const parsed = parseJson(e.data);
+      const data = (parsed.ok ? parsed.value : {}) as Record<string, unknown>;
+      if (e.event === "narration" && typeof data.message === "string") callbacks.narrate?.(data.message);
+      else if (e.event === "progress") callbacks.progress?.(data as unknown as ModelProgress);
+      else if (e.event === "done") {
+        const model = safeParse(HiveModel, data.model, `model from ${what}`);
+        if (!model.ok) throw new RbeeError(model.error.message, { statusCode: 502, code: "bad_gateway" });
+        return model.value;
+      } else if (e.event === "error") {
+        const err = safeParse(ErrorEvent, data, `error from ${what}`);
+        const code = err.ok ? err.value.code : "hive_error";
+        const status = /not_found$/.test(code)
+          ? 404
+          : code === "unauthorized"
+            ? 401
+            : code === "insufficient_disk"
+              ? 507
+              : 502;
+        throw new RbeeError(`${what}: ${err.ok ? err.value.message : e.data}`, { statusCode: status, code });
+      }
+    }
+    throw new RbeeError(`${what} ended the model stream without an answer`, { statusCode: 502, code: "bad_gateway" });
+  }
+
+  inspectModel(
+    hive: HiveEntry,
+    ref: string,
+    ctxSize?: number,
+    parallel?: number,
+    signal?: AbortSignal,
+  ): Promise<ModelInspection> {
+    return requestJson(`${hive.url}/v1/models/inspect`, ModelInspection, {
+      body: { ref, ctx_size: ctxSize, parallel },
       token: this.token,
       signal,
+      what: `hive ${hive.id}`,
+    });
+  }
+
+  removeModel(hive: HiveEntry, id: string): Promise<HiveModel> {
+    return requestJson(`${hive.url}/v1/models/${encodeURIComponent(id)}`, HiveModel, {
+      method: "DELETE",
+      token: this.token,
       what: `hive ${hive.id}`,
     });
   }

@@ -19,6 +19,7 @@ import {
   UnreachableError,
 } from "@rbee/server-kit";
 import type { WorkerEntry } from "../registry/cluster-registry.js";
+import type { ModelProgress } from "./hive-client.js";
 import type { Lease, Narrate, Scheduler } from "./scheduler.js";
 
 export interface InferOptions {
@@ -26,6 +27,8 @@ export interface InferOptions {
   /** Sets the worker's keep-alive from now on (Ollama's per-request keep_alive). */
   keepAliveMs?: number;
   narrate?: Narrate;
+  /** Download progress when the model must be fetched first. */
+  progress?: (p: ModelProgress) => void;
   /** Receives text as it streams; without it the worker answers in one piece. */
   onToken?: (text: string, index: number) => void | Promise<void>;
 }
@@ -92,12 +95,17 @@ export class InferenceRouter {
 
   async #withWorker<T>(
     modelRef: string,
-    o: { signal: AbortSignal; keepAliveMs?: number; narrate?: Narrate },
+    o: { signal: AbortSignal; keepAliveMs?: number; narrate?: Narrate; progress?: (p: ModelProgress) => void },
     call: (lease: Lease, started: { value: boolean }) => Promise<T>,
   ): Promise<T> {
     const exclude = new Set<string>();
     for (let attempt = 1; ; attempt++) {
-      const lease = await this.scheduler.acquire(modelRef, { signal: o.signal, narrate: o.narrate, exclude });
+      const lease = await this.scheduler.acquire(modelRef, {
+        signal: o.signal,
+        narrate: o.narrate,
+        progress: o.progress,
+        exclude,
+      });
       const started = { value: false };
       try {
         return await call(lease, started);

@@ -1,15 +1,26 @@
-import { type Device, InsufficientMemoryError } from "@rbee/contract";
+import { type Device, type GgufSummary, InsufficientMemoryError } from "@rbee/contract";
+import { estimateMemory } from "@rbee/gguf";
 import type { HiveEntry } from "../registry/cluster-registry.js";
 
 const MiB = 1024 * 1024;
 
+/** The worker's defaults, which an estimate assumes unless the spawn says otherwise. */
+export const DEFAULT_PARALLEL = 4;
+export const MAX_DEFAULT_CONTEXT = 4096;
+
 /**
- * Memory a worker needs for a model file of `sizeBytes`: the weights, plus a KV cache and compute
- * buffers estimated at a tenth of them and 64 MiB of runtime. A rough figure until the GGUF header
- * is read for it (the model catalog's estimate replaces this).
+ * Memory a worker needs for a model: from its GGUF header when the hive read it (weights, KV cache
+ * for the context and parallel sequences, compute buffers, runtime); else, for a model whose header
+ * is unknown, the file size plus a tenth and 64 MiB.
  */
-export function estimateModelMemory(sizeBytes: number): number {
-  return Math.ceil(sizeBytes * 1.1 + 64 * MiB);
+export function estimateModelMemory(
+  model: { size_bytes: number; gguf?: GgufSummary },
+  o: { contextSize?: number; parallel?: number } = {},
+): number {
+  const g = model.gguf;
+  if (g === undefined) return Math.ceil(model.size_bytes * 1.1 + 64 * MiB);
+  const contextSize = o.contextSize ?? Math.min(g.context_length || MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT);
+  return Math.ceil(estimateMemory(g, { contextSize, parallel: o.parallel ?? DEFAULT_PARALLEL, device: "cpu" }).total);
 }
 
 export function formatBytes(n: number): string {
@@ -30,7 +41,7 @@ export interface Placement {
  * still loading counts as used. Nothing fits: an error naming the need and the largest free device.
  */
 export function choosePlacement(
-  candidates: ReadonlyArray<{ hive: HiveEntry; sizeBytes: number }>,
+  candidates: ReadonlyArray<{ hive: HiveEntry; needBytes: number }>,
   promised: (hiveId: string, deviceId: string) => number,
   pin: { device?: string } = {},
 ): Placement {
@@ -38,8 +49,8 @@ export function choosePlacement(
   let bestFree = -1;
   let largest: { where: string; free: number } | undefined;
   let need = 0;
-  for (const { hive, sizeBytes } of candidates) {
-    need = estimateModelMemory(sizeBytes);
+  for (const { hive, needBytes } of candidates) {
+    need = needBytes;
     for (const device of hive.devices) {
       if (pin.device !== undefined && device.id !== pin.device) continue;
       const free = device.memory_free - promised(hive.id, device.id);

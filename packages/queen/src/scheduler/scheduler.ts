@@ -9,14 +9,24 @@ import {
 } from "@rbee/contract";
 import type { Logger } from "@rbee/server-kit";
 import type { ClusterRegistry, HiveEntry, WorkerEntry } from "../registry/cluster-registry.js";
-import type { HiveClient } from "./hive-client.js";
-import { choosePlacement, formatBytes } from "./placement.js";
+import type { HiveClient, ModelProgress } from "./hive-client.js";
+import { choosePlacement, estimateModelMemory, formatBytes } from "./placement.js";
 
 export type Narrate = (source: string, message: string) => void;
+
+export interface ResolveOptions {
+  signal?: AbortSignal;
+  narrate?: Narrate;
+  /** Download progress, when the model must be fetched. */
+  progress?: (p: ModelProgress) => void;
+  /** Only this hive (rbee model download --hive). */
+  hive?: string;
+}
 
 export interface AcquireOptions {
   signal: AbortSignal;
   narrate?: Narrate;
+  progress?: (p: ModelProgress) => void;
   /** Workers not to use (e.g. one that just failed this request). */
   exclude?: ReadonlySet<string>;
 }
@@ -38,6 +48,7 @@ export interface SpawnOptions {
   workerType?: WorkerType;
   signal?: AbortSignal;
   narrate?: Narrate;
+  progress?: (p: ModelProgress) => void;
 }
 
 interface PendingSpawn {
@@ -80,7 +91,7 @@ export class Scheduler {
   async acquire(modelRef: string, o: AcquireOptions): Promise<Lease> {
     const ready = this.#pick(modelRef, o.exclude);
     if (ready) return this.#lease(ready, ready.report.model);
-    const { model, hiveModels } = await this.resolveModel(modelRef, o.signal);
+    const { model, hiveModels } = await this.resolveModel(modelRef, o);
     const again = this.#pick(model, o.exclude);
     if (again) return this.#lease(again, model);
     const worker = await this.#waitForWorker(model, hiveModels, o);
@@ -89,53 +100,100 @@ export class Scheduler {
 
   /**
    * Turns what a client asked for into a model id the hives know: an id (any case) of a running
-   * worker or of a hive's catalog, or an absolute path of a GGUF file, which the hive that has the
-   * file adds to its catalog.
+   * worker or of a hive's catalog; an absolute path of a GGUF file, which the hive that has the file
+   * adds to its catalog; or a reference a hive can fetch (owner/repo[:file], hf://…, a short name):
+   * then the fit is planned from the GGUF header before a byte of the model is fetched, and the
+   * hive with a device that fits it downloads it.
    */
   async resolveModel(
     ref: string,
-    signal?: AbortSignal,
+    o: ResolveOptions = {},
   ): Promise<{ model: string; hiveModels: Array<{ hive: HiveEntry; model: HiveModel }> }> {
     const found = this.registry.findModel(ref)[0];
     if (found) return { model: found.model.id, hiveModels: this.registry.findModel(found.model.id) };
     const running = [...this.registry.workers.values()].find((w) => w.report.model.toLowerCase() === ref.toLowerCase());
     if (running) return { model: running.report.model, hiveModels: [] };
-    if (!isAbsolute(ref)) {
+    if (isAbsolute(ref)) return this.#registerPath(ref, this.#liveHives(), o);
+    const live = this.#liveHives(false);
+    if (live.length === 0) {
       throw new ModelNotFoundError(
         ref,
-        "no running worker or hive catalog has it; give the absolute path of a .gguf file on a hive's machine, or see GET /v1/models",
+        "no worker serves it and no hive is connected that could fetch it; start one with `rbee hive start`",
       );
     }
+    return this.#fetch(ref, live, o);
+  }
+
+  /** Hives that can take work now, those on the queen's own machine first; none is an error unless `required` is false. */
+  #liveHives(required = true): HiveEntry[] {
     const live = [...this.registry.hives.values()].filter((h) => h.state === "live" && h.url !== "");
-    if (live.length === 0)
+    if (live.length === 0 && required) {
       throw new RbeeError("no hive is connected to the queen; start one with `rbee hive start` (or `rbee up`)", {
         statusCode: 503,
         code: "no_hives",
         retryable: true,
         retryAfterSeconds: 5,
       });
-    // loopback hives first: a path most likely names a file on the queen's own machine
-    live.sort(
-      (a, b) =>
-        Number(!/\/\/(127\.|localhost|\[::1\])/.test(a.url)) - Number(!/\/\/(127\.|localhost|\[::1\])/.test(b.url)),
-    );
+    }
+    const local = (h: HiveEntry) => (/\/\/(127\.|localhost|\[::1\])/.test(h.url) ? 0 : 1);
+    return live.sort((a, b) => local(a) - local(b));
+  }
+
+  async #registerPath(ref: string, live: HiveEntry[], o: ResolveOptions) {
     const errors: string[] = [];
     for (const hive of live) {
       try {
-        const model = await this.hives.resolveModel(hive, ref, signal);
-        if (!hive.models.some((m) => m.id === model.id)) hive.models = [...hive.models, model];
+        const model = await this.hives.provisionModel(hive, ref, {}, o.signal);
+        this.#remember(hive, model);
         return { model: model.id, hiveModels: [{ hive, model }] };
       } catch (err) {
-        if (signal?.aborted) throw err;
+        if (o.signal?.aborted) throw err;
         errors.push(`hive ${hive.id}: ${(err as Error).message}`);
       }
     }
     throw new ModelNotFoundError(ref, `no hive could use it (${errors.join("; ")})`);
   }
 
+  /** A model no hive has: read its header (through a hive), choose where it fits, have that hive fetch it. */
+  async #fetch(ref: string, live: HiveEntry[], o: ResolveOptions) {
+    const narrate = o.narrate ?? silent;
+    const reader = live.find((h) => h.id === o.hive) ?? (live[0] as HiveEntry);
+    const inspection = await this.hives.inspectModel(reader, ref, undefined, undefined, o.signal);
+    const already = this.registry.findModel(inspection.model_id);
+    if (already.length > 0) return { model: inspection.model_id, hiveModels: already };
+    const sizeBytes = inspection.files.reduce((n, f) => n + f.size_bytes, 0);
+    const candidates = live
+      .filter((h) => o.hive === undefined || h.id === o.hive)
+      .map((hive) => ({ hive, needBytes: estimateModelMemory({ size_bytes: sizeBytes, gguf: inspection.gguf }) }));
+    const placement = choosePlacement(candidates, (h, d) => this.promised(h, d));
+    narrate(
+      "queen",
+      `${inspection.model_id}: ${inspection.gguf.architecture} ${inspection.gguf.quantization}, ${formatBytes(sizeBytes)} to download, needs about ${formatBytes(placement.needBytes)}; fetching it on hive ${placement.hive.id}`,
+    );
+    const hive = placement.hive;
+    const model = await this.hives.provisionModel(
+      hive,
+      ref,
+      { narrate: (m) => narrate(`hive ${hive.id}`, m), progress: o.progress },
+      o.signal,
+    );
+    this.#remember(hive, model);
+    return { model: model.id, hiveModels: [{ hive, model }] };
+  }
+
+  /** Adds a model a hive just reported to the registry's copy of its catalog, before its next heartbeat. */
+  #remember(hive: HiveEntry, model: HiveModel): void {
+    hive.models = [...hive.models.filter((m) => m.id !== model.id), model];
+  }
+
   /** Spawns a worker by request (rbee worker spawn), not for a waiting request. */
   async spawn(modelRef: string, o: SpawnOptions): Promise<WorkerEntry> {
-    const { model, hiveModels } = await this.resolveModel(modelRef, o.signal);
+    const { model, hiveModels } = await this.resolveModel(modelRef, {
+      signal: o.signal,
+      narrate: o.narrate,
+      progress: o.progress,
+      hive: o.hive,
+    });
     let candidates = hiveModels;
     if (o.hive !== undefined) {
       candidates = hiveModels.filter((c) => c.hive.id === o.hive);
@@ -236,7 +294,10 @@ export class Scheduler {
     o: SpawnOptions,
   ): PendingSpawn {
     const placement = choosePlacement(
-      candidates.map(({ hive, model: m }) => ({ hive, sizeBytes: m.size_bytes })),
+      candidates.map(({ hive, model: m }) => ({
+        hive,
+        needBytes: estimateModelMemory(m, { contextSize: o.ctxSize, parallel: o.parallel }),
+      })),
       (h, d) => this.promised(h, d),
       { device: o.device },
     );

@@ -1,7 +1,7 @@
+import { readGgufHeaderSync } from "@rbee/gguf";
 import { STORIES_MODEL } from "../paths.js";
 import { GgmlType, type GgufKv, GgufType } from "./gguf-format.js";
 import { mixSeed, UniformStream } from "./random-fill.js";
-import { readGgufHeaderSync } from "./read-gguf-header.js";
 import { encodeGgufHeader, type GgufLayout, type GgufTensorSource, writeGguf } from "./write-gguf.js";
 
 /** The element type of the weight matrices (norm vectors are always F32, as llama.cpp's converter writes them). */
@@ -136,7 +136,7 @@ export async function writeLlamaGguf(options: WriteLlamaGgufOptions): Promise<Wr
 export function tokenizerKv(path: string): GgufKv[] {
   let kv = tokenizerCache.get(path);
   if (!kv) {
-    kv = readGgufHeaderSync(path).kv.filter(
+    kv = readGgufHeaderSync(path).header.kv.filter(
       (e) => e.key.startsWith("tokenizer.") && !(e.key.endsWith("_token_id") && e.value === 0xffffffff),
     );
     if (!kv.some((e) => e.key === "tokenizer.ggml.tokens")) throw new Error(`${path} has no tokenizer.ggml.tokens`);

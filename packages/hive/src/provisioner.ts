@@ -1,0 +1,342 @@
+import { join } from "node:path";
+import {
+  type CatalogEntry,
+  catalogIdFor,
+  findInHfCache,
+  HfClient,
+  type HfFile,
+  hfEndpoint,
+  hfToken,
+  type ModelCatalog,
+  type ModelRef,
+  parseModelRef,
+  pickGguf,
+  toHiveModel,
+} from "@rbee/catalog";
+import {
+  type GgufSummary,
+  type HiveModel,
+  type MemoryEstimate,
+  type ModelInspection,
+  ModelNotFoundError,
+  RbeeError,
+} from "@rbee/contract";
+import { type DownloadProgress, downloadFiles } from "@rbee/downloader";
+import { estimateMemory, type GgufInfo, inspectGguf, readGgufHeader } from "@rbee/gguf";
+import type { Logger } from "@rbee/server-kit";
+
+/** A refusal from the Hub, said with what to do about it; other errors pass unchanged. */
+function hubError(err: unknown, repo: string): unknown {
+  const status = err instanceof RbeeError ? err.statusCode : undefined;
+  if (status !== 401 && status !== 403) return err;
+  return new RbeeError(
+    `${repo} wants a Hugging Face token (HTTP ${status}): set HF_TOKEN for the hive (or log in with huggingface-cli), and accept the model's terms on its Hub page`,
+    { statusCode: status, code: "hf_unauthorized", cause: err },
+  );
+}
+
+/** What a long model operation tells whoever asked for it. */
+export interface ProvisionListener {
+  narrate?(message: string): void;
+  progress?(p: DownloadProgress): void;
+}
+
+export interface ProvisionerOptions {
+  catalog: ModelCatalog;
+  /** `<cache>/tmp`: unfinished downloads (`*.part`). */
+  tmpDir: string;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+}
+
+/** A model file as the provisioner plans it: where it comes from and where it goes. */
+interface PlannedFile {
+  repoPath: string;
+  size: number;
+  sha256?: string;
+  /** Set when the file is already on this machine (the Hugging Face cache). */
+  localPath?: string;
+}
+
+interface Plan {
+  id: string;
+  name: string;
+  repo: string;
+  revision: string;
+  files: PlannedFile[];
+  picked?: string;
+}
+
+const DEFAULT_CONTEXT = 4096;
+const NOT_IN_CATALOG =
+  "no hive's catalog has it; name a Hugging Face model (owner/repo[:file.gguf]), a short name, or the path of a .gguf file, or see `rbee model ls`";
+const DEFAULT_PARALLEL = 4;
+
+export function ggufSummary(info: GgufInfo): GgufSummary {
+  return {
+    architecture: info.architecture,
+    name: info.name,
+    parameter_count: info.parameter_count,
+    quantization: info.quantization,
+    context_length: info.context_length,
+    block_count: info.block_count,
+    embedding_length: info.embedding_length,
+    head_count: info.head_count,
+    head_count_kv: info.head_count_kv,
+    key_length: info.key_length,
+    value_length: info.value_length,
+    vocab_size: info.vocab_size,
+    feed_forward_length: info.feed_forward_length,
+    head_count_kv_per_layer: info.head_count_kv_per_layer,
+    expert_count: info.expert_count,
+    expert_used_count: info.expert_used_count,
+    expert_feed_forward_length: info.expert_feed_forward_length,
+    sliding_window: info.sliding_window,
+    sliding_window_layers: info.sliding_window_layers,
+    token_embd_bytes: info.token_embd_bytes,
+    output_tied: info.output_tied,
+    tensor_bytes: info.tensor_bytes,
+    file_bytes: info.file_bytes,
+  };
+}
+
+function toEstimate(info: GgufInfo, ctxSize: number | undefined, parallel: number | undefined): MemoryEstimate {
+  const contextSize = ctxSize ?? Math.min(info.context_length || DEFAULT_CONTEXT, DEFAULT_CONTEXT);
+  const p = parallel ?? DEFAULT_PARALLEL;
+  const e = estimateMemory(info, { contextSize, parallel: p, device: "cpu" });
+  return {
+    weights: e.weights,
+    kv_cache: e.kvCache,
+    compute: e.compute,
+    overhead: e.overhead,
+    total: e.total,
+    context_size: contextSize,
+    parallel: p,
+  };
+}
+
+/**
+ * The hive's provisioner: turns a model reference into a catalog entry that a worker can load.
+ * Local files and files in the Hugging Face cache are used in place; others are downloaded from the
+ * Hub (HF_ENDPOINT, HF_TOKEN) into `<cache>/models/<id>/`, resumably, checked against the Hub's
+ * sha256. Two requests for the same model share one download.
+ */
+export class Provisioner {
+  #o: ProvisionerOptions;
+  #inFlight = new Map<string, Promise<HiveModel>>();
+
+  constructor(options: ProvisionerOptions) {
+    this.#o = options;
+  }
+
+  #client(): HfClient {
+    return new HfClient({ endpoint: hfEndpoint(this.#o.env), token: hfToken(this.#o.env) });
+  }
+
+  /** Finds or fetches a model; resolves once it is Available in the catalog. */
+  async provision(ref: string, listener: ProvisionListener = {}, signal?: AbortSignal): Promise<HiveModel> {
+    const parsed = parseModelRef(ref);
+    if (parsed.kind === "local") return this.#withGguf(await this.#o.catalog.registerLocalFile(parsed.path));
+    if (parsed.kind === "id") {
+      const entry = await this.#o.catalog.get(parsed.id);
+      if (entry?.artifact.status === "Available") return toHiveModel(entry);
+      if (entry === undefined)
+        throw new ModelNotFoundError(
+          ref,
+          "it is not in this hive's catalog; download it with `rbee model download <owner/repo[:file.gguf]>`",
+        );
+      throw new RbeeError(
+        `model ${parsed.id} is not available: ${entry.artifact.error ?? entry.artifact.status}; download it again to resume or repair it`,
+        {
+          statusCode: 409,
+          code: "model_not_available",
+        },
+      );
+    }
+    // a file named in the reference has its id at once; a repo needs the Hub to say which file
+    const known = parsed.path === undefined ? undefined : catalogIdFor(parsed, parsed.path);
+    if (known !== undefined) {
+      const existing = await this.#o.catalog.get(known);
+      if (existing?.artifact.status === "Available") return toHiveModel(existing);
+    }
+    const plan = await this.#plan(parsed);
+    const existing = await this.#o.catalog.get(plan.id);
+    if (existing?.artifact.status === "Available") return toHiveModel(existing);
+    let running = this.#inFlight.get(plan.id);
+    if (!running) {
+      running = this.#download(plan, listener, signal).finally(() => this.#inFlight.delete(plan.id));
+      this.#inFlight.set(plan.id, running);
+    } else {
+      listener.narrate?.(`${plan.id} is already downloading; waiting for it`);
+    }
+    return running;
+  }
+
+  /** What a model is and what it needs, reading only its GGUF header (over the network if need be). */
+  async inspect(ref: string, ctxSize?: number, parallel?: number): Promise<ModelInspection> {
+    const parsed = parseModelRef(ref);
+    if (parsed.kind === "local" || parsed.kind === "id") {
+      const entry =
+        parsed.kind === "local"
+          ? await this.#o.catalog.registerLocalFile(parsed.path)
+          : await this.#o.catalog.get(parsed.id);
+      if (entry?.path === undefined) throw new ModelNotFoundError(ref, NOT_IN_CATALOG);
+      const { header } = await readGgufHeader(entry.path);
+      const info = inspectGguf(header, entry.artifact.size_bytes);
+      return {
+        ref,
+        model_id: entry.id,
+        source: parsed.kind === "local" ? "local" : "catalog",
+        files: (entry.artifact.files ?? []).map((f) => ({ path: f.path, size_bytes: f.size_bytes })),
+        gguf: ggufSummary(info),
+        estimate: toEstimate(info, ctxSize, parallel),
+        bytes_fetched: 0,
+        model: toHiveModel(entry),
+      };
+    }
+    // a model already in the catalog is inspected on disk: nothing is fetched
+    const named = parsed.path === undefined ? undefined : await this.#o.catalog.get(catalogIdFor(parsed, parsed.path));
+    if (named?.artifact.status === "Available")
+      return this.inspect(named.id, ctxSize, parallel).then((i) => ({ ...i, ref }));
+    const plan = await this.#plan(parsed);
+    const planned = await this.#o.catalog.get(plan.id);
+    if (planned?.artifact.status === "Available")
+      return this.inspect(planned.id, ctxSize, parallel).then((i) => ({ ...i, ref, picked: plan.picked }));
+    const first = plan.files[0] as PlannedFile;
+    const total = plan.files.reduce((n, f) => n + f.size, 0);
+    let info: GgufInfo;
+    let fetched = 0;
+    let source: ModelInspection["source"] = "hf-cache";
+    if (first.localPath) {
+      info = inspectGguf((await readGgufHeader(first.localPath)).header, total);
+    } else {
+      const client = this.#client();
+      const read = await readGgufHeader({
+        url: client.fileUrl(plan.repo, plan.revision, first.repoPath),
+        headers: client.authHeaders(),
+      }).catch((err: unknown) => {
+        throw hubError(err, plan.repo);
+      });
+      info = inspectGguf(read.header, total);
+      fetched = read.bytesRead;
+      source = "huggingface";
+    }
+    return {
+      ref,
+      model_id: plan.id,
+      source,
+      files: plan.files.map((f) => ({ path: f.repoPath, size_bytes: f.size })),
+      picked: plan.picked,
+      gguf: ggufSummary(info),
+      estimate: toEstimate(info, ctxSize, parallel),
+      bytes_fetched: fetched,
+    };
+  }
+
+  /** Lists the repo (when no file is named), picks the GGUF, and looks for it in the HF cache. */
+  async #plan(ref: Extract<ModelRef, { kind: "hf" }>): Promise<Plan> {
+    const client = this.#client();
+    let files: HfFile[];
+    let picked: string | undefined;
+    if (ref.path === undefined) {
+      const pick = pickGguf(await client.listFiles(ref.repo, ref.revision), { quant: ref.quant, repo: ref.repo });
+      files = pick.files;
+      picked = pick.reason;
+    } else {
+      files = pickGguf(await client.listFiles(ref.repo, ref.revision), { path: ref.path, repo: ref.repo }).files;
+    }
+    const first = (files[0] as HfFile).path;
+    return {
+      // the id names the file picked, so a repo reference and the file's own reference are one model
+      id: catalogIdFor(ref, first),
+      name: `${ref.repo}:${first}`,
+      repo: ref.repo,
+      revision: ref.revision,
+      picked,
+      files: files.map((f) => ({
+        repoPath: f.path,
+        size: f.size,
+        sha256: f.sha256,
+        localPath: findInHfCache(ref.repo, ref.revision, f.path, this.#o.env, f.size),
+      })),
+    };
+  }
+
+  async #download(plan: Plan, listener: ProvisionListener, signal?: AbortSignal): Promise<HiveModel> {
+    const id = plan.id;
+    if (plan.picked) listener.narrate?.(plan.picked);
+    const total = plan.files.reduce((n, f) => n + f.size, 0);
+    const sourceUrl = `${hfEndpoint(this.#o.env)}/${plan.repo}/tree/${plan.revision}`;
+    const base = { name: plan.name, version: plan.revision, size_bytes: total, source_url: sourceUrl };
+    // already in the Hugging Face cache: used in place, nothing fetched
+    if (plan.files.every((f) => f.localPath !== undefined)) {
+      listener.narrate?.(`found ${plan.name} in the Hugging Face cache; using it in place`);
+      const files = plan.files.map((f) => ({
+        path: f.localPath as string,
+        size_bytes: f.size,
+        ...(f.sha256 ? { sha256: f.sha256 } : {}),
+      }));
+      return this.#withGguf(await this.#o.catalog.writeEntry(id, { ...base, status: "Available", files }));
+    }
+    const dir = join(this.#o.catalog.modelsDir, id);
+    await this.#o.catalog.writeEntry(id, { ...base, status: "Downloading", downloaded_bytes: 0 });
+    const client = this.#client();
+    listener.narrate?.(
+      `downloading ${plan.name} (${plan.files.length} file${plan.files.length > 1 ? "s" : ""}, ${(total / 2 ** 20).toFixed(1)} MiB)`,
+    );
+    const t0 = performance.now();
+    try {
+      // the Hub's URL with the token: the downloader follows the redirect to the CDN and drops
+      // the token there; the CDN's own ETag (not the Hub's sha256) guards a resume
+      const requests = plan.files.map((f) => {
+        const fileName = f.repoPath.split("/").at(-1) as string;
+        return {
+          url: client.fileUrl(plan.repo, plan.revision, f.repoPath),
+          headers: client.authHeaders(),
+          destPath: join(dir, fileName),
+          partPath: join(this.#o.tmpDir, `${id}--${fileName}.part`),
+          size: f.size,
+          sha256: f.sha256,
+          signal,
+        };
+      });
+      const results = await downloadFiles(requests, { signal, onProgress: (p) => listener.progress?.(p) }).catch(
+        (err: unknown) => {
+          throw hubError(err, plan.repo);
+        },
+      );
+      const fetched = results.reduce((n, r) => n + r.fetchedBytes, 0);
+      const seconds = (performance.now() - t0) / 1000;
+      listener.narrate?.(
+        `downloaded ${plan.name}: ${(fetched / 2 ** 20).toFixed(1)} MiB in ${seconds.toFixed(1)} s, sha256 checked`,
+      );
+      this.#o.log.info({ model: id, bytes: total, fetched, seconds }, "model downloaded");
+      const files = results.map((r, i) => ({
+        path: r.path.slice(dir.length + 1),
+        size_bytes: r.size,
+        sha256: r.sha256 ?? plan.files[i]?.sha256,
+      }));
+      return this.#withGguf(await this.#o.catalog.writeEntry(id, { ...base, status: "Available", files }));
+    } catch (err) {
+      const message = signal?.aborted
+        ? "the download was cancelled; the part is kept, ask for the model again to resume"
+        : (err as Error).message;
+      await this.#o.catalog.writeEntry(id, { ...base, status: "Failed", error: message }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Adds what the GGUF header says to an entry that does not have it yet. */
+  async #withGguf(entry: CatalogEntry): Promise<HiveModel> {
+    if (entry.artifact.gguf !== undefined || entry.path === undefined) return toHiveModel(entry);
+    try {
+      const { header } = await readGgufHeader(entry.path);
+      const gguf = ggufSummary(inspectGguf(header, entry.artifact.size_bytes));
+      const { id: _id, kind: _kind, ...fields } = entry.artifact;
+      return toHiveModel(await this.#o.catalog.writeEntry(entry.id, { ...fields, gguf }));
+    } catch (err) {
+      this.#o.log.warn({ model: entry.id, err: (err as Error).message }, "could not read the GGUF header");
+      return toHiveModel(entry);
+    }
+  }
+}

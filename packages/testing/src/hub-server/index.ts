@@ -1,0 +1,12 @@
+export { parseRange, type RangeRequest } from "./file-response.js";
+export { gitBlobOid, lfsPointer } from "./hub-files.js";
+export { startHubServer } from "./hub-server.js";
+export type {
+  HubFaults,
+  HubFile,
+  HubRepo,
+  HubRequestRecord,
+  HubServer,
+  HubServerOptions,
+  HubStats,
+} from "./hub-types.js";
