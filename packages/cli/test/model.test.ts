@@ -120,6 +120,20 @@ describe("rbee model: download, list, info, remove through the CLI (test hub fix
     expect(JSON.parse(dl.stdout).status).toBe("Available");
   });
 
+  it("rbee infer downloads a model on first use, with progress lines, then answers", async () => {
+    await sb.rbee(["model", "rm", "rbee-test--big-gguf--big-q8_0", "-q"]);
+    hub.faults.bytesPerSecond = 8 * MiB; // slow enough for a few progress lines
+    try {
+      const r = await sb.rbee(["infer", "-m", "rbee-test/big-GGUF:big-Q8_0.gguf", "-p", "Once", "--max-tokens", "4"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/download: \d+% \([\d.]+ MiB of [\d.]+ MiB/);
+      expect(r.stderr).toMatch(/sha256 checked/);
+      expect(r.stderr).toMatch(/spawning llm worker/);
+    } finally {
+      hub.faults.bytesPerSecond = undefined;
+    }
+  });
+
   it("resumes a download whose connection dropped, fetching each byte about once", async () => {
     await sb.rbee(["model", "rm", "rbee-test--big-gguf--big-f16"]).catch(() => undefined);
     hub.stats.reset();
