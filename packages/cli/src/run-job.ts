@@ -1,7 +1,9 @@
 import { isTerminalJobEvent, JobEvent, type JobOperation, parseJson, safeParse } from "@rbee/contract";
+import type { Command } from "commander";
+import { clientOf, configOf } from "./context.js";
 import { CliError, EXIT, exitCodeForError } from "./exit-codes.js";
 import type { QueenClient } from "./queen-client.js";
-import { type Narrator, narrationLine } from "./render/narration.js";
+import { type Narrator, narrationLine, stderrNarrator } from "./render/narration.js";
 
 /** A job that was cancelled (by Ctrl+C here, or by someone else): exit 130. */
 export class JobCancelledError extends CliError {
@@ -115,4 +117,15 @@ export function interruptSignal(): { signal: AbortSignal; dispose: () => void } 
   };
   process.on("SIGINT", handler);
   return { signal: controller.signal, dispose: () => process.off("SIGINT", handler) };
+}
+
+/** Runs a job for a command: narration and progress on stderr (unless quiet), Ctrl+C cancels it (exit 130). */
+export async function runWithNarration(cmd: Command, operation: JobOperation, quiet: boolean): Promise<unknown> {
+  const client = clientOf(configOf(cmd));
+  const interrupt = interruptSignal();
+  try {
+    return (await runJob(client, operation, { narrator: stderrNarrator(quiet), cancel: interrupt.signal })).result;
+  } finally {
+    interrupt.dispose();
+  }
 }

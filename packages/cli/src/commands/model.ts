@@ -4,22 +4,10 @@ import { clientOf, configOf, printJson } from "../context.js";
 import { modelRef } from "../model-ref.js";
 import { intArg } from "../parse.js";
 import { formatBytes } from "../render/format.js";
-import { stderrNarrator } from "../render/narration.js";
 import { renderTable } from "../render/table.js";
-import { interruptSignal, runJob } from "../run-job.js";
+import { runWithNarration } from "../run-job.js";
 
 type Listed = CatalogListing["models"][number];
-
-/** Runs a model job with narration and progress on stderr; Ctrl+C cancels it (a download keeps its part). */
-async function runModelJob(cmd: Command, operation: Parameters<typeof runJob>[1], quiet: boolean): Promise<unknown> {
-  const client = clientOf(configOf(cmd));
-  const interrupt = interruptSignal();
-  try {
-    return (await runJob(client, operation, { narrator: stderrNarrator(quiet), cancel: interrupt.signal })).result;
-  } finally {
-    interrupt.dispose();
-  }
-}
 
 function statusCell(m: Listed): string {
   if (m.status === "Downloading" && m.size_bytes > 0 && m.downloaded_bytes !== undefined) {
@@ -80,7 +68,7 @@ export function modelCommand(): Command {
     .option("--json", "print the model as JSON")
     .option("-q, --quiet", "no narration or progress on stderr")
     .action(async (ref: string, flags: { hive?: string; json?: boolean; quiet?: boolean }, cmd: Command) => {
-      const result = (await runModelJob(
+      const result = (await runWithNarration(
         cmd,
         { type: "download_model", model: modelRef(ref), hive: flags.hive },
         flags.quiet === true,
@@ -109,7 +97,7 @@ export function modelCommand(): Command {
     .option("--json", "print the job's result as JSON")
     .option("-q, --quiet", "no narration on stderr")
     .action(async (id: string, flags: { hive?: string; json?: boolean; quiet?: boolean }, cmd: Command) => {
-      const result = await runModelJob(
+      const result = await runWithNarration(
         cmd,
         { type: "remove_model", model: id, hive: flags.hive },
         flags.quiet === true,
@@ -133,7 +121,7 @@ export function modelCommand(): Command {
         flags: { hive?: string; ctxSize?: number; parallel?: number; json?: boolean },
         cmd: Command,
       ) => {
-        const result = (await runModelJob(
+        const result = (await runWithNarration(
           cmd,
           {
             type: "model_info",

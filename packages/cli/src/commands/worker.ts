@@ -1,12 +1,11 @@
-import { DeviceId, type JobOperation, safeParse } from "@rbee/contract";
+import { DeviceId, safeParse } from "@rbee/contract";
 import { Command, InvalidArgumentError } from "commander";
 import { clientOf, configOf, printJson } from "../context.js";
 import { CliError } from "../exit-codes.js";
 import { modelRef } from "../model-ref.js";
 import { intArg, keepAliveArg } from "../parse.js";
 import { renderWorkers } from "../render/cluster.js";
-import { stderrNarrator } from "../render/narration.js";
-import { interruptSignal, runJob } from "../run-job.js";
+import { runWithNarration } from "../run-job.js";
 import { workerServeCommand } from "./worker-serve.js";
 
 interface SpawnFlags {
@@ -26,18 +25,6 @@ function deviceArg(value: string): string {
     throw new InvalidArgumentError(`expected cpu, cuda:N, metal:N, vulkan:N or rocm:N, got '${value}'`);
   }
   return value;
-}
-
-/** Runs a job with narration on stderr and Ctrl+C cancelling it (exit 130). */
-async function runWithNarration(cmd: Command, operation: JobOperation, quiet: boolean): Promise<unknown> {
-  const client = clientOf(configOf(cmd));
-  const interrupt = interruptSignal();
-  try {
-    const { result } = await runJob(client, operation, { narrator: stderrNarrator(quiet), cancel: interrupt.signal });
-    return result;
-  } finally {
-    interrupt.dispose();
-  }
 }
 
 /** `rbee worker spawn|ls|stop|serve`. */
