@@ -44,6 +44,11 @@ export const SpawnWorkerRequest = z.strictObject({
    * it back, so that a restarted queen knows it again.
    */
   keep_alive_ms: z.number().nonnegative().nullable().optional(),
+  /**
+   * The memory the queen reserved for this worker on its device (its estimate). The hive keeps it and
+   * reports it back, so that placement counts it until the device's own figures show it.
+   */
+  memory_bytes: z.number().int().nonnegative().optional(),
 });
 export type SpawnWorkerRequest = z.input<typeof SpawnWorkerRequest>;
 

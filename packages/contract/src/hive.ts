@@ -38,6 +38,8 @@ export const HiveWorkerReport = z.looseObject({
   adopted: z.boolean().optional(),
   /** The keep-alive the queen asked for at spawn (ms; null is forever), kept for a restarted queen. */
   keep_alive_ms: z.number().nonnegative().nullable().optional(),
+  /** The memory the queen reserved for it at spawn (bytes), kept for a restarted queen. */
+  memory_bytes: z.number().int().nonnegative().optional(),
 });
 export type HiveWorkerReport = z.infer<typeof HiveWorkerReport>;
 

@@ -41,6 +41,14 @@ const sampling = {
   json_schema: z.record(z.string(), z.unknown()).optional(),
 };
 
+/**
+ * How the queen chooses a device among those where a model fits: `spread` puts replicas on different
+ * hives and otherwise takes the device with the most free memory; `pack` takes the device with the
+ * least free memory that still fits, keeping whole devices free for large models.
+ */
+export const PlacementPolicy = z.enum(["spread", "pack"]);
+export type PlacementPolicy = z.infer<typeof PlacementPolicy>;
+
 /** What a job does. The CLI's `rbee infer`, `rbee worker spawn` and `rbee worker stop` are jobs. */
 export const JobOperation = z.discriminatedUnion("type", [
   z.strictObject({
@@ -62,6 +70,14 @@ export const JobOperation = z.discriminatedUnion("type", [
     threads: z.number().int().min(1).optional(),
     /** Default for a worker spawned by hand: it stays until stopped. */
     keep_alive: KeepAlive.optional(),
+    /**
+     * Keep at least this many workers of the model (spread over hives by default) and place new ones
+     * when some go away; kept by the queen across restarts. 0 forgets the minimum (running workers
+     * stay until stopped). Without it, one worker is spawned and nothing is kept.
+     */
+    replicas: z.number().int().min(0).max(64).optional(),
+    /** Where new workers go: `spread` over hives and devices (default), or `pack` them onto the fullest device that fits. */
+    policy: PlacementPolicy.optional(),
   }),
   z.strictObject({
     type: z.literal("stop_worker"),
@@ -106,6 +122,10 @@ export const ClusterWorker = z.looseObject({
   status: WorkerStatus,
   /** False when its hive is stale or lost: nothing new is routed to it. */
   routable: z.boolean(),
+  /** Memory the queen counts the worker as holding on its device (its estimate at placement). */
+  memory_bytes: z.number().nonnegative().optional(),
+  /** True while it finishes its requests before being stopped to make room for another model. */
+  draining: z.boolean().optional(),
   slots: z.number().int().positive(),
   /** Requests the queen has routed to it and not seen finish. */
   in_flight: z.number().int().nonnegative(),
@@ -149,7 +169,14 @@ export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
 export const ClusterEvent = z.discriminatedUnion("type", [
   z.looseObject({ type: z.literal("snapshot"), at: z.number(), cluster: ClusterSnapshot }),
   z.looseObject({ type: z.literal("hive_joined"), at: z.number(), hive_id: z.string(), url: z.string() }),
-  z.looseObject({ type: z.literal("hive_state"), at: z.number(), hive_id: z.string(), state: HiveState }),
+  z.looseObject({
+    type: z.literal("hive_state"),
+    at: z.number(),
+    hive_id: z.string(),
+    state: HiveState,
+    /** Why, when it is not the age of its heartbeats ("its worker refused a connection and it did not answer"). */
+    reason: z.string().optional(),
+  }),
   z.looseObject({ type: z.literal("worker_added"), at: z.number(), worker: ClusterWorker }),
   z.looseObject({
     type: z.literal("worker_status"),

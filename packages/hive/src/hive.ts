@@ -116,7 +116,8 @@ export class Hive {
       logsDir: paths.logs,
       node: process.execPath,
       rbeeBin: o.rbeeBin,
-      env: process.env,
+      // a declared (simulated) inventory goes to the workers too: they run on the CPU for a simulated GPU
+      env: o.env.RBEE_DEVICES === undefined ? process.env : { ...process.env, RBEE_DEVICES: o.env.RBEE_DEVICES },
       workerHost: o.host,
       localHost,
       heartbeatUrl: () => this.#url,
@@ -243,6 +244,7 @@ export class Hive {
         threads: request.threads,
         maxQueue: request.max_queue,
         keepAliveMs: request.keep_alive_ms,
+        memoryBytes: request.memory_bytes,
         readyTimeoutMs,
       },
       { readyTimeoutMs, signal },

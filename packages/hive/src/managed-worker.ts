@@ -16,6 +16,8 @@ export interface WorkerSpec {
   maxQueue?: number;
   /** The queen's keep-alive for the worker (ms, null is forever), kept and reported back. */
   keepAliveMs?: number | null;
+  /** The memory the queen reserved for the worker (bytes), kept and reported back. */
+  memoryBytes?: number;
   /** How long a start (and every restart) may take; default: the hive's readyTimeoutMs. */
   readyTimeoutMs?: number;
 }
@@ -123,6 +125,7 @@ export class ManagedWorker {
       adopted: this.adopted !== undefined,
     };
     if (this.spec.keepAliveMs !== undefined) report.keep_alive_ms = this.spec.keepAliveMs;
+    if (this.spec.memoryBytes !== undefined) report.memory_bytes = this.spec.memoryBytes;
     return report;
   }
 }

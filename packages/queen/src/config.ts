@@ -1,4 +1,4 @@
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS } from "@rbee/contract";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, PlacementPolicy } from "@rbee/contract";
 import { cacheDir, configDir, envInt, envString, type Logger } from "@rbee/server-kit";
 
 export interface QueenOptions {
@@ -16,6 +16,8 @@ export interface QueenOptions {
   maxWaitingPerModel?: number;
   /** How often idle workers are looked for. */
   sweepIntervalMs?: number;
+  /** Where new workers go when a spawn names no policy: spread (default) or pack (RBEE_PLACEMENT). */
+  placement?: PlacementPolicy;
   log?: Logger;
 }
 
@@ -28,6 +30,7 @@ export interface QueenConfig {
   defaultKeepAliveMs: number;
   maxWaitingPerModel: number;
   sweepIntervalMs: number;
+  placement: PlacementPolicy;
 }
 
 /** Flags win over the environment, the environment over the defaults written here. */
@@ -42,5 +45,16 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     defaultKeepAliveMs: o.defaultKeepAliveMs ?? envInt("RBEE_KEEP_ALIVE", 300, 0) * 1000,
     maxWaitingPerModel: o.maxWaitingPerModel ?? envInt("RBEE_MAX_WAITING", 128, 0),
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,
+    placement: o.placement ?? placementFromEnv(env),
   };
+}
+
+function placementFromEnv(env: NodeJS.ProcessEnv): PlacementPolicy {
+  const text = env.RBEE_PLACEMENT;
+  if (text === undefined || text === "") return "spread";
+  const parsed = PlacementPolicy.safeParse(text);
+  if (!parsed.success) {
+    throw new Error(`RBEE_PLACEMENT=${JSON.stringify(text)} must be one of ${PlacementPolicy.options.join(", ")}`);
+  }
+  return parsed.data;
 }

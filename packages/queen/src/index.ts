@@ -1,7 +1,7 @@
 export { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./config.js";
 export { Job, type JobContext, JobStore } from "./jobs/job-store.js";
-export { API_KEYS_FILE, ApiKeyStore } from "./keys/api-key-store.js";
 export { QUEEN_VERSION, Queen, runQueen, startQueen } from "./queen.js";
 export { ClusterRegistry, DIRECT_HIVE_ID, type HiveEntry, type WorkerEntry } from "./registry/cluster-registry.js";
 export { choosePlacement, estimateModelMemory } from "./scheduler/placement.js";
 export { Scheduler } from "./scheduler/scheduler.js";
+export { API_KEYS_FILE, ApiKeyStore } from "./store/api-key-store.js";

@@ -21,13 +21,14 @@ import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./confi
 import { apiKeyAuth } from "./http/api-key-auth.js";
 import { jobRunner } from "./jobs/job-runners.js";
 import { JobStore } from "./jobs/job-store.js";
-import { ApiKeyStore } from "./keys/api-key-store.js";
 import { QueenMetrics } from "./metrics.js";
 import { OpenAiRoutes } from "./openai/openai-routes.js";
 import { ClusterRegistry } from "./registry/cluster-registry.js";
 import { HiveClient } from "./scheduler/hive-client.js";
 import { InferenceRouter } from "./scheduler/inference-router.js";
 import { Scheduler } from "./scheduler/scheduler.js";
+import { ApiKeyStore } from "./store/api-key-store.js";
+import { ReplicaStore } from "./store/replica-store.js";
 
 const require = createRequire(import.meta.url);
 export const QUEEN_VERSION = (require("../package.json") as { version: string }).version;
@@ -81,12 +82,16 @@ export class Queen {
     this.scheduler = new Scheduler(this.registry, this.hives, {
       maxWaitingPerModel: this.config.maxWaitingPerModel,
       defaultKeepAliveMs: this.config.defaultKeepAliveMs,
+      policy: this.config.placement,
+      replicas: new ReplicaStore(this.config.configDir),
       log: this.log,
     });
     this.router = new InferenceRouter(this.scheduler, this.clusterToken, this.log, (worker) => {
-      // it did not answer: route nothing more to it until its hive reports it again
+      // it did not answer: route nothing more to it until its hive reports it again, and find out
+      // whether the whole machine is gone
       if (worker.report.status === "Ready" || worker.report.status === "Busy")
         worker.report = { ...worker.report, status: "Starting" };
+      void this.scheduler.checkHive(worker.hiveId);
     });
     this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
     this.#http = new HttpServer({
@@ -106,6 +111,7 @@ export class Queen {
     this.#url = bound.url;
     const sweep = setInterval(() => this.registry.sweep(), 500);
     const idle = setInterval(() => {
+      this.scheduler.reconcile();
       this.scheduler
         .sweepIdle()
         .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, "idle sweep failed"));

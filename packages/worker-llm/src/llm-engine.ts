@@ -64,6 +64,8 @@ type GpuChoice = false | "cuda" | "vulkan" | "metal";
 /** Which node-llama-cpp backend serves a device, and the variable that makes only that GPU visible. */
 function backendFor(device: Device): { gpu: GpuChoice; visibleEnv?: [string, string] } {
   const index = device.id.split(":")[1] ?? "0";
+  // a declared GPU (RBEE_DEVICES, for tests and demos) has no hardware behind it: its work runs on the CPU
+  if (device.simulated) return { gpu: false };
   switch (device.kind) {
     case "cpu":
       return { gpu: false };

@@ -1,5 +1,5 @@
 import { DeviceId, safeParse } from "@rbee/contract";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { clientOf, configOf, printJson } from "../context.js";
 import { CliError } from "../exit-codes.js";
 import { modelRef } from "../model-ref.js";
@@ -16,6 +16,8 @@ interface SpawnFlags {
   parallel?: number;
   threads?: number;
   keepAlive?: number | string;
+  replicas?: number;
+  policy?: "spread" | "pack";
   json?: boolean;
   quiet?: boolean;
 }
@@ -48,7 +50,18 @@ export function workerCommand(): Command {
       "stop it after this long without requests: 30s, 5m, 1h, forever (default: forever)",
       keepAliveArg,
     )
-    .option("--json", "print the worker as JSON")
+    .option(
+      "--replicas <n>",
+      "keep at least n workers of the model, spread over hives, placing new ones when some are lost (0 forgets the minimum)",
+      intArg(0, 64),
+    )
+    .addOption(
+      new Option(
+        "--policy <policy>",
+        "where new workers go: spread (default) or pack onto the fullest device that fits",
+      ).choices(["spread", "pack"]),
+    )
+    .option("--json", "print the worker (with --replicas: every worker of the model) as JSON")
     .option("-q, --quiet", "no narration on stderr")
     .action(async (flags: SpawnFlags, cmd: Command) => {
       const result = (await runWithNarration(
@@ -62,13 +75,21 @@ export function workerCommand(): Command {
           parallel: flags.parallel,
           threads: flags.threads,
           keep_alive: flags.keepAlive,
+          replicas: flags.replicas,
+          policy: flags.policy,
         },
         flags.quiet === true,
-      )) as { worker?: { worker_id?: unknown } } | undefined;
-      const id = result?.worker?.worker_id;
-      if (typeof id !== "string") throw new CliError("the queen's spawn_worker job ended without naming the worker");
-      if (flags.json) printJson(result?.worker);
-      else process.stdout.write(`${id}\n`);
+      )) as { worker?: { worker_id?: unknown }; workers?: Array<{ worker_id?: unknown }> } | undefined;
+      const workers = result?.workers ?? (result?.worker ? [result.worker] : []);
+      const ids = workers.map((w) => w.worker_id);
+      if (flags.replicas === 0) {
+        if (flags.json) printJson(workers);
+        return;
+      }
+      if (ids.length === 0 || ids.some((id) => typeof id !== "string"))
+        throw new CliError("the queen's spawn_worker job ended without naming the worker");
+      if (flags.json) printJson(flags.replicas === undefined ? result?.worker : workers);
+      else process.stdout.write(`${ids.join("\n")}\n`);
     });
   worker
     .command("ls")

@@ -1,6 +1,6 @@
 import { UnauthorizedError } from "@rbee/contract";
 import { bearerToken, type Middleware, secretEquals } from "@rbee/server-kit";
-import type { ApiKeyStore } from "../keys/api-key-store.js";
+import type { ApiKeyStore } from "../store/api-key-store.js";
 
 /**
  * OpenAI, job and cluster routes: open while no API key exists (the queen then only listens on

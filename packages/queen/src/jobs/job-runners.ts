@@ -57,7 +57,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
       };
     case "spawn_worker":
       return async (ctx: JobContext) => {
-        const worker = await deps.scheduler.spawn(op.model, {
+        const workers = await deps.scheduler.spawn(op.model, {
           hive: op.hive,
           device: op.device,
           ctxSize: op.ctx_size,
@@ -65,11 +65,14 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
           threads: op.threads,
           // a worker spawned by hand stays until it is stopped, unless told otherwise
           keepAliveMs: op.keep_alive === undefined ? Number.POSITIVE_INFINITY : keepAliveMs(op.keep_alive),
+          replicas: op.replicas,
+          policy: op.policy,
           signal: ctx.signal,
           narrate: ctx.narrate,
           progress: progressOf(ctx),
         });
-        return { worker: deps.registry.toClusterWorker(worker) };
+        const shown = workers.map((w) => deps.registry.toClusterWorker(w));
+        return { worker: shown[0] ?? null, workers: shown };
       };
     case "stop_worker":
       return async (ctx: JobContext) => {

@@ -40,6 +40,10 @@ export interface WorkerEntry {
   keepAliveMs: number;
   /** The queen asked its hive to stop it. */
   stopping: boolean;
+  /** It takes no new requests: it finishes its own, then stops to make room for another model. */
+  draining: boolean;
+  /** Memory it holds on its device as placement counts it: the queen's estimate at spawn, else what it reports. */
+  memoryBytes: number;
   addedAt: number;
   /** When the latest report of it arrived. */
   lastReport: number;
@@ -172,8 +176,28 @@ export class ClusterRegistry {
     }
   }
 
+  /**
+   * Marks a live hive stale at once, before its heartbeats age: one of its workers refused a
+   * connection and the hive did not answer either. Its next heartbeat makes it live again.
+   */
+  suspect(hiveId: string, reason: string, now = Date.now()): void {
+    const hive = this.hives.get(hiveId);
+    if (hive?.state !== "live" || hive.id === DIRECT_HIVE_ID) return;
+    hive.state = "stale";
+    // heartbeats that stopped now make it lost 3 intervals from now, not 6
+    hive.lastSeen = Math.min(hive.lastSeen, now - 3 * (hive.intervalMs || this.#intervalMs));
+    this.#emit({ type: "hive_state", at: now, hive_id: hiveId, state: "stale", reason });
+  }
+
+  /** Memory of the workers on a hive's device, as placement counts it. */
+  reserved(hiveId: string, deviceId: string): number {
+    let n = 0;
+    for (const w of this.workers.values()) if (w.hiveId === hiveId && w.report.device === deviceId) n += w.memoryBytes;
+    return n;
+  }
+
   isRoutable(w: WorkerEntry, now = Date.now()): boolean {
-    if (w.stopping || !SERVING_STATUSES.includes(w.report.status)) return false;
+    if (w.stopping || w.draining || !SERVING_STATUSES.includes(w.report.status)) return false;
     // a hand-started worker answers for itself: stale after 3 of its own missed heartbeats
     if (w.hiveId === DIRECT_HIVE_ID) return now - w.lastReport <= 3 * this.#intervalMs;
     return this.hives.get(w.hiveId)?.state === "live";
@@ -234,6 +258,8 @@ export class ClusterRegistry {
       pid: w.report.pid,
       status: w.report.status,
       routable: this.isRoutable(w),
+      memory_bytes: w.memoryBytes,
+      draining: w.draining || undefined,
       slots: hb?.slots ?? 1,
       in_flight: w.inFlight,
       requests_total: hb?.requests_total ?? 0,
@@ -274,6 +300,7 @@ export class ClusterRegistry {
       const from = existing.report.status;
       existing.report = report;
       existing.hiveId = hiveId;
+      if (report.memory_bytes !== undefined) existing.memoryBytes = report.memory_bytes;
       existing.lastReport = now;
       if (from !== report.status) {
         this.#emit({ type: "worker_status", at: now, worker_id: report.worker_id, status: report.status, from });
@@ -292,6 +319,8 @@ export class ClusterRegistry {
       lastActivity: now,
       keepAliveMs: keepAlive,
       stopping: false,
+      draining: false,
+      memoryBytes: report.memory_bytes ?? report.heartbeat?.vram_used ?? 0,
       addedAt: now,
       lastReport: now,
     };

@@ -19,6 +19,12 @@ export interface ModelProgress {
   eta_seconds?: number | null;
 }
 
+/** A hive that holds a model, which another hive may fetch it from on the LAN. */
+export interface ModelPeer {
+  hive_id: string;
+  url: string;
+}
+
 export interface ProvisionCallbacks {
   narrate?: (message: string) => void;
   progress?: (p: ModelProgress) => void;
@@ -38,6 +44,17 @@ export class HiveClient {
     });
   }
 
+  /** True when the hive answers GET /health within `timeoutMs` (its process is up and reachable). */
+  async isReachable(hive: HiveEntry, timeoutMs: number): Promise<boolean> {
+    try {
+      const res = await sendRequest(`${hive.url}/health`, { method: "GET", timeoutMs, what: `hive ${hive.id}` });
+      res.resume();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async stopWorker(hive: HiveEntry, workerId: string): Promise<void> {
     const url = `${hive.url}/v1/workers/${encodeURIComponent(workerId)}`;
     const res = await sendRequest(url, { method: "DELETE", token: this.token, what: `hive ${hive.id}` });
@@ -55,9 +72,11 @@ export class HiveClient {
     ref: string,
     callbacks: ProvisionCallbacks = {},
     signal?: AbortSignal,
+    peers?: ModelPeer[],
   ): Promise<HiveModel> {
     const what = `hive ${hive.id}`;
-    for await (const e of streamSse(`${hive.url}/v1/models`, { body: { ref }, token: this.token, signal, what })) {
+    const body = peers === undefined || peers.length === 0 ? { ref } : { ref, peers };
+    for await (const e of streamSse(`${hive.url}/v1/models`, { body, token: this.token, signal, what })) {
       const parsed = parseJson(e.data);
       const data = (parsed.ok ? parsed.value : {}) as Record<string, unknown>;
       if (e.event === "narration" && typeof data.message === "string") callbacks.narrate?.(data.message);

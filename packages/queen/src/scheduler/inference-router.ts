@@ -19,6 +19,7 @@ import {
   UnreachableError,
 } from "@rbee/server-kit";
 import type { WorkerEntry } from "../registry/cluster-registry.js";
+import { ConversationAffinity } from "./affinity.js";
 import type { ModelProgress } from "./hive-client.js";
 import type { Lease, Narrate, Scheduler } from "./scheduler.js";
 
@@ -52,6 +53,8 @@ function isRetryable(err: unknown): boolean {
  * one); one that dies mid-stream fails the request at once with a clear error.
  */
 export class InferenceRouter {
+  readonly affinity = new ConversationAffinity();
+
   constructor(
     private readonly scheduler: Scheduler,
     private readonly token: string,
@@ -64,13 +67,16 @@ export class InferenceRouter {
     request: Omit<InferRequest, "model" | "stream">,
     o: InferOptions,
   ): Promise<InferOutcome> {
-    return this.#withWorker(modelRef, o, async (lease, started) => {
+    const messages = request.messages;
+    const prefer = messages && this.affinity.lookup(modelRef, messages);
+    return this.#withWorker(modelRef, { ...o, prefer }, async (lease, started, signal) => {
       const body = { ...request, model: lease.model, stream: o.onToken !== undefined };
       const url = `${lease.worker.report.url}/v1/infer`;
       const what = `worker ${lease.worker.id}`;
       const response = o.onToken
-        ? await this.#stream(url, body, what, o, started)
-        : await requestJson(url, InferResponse, { body, token: this.token, signal: o.signal, what });
+        ? await this.#stream(url, body, what, { ...o, signal }, started)
+        : await requestJson(url, InferResponse, { body, token: this.token, signal, what });
+      if (messages) this.affinity.record(modelRef, messages, response.text, lease.worker.id);
       return { response, workerId: lease.worker.id, model: lease.model };
     });
   }
@@ -80,13 +86,13 @@ export class InferenceRouter {
     request: Omit<EmbedRequest, "model">,
     o: { signal: AbortSignal; keepAliveMs?: number },
   ): Promise<EmbedResponse & { model: string }> {
-    return this.#withWorker(modelRef, o, async (lease) => {
+    return this.#withWorker(modelRef, o, async (lease, _started, signal) => {
       const url = `${lease.worker.report.url}/v1/embed`;
       const body = { ...request, model: lease.model };
       const res = await requestJson(url, EmbedResponse, {
         body,
         token: this.token,
-        signal: o.signal,
+        signal,
         what: `worker ${lease.worker.id}`,
       });
       return { ...res, model: lease.model };
@@ -95,8 +101,14 @@ export class InferenceRouter {
 
   async #withWorker<T>(
     modelRef: string,
-    o: { signal: AbortSignal; keepAliveMs?: number; narrate?: Narrate; progress?: (p: ModelProgress) => void },
-    call: (lease: Lease, started: { value: boolean }) => Promise<T>,
+    o: {
+      signal: AbortSignal;
+      keepAliveMs?: number;
+      narrate?: Narrate;
+      progress?: (p: ModelProgress) => void;
+      prefer?: string;
+    },
+    call: (lease: Lease, started: { value: boolean }, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const exclude = new Set<string>();
     for (let attempt = 1; ; attempt++) {
@@ -105,12 +117,15 @@ export class InferenceRouter {
         narrate: o.narrate,
         progress: o.progress,
         exclude,
+        prefer: o.prefer,
       });
       const started = { value: false };
       try {
-        return await call(lease, started);
+        return await call(lease, started, AbortSignal.any([o.signal, lease.signal]));
       } catch (err) {
         if (o.signal.aborted) throw err;
+        // the worker's hive was lost while it answered: the scheduler's reason says so
+        if (lease.signal.aborted) throw lease.signal.reason;
         if (!started.value && isRetryable(err) && attempt < 3) {
           this.log.warn(
             { worker_id: lease.worker.id, err: (err as Error).message, attempt },

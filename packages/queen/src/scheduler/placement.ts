@@ -1,4 +1,11 @@
-import { type Device, type GgufSummary, InsufficientMemoryError } from "@rbee/contract";
+import {
+  type Device,
+  type DeviceKind,
+  type GgufSummary,
+  InsufficientMemoryError,
+  type PlacementPolicy,
+  type WorkerType,
+} from "@rbee/contract";
 import { estimateMemory } from "@rbee/gguf";
 import type { HiveEntry } from "../registry/cluster-registry.js";
 
@@ -33,43 +40,114 @@ export interface Placement {
   hive: HiveEntry;
   device: Device;
   needBytes: number;
+  /** The hive already holds the model file (else it fetches it first). */
+  hasModel: boolean;
+  workerType: WorkerType;
+}
+
+export interface PlacementCandidate {
+  hive: HiveEntry;
+  needBytes: number;
+  hasModel: boolean;
+}
+
+/** What placement must know of the cluster beyond the hives' last heartbeats. */
+export interface DeviceLoad {
+  /** Memory of the workers rbee runs on a device (their estimates), which its free figure may or may not show yet. */
+  reserved(hiveId: string, deviceId: string): number;
+  /** Memory promised to workers still being spawned on a device, which its free figure cannot show yet. */
+  promised(hiveId: string, deviceId: string): number;
+  /** Workers of the model being placed already on a hive (spread puts replicas apart). */
+  replicas(hiveId: string): number;
+}
+
+export interface PlacementOptions {
+  policy?: PlacementPolicy;
+  /** Only this device id (rbee worker spawn --device). */
+  device?: string;
+  workerType?: WorkerType;
 }
 
 /**
- * Chooses where a worker for a model goes: among the hives that hold it, the GPU with the most free
- * memory that fits it, else the CPU if the RAM fits it. Memory already promised to workers that are
- * still loading counts as used. Nothing fits: an error naming the need and the largest free device.
+ * The worker type that serves a model on a kind of device. The llm worker (llama.cpp) runs on every
+ * kind rbee knows: CPU, CUDA, Metal, Vulkan, and ROCm through Vulkan.
+ */
+const WORKER_TYPES: Record<DeviceKind, readonly WorkerType[]> = {
+  cpu: ["llm"],
+  cuda: ["llm"],
+  metal: ["llm"],
+  vulkan: ["llm"],
+  rocm: ["llm"],
+};
+
+export function workerTypeFor(kind: DeviceKind, wanted?: WorkerType): WorkerType | undefined {
+  const types = WORKER_TYPES[kind];
+  return wanted === undefined ? types[0] : types.includes(wanted) ? wanted : undefined;
+}
+
+/**
+ * Free memory of a device for placement. A measured device's free figure shows loaded workers once it
+ * is measured again, so the smaller of it and what rbee's own workers leave counts; a declared
+ * (simulated) device's figure never changes, so all of rbee's workers come off it.
+ */
+export function usableMemory(hive: HiveEntry, device: Device, load: Omit<DeviceLoad, "replicas">): number {
+  const reserved = load.reserved(hive.id, device.id);
+  const promised = load.promised(hive.id, device.id);
+  if (device.simulated) return device.memory_free - reserved - promised;
+  return Math.min(device.memory_free, device.memory_total - reserved) - promised;
+}
+
+/**
+ * Chooses where a worker for a model goes, among devices where it fits (memory committed to workers
+ * that are loading, or loaded but not yet in the device's figures, counts as used):
+ * - `spread` (default): hives with fewer workers of this model first (replicas apart), then hives that
+ *   hold the file, then GPUs before the CPU, then the most free memory;
+ * - `pack`: hives that hold the file, then GPUs, then the least free memory that fits.
+ * Nothing fits: an error naming the need and the largest free device.
  */
 export function choosePlacement(
-  candidates: ReadonlyArray<{ hive: HiveEntry; needBytes: number }>,
-  promised: (hiveId: string, deviceId: string) => number,
-  pin: { device?: string } = {},
+  candidates: ReadonlyArray<PlacementCandidate>,
+  load: DeviceLoad,
+  o: PlacementOptions = {},
 ): Placement {
-  let best: Placement | undefined;
-  let bestFree = -1;
+  const policy = o.policy ?? "spread";
+  let best: { placement: Placement; key: number[] } | undefined;
   let largest: { where: string; free: number } | undefined;
   let need = 0;
-  for (const { hive, needBytes } of candidates) {
+  for (const { hive, needBytes, hasModel } of candidates) {
     need = needBytes;
+    const replicas = load.replicas(hive.id);
     for (const device of hive.devices) {
-      if (pin.device !== undefined && device.id !== pin.device) continue;
-      const free = device.memory_free - promised(hive.id, device.id);
+      if (o.device !== undefined && device.id !== o.device) continue;
+      const workerType = workerTypeFor(device.kind, o.workerType);
+      if (workerType === undefined) continue;
+      const free = usableMemory(hive, device, load);
       if (!largest || free > largest.free) largest = { where: `${device.id} on hive ${hive.id}`, free };
-      if (free < need) continue;
-      // any GPU that fits beats the CPU; among equals, the most free memory
-      const score = (device.kind === "cpu" ? 0 : 1e18) + free;
-      if (score > bestFree) {
-        bestFree = score;
-        best = { hive, device, needBytes: need };
+      if (free < needBytes) continue;
+      const gpu = device.kind === "cpu" ? 0 : 1;
+      const key = policy === "spread" ? [-replicas, hasModel ? 1 : 0, gpu, free] : [hasModel ? 1 : 0, gpu, -free];
+      if (!best || compareKeys(key, best.key) > 0) {
+        best = { placement: { hive, device, needBytes, hasModel, workerType }, key };
       }
     }
   }
-  if (best) return best;
+  if (best) return best.placement;
   const where = largest
     ? `the largest free device is ${largest.where} with ${formatBytes(Math.max(0, largest.free))}`
-    : "no device is known";
+    : o.device !== undefined
+      ? `no connected hive has device ${o.device}`
+      : "no device is known";
   throw new InsufficientMemoryError(
     `the model needs about ${formatBytes(need)} of memory and no device has that free: ${where}; stop a worker (rbee worker stop) or add a machine`,
     { need_bytes: need, largest_free_bytes: largest?.free ?? 0, largest_free_device: largest?.where ?? null },
   );
+}
+
+/** Lexicographic comparison of two keys of the same length: positive when `a` is better. */
+function compareKeys(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }

@@ -1,16 +1,29 @@
 import { isAbsolute } from "node:path";
 import {
   type HiveModel,
+  InsufficientMemoryError,
   ModelNotFoundError,
+  type PlacementPolicy,
   QueueFullError,
   RbeeError,
+  SERVING_STATUSES,
   type WorkerType,
   WorkerUnavailableError,
 } from "@rbee/contract";
 import type { Logger } from "@rbee/server-kit";
 import type { ClusterRegistry, HiveEntry, WorkerEntry } from "../registry/cluster-registry.js";
+import type { ReplicaSpec, ReplicaStore } from "../store/replica-store.js";
 import type { HiveClient, ModelProgress } from "./hive-client.js";
-import { choosePlacement, estimateModelMemory, formatBytes } from "./placement.js";
+import {
+  choosePlacement,
+  type DeviceLoad,
+  estimateModelMemory,
+  formatBytes,
+  type Placement,
+  type PlacementCandidate,
+  usableMemory,
+  workerTypeFor,
+} from "./placement.js";
 
 export type Narrate = (source: string, message: string) => void;
 
@@ -29,12 +42,16 @@ export interface AcquireOptions {
   progress?: (p: ModelProgress) => void;
   /** Workers not to use (e.g. one that just failed this request). */
   exclude?: ReadonlySet<string>;
+  /** A worker to use while it is not overloaded: the one that holds this conversation's prefix in its cache. */
+  prefer?: string;
 }
 
 /** A request's hold on a worker: release it when the request ends. */
 export interface Lease {
   worker: WorkerEntry;
   model: string;
+  /** Aborts when the worker's hive is lost while the request runs; its reason says so. */
+  signal: AbortSignal;
   release(keepAliveMs?: number): void;
 }
 
@@ -46,39 +63,78 @@ export interface SpawnOptions {
   threads?: number;
   keepAliveMs: number;
   workerType?: WorkerType;
+  policy?: PlacementPolicy;
   signal?: AbortSignal;
   narrate?: Narrate;
   progress?: (p: ModelProgress) => void;
+}
+
+export interface SchedulerOptions {
+  maxWaitingPerModel: number;
+  defaultKeepAliveMs: number;
+  /** Placement policy when a spawn names none. */
+  policy: PlacementPolicy;
+  replicas: ReplicaStore;
+  log: Logger;
 }
 
 interface PendingSpawn {
   promise: Promise<WorkerEntry>;
   waiters: number;
   abort: AbortController;
+  model: string;
   hiveId: string;
   deviceId: string;
   needBytes: number;
 }
 
+/** How long a hive has to answer /health when one of its workers refused a connection. */
+const PROBE_TIMEOUT_MS = 1000;
+/** A model whose minimum could not be restored is tried again after this, doubling up to a minute. */
+const REPLICA_RETRY_MS = 2000;
+
 const silent: Narrate = () => {};
+const norm = (s: string) => s.toLowerCase();
 
 /**
  * Decides where requests go (queen = smart, hives and workers = dumb):
- * 1. a ready worker for the model, the one with the fewest requests in flight per slot;
- * 2. none: place a new one on a hive that holds the model and a device where it fits, ask that hive
- *    to spawn it, and let requests for the model wait (bounded) while it loads;
- * 3. nothing fits: an error naming what the model needs and the largest free device.
+ * 1. a ready worker for the model: the one holding the conversation's prefix while it is not
+ *    overloaded, else the one with the fewest requests in flight per slot;
+ * 2. none: place a new one by memory and policy (spread or pack), preferring hives that hold the
+ *    file (others fetch it from them on the LAN), and let requests for the model wait (bounded) while
+ *    it loads;
+ * 3. nothing fits: make room by stopping workers of other models that were started for requests
+ *    (never pinned ones), letting their requests finish first; requests for several models that
+ *    contend for one device are served a model at a time, in groups, not swapped per request;
+ * 4. still nothing: an error naming what the model needs and the largest free device.
+ * It also keeps per-model minimums of replicas (placing new ones when some are lost) and fails
+ * requests in flight on a hive that is lost, so that their clients hear at once.
  */
 export class Scheduler {
   #pending = new Map<string, PendingSpawn>();
   #spawnSeq = 0;
   #waiting = new Map<string, number>();
+  #leases = new Map<string, Set<AbortController>>();
+  #changeWaiters = new Set<() => void>();
+  #changeQueued = false;
+  #replicaRetry = new Map<string, { failures: number; at: number }>();
 
   constructor(
     private readonly registry: ClusterRegistry,
     private readonly hives: HiveClient,
-    private readonly options: { maxWaitingPerModel: number; defaultKeepAliveMs: number; log: Logger },
-  ) {}
+    private readonly options: SchedulerOptions,
+  ) {
+    registry.subscribe((e) => {
+      if (e.type === "hive_state" && (e.state === "lost" || e.reason !== undefined)) {
+        const why =
+          e.state === "lost"
+            ? `hive ${e.hive_id} was lost (no heartbeat for 6 intervals)`
+            : `hive ${e.hive_id} is unreachable (${e.reason})`;
+        this.#hiveDown(e.hive_id, why);
+      }
+      if (e.type !== "worker_added") this.#changed();
+    });
+  }
 
   /** Requests waiting for a worker of some model to come up. */
   get waiting(): number {
@@ -89,10 +145,10 @@ export class Scheduler {
 
   /** Finds or makes a worker for `modelRef` and takes a slot on it. */
   async acquire(modelRef: string, o: AcquireOptions): Promise<Lease> {
-    const ready = this.#pick(modelRef, o.exclude);
+    const ready = this.#pick(modelRef, o.exclude, o.prefer);
     if (ready) return this.#lease(ready, ready.report.model);
     const { model, hiveModels } = await this.resolveModel(modelRef, o);
-    const again = this.#pick(model, o.exclude);
+    const again = this.#pick(model, o.exclude, o.prefer);
     if (again) return this.#lease(again, model);
     const worker = await this.#waitForWorker(model, hiveModels, o);
     return this.#lease(worker, model);
@@ -162,10 +218,11 @@ export class Scheduler {
     const already = this.registry.findModel(inspection.model_id);
     if (already.length > 0) return { model: inspection.model_id, hiveModels: already };
     const sizeBytes = inspection.files.reduce((n, f) => n + f.size_bytes, 0);
+    const needBytes = estimateModelMemory({ size_bytes: sizeBytes, gguf: inspection.gguf });
     const candidates = live
       .filter((h) => o.hive === undefined || h.id === o.hive)
-      .map((hive) => ({ hive, needBytes: estimateModelMemory({ size_bytes: sizeBytes, gguf: inspection.gguf }) }));
-    const placement = choosePlacement(candidates, (h, d) => this.promised(h, d));
+      .map((hive) => ({ hive, needBytes, hasModel: false }));
+    const placement = choosePlacement(candidates, this.#load(inspection.model_id), { policy: this.options.policy });
     narrate(
       "queen",
       `${inspection.model_id}: ${inspection.gguf.architecture} ${inspection.gguf.quantization}, ${formatBytes(sizeBytes)} to download, needs about ${formatBytes(placement.needBytes)}; fetching it on hive ${placement.hive.id}`,
@@ -186,27 +243,75 @@ export class Scheduler {
     hive.models = [...hive.models.filter((m) => m.id !== model.id), model];
   }
 
-  /** Spawns a worker by request (rbee worker spawn), not for a waiting request. */
-  async spawn(modelRef: string, o: SpawnOptions): Promise<WorkerEntry> {
+  /**
+   * Spawns workers by request (rbee worker spawn). With `replicas`, the model's minimum is set (and
+   * kept from now on) and as many workers are spawned as are missing; else one worker is spawned.
+   */
+  async spawn(modelRef: string, o: SpawnOptions & { replicas?: number }): Promise<WorkerEntry[]> {
     const { model, hiveModels } = await this.resolveModel(modelRef, {
       signal: o.signal,
       narrate: o.narrate,
       progress: o.progress,
       hive: o.hive,
     });
-    let candidates = hiveModels;
-    if (o.hive !== undefined) {
-      candidates = hiveModels.filter((c) => c.hive.id === o.hive);
-      if (candidates.length === 0) {
-        const known = [...this.registry.hives.keys()].join(", ") || "none";
-        throw new RbeeError(`hive '${o.hive}' does not have model ${model} (or is not connected); hives: ${known}`, {
-          statusCode: 400,
-          code: "hive_not_found",
-          param: "hive",
-        });
-      }
+    if (o.hive !== undefined && !this.#liveHives(false).some((h) => h.id === o.hive)) {
+      const known = [...this.registry.hives.keys()].join(", ") || "none";
+      throw new RbeeError(`hive '${o.hive}' is not connected; hives: ${known}`, {
+        statusCode: 400,
+        code: "hive_not_found",
+        param: "hive",
+      });
     }
-    return this.#launch(`${model.toLowerCase()}#${++this.#spawnSeq}`, model, candidates, o).promise;
+    if (hiveModels.length === 0) {
+      throw new WorkerUnavailableError(
+        `no hive has ${model} in its catalog to start a worker from; see \`rbee model ls\``,
+      );
+    }
+    if (o.replicas === undefined) return [await this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, o).promise];
+    const narrate = o.narrate ?? silent;
+    if (o.replicas === 0) {
+      this.options.replicas.set(model, undefined);
+      narrate("queen", `${model} has no minimum of workers any more; its workers stay until stopped`);
+      return this.#serving(model);
+    }
+    this.options.replicas.set(model, {
+      replicas: o.replicas,
+      policy: o.policy,
+      hive: o.hive,
+      device: o.device,
+      ctx_size: o.ctxSize,
+      parallel: o.parallel,
+      threads: o.threads,
+    });
+    const have = this.#countReplicas(model);
+    narrate(
+      "queen",
+      have >= o.replicas
+        ? `${model} keeps at least ${o.replicas} workers; ${have} already run`
+        : `${model} keeps at least ${o.replicas} workers: ${have} run, spawning ${o.replicas - have}`,
+    );
+    const spawns: Promise<WorkerEntry>[] = [];
+    for (let i = have; i < o.replicas; i++) {
+      spawns.push(this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, o).promise);
+    }
+    await Promise.all(spawns);
+    return this.#serving(model);
+  }
+
+  /** Places workers for models below their minimum; the queen calls it every sweep. */
+  reconcile(now = Date.now()): void {
+    for (const [model, spec] of this.options.replicas.entries()) {
+      const retry = this.#replicaRetry.get(model);
+      if (retry && now < retry.at) continue;
+      const missing = spec.replicas - this.#countReplicas(model);
+      if (missing <= 0) continue;
+      if (this.registry.findModel(model).length === 0) {
+        this.#failedReplica(model, new Error("no live hive has it in its catalog"), now);
+        continue;
+      }
+      this.options.log.info({ model, missing, replicas: spec.replicas }, "placing workers to keep the minimum");
+      for (let i = 0; i < missing; i++) this.#launchReplica(model, spec);
+    }
   }
 
   /** Memory promised to workers being spawned on a device, which its free figure does not show yet. */
@@ -216,32 +321,97 @@ export class Scheduler {
     return n;
   }
 
-  #pick(model: string, exclude?: ReadonlySet<string>): WorkerEntry | undefined {
+  #launchReplica(model: string, spec: ReplicaSpec): void {
+    try {
+      const pending = this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, {
+        hive: spec.hive,
+        device: spec.device,
+        ctxSize: spec.ctx_size,
+        parallel: spec.parallel,
+        threads: spec.threads,
+        policy: spec.policy,
+        keepAliveMs: Number.POSITIVE_INFINITY,
+      });
+      pending.promise.then(
+        () => this.#replicaRetry.delete(norm(model)),
+        (err: unknown) => this.#failedReplica(model, err, Date.now()),
+      );
+    } catch (err) {
+      this.#failedReplica(model, err, Date.now());
+    }
+  }
+
+  #failedReplica(model: string, err: unknown, now: number): void {
+    const key = norm(model);
+    const failures = (this.#replicaRetry.get(key)?.failures ?? 0) + 1;
+    const delay = Math.min(60_000, REPLICA_RETRY_MS * 2 ** (failures - 1));
+    this.#replicaRetry.set(key, { failures, at: now + delay });
+    this.options.log.warn(
+      { model, failures, retry_in_ms: delay, err: (err as Error).message },
+      "could not place a worker to keep the model's minimum",
+    );
+  }
+
+  /** Workers of a model that count towards its minimum: not going away, on a live hive; and spawns under way. */
+  #countReplicas(model: string): number {
+    const m = norm(model);
+    let n = 0;
+    for (const w of this.registry.workers.values()) {
+      if (norm(w.report.model) !== m || w.stopping || w.draining) continue;
+      if (w.report.status !== "Starting" && !SERVING_STATUSES.includes(w.report.status)) continue;
+      if (this.registry.hives.get(w.hiveId)?.state === "live") n++;
+    }
+    for (const p of this.#pending.values()) if (norm(p.model) === m) n++;
+    return n;
+  }
+
+  #serving(model: string): WorkerEntry[] {
+    const m = norm(model);
+    return [...this.registry.workers.values()].filter((w) => norm(w.report.model) === m && !w.stopping);
+  }
+
+  #pick(model: string, exclude?: ReadonlySet<string>, prefer?: string): WorkerEntry | undefined {
     let best: WorkerEntry | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
+    let preferred: { worker: WorkerEntry; load: number } | undefined;
     for (const w of this.registry.routableWorkers(model)) {
       if (exclude?.has(w.id)) continue;
       const load = w.inFlight / (w.report.heartbeat?.slots ?? 1);
+      if (w.id === prefer) preferred = { worker: w, load };
       if (load < bestLoad || (load === bestLoad && best !== undefined && w.lastActivity < best.lastActivity)) {
         best = w;
         bestLoad = load;
       }
     }
+    // the conversation's worker has its prefix cached: worth taking while it has a free slot
+    if (preferred && (preferred.load < 1 || preferred.load <= bestLoad)) return preferred.worker;
     return best;
   }
 
   #lease(worker: WorkerEntry, model: string): Lease {
     worker.inFlight++;
+    const abort = new AbortController();
+    let leases = this.#leases.get(worker.id);
+    if (!leases) {
+      leases = new Set();
+      this.#leases.set(worker.id, leases);
+    }
+    const held = leases;
+    held.add(abort);
     let released = false;
     return {
       worker,
       model,
+      signal: abort.signal,
       release: (keepAliveMs) => {
         if (released) return;
         released = true;
         worker.inFlight = Math.max(0, worker.inFlight - 1);
         worker.lastActivity = Date.now();
         if (keepAliveMs !== undefined) worker.keepAliveMs = keepAliveMs;
+        held.delete(abort);
+        if (held.size === 0) this.#leases.delete(worker.id);
+        if (worker.inFlight === 0) this.#changed();
       },
     };
   }
@@ -251,33 +421,49 @@ export class Scheduler {
     hiveModels: Array<{ hive: HiveEntry; model: HiveModel }>,
     o: AcquireOptions,
   ): Promise<WorkerEntry> {
-    const key = model.toLowerCase();
+    const key = norm(model);
     const waiting = this.#waiting.get(key) ?? 0;
     if (waiting >= this.options.maxWaitingPerModel) {
       throw new QueueFullError(waiting, this.options.maxWaitingPerModel, 5);
     }
     this.#waiting.set(key, waiting + 1);
+    let toldWaiting = false;
     try {
-      let pending = this.#pending.get(key);
-      if (!pending && hiveModels.length === 0) {
-        throw new WorkerUnavailableError(
-          `no worker for ${model} can take requests now, and no hive has it in its catalog to start another; see \`rbee status\``,
-        );
-      }
-      if (pending) o.narrate?.("queen", `waiting for the ${model} worker that is starting`);
-      else
-        pending = this.#launch(key, model, hiveModels, {
-          keepAliveMs: this.options.defaultKeepAliveMs,
-          narrate: o.narrate,
-        });
-      pending.waiters++;
-      try {
-        return await abortable(pending.promise, o.signal);
-      } finally {
-        pending.waiters--;
-        // the last request waiting for this worker went away: stop the spawn (the hive stops the worker)
-        if (pending.waiters === 0 && o.signal.aborted)
-          pending.abort.abort(new Error("every request waiting for this worker went away"));
+      for (;;) {
+        let pending = this.#pending.get(key);
+        if (!pending && hiveModels.length === 0 && this.registry.findModel(model).length === 0) {
+          throw new WorkerUnavailableError(
+            `no worker for ${model} can take requests now, and no hive has it in its catalog to start another; see \`rbee status\``,
+          );
+        }
+        if (pending) o.narrate?.("queen", `waiting for the ${model} worker that is starting`);
+        else {
+          try {
+            pending = this.#launch(key, model, {
+              keepAliveMs: this.options.defaultKeepAliveMs,
+              narrate: o.narrate,
+              makeRoom: true,
+            });
+          } catch (err) {
+            // another model holds the memory and is being swapped: wait for the device, then try again
+            if (!(err instanceof InsufficientMemoryError) || !this.#swapping()) throw err;
+            if (!toldWaiting) o.narrate?.("queen", "waiting for memory: another model is being swapped in");
+            toldWaiting = true;
+            await this.#nextChange(o.signal);
+            const ready = this.#pick(model, o.exclude, o.prefer);
+            if (ready) return ready;
+            continue;
+          }
+        }
+        pending.waiters++;
+        try {
+          return await abortable(pending.promise, o.signal);
+        } finally {
+          pending.waiters--;
+          // the last request waiting for this worker went away: stop the spawn (the hive stops the worker)
+          if (pending.waiters === 0 && o.signal.aborted)
+            pending.abort.abort(new Error("every request waiting for this worker went away"));
+        }
       }
     } finally {
       const n = (this.#waiting.get(key) ?? 1) - 1;
@@ -286,63 +472,208 @@ export class Scheduler {
     }
   }
 
+  /** True while a spawn is under way or a worker drains: memory is about to change hands. */
+  #swapping(): boolean {
+    if (this.#pending.size > 0) return true;
+    for (const w of this.registry.workers.values()) if (w.draining) return true;
+    return false;
+  }
+
+  /** Resolves at the next change of the cluster that may free a device (or after a second, to look again). */
+  #nextChange(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        this.#changeWaiters.delete(done);
+        resolve();
+      };
+      const onAbort = () => {
+        done();
+        reject(signal.reason);
+      };
+      const timer = setTimeout(done, 1000);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#changeWaiters.add(done);
+    });
+  }
+
+  /**
+   * Wakes whatever waits for a change, after the current turn: requests that were waiting for a
+   * worker that just came up take their slots on it before anything else looks at it.
+   */
+  #changed(): void {
+    if (this.#changeQueued || this.#changeWaiters.size === 0) return;
+    this.#changeQueued = true;
+    setImmediate(() => {
+      this.#changeQueued = false;
+      for (const wake of [...this.#changeWaiters]) wake();
+    });
+  }
+
+  /** The live hives a worker for `model` can go to, with what it needs there and whether they hold it. */
+  #candidates(model: string, o: SpawnOptions): PlacementCandidate[] {
+    const holders = this.registry.findModel(model);
+    const info = holders[0]?.model;
+    if (info === undefined) return [];
+    const needBytes = estimateModelMemory(info, { contextSize: o.ctxSize, parallel: o.parallel });
+    // hives without the file fetch it from a holder on the LAN
+    return this.#liveHives(false)
+      .filter((hive) => o.hive === undefined || hive.id === o.hive)
+      .map((hive) => ({ hive, needBytes, hasModel: holders.some((h) => h.hive.id === hive.id) }));
+  }
+
+  #load(model: string): DeviceLoad {
+    const m = norm(model);
+    return {
+      reserved: (h, d) => this.registry.reserved(h, d),
+      promised: (h, d) => this.promised(h, d),
+      replicas: (h) => {
+        let n = 0;
+        for (const w of this.registry.workers.values())
+          if (w.hiveId === h && norm(w.report.model) === m && !w.stopping && !w.draining) n++;
+        for (const p of this.#pending.values()) if (p.hiveId === h && norm(p.model) === m) n++;
+        return n;
+      },
+    };
+  }
+
   /** Places and starts one spawn under `key`; requests for the model wait on its promise. */
-  #launch(
-    key: string,
-    model: string,
-    candidates: Array<{ hive: HiveEntry; model: HiveModel }>,
-    o: SpawnOptions,
-  ): PendingSpawn {
-    const placement = choosePlacement(
-      candidates.map(({ hive, model: m }) => ({
-        hive,
-        needBytes: estimateModelMemory(m, { contextSize: o.ctxSize, parallel: o.parallel }),
-      })),
-      (h, d) => this.promised(h, d),
-      { device: o.device },
-    );
+  #launch(key: string, model: string, o: SpawnOptions & { makeRoom?: boolean }): PendingSpawn {
+    const candidates = this.#candidates(model, o);
+    const placementOptions = { policy: o.policy ?? this.options.policy, device: o.device, workerType: o.workerType };
+    let placement: Placement;
+    let victims: WorkerEntry[] = [];
+    try {
+      placement = choosePlacement(candidates, this.#load(model), placementOptions);
+    } catch (err) {
+      const room =
+        err instanceof InsufficientMemoryError && o.makeRoom ? this.#findRoom(model, candidates, o) : undefined;
+      if (!room) throw err;
+      placement = room.placement;
+      victims = room.victims;
+    }
     const abort = new AbortController();
     const signal = o.signal ? AbortSignal.any([o.signal, abort.signal]) : abort.signal;
     const entry: PendingSpawn = {
       promise: undefined as unknown as Promise<WorkerEntry>,
       waiters: 0,
       abort,
+      model,
       hiveId: placement.hive.id,
       deviceId: placement.device.id,
       needBytes: placement.needBytes,
     };
     this.#pending.set(key, entry);
-    entry.promise = this.#doSpawn(model, placement, o, signal).finally(() => {
+    entry.promise = (async () => {
+      if (victims.length > 0) await this.#evict(victims, model, placement, o.narrate ?? silent, signal);
+      return this.#doSpawn(model, placement, o, signal);
+    })().finally(() => {
       if (this.#pending.get(key) === entry) this.#pending.delete(key);
+      this.#changed();
     });
     entry.promise.catch(() => {}); // the waiters see the error; without waiters it is only logged
     return entry;
   }
 
-  async #doSpawn(
+  /**
+   * Where a model fits once workers of other models go: on one device, the fewest workers that were
+   * started for requests (not pinned by hand or by a minimum), those already draining and idle ones
+   * first, then the least recently used. Undefined when no device can make room.
+   */
+  #findRoom(
     model: string,
-    placement: ReturnType<typeof choosePlacement>,
+    candidates: PlacementCandidate[],
     o: SpawnOptions,
+  ): { placement: Placement; victims: WorkerEntry[] } | undefined {
+    const m = norm(model);
+    const load = this.#load(model);
+    let best: { placement: Placement; victims: WorkerEntry[]; busy: number } | undefined;
+    for (const { hive, needBytes, hasModel } of candidates) {
+      for (const device of hive.devices) {
+        if (o.device !== undefined && device.id !== o.device) continue;
+        const workerType = workerTypeFor(device.kind, o.workerType);
+        if (workerType === undefined) continue;
+        const evictable = [...this.registry.workers.values()]
+          .filter(
+            (w) =>
+              w.hiveId === hive.id &&
+              w.report.device === device.id &&
+              norm(w.report.model) !== m &&
+              !w.stopping &&
+              Number.isFinite(w.keepAliveMs) &&
+              this.options.replicas.get(w.report.model) === undefined,
+          )
+          .sort(
+            (a, b) =>
+              Number(b.draining) - Number(a.draining) ||
+              Number(a.inFlight > 0) - Number(b.inFlight > 0) ||
+              a.lastActivity - b.lastActivity,
+          );
+        let free = usableMemory(hive, device, load);
+        const victims: WorkerEntry[] = [];
+        for (const w of evictable) {
+          if (free >= needBytes) break;
+          victims.push(w);
+          free += w.memoryBytes;
+        }
+        if (free < needBytes || victims.length === 0) continue;
+        const busy = victims.filter((w) => w.inFlight > 0).length;
+        if (!best || busy < best.busy || (busy === best.busy && victims.length < best.victims.length)) {
+          best = { placement: { hive, device, needBytes, hasModel, workerType }, victims, busy };
+        }
+      }
+    }
+    return best;
+  }
+
+  /** Lets the victims finish their requests (taking no new ones), then stops them. Aborting takes them back. */
+  async #evict(
+    victims: WorkerEntry[],
+    model: string,
+    placement: Placement,
+    narrate: Narrate,
     signal: AbortSignal,
-  ): Promise<WorkerEntry> {
-    const narrate = o.narrate ?? silent;
-    const { hive, device, needBytes } = placement;
-    const type = o.workerType ?? "llm";
+  ): Promise<void> {
+    const names = victims.map((w) => `${w.id} (${w.report.model})`).join(", ");
     narrate(
       "queen",
-      `spawning ${type} worker for ${model} on hive ${hive.id} (${device.id}; needs about ${formatBytes(needBytes)}, ${formatBytes(device.memory_free)} free)`,
+      `making room for ${model} on ${placement.device.id} of hive ${placement.hive.id}: stopping ${names} once its requests finish`,
+    );
+    for (const w of victims) w.draining = true;
+    try {
+      while (victims.some((w) => w.inFlight > 0 && this.registry.workers.has(w.id))) await this.#nextChange(signal);
+    } catch (err) {
+      for (const w of victims) w.draining = false;
+      throw err;
+    }
+    for (const w of victims) {
+      if (!this.registry.workers.has(w.id) || w.stopping) continue;
+      await this.stopWorker(w, `making room for ${model}`);
+    }
+  }
+
+  async #doSpawn(model: string, placement: Placement, o: SpawnOptions, signal: AbortSignal): Promise<WorkerEntry> {
+    const narrate = o.narrate ?? silent;
+    const { hive, device, needBytes, workerType } = placement;
+    if (!placement.hasModel) await this.#share(model, hive, o, signal);
+    narrate(
+      "queen",
+      `spawning ${workerType} worker for ${model} on hive ${hive.id} (${device.id}; needs about ${formatBytes(needBytes)}, ${formatBytes(device.memory_free)} free)`,
     );
     const t0 = performance.now();
     const report = await this.hives.spawnWorker(
       hive,
       {
-        worker_type: type,
+        worker_type: workerType,
         model,
         device: device.id,
         ctx_size: o.ctxSize,
         parallel: o.parallel,
         threads: o.threads,
         keep_alive_ms: Number.isFinite(o.keepAliveMs) ? o.keepAliveMs : null,
+        memory_bytes: needBytes,
       },
       signal,
     );
@@ -352,16 +683,89 @@ export class Scheduler {
       { worker_id: report.worker_id, hive_id: hive.id, model, device: device.id, seconds: Number(seconds) },
       "worker spawned",
     );
-    return this.registry.addSpawnedWorker(hive.id, report, o.keepAliveMs);
+    const entry = this.registry.addSpawnedWorker(hive.id, report, o.keepAliveMs);
+    entry.memoryBytes = needBytes;
+    return entry;
   }
 
-  /** Stops workers that have been idle longer than their keep-alive. */
+  /** Has a hive fetch a model from the hives that hold it (on the LAN) before a worker starts there. */
+  async #share(model: string, hive: HiveEntry, o: SpawnOptions, signal: AbortSignal): Promise<void> {
+    const narrate = o.narrate ?? silent;
+    const peers = this.registry
+      .findModel(model)
+      .filter((h) => h.hive.id !== hive.id)
+      .map((h) => ({ hive_id: h.hive.id, url: h.hive.url }));
+    narrate("queen", `hive ${hive.id} fetches ${model} from hive ${peers.map((p) => p.hive_id).join(", ")} on the LAN`);
+    const fetched = await this.hives.provisionModel(
+      hive,
+      model,
+      { narrate: (m) => narrate(`hive ${hive.id}`, m), progress: o.progress },
+      signal,
+      peers,
+    );
+    this.#remember(hive, fetched);
+  }
+
+  /**
+   * A hive went away: its requests in flight fail now with a clear error (rather than when TCP gives
+   * up), and models that now have no worker anywhere are placed anew where they fit.
+   */
+  #hiveDown(hiveId: string, why: string): void {
+    const lost = [...this.registry.workers.values()].filter((w) => w.hiveId === hiveId);
+    for (const w of lost) {
+      for (const lease of this.#leases.get(w.id) ?? []) {
+        lease.abort(
+          new WorkerUnavailableError(`${why} while worker ${w.id} was answering; retry the request`, {
+            worker_id: w.id,
+            hive_id: hiveId,
+          }),
+        );
+      }
+    }
+    const models = new Map<string, WorkerEntry>();
+    for (const w of lost) if (!w.stopping) models.set(norm(w.report.model), w);
+    for (const w of models.values()) this.#placeAgain(w, hiveId);
+  }
+
+  /** Places a lost worker's model anew, unless a minimum (reconcile) or another worker already covers it. */
+  #placeAgain(w: WorkerEntry, hiveId: string): void {
+    const model = w.report.model;
+    if (this.options.replicas.get(model) !== undefined || this.#countReplicas(model) > 0) return;
+    const log = this.options.log;
+    if (this.registry.findModel(model).length === 0) {
+      log.warn({ model, hive_id: hiveId }, "cannot place the lost hive's model again: no live hive has it");
+      return;
+    }
+    log.info({ model, hive_id: hiveId, worker_id: w.id }, "placing the lost hive's model again");
+    const failed = (err: unknown) =>
+      log.warn({ model, err: (err as Error).message }, "could not place the lost hive's model again");
+    try {
+      this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, { keepAliveMs: w.keepAliveMs }).promise.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  /**
+   * A worker refused a connection: if its hive does not answer either, the machine is probably gone,
+   * and the hive is treated as stale now rather than after three missed heartbeats.
+   */
+  async checkHive(hiveId: string): Promise<void> {
+    const hive = this.registry.hives.get(hiveId);
+    if (!hive?.url || hive.state !== "live") return;
+    if (await this.hives.isReachable(hive, PROBE_TIMEOUT_MS)) return;
+    this.registry.suspect(hiveId, "a worker refused a connection and the hive did not answer");
+  }
+
+  /** Stops workers that have been idle longer than their keep-alive (not below a model's minimum). */
   async sweepIdle(now = Date.now()): Promise<void> {
     for (const w of this.registry.workers.values()) {
       if (w.stopping || w.inFlight > 0 || !Number.isFinite(w.keepAliveMs)) continue;
       if (now - w.lastActivity < w.keepAliveMs) continue;
       const hive = this.registry.hives.get(w.hiveId);
       if (!hive?.url || hive.state !== "live") continue;
+      const minimum = this.options.replicas.get(w.report.model)?.replicas ?? 0;
+      if (minimum > 0 && this.#countReplicas(w.report.model) <= minimum) continue;
       await this.stopWorker(
         w,
         `idle for ${Math.round((now - w.lastActivity) / 1000)} s (keep-alive ${Math.round(w.keepAliveMs / 1000)} s)`,

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ApiKeyInfo, NotFoundError } from "@rbee/contract";
 import { secretEquals } from "@rbee/server-kit";
 import { z } from "zod";
+import { readJsonFile, writeJsonFile } from "./json-file.js";
 
 export const API_KEYS_FILE = "api-keys.json";
 
@@ -80,24 +80,10 @@ export class ApiKeyStore {
   }
 
   #load(): StoredKey[] {
-    let text: string;
-    try {
-      text = readFileSync(this.#file, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw err;
-    }
-    const parsed = StoredKeys.safeParse(JSON.parse(text));
-    if (!parsed.success) {
-      throw new Error(`${this.#file} is not a valid API key file; fix or delete it (keys in it stop working)`);
-    }
-    return parsed.data.keys;
+    return readJsonFile(this.#file, StoredKeys, "API key (keys in it stop working)")?.keys ?? [];
   }
 
   #save(): void {
-    mkdirSync(join(this.#file, ".."), { recursive: true, mode: 0o700 });
-    const tmp = `${this.#file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify({ keys: this.#keys }, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.#file);
+    writeJsonFile(this.#file, { keys: this.#keys });
   }
 }
