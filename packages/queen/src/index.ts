@@ -5,3 +5,4 @@ export { ClusterRegistry, DIRECT_HIVE_ID, type HiveEntry, type WorkerEntry } fro
 export { choosePlacement, estimateModelMemory } from "./scheduler/placement.js";
 export { Scheduler } from "./scheduler/scheduler.js";
 export { API_KEYS_FILE, ApiKeyStore } from "./store/api-key-store.js";
+export { REPLICAS_FILE, ReplicaStore } from "./store/replica-store.js";

@@ -91,7 +91,7 @@ export class Queen {
       // whether the whole machine is gone
       if (worker.report.status === "Ready" || worker.report.status === "Busy")
         worker.report = { ...worker.report, status: "Starting" };
-      void this.scheduler.checkHive(worker.hiveId);
+      return this.scheduler.checkHive(worker.hiveId);
     });
     this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
     this.#http = new HttpServer({

@@ -124,3 +124,18 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A queen job run to its end: its events, and the result of `done` or the `error` event. */
+export async function runJob(
+  queenUrl: string,
+  operation: Record<string, unknown>,
+  token?: string,
+): Promise<{ events: Array<Record<string, any>>; result?: any; error?: { code: string; message: string } }> {
+  const created = await postJson(`${queenUrl}/v1/jobs`, { operation }, { token });
+  if (created.status !== 202) throw new Error(`job refused (HTTP ${created.status}): ${created.text}`);
+  const stream = await postSse(`${queenUrl}${created.body.sse_url}`, undefined, { token, method: "GET" });
+  const events = stream.events.map((e) => e.data as Record<string, any>);
+  const last = events.at(-1);
+  if (last?.type === "done") return { events, result: last.result };
+  return { events, error: { code: String(last?.code ?? last?.type), message: String(last?.message ?? "") } };
+}

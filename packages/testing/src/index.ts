@@ -6,7 +6,7 @@ export {
   type WorkerUnderTest,
 } from "./conformance.js";
 export * from "./gguf/index.js";
-export { getJson, type JsonReply, type ParsedSse, postJson, postSse, waitFor } from "./http.js";
+export { getJson, type JsonReply, type ParsedSse, postJson, postSse, runJob, waitFor } from "./http.js";
 export * from "./hub-server/index.js";
 export { quietLog } from "./log.js";
 export * from "./paths.js";

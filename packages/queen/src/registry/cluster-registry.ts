@@ -62,6 +62,8 @@ export class ClusterRegistry {
   readonly hives = new Map<string, HiveEntry>();
   readonly workers = new Map<string, WorkerEntry>();
   #listeners = new Set<ClusterListener>();
+  /** Workers stopped on the queen's request, and when. */
+  #stopped = new Map<string, number>();
   #defaultKeepAliveMs: number;
   #intervalMs: number;
 
@@ -94,6 +96,11 @@ export class ClusterRegistry {
 
     const seen = new Set<string>();
     for (const report of hb.workers) {
+      const stoppedAt = this.#stopped.get(report.worker_id);
+      if (stoppedAt !== undefined) {
+        if (now - stoppedAt < 3 * hb.interval_ms) continue;
+        this.#stopped.delete(report.worker_id);
+      }
       seen.add(report.worker_id);
       this.#upsertWorker(hb.hive_id, report, now);
     }
@@ -152,13 +159,19 @@ export class ClusterRegistry {
     return entry;
   }
 
-  removeWorker(id: string, reason: string, now = Date.now()): void {
+  /**
+   * Forgets a worker. One stopped on the queen's request is also ignored in the heartbeats of the
+   * next few intervals, which may have left its hive before the stop and would bring it back.
+   */
+  removeWorker(id: string, reason: string, now = Date.now(), stopped = false): void {
+    if (stopped) this.#stopped.set(id, now);
     if (!this.workers.delete(id)) return;
     this.#emit({ type: "worker_removed", at: now, worker_id: id, reason });
   }
 
   /** Moves hives to stale and lost as their heartbeats age; call it every second or so. */
   sweep(now = Date.now()): void {
+    for (const [id, at] of this.#stopped) if (now - at > 6 * this.#intervalMs) this.#stopped.delete(id);
     for (const w of [...this.workers.values()]) {
       if (w.hiveId === DIRECT_HIVE_ID && now - w.lastReport > 6 * this.#intervalMs) {
         this.removeWorker(w.id, "it stopped heartbeating", now);

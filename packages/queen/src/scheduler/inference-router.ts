@@ -59,7 +59,8 @@ export class InferenceRouter {
     private readonly scheduler: Scheduler,
     private readonly token: string,
     private readonly log: Logger,
-    private readonly onWorkerFailed: (worker: WorkerEntry, err: unknown) => void,
+    /** A worker could not be reached; the next attempt waits for this (it finds out whether its hive is gone). */
+    private readonly onWorkerFailed: (worker: WorkerEntry, err: unknown) => void | Promise<void>,
   ) {}
 
   async infer(
@@ -131,12 +132,13 @@ export class InferenceRouter {
             { worker_id: lease.worker.id, err: (err as Error).message, attempt },
             "worker unusable; trying another",
           );
-          if (err instanceof UnreachableError) this.onWorkerFailed(lease.worker, err);
           exclude.add(lease.worker.id);
+          lease.release(o.keepAliveMs);
+          if (err instanceof UnreachableError) await this.onWorkerFailed(lease.worker, err);
           continue;
         }
         if (err instanceof UnreachableError) {
-          this.onWorkerFailed(lease.worker, err);
+          void this.onWorkerFailed(lease.worker, err);
           throw new WorkerUnavailableError(
             started.value
               ? `worker ${lease.worker.id} stopped in the middle of the answer (${err.message}); its hive restarts it, retry the request`

@@ -4,6 +4,7 @@ import {
   type GgufSummary,
   InsufficientMemoryError,
   type PlacementPolicy,
+  RbeeError,
   type WorkerType,
 } from "@rbee/contract";
 import { estimateMemory } from "@rbee/gguf";
@@ -132,11 +133,20 @@ export function choosePlacement(
     }
   }
   if (best) return best.placement;
+  if (largest === undefined && o.device !== undefined) {
+    const hives = candidates.map((c) => c.hive.id).join(", ") || "none";
+    throw new RbeeError(
+      `no connected hive that could run it has device ${o.device} (hives: ${hives}); see \`rbee status\``,
+      {
+        statusCode: 400,
+        code: "device_not_found",
+        param: "device",
+      },
+    );
+  }
   const where = largest
     ? `the largest free device is ${largest.where} with ${formatBytes(Math.max(0, largest.free))}`
-    : o.device !== undefined
-      ? `no connected hive has device ${o.device}`
-      : "no device is known";
+    : "no device is known";
   throw new InsufficientMemoryError(
     `the model needs about ${formatBytes(need)} of memory and no device has that free: ${where}; stop a worker (rbee worker stop) or add a machine`,
     { need_bytes: need, largest_free_bytes: largest?.free ?? 0, largest_free_device: largest?.where ?? null },

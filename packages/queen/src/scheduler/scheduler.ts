@@ -165,11 +165,17 @@ export class Scheduler {
     ref: string,
     o: ResolveOptions = {},
   ): Promise<{ model: string; hiveModels: Array<{ hive: HiveEntry; model: HiveModel }> }> {
-    const found = this.registry.findModel(ref)[0];
+    const onHive = (h: { hive: HiveEntry }) => o.hive === undefined || h.hive.id === o.hive;
+    const found = this.registry.findModel(ref).find(onHive);
     if (found) return { model: found.model.id, hiveModels: this.registry.findModel(found.model.id) };
     const running = [...this.registry.workers.values()].find((w) => w.report.model.toLowerCase() === ref.toLowerCase());
-    if (running) return { model: running.report.model, hiveModels: [] };
-    if (isAbsolute(ref)) return this.#registerPath(ref, this.#liveHives(), o);
+    if (running && o.hive === undefined) return { model: running.report.model, hiveModels: [] };
+    if (isAbsolute(ref))
+      return this.#registerPath(
+        ref,
+        this.#liveHives().filter((hive) => onHive({ hive })),
+        o,
+      );
     const live = this.#liveHives(false);
     if (live.length === 0) {
       throw new ModelNotFoundError(
@@ -216,7 +222,9 @@ export class Scheduler {
     const reader = live.find((h) => h.id === o.hive) ?? (live[0] as HiveEntry);
     const inspection = await this.hives.inspectModel(reader, ref, undefined, undefined, o.signal);
     const already = this.registry.findModel(inspection.model_id);
-    if (already.length > 0) return { model: inspection.model_id, hiveModels: already };
+    if (already.some((h) => o.hive === undefined || h.hive.id === o.hive)) {
+      return { model: inspection.model_id, hiveModels: already };
+    }
     const sizeBytes = inspection.files.reduce((n, f) => n + f.size_bytes, 0);
     const needBytes = estimateModelMemory({ size_bytes: sizeBytes, gguf: inspection.gguf });
     const candidates = live
@@ -228,14 +236,17 @@ export class Scheduler {
       `${inspection.model_id}: ${inspection.gguf.architecture} ${inspection.gguf.quantization}, ${formatBytes(sizeBytes)} to download, needs about ${formatBytes(placement.needBytes)}; fetching it on hive ${placement.hive.id}`,
     );
     const hive = placement.hive;
+    // another hive that holds it shares it on the LAN rather than the internet
+    const peers = already.map((h) => ({ hive_id: h.hive.id, url: h.hive.url }));
     const model = await this.hives.provisionModel(
       hive,
       ref,
       { narrate: (m) => narrate(`hive ${hive.id}`, m), progress: o.progress },
       o.signal,
+      peers,
     );
     this.#remember(hive, model);
-    return { model: model.id, hiveModels: [{ hive, model }] };
+    return { model: model.id, hiveModels: this.registry.findModel(model.id) };
   }
 
   /** Adds a model a hive just reported to the registry's copy of its catalog, before its next heartbeat. */
@@ -248,11 +259,11 @@ export class Scheduler {
    * kept from now on) and as many workers are spawned as are missing; else one worker is spawned.
    */
   async spawn(modelRef: string, o: SpawnOptions & { replicas?: number }): Promise<WorkerEntry[]> {
+    // not pinned to o.hive: a pinned hive without the model fetches it from another on the LAN
     const { model, hiveModels } = await this.resolveModel(modelRef, {
       signal: o.signal,
       narrate: o.narrate,
       progress: o.progress,
-      hive: o.hive,
     });
     if (o.hive !== undefined && !this.#liveHives(false).some((h) => h.id === o.hive)) {
       const known = [...this.registry.hives.keys()].join(", ") || "none";
@@ -784,7 +795,7 @@ export class Scheduler {
     this.options.log.info({ worker_id: w.id, hive_id: hive.id, reason }, "stopping worker");
     try {
       await this.hives.stopWorker(hive, w.id);
-      this.registry.removeWorker(w.id, reason);
+      this.registry.removeWorker(w.id, reason, Date.now(), true);
     } catch (err) {
       w.stopping = false;
       this.options.log.warn({ worker_id: w.id, err: (err as Error).message }, "could not stop worker");

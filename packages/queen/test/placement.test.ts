@@ -1,0 +1,294 @@
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ClusterEvent } from "@rbee/contract";
+import { type Hive, startHive } from "@rbee/hive";
+import { type Queen, REPLICAS_FILE, startQueen } from "@rbee/queen";
+import { freePort } from "@rbee/server-kit";
+import { postJson, quietLog, requireStoriesModel, runJob, tempRbeeDirs, waitFor } from "@rbee/testing";
+import { afterEach, describe, expect, it } from "vitest";
+
+/**
+ * Three hives on loopback under one queen, each with its own port, cache and a declared device
+ * inventory: the GPUs are simulated (RBEE_DEVICES) and their workers run on the CPU, real llm workers
+ * on stories260K. Placement, pins, replicas, balancing, affinity and grouping are checked through the
+ * queen's real job and OpenAI APIs.
+ */
+
+const HEARTBEAT_MS = 300;
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+interface DeclaredDevice {
+  id: string;
+  memory_total: number;
+  memory_free?: number;
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function startTestQueen(configDir: string, o: { placement?: "spread" | "pack" } = {}): Promise<Queen> {
+  const queen = await startQueen({
+    log: quietLog("queen"),
+    port: await freePort(),
+    configDir,
+    cacheDir: join(configDir, "..", "queen-cache"),
+    heartbeatIntervalMs: HEARTBEAT_MS,
+    sweepIntervalMs: 200,
+    placement: o.placement,
+  });
+  cleanups.push(() => queen.close());
+  return queen;
+}
+
+async function addHive(queen: Queen, configDir: string, id: string, devices: DeclaredDevice[]): Promise<Hive> {
+  const dirs = tempRbeeDirs(id);
+  const hive = await startHive({
+    log: quietLog("hive"),
+    port: 0,
+    queenUrl: queen.url,
+    hiveId: id,
+    configDir,
+    cacheDir: dirs.cacheDir,
+    heartbeatIntervalMs: HEARTBEAT_MS,
+    workerOrphanTimeoutMs: 10_000,
+    env: { ...process.env, RBEE_DEVICES: JSON.stringify(devices) },
+  });
+  cleanups.push(() => hive.close());
+  return hive;
+}
+
+/** Registers model files on hives and waits until the queen's registry shows them there. */
+async function provide(queen: Queen, hives: Hive[], paths: string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const hive of hives) {
+    for (const path of paths) {
+      const model = await hive.resolveModel(path);
+      if (!ids.includes(model.id)) ids.push(model.id);
+    }
+  }
+  await waitFor(() =>
+    hives.every((h) => ids.every((id) => queen.registry.hives.get(h.id)?.models.some((m) => m.id === id)))
+      ? true
+      : undefined,
+  );
+  return ids;
+}
+
+/** A second model file: the same weights under another name, so that it gets another catalog id. */
+function modelCopy(dir: string, name: string): string {
+  const path = join(dir, `${name}.gguf`);
+  copyFileSync(requireStoriesModel(), path);
+  return path;
+}
+
+const where = (w: { hive_id: string; device: string }) => `${w.hive_id}/${w.device}`;
+
+async function spawn(queen: Queen, operation: Record<string, unknown>) {
+  const job = await runJob(queen.url, { type: "spawn_worker", ...operation });
+  if (job.error) throw new Error(`spawn failed: ${job.error.code}: ${job.error.message}`);
+  return job.result as {
+    worker: { worker_id: string };
+    workers: Array<{ worker_id: string; hive_id: string; device: string }>;
+  };
+}
+
+async function infer(queen: Queen, operation: Record<string, unknown>) {
+  const job = await runJob(queen.url, { type: "infer", max_tokens: 12, temperature: 0, ...operation });
+  if (job.error) throw new Error(`infer failed: ${job.error.code}: ${job.error.message}`);
+  return job.result as { text: string; worker_id: string };
+}
+
+/** How much the queen estimates a worker of the model needs, read through the model_info job. */
+async function needOf(queen: Queen, model: string): Promise<number> {
+  const job = await runJob(queen.url, { type: "model_info", model });
+  return job.result.estimate.total as number;
+}
+
+describe("placement over three hives (simulated GPUs; the workers run on the CPU)", () => {
+  it("spread puts replicas on different hives, on their GPUs; pack fills the smallest GPU that fits", async () => {
+    const dirs = tempRbeeDirs("spread");
+    const queen = await startTestQueen(dirs.configDir);
+    const hives = [
+      await addHive(queen, dirs.configDir, "hive-a", [
+        { id: "cpu", memory_total: 8 * GiB },
+        { id: "cuda:0", memory_total: 24 * GiB },
+      ]),
+      await addHive(queen, dirs.configDir, "hive-b", [
+        { id: "cpu", memory_total: 8 * GiB },
+        { id: "metal:0", memory_total: 16 * GiB },
+      ]),
+      await addHive(queen, dirs.configDir, "hive-c", [
+        { id: "cpu", memory_total: 8 * GiB },
+        { id: "rocm:0", memory_total: 8 * GiB },
+      ]),
+    ];
+    const [stories, copy] = await provide(queen, hives, [requireStoriesModel(), modelCopy(dirs.root, "stories-copy")]);
+
+    const spread = await spawn(queen, { model: stories, replicas: 3, parallel: 2 });
+    expect(spread.workers.map(where).sort()).toEqual(["hive-a/cuda:0", "hive-b/metal:0", "hive-c/rocm:0"]);
+    // the minimum is kept in the queen's config directory, for a restarted queen
+    const { readFileSync } = await import("node:fs");
+    expect(
+      JSON.parse(readFileSync(join(dirs.configDir, REPLICAS_FILE), "utf8")).models[stories as string],
+    ).toMatchObject({ replicas: 3 });
+
+    const packed = await spawn(queen, { model: copy, replicas: 2, policy: "pack", parallel: 2 });
+    expect(packed.workers.map(where)).toEqual(["hive-c/rocm:0", "hive-c/rocm:0"]);
+
+    // every worker answers through the queen
+    const answer = await postJson(`${queen.url}/v1/completions`, {
+      model: copy,
+      prompt: "Once upon a time",
+      max_tokens: 8,
+    });
+    expect(answer.status).toBe(200);
+  });
+
+  it("memory decides: memory promised to loading workers counts, and a model is never placed where it does not fit", async () => {
+    const dirs = tempRbeeDirs("fit");
+    const queen = await startTestQueen(dirs.configDir);
+    // first learn what a worker of the model needs, with a hive that has room
+    const probe = await addHive(queen, dirs.configDir, "probe", [{ id: "cpu", memory_total: 8 * GiB }]);
+    const [model] = await provide(queen, [probe], [requireStoriesModel()]);
+    const need = await needOf(queen, model as string);
+    expect(need).toBeGreaterThan(2 * MiB);
+    await probe.close();
+    await waitFor(() => (queen.registry.hives.get("probe")?.state === "lost" ? true : undefined), 10_000);
+
+    // two GPUs with room for one worker each (not two), CPUs with room for none
+    const oneFits = { memory_total: 8 * GiB, memory_free: Math.round(need * 1.5) };
+    const noRoom = { memory_total: 8 * GiB, memory_free: Math.round(need / 2) };
+    const hives = [
+      await addHive(queen, dirs.configDir, "hive-a", [
+        { id: "cpu", ...noRoom },
+        { id: "cuda:0", ...oneFits },
+      ]),
+      await addHive(queen, dirs.configDir, "hive-b", [
+        { id: "cpu", ...noRoom },
+        { id: "vulkan:0", ...oneFits },
+      ]),
+    ];
+    await provide(queen, hives, [requireStoriesModel()]);
+
+    // pack would put both on one GPU, but the first one's promise leaves too little there
+    const packed = await spawn(queen, { model, replicas: 2, policy: "pack", parallel: 4 });
+    expect(packed.workers.map(where).sort()).toEqual(["hive-a/cuda:0", "hive-b/vulkan:0"]);
+    const cluster = await (await fetch(`${queen.url}/v1/cluster`)).json();
+    for (const w of cluster.workers) expect(w.memory_bytes).toBe(need);
+
+    // a third does not fit anywhere: a clear refusal naming the need and the largest free device
+    const third = await runJob(queen.url, { type: "spawn_worker", model, parallel: 4 });
+    expect(third.error?.code).toBe("insufficient_memory");
+    expect(third.error?.message).toMatch(/needs about .* no device has that free: the largest free device is /);
+    expect(queen.registry.workers.size).toBe(2);
+  });
+
+  it("pins: --hive and --device put the worker there; a device no hive has is a 400 naming it", async () => {
+    const dirs = tempRbeeDirs("pins");
+    const queen = await startTestQueen(dirs.configDir);
+    const hives = [
+      await addHive(queen, dirs.configDir, "hive-a", [
+        { id: "cpu", memory_total: 8 * GiB },
+        { id: "cuda:0", memory_total: 24 * GiB },
+      ]),
+      await addHive(queen, dirs.configDir, "hive-b", [{ id: "cpu", memory_total: 8 * GiB }]),
+    ];
+    const [model] = await provide(queen, hives, [requireStoriesModel()]);
+
+    const onCpu = await spawn(queen, { model, hive: "hive-a", device: "cpu" });
+    expect(onCpu.workers.map(where)).toEqual(["hive-a/cpu"]);
+    const onB = await spawn(queen, { model, hive: "hive-b" });
+    expect(onB.workers.map(where)).toEqual(["hive-b/cpu"]);
+
+    const missing = await runJob(queen.url, { type: "spawn_worker", model, device: "cuda:7" });
+    expect(missing.error?.code).toBe("device_not_found");
+    expect(missing.error?.message).toMatch(/device cuda:7/);
+    const noHive = await runJob(queen.url, { type: "spawn_worker", model, hive: "hive-z" });
+    expect(noHive.error?.code).toBe("hive_not_found");
+    expect(noHive.error?.message).toMatch(/hive 'hive-z' is not connected; hives: .*hive-a/);
+  });
+});
+
+describe("replicas, balancing and conversation affinity (simulated GPUs)", () => {
+  it("requests are balanced over replicas; a conversation sticks to its replica until that one is full", async () => {
+    const dirs = tempRbeeDirs("affinity");
+    const queen = await startTestQueen(dirs.configDir);
+    const hives = [
+      await addHive(queen, dirs.configDir, "hive-a", [{ id: "cuda:0", memory_total: 24 * GiB }]),
+      await addHive(queen, dirs.configDir, "hive-b", [{ id: "cuda:0", memory_total: 24 * GiB }]),
+    ];
+    const [model] = await provide(queen, hives, [requireStoriesModel()]);
+    const { workers } = await spawn(queen, { model, replicas: 2, parallel: 1 });
+    expect(new Set(workers.map((w) => w.hive_id)).size).toBe(2);
+
+    // 8 requests at once over two single-slot replicas: both take some
+    const burst = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => infer(queen, { model, prompt: `Story ${i}: once upon a time` })),
+    );
+    expect(new Set(burst.map((r) => r.worker_id)).size).toBe(2);
+
+    // four conversations, three turns each, one request at a time: each stays on the worker of its first turn
+    type Message = { role: string; content: string };
+    const conversations: Message[][] = Array.from({ length: 4 }, (_, i) => [
+      { role: "system", content: `You tell story number ${i}.` },
+      { role: "user", content: `Tell me about a cat called ${["Tom", "Lily", "Max", "Sue"][i]}.` },
+    ]);
+    const served: string[][] = conversations.map(() => []);
+    for (let turn = 0; turn < 3; turn++) {
+      for (const [i, messages] of conversations.entries()) {
+        const r = await infer(queen, { model, messages });
+        served[i]?.push(r.worker_id);
+        messages.push({ role: "assistant", content: r.text }, { role: "user", content: `And then? (${turn})` });
+      }
+    }
+    for (const s of served) expect(new Set(s).size).toBe(1);
+    // the first turns were balanced over both replicas
+    expect(new Set(served.map((s) => s[0])).size).toBe(2);
+
+    // two conversations of the same worker continue at the same time: its one slot is taken by the
+    // first, so the second goes to the other replica rather than queueing
+    const sameWorker = served.flatMap((s, i) => (s[0] === served[0]?.[0] ? [i] : []));
+    expect(sameWorker.length).toBeGreaterThanOrEqual(2);
+    const both = await Promise.all(
+      sameWorker.slice(0, 2).map((i) => infer(queen, { model, messages: conversations[i], max_tokens: 24 })),
+    );
+    expect(new Set(both.map((r) => r.worker_id)).size).toBe(2);
+  });
+
+  it("requests for two models that fit one device only one at a time are served in groups, not swapped per request", async () => {
+    const dirs = tempRbeeDirs("grouping");
+    const queen = await startTestQueen(dirs.configDir);
+    const probe = await addHive(queen, dirs.configDir, "probe", [{ id: "cpu", memory_total: 8 * GiB }]);
+    const [a, b] = await provide(queen, [probe], [requireStoriesModel(), modelCopy(dirs.root, "stories-b")]);
+    const need = await needOf(queen, a as string);
+    await probe.close();
+    await waitFor(() => (queen.registry.hives.get("probe")?.state === "lost" ? true : undefined), 10_000);
+
+    // a GPU with room for one worker; the CPU (always listed) with room for none
+    const hive = await addHive(queen, dirs.configDir, "small", [
+      { id: "cpu", memory_total: 8 * GiB, memory_free: Math.round(need / 2) },
+      { id: "cuda:0", memory_total: 8 * GiB, memory_free: Math.round(need * 1.5) },
+    ]);
+    await provide(queen, [hive], [requireStoriesModel(), join(dirs.root, "stories-b.gguf")]);
+    const spawned: string[] = [];
+    queen.registry.subscribe((e: ClusterEvent) => {
+      if (e.type === "worker_added") spawned.push(e.worker.model);
+    });
+
+    const order = [a, b, a, b, a, b, a, b] as string[];
+    const results = await Promise.all(
+      order.map((model) =>
+        postJson(`${queen.url}/v1/completions`, { model, prompt: "Once upon a time", max_tokens: 16, temperature: 0 }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(order.map(() => 200));
+    expect(results.map((r) => r.body.model)).toEqual(order);
+    // one load of each model, not one per request
+    expect(spawned.sort()).toEqual([a, b].sort());
+    // the model that was swapped out was stopped, and never both were loaded at once
+    expect(queen.registry.workers.size).toBe(1);
+  });
+});
