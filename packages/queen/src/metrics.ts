@@ -45,6 +45,31 @@ export class QueenMetrics extends DaemonMetrics {
         this.set(n);
       },
     });
+    const counted: Array<[string, string, keyof Scheduler["stats"]]> = [
+      ["rbee_queen_evictions_total", "Workers stopped to make room for another model", "evictions"],
+      [
+        "rbee_queen_affinity_hits_total",
+        "Requests sent to the worker holding their conversation's prefix",
+        "affinityHits",
+      ],
+      [
+        "rbee_queen_replacements_total",
+        "Workers placed anew for a lost hive's model or a model's minimum",
+        "replacements",
+      ],
+      ["rbee_queen_suspected_hives_total", "Hives found unreachable before their heartbeats aged", "suspectedHives"],
+    ];
+    for (const [name, help, key] of counted) {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(scheduler().stats[key]);
+        },
+      });
+    }
     new Gauge({
       name: "rbee_queen_waiting",
       help: "Requests waiting for a worker to come up",

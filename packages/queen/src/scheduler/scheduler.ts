@@ -111,6 +111,17 @@ const norm = (s: string) => s.toLowerCase();
  * requests in flight on a hive that is lost, so that their clients hear at once.
  */
 export class Scheduler {
+  /** Counts for the queen's metrics. */
+  readonly stats = {
+    /** Workers stopped to make room for another model. */
+    evictions: 0,
+    /** Requests sent to the worker holding their conversation's prefix. */
+    affinityHits: 0,
+    /** Workers placed anew for a model whose hive was lost, or to keep a minimum. */
+    replacements: 0,
+    /** Hives found unreachable before their heartbeats aged. */
+    suspectedHives: 0,
+  };
   #pending = new Map<string, PendingSpawn>();
   #spawnSeq = 0;
   #waiting = new Map<string, number>();
@@ -322,6 +333,7 @@ export class Scheduler {
       }
       this.options.log.info({ model, missing, replicas: spec.replicas }, "placing workers to keep the minimum");
       for (let i = 0; i < missing; i++) this.#launchReplica(model, spec);
+      this.stats.replacements += missing;
     }
   }
 
@@ -395,7 +407,10 @@ export class Scheduler {
       }
     }
     // the conversation's worker has its prefix cached: worth taking while it has a free slot
-    if (preferred && (preferred.load < 1 || preferred.load <= bestLoad)) return preferred.worker;
+    if (preferred && (preferred.load < 1 || preferred.load <= bestLoad)) {
+      this.stats.affinityHits++;
+      return preferred.worker;
+    }
     return best;
   }
 
@@ -662,6 +677,7 @@ export class Scheduler {
     for (const w of victims) {
       if (!this.registry.workers.has(w.id) || w.stopping) continue;
       await this.stopWorker(w, `making room for ${model}`);
+      this.stats.evictions++;
     }
   }
 
@@ -748,6 +764,7 @@ export class Scheduler {
       return;
     }
     log.info({ model, hive_id: hiveId, worker_id: w.id }, "placing the lost hive's model again");
+    this.stats.replacements++;
     const failed = (err: unknown) =>
       log.warn({ model, err: (err as Error).message }, "could not place the lost hive's model again");
     try {
@@ -765,6 +782,7 @@ export class Scheduler {
     const hive = this.registry.hives.get(hiveId);
     if (!hive?.url || hive.state !== "live") return;
     if (await this.hives.isReachable(hive, PROBE_TIMEOUT_MS)) return;
+    this.stats.suspectedHives++;
     this.registry.suspect(hiveId, "a worker refused a connection and the hive did not answer");
   }
 
