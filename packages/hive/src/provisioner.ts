@@ -335,6 +335,9 @@ export class Provisioner {
         size: f.size_bytes,
         sha256: f.sha256,
         retry: PEER_RETRY,
+        // one stream fills a LAN link, and keeps the sha256 running as the bytes land; parts would
+        // leave most of the hashing for after the last byte (the hash follows the contiguous prefix)
+        parts: 1,
       }));
       const results = await downloadFiles(requests, { signal, onProgress: (p) => listener.progress?.(p) });
       const fetched = results.reduce((n, r) => n + r.fetchedBytes, 0);
