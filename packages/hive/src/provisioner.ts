@@ -99,6 +99,13 @@ function isPlainFileName(name: string): boolean {
 
 /** A peer hive that stops sending gives way to the next one (or the model's source) after a few quick tries. */
 const PEER_RETRY = { attempts: 3, baseDelayMs: 250, maxDelayMs: 2_000 };
+/** On a LAN, this long without a byte means the peer is gone. */
+const PEER_STALL_MS = 15_000;
+/**
+ * How long a peer may take to describe a model: the first request for a file registered in place
+ * hashes it there (about 1.5 s per GiB on a slow core), so this is generous.
+ */
+const PEER_DESCRIBE_TIMEOUT_MS = 10 * 60_000;
 const MiB = 2 ** 20;
 
 /** A model file as the provisioner plans it: where it comes from and where it goes. */
@@ -309,7 +316,12 @@ export class Provisioner {
     const modelUrl = `${peer.url.replace(/\/+$/, "")}/v1/models/${encodeURIComponent(id)}`;
     const token = this.#o.token;
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    const shared = await requestJson(modelUrl, SharedModel, { token, signal, what });
+    const shared = await requestJson(modelUrl, SharedModel, {
+      token,
+      signal,
+      what,
+      timeoutMs: PEER_DESCRIBE_TIMEOUT_MS,
+    });
     const bad = shared.files.find((f) => !isPlainFileName(f.name));
     if (shared.id !== id || bad !== undefined)
       throw new RbeeError(
@@ -335,6 +347,7 @@ export class Provisioner {
         size: f.size_bytes,
         sha256: f.sha256,
         retry: PEER_RETRY,
+        stallTimeoutMs: PEER_STALL_MS,
         // one stream fills a LAN link, and keeps the sha256 running as the bytes land; parts would
         // leave most of the hashing for after the last byte (the hash follows the contiguous prefix)
         parts: 1,

@@ -254,6 +254,15 @@ describe("model sharing on the LAN: two hives in this process, real HTTP on loop
     );
     expect(await catalogIds(b)).not.toContain("rotten");
     expect((await readdir(join(b.cacheDir, "tmp"))).filter((f) => f.startsWith("rotten"))).toEqual([]);
+
+    // a file used in place that was modified (a newer mtime) is hashed again: the listing follows the file
+    const now = new Date();
+    await utimes(copy, now, now);
+    const rehashed = (await a.api.get("/v1/models/rotten")).body.files[0].sha256;
+    expect(rehashed).toBe(createHash("sha256").update(bytes).digest("hex"));
+    const ok = await provision(b.hive.url, { ref: "rotten", peers: [{ hive_id: "hive-a", url: a.hive.url }] });
+    expect(ok.last?.event, JSON.stringify(ok.events)).toBe("done");
+    expect(await sha256(ok.last?.data.model.path)).toBe(rehashed);
   }, 60_000);
 });
 
