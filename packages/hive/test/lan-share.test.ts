@@ -240,7 +240,8 @@ describe("model sharing on the LAN: two hives in this process, real HTTP on loop
     expect((await a.api.get("/v1/models/rotten")).body.files[0].sha256).toBe(STORIES_SHA256);
     const before = await stat(copy);
     const bytes = await readFile(copy);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = (bytes[middle] as number) ^ 0xff;
     await writeFile(copy, bytes);
     await utimes(copy, before.atime, before.mtime);
 
