@@ -3,6 +3,7 @@ import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchColdStart } from "./cold-start-bench.js";
 import { benchDownload } from "./download-bench.js";
+import { benchLanShare } from "./lan-share-bench.js";
 import { benchLlmWorker } from "./llm-worker-bench.js";
 import { benchQueen } from "./queen-bench.js";
 import { saveResults, verdict } from "./results.js";
@@ -89,6 +90,16 @@ SUITES.download = async () => {
     );
   }
   const file = saveResults("download", { result });
+  console.log(`results: ${file}`);
+};
+
+SUITES["lan-share"] = async () => {
+  console.log(
+    "\n== LAN sharing: hive B fetches a generated 512 MiB GGUF from hive A (two hive processes on loopback) vs a plain HTTP copy",
+  );
+  const result = await benchLanShare({ rounds: 5 });
+  console.log(verdict("hive-to-hive fetch / plain HTTP copy", result.ratio_hive_vs_plain, 0.9));
+  const file = saveResults("lan-share", { result });
   console.log(`results: ${file}`);
 };
 

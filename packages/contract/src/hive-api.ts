@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { GgufSummary } from "./catalog.js";
-import { Bytes, DeviceId, SafeId } from "./common.js";
+import { Bytes, DeviceId, HttpUrl, SafeId } from "./common.js";
 import { HiveModel } from "./hive.js";
 
 /**
@@ -16,7 +16,13 @@ import { HiveModel } from "./hive.js";
  * - `POST /v1/models`             ResolveModelRequest → HiveModel: finds a model and adds it to the catalog,
  *                                 downloading it when needed. With `Accept: text/event-stream` the answer
  *                                 is a stream of ModelEvent (`narration`, `progress`, then `done` or
- *                                 `error`); a client that goes away stops the download (the part stays)
+ *                                 `error`); a client that goes away stops the download (the part stays).
+ *                                 With `peers`, a model this hive lacks is fetched from another hive first
+ * - `GET  /v1/models/{id}`        → SharedModel: the entry with its files' names, sizes and sha256 (what
+ *                                 another hive needs to fetch it; a sha256 missing so far is computed
+ *                                 once and kept in the catalog)
+ * - `GET  /v1/models/{id}/files/{name}` → the file's bytes, with Range (206, 416) and HEAD: how one hive
+ *                                 fetches a model from another on the LAN
  * - `POST /v1/models/inspect`     InspectModelRequest → ModelInspection (reads only the GGUF header)
  * - `GET  /v1/models`             → { models: HiveModel[] } (every entry, broken ones as Failed)
  * - `DELETE /v1/models/{id}`      → HiveModel (the entry and the files the catalog holds; never a
@@ -52,11 +58,46 @@ export const SpawnWorkerRequest = z.strictObject({
 });
 export type SpawnWorkerRequest = z.input<typeof SpawnWorkerRequest>;
 
+/** Another hive that holds a model, where this hive can fetch it (with the cluster token). */
+export const ModelPeer = z.strictObject({
+  hive_id: z.string().min(1),
+  /** The peer hive's URL, as the queen reaches it (its advertised URL). */
+  url: HttpUrl,
+});
+export type ModelPeer = z.infer<typeof ModelPeer>;
+
 export const ResolveModelRequest = z.strictObject({
-  /** A model reference: a catalog id, or an absolute path of a GGUF file on the hive's machine. */
+  /**
+   * A model reference: a catalog id, an absolute path of a GGUF file on the hive's machine, or a
+   * Hugging Face reference.
+   */
   ref: z.string().min(1),
+  /**
+   * Hives that already hold the model (the queen knows them from their heartbeats), tried in order
+   * before the internet when this hive's catalog lacks the model. The model is asked for by its
+   * catalog id: `ref` itself, or the id a Hugging Face reference with a file gets. When none of them
+   * delivers, the hive falls back to the reference's own source and says why.
+   */
+  peers: z.array(ModelPeer).max(32).optional(),
 });
 export type ResolveModelRequest = z.infer<typeof ResolveModelRequest>;
+
+/** One file of a model as a hive shares it: fetch it at `GET /v1/models/{id}/files/{name}`. */
+export const SharedModelFile = z.looseObject({
+  /** The file's name (no directories): the last segment of its URL. */
+  name: z.string().min(1),
+  size_bytes: Bytes,
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type SharedModelFile = z.infer<typeof SharedModelFile>;
+
+/** `GET /v1/models/{id}`: a model of the hive's catalog with what another hive needs to fetch it. */
+export const SharedModel = HiveModel.extend({
+  /** The catalog's version of the entry (a Hugging Face revision, or "local"). */
+  version: z.string().optional(),
+  files: z.array(SharedModelFile).min(1),
+});
+export type SharedModel = z.infer<typeof SharedModel>;
 
 export const InspectModelRequest = z.strictObject({
   ref: z.string().min(1),

@@ -5,7 +5,13 @@ import { EmbedRequest, EmbedResponse } from "./embed.js";
 import { ErrorBody } from "./errors.js";
 import { HeartbeatCommand, HeartbeatReply, WorkerHeartbeat } from "./heartbeat.js";
 import { HiveHeartbeat, HiveModel } from "./hive.js";
-import { InspectModelRequest, ModelInspection, ResolveModelRequest, SpawnWorkerRequest } from "./hive-api.js";
+import {
+  InspectModelRequest,
+  ModelInspection,
+  ResolveModelRequest,
+  SharedModel,
+  SpawnWorkerRequest,
+} from "./hive-api.js";
 import { ErrorEvent, InferRequest, InferResponse, TokenEvent } from "./infer.js";
 import { JobCreated, JobEvent } from "./jobs.js";
 import { ApiKeyInfo, CatalogListing, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
@@ -30,6 +36,7 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   HiveModel,
   SpawnWorkerRequest,
   ResolveModelRequest,
+  SharedModel,
   InspectModelRequest,
   ModelInspection,
   CatalogListing,

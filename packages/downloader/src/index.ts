@@ -7,6 +7,7 @@ export {
   formatBytes,
   InsufficientDiskError,
 } from "./errors.js";
+export { sha256OfFile } from "./file-sha256.js";
 export { checkFreeSpace, freeBytes } from "./free-space.js";
 export type { PartRange, PartState } from "./part-state.js";
 export type { DownloadProgress } from "./progress.js";

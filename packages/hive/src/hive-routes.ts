@@ -10,6 +10,8 @@ import {
 import { bearerAuth, type HttpContext, Router } from "@rbee/server-kit";
 import { WorkerNotFoundError } from "./errors.js";
 import type { Hive } from "./hive.js";
+import { ModelSharing } from "./model-sharing.js";
+import { sendFile } from "./send-file.js";
 
 const DEFAULT_LOG_TAIL = 200;
 const MAX_LOG_TAIL = 10_000;
@@ -26,69 +28,79 @@ export function hiveRoutes(hive: Hive): Router {
       hint: "use the cluster token of this machine's rbee (RBEE_CLUSTER_TOKEN, or the cluster-token file in the rbee config directory)",
     }),
   ];
-  return new Router()
-    .get("/health", (ctx) => {
-      const closing = hive.closing;
-      ctx.send(closing ? 503 : 200, {
-        status: closing ? "Stopping" : "Ready",
-        hive_id: hive.id,
-        version: hive.version,
-      });
-    })
-    .get("/v1/info", async (ctx) => ctx.send(200, await hive.info()), auth)
-    .get("/v1/workers", (ctx) => ctx.send(200, { workers: hive.workers() }), auth)
-    .post(
-      "/v1/workers",
-      async (ctx) => {
-        const request = await ctx.json(SpawnWorkerRequest, "spawn request");
-        const report = await hive.spawnWorker(request, ctx.signal);
-        ctx.logFields.worker_id = report.worker_id;
-        ctx.send(201, report);
-      },
-      auth,
-    )
-    .delete(
-      "/v1/workers/:id",
-      async (ctx) => {
-        ctx.send(200, await hive.stopWorker(workerIdParam(ctx)));
-      },
-      auth,
-    )
-    .get("/v1/workers/:id/logs", async (ctx) => sendLogs(ctx, hive), auth)
-    .post("/v1/models", (ctx) => provisionModel(ctx, hive), auth)
-    .post(
-      "/v1/models/inspect",
-      async (ctx) => {
-        const r = await ctx.json(InspectModelRequest, "inspect request");
-        ctx.send(200, await hive.inspectModel(r.ref, r.ctx_size, r.parallel));
-      },
-      auth,
-    )
-    .get("/v1/models", async (ctx) => ctx.send(200, { models: await hive.models() }), auth)
-    .delete("/v1/models/:id", async (ctx) => ctx.send(200, await hive.removeModel(ctx.params.id ?? "")), auth)
-    .post(
-      "/v1/worker-heartbeat",
-      async (ctx) => {
-        const hb = await ctx.json(WorkerHeartbeat, "worker heartbeat");
-        if (hb.protocol_version !== PROTOCOL_VERSION) {
-          const upgrade = hb.protocol_version < PROTOCOL_VERSION ? "the worker" : "this hive";
-          throw new ValidationError(
-            `worker '${hb.worker_id}' speaks protocol ${hb.protocol_version} but this hive speaks ${PROTOCOL_VERSION}; upgrade ${upgrade}`,
-            "protocol_version",
-          );
-        }
-        ctx.send(200, { ack: true, commands: hive.receiveWorkerHeartbeat(hb) });
-      },
-      auth,
-    )
-    .get(
-      "/metrics",
-      async (ctx) => {
-        const { contentType, body } = await hive.renderMetrics();
-        ctx.sendText(200, body, contentType);
-      },
-      auth,
-    );
+  const sharing = new ModelSharing(hive.catalog, hive.log);
+  return (
+    new Router()
+      .get("/health", (ctx) => {
+        const closing = hive.closing;
+        ctx.send(closing ? 503 : 200, {
+          status: closing ? "Stopping" : "Ready",
+          hive_id: hive.id,
+          version: hive.version,
+        });
+      })
+      .get("/v1/info", async (ctx) => ctx.send(200, await hive.info()), auth)
+      .get("/v1/workers", (ctx) => ctx.send(200, { workers: hive.workers() }), auth)
+      .post(
+        "/v1/workers",
+        async (ctx) => {
+          const request = await ctx.json(SpawnWorkerRequest, "spawn request");
+          const report = await hive.spawnWorker(request, ctx.signal);
+          ctx.logFields.worker_id = report.worker_id;
+          ctx.send(201, report);
+        },
+        auth,
+      )
+      .delete(
+        "/v1/workers/:id",
+        async (ctx) => {
+          ctx.send(200, await hive.stopWorker(workerIdParam(ctx)));
+        },
+        auth,
+      )
+      .get("/v1/workers/:id/logs", async (ctx) => sendLogs(ctx, hive), auth)
+      .post("/v1/models", (ctx) => provisionModel(ctx, hive), auth)
+      .post(
+        "/v1/models/inspect",
+        async (ctx) => {
+          const r = await ctx.json(InspectModelRequest, "inspect request");
+          ctx.send(200, await hive.inspectModel(r.ref, r.ctx_size, r.parallel));
+        },
+        auth,
+      )
+      .get("/v1/models", async (ctx) => ctx.send(200, { models: await hive.models() }), auth)
+      // model sharing on the LAN: what another hive needs to fetch a model, and its bytes by Range
+      .get("/v1/models/:id", async (ctx) => ctx.send(200, await sharing.describe(ctx.params.id ?? "")), auth)
+      .get(
+        "/v1/models/:id/files/:name",
+        async (ctx) => sendFile(ctx, await sharing.open(ctx.params.id ?? "", ctx.params.name ?? "")),
+        auth,
+      )
+      .delete("/v1/models/:id", async (ctx) => ctx.send(200, await hive.removeModel(ctx.params.id ?? "")), auth)
+      .post(
+        "/v1/worker-heartbeat",
+        async (ctx) => {
+          const hb = await ctx.json(WorkerHeartbeat, "worker heartbeat");
+          if (hb.protocol_version !== PROTOCOL_VERSION) {
+            const upgrade = hb.protocol_version < PROTOCOL_VERSION ? "the worker" : "this hive";
+            throw new ValidationError(
+              `worker '${hb.worker_id}' speaks protocol ${hb.protocol_version} but this hive speaks ${PROTOCOL_VERSION}; upgrade ${upgrade}`,
+              "protocol_version",
+            );
+          }
+          ctx.send(200, { ack: true, commands: hive.receiveWorkerHeartbeat(hb) });
+        },
+        auth,
+      )
+      .get(
+        "/metrics",
+        async (ctx) => {
+          const { contentType, body } = await hive.renderMetrics();
+          ctx.sendText(200, body, contentType);
+        },
+        auth,
+      )
+  );
 }
 
 /**
@@ -99,7 +111,7 @@ export function hiveRoutes(hive: Hive): Router {
 async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
   const request = await ctx.json(ResolveModelRequest, "model request");
   if (!(ctx.header("accept") ?? "").includes("text/event-stream")) {
-    ctx.send(200, await hive.resolveModel(request.ref, {}, ctx.signal));
+    ctx.send(200, await hive.resolveModel(request.ref, {}, ctx.signal, request.peers));
     return;
   }
   const sse = ctx.sse();
@@ -123,6 +135,7 @@ async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
       },
     },
     ctx.signal,
+    request.peers,
   );
   await sse.send("done", { model });
 }

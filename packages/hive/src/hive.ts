@@ -9,6 +9,7 @@ import {
   type HiveModel,
   type HiveWorkerReport,
   type ModelInspection,
+  type ModelPeer,
   PROTOCOL_VERSION,
   RbeeError,
   ShuttingDownError,
@@ -89,7 +90,7 @@ export class Hive {
     const paths = cachePaths(o.cacheDir);
     this.catalog = new ModelCatalog(paths.models);
     mkdirSync(paths.tmp, { recursive: true });
-    this.provisioner = new Provisioner({ catalog: this.catalog, tmpDir: paths.tmp, env: o.env, log });
+    this.provisioner = new Provisioner({ catalog: this.catalog, tmpDir: paths.tmp, env: o.env, log, token });
     this.#logsDir = paths.logs;
     mkdirSync(paths.logs, { recursive: true });
     this.#http = new HttpServer({
@@ -185,11 +186,17 @@ export class Hive {
    * Finds or fetches a model: a catalog id, a local GGUF path (registered in place), a file in the
    * Hugging Face cache (used in place), or a Hugging Face reference (downloaded, resumably).
    * `listener` hears narration and download progress; `signal` stops a download (its part stays).
+   * `peers` are other hives that hold the model: tried first, over the LAN, when this one lacks it.
    */
-  async resolveModel(ref: string, listener?: ProvisionListener, signal?: AbortSignal): Promise<HiveModel> {
+  async resolveModel(
+    ref: string,
+    listener?: ProvisionListener,
+    signal?: AbortSignal,
+    peers?: readonly ModelPeer[],
+  ): Promise<HiveModel> {
     this.#queen.beatSoon();
     try {
-      return await this.provisioner.provision(ref, listener, signal);
+      return await this.provisioner.provision(ref, listener, signal, peers);
     } finally {
       this.#queen.beatSoon();
     }

@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import {
   type CatalogEntry,
   catalogIdFor,
@@ -19,11 +19,14 @@ import {
   type MemoryEstimate,
   type ModelInspection,
   ModelNotFoundError,
+  type ModelPeer,
   RbeeError,
+  SharedModel,
+  toRbeeError,
 } from "@rbee/contract";
 import { type DownloadProgress, downloadFiles } from "@rbee/downloader";
 import { estimateMemory, type GgufInfo, inspectGguf, readGgufHeader } from "@rbee/gguf";
-import type { Logger } from "@rbee/server-kit";
+import { type Logger, requestJson } from "@rbee/server-kit";
 
 /** A refusal from the Hub, said with what to do about it; other errors pass unchanged. */
 function hubError(err: unknown, repo: string): unknown {
@@ -47,7 +50,63 @@ export interface ProvisionerOptions {
   tmpDir: string;
   env: NodeJS.ProcessEnv;
   log: Logger;
+  /** The cluster token: what this hive shows the other hives it fetches models from. */
+  token?: string;
 }
+
+/** Why one peer hive did not deliver a model. */
+interface PeerMiss {
+  peer: ModelPeer;
+  code: string;
+  message: string;
+}
+
+/**
+ * No hive on the LAN delivered a model asked for by its catalog id, and there is nowhere else to get
+ * it: 404 when none of them has it, else 502 with the first real failure's code (e.g.
+ * checksum_mismatch). The message names every peer and what went wrong there.
+ */
+export class PeerFetchError extends RbeeError {
+  constructor(id: string, misses: readonly PeerMiss[]) {
+    const failed = misses.find((m) => m.code !== "model_not_found");
+    super(
+      `model '${id}' is not in this hive's catalog and no other hive delivered it: ${describeMisses(misses)}; ${
+        failed
+          ? "ask again to retry (a partial fetch resumes)"
+          : "download it from its source, e.g. `rbee model download <owner/repo[:file.gguf]>`"
+      }`,
+      {
+        statusCode: failed ? 502 : 404,
+        code: failed ? failed.code : "model_not_found",
+        param: "model",
+        details: {
+          model: id,
+          peers: misses.map((m) => ({ hive_id: m.peer.hive_id, code: m.code, message: m.message })),
+        },
+      },
+    );
+  }
+}
+
+function describeMisses(misses: readonly PeerMiss[]): string {
+  return misses.map((m) => `hive ${m.peer.hive_id}: ${m.message}`).join("; ");
+}
+
+/** A file name a peer lists: no directories, no dots of its own. */
+function isPlainFileName(name: string): boolean {
+  return name !== "." && name !== ".." && !/[/\\\0]/.test(name) && basename(name) === name;
+}
+
+/** A peer hive that stops sending gives way to the next one (or the model's source) after a few quick tries. */
+const PEER_RETRY = { attempts: 3, baseDelayMs: 250, maxDelayMs: 2_000 };
+/** On a LAN, this long without a byte means the peer is gone. */
+const PEER_STALL_MS = 15_000;
+/**
+ * How long a peer may take to describe a model: the first request for a file registered in place
+ * hashes it there (about 1.5 s per GiB on a slow core), so this is generous.
+ */
+const PEER_DESCRIBE_TIMEOUT_MS = 10 * 60_000;
+const MiB = 2 ** 20;
 
 /** A model file as the provisioner plans it: where it comes from and where it goes. */
 interface PlannedFile {
@@ -133,13 +192,28 @@ export class Provisioner {
     return new HfClient({ endpoint: hfEndpoint(this.#o.env), token: hfToken(this.#o.env) });
   }
 
-  /** Finds or fetches a model; resolves once it is Available in the catalog. */
-  async provision(ref: string, listener: ProvisionListener = {}, signal?: AbortSignal): Promise<HiveModel> {
+  /**
+   * Finds or fetches a model; resolves once it is Available in the catalog. A model this hive lacks
+   * is fetched first from `peers` (other hives that hold it, by its catalog id), then from its
+   * source; a model named only by its catalog id has no source but the peers.
+   */
+  async provision(
+    ref: string,
+    listener: ProvisionListener = {},
+    signal?: AbortSignal,
+    peers: readonly ModelPeer[] = [],
+  ): Promise<HiveModel> {
     const parsed = parseModelRef(ref);
     if (parsed.kind === "local") return this.#withGguf(await this.#o.catalog.registerLocalFile(parsed.path));
     if (parsed.kind === "id") {
       const entry = await this.#o.catalog.get(parsed.id);
       if (entry?.artifact.status === "Available") return toHiveModel(entry);
+      if (peers.length > 0)
+        return this.#once(parsed.id, listener, async () => {
+          const got = await this.#fromPeers(parsed.id, peers, listener, signal);
+          if ("model" in got) return got.model;
+          throw new PeerFetchError(parsed.id, got.misses);
+        });
       if (entry === undefined)
         throw new ModelNotFoundError(
           ref,
@@ -158,18 +232,160 @@ export class Provisioner {
     if (known !== undefined) {
       const existing = await this.#o.catalog.get(known);
       if (existing?.artifact.status === "Available") return toHiveModel(existing);
+      // the LAN before the Hub: peers are asked before the Hub is even listed
+      if (peers.length > 0)
+        return this.#once(known, listener, async () => {
+          const got = await this.#fromPeers(known, peers, listener, signal);
+          if ("model" in got) return got.model;
+          this.#fallBack(known, got.misses, listener);
+          return this.#download(await this.#plan(parsed), listener, signal);
+        });
     }
     const plan = await this.#plan(parsed);
     const existing = await this.#o.catalog.get(plan.id);
     if (existing?.artifact.status === "Available") return toHiveModel(existing);
-    let running = this.#inFlight.get(plan.id);
+    return this.#once(plan.id, listener, async () => {
+      if (peers.length > 0) {
+        const got = await this.#fromPeers(plan.id, peers, listener, signal);
+        if ("model" in got) return got.model;
+        this.#fallBack(plan.id, got.misses, listener);
+      }
+      return this.#download(plan, listener, signal);
+    });
+  }
+
+  /** Runs `fetch` for a model unless it is already being fetched; two requests share one fetch. */
+  #once(id: string, listener: ProvisionListener, fetch: () => Promise<HiveModel>): Promise<HiveModel> {
+    let running = this.#inFlight.get(id);
     if (!running) {
-      running = this.#download(plan, listener, signal).finally(() => this.#inFlight.delete(plan.id));
-      this.#inFlight.set(plan.id, running);
+      running = fetch().finally(() => this.#inFlight.delete(id));
+      this.#inFlight.set(id, running);
     } else {
-      listener.narrate?.(`${plan.id} is already downloading; waiting for it`);
+      listener.narrate?.(`${id} is already downloading; waiting for it`);
     }
     return running;
+  }
+
+  #fallBack(id: string, misses: readonly PeerMiss[], listener: ProvisionListener): void {
+    this.#o.log.warn({ model: id, peers: misses.length }, "no peer hive delivered the model; using its source");
+    listener.narrate?.(
+      `no hive on the LAN delivered ${id} (${describeMisses(misses)}); downloading it from Hugging Face instead`,
+    );
+  }
+
+  /**
+   * Tries the peers in order until one delivers the model. A cancelled fetch throws (its part stays
+   * in <cache>/tmp, and the next request resumes it, from the same peer or another); every other
+   * failure is a miss and the next peer is tried.
+   */
+  async #fromPeers(
+    id: string,
+    peers: readonly ModelPeer[],
+    listener: ProvisionListener,
+    signal?: AbortSignal,
+  ): Promise<{ model: HiveModel } | { misses: PeerMiss[] }> {
+    const misses: PeerMiss[] = [];
+    for (const peer of peers) {
+      signal?.throwIfAborted();
+      try {
+        return { model: await this.#fromPeer(id, peer, listener, signal) };
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        const e = toRbeeError(err);
+        const code = e.statusCode === 404 ? "model_not_found" : e.code;
+        misses.push({ peer, code, message: e.message });
+        this.#o.log.warn(
+          { model: id, peer: peer.hive_id, code, err: e.message },
+          "a peer hive did not deliver the model",
+        );
+        if (code !== "model_not_found")
+          listener.narrate?.(`fetching ${id} from hive ${peer.hive_id} failed: ${e.message}`);
+      }
+    }
+    return { misses };
+  }
+
+  /**
+   * Fetches a model from one peer hive into the catalog: its file list (names, sizes, sha256) from
+   * `GET /v1/models/{id}`, then every file from `GET /v1/models/{id}/files/{name}` with the
+   * downloader (ranged, resumable from <cache>/tmp, sha256-checked). A file that fails its check is
+   * deleted and the entry removed; a cancelled fetch leaves the entry Failed and the part for a resume.
+   */
+  async #fromPeer(id: string, peer: ModelPeer, listener: ProvisionListener, signal?: AbortSignal): Promise<HiveModel> {
+    const what = `hive ${peer.hive_id}`;
+    const modelUrl = `${peer.url.replace(/\/+$/, "")}/v1/models/${encodeURIComponent(id)}`;
+    const token = this.#o.token;
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const shared = await requestJson(modelUrl, SharedModel, {
+      token,
+      signal,
+      what,
+      timeoutMs: PEER_DESCRIBE_TIMEOUT_MS,
+    });
+    const bad = shared.files.find((f) => !isPlainFileName(f.name));
+    if (shared.id !== id || bad !== undefined)
+      throw new RbeeError(
+        `${what} answered for model '${id}' with ${bad ? `a file named '${bad.name}', which is not a plain file name` : `the model '${shared.id}'`}; is it an rbee hive of the same version?`,
+        { statusCode: 502, code: "bad_gateway" },
+      );
+    const total = shared.files.reduce((n, f) => n + f.size_bytes, 0);
+    const dir = join(this.#o.catalog.modelsDir, id);
+    const base = { name: shared.name, version: shared.version ?? "", size_bytes: total, source_url: modelUrl };
+    await this.#o.catalog.writeEntry(id, { ...base, status: "Downloading", downloaded_bytes: 0 });
+    const count = shared.files.length;
+    listener.narrate?.(
+      `fetching ${id} from hive ${peer.hive_id} on the LAN (${count} file${count > 1 ? "s" : ""}, ${(total / MiB).toFixed(1)} MiB)`,
+    );
+    const t0 = performance.now();
+    try {
+      const requests = shared.files.map((f) => ({
+        url: `${modelUrl}/files/${encodeURIComponent(f.name)}`,
+        headers,
+        destPath: join(dir, f.name),
+        // the same part as a download from the Hub: either source resumes what the other began
+        partPath: join(this.#o.tmpDir, `${id}--${f.name}.part`),
+        size: f.size_bytes,
+        sha256: f.sha256,
+        retry: PEER_RETRY,
+        stallTimeoutMs: PEER_STALL_MS,
+        // one stream fills a LAN link, and keeps the sha256 running as the bytes land; parts would
+        // leave most of the hashing for after the last byte (the hash follows the contiguous prefix)
+        parts: 1,
+      }));
+      const results = await downloadFiles(requests, { signal, onProgress: (p) => listener.progress?.(p) });
+      const fetched = results.reduce((n, r) => n + r.fetchedBytes, 0);
+      const resumed = results.reduce((n, r) => n + r.resumedFromBytes, 0);
+      const seconds = (performance.now() - t0) / 1000;
+      listener.narrate?.(
+        `fetched ${id} from hive ${peer.hive_id}: ${(fetched / MiB).toFixed(1)} MiB in ${seconds.toFixed(1)} s` +
+          `${resumed > 0 ? ` (resumed: ${(resumed / MiB).toFixed(1)} MiB were already here)` : ""}, sha256 checked`,
+      );
+      this.#o.log.info(
+        { model: id, peer: peer.hive_id, bytes: total, fetched, resumed, seconds },
+        "model fetched from a peer hive",
+      );
+      const files = results.map((r, i) => ({
+        path: r.path.slice(dir.length + 1),
+        size_bytes: r.size,
+        sha256: r.sha256 ?? shared.files[i]?.sha256,
+      }));
+      const entry = await this.#o.catalog.writeEntry(id, {
+        ...base,
+        status: "Available",
+        files,
+        ...(shared.gguf ? { gguf: shared.gguf } : {}),
+      });
+      return this.#withGguf(entry);
+    } catch (err) {
+      if (signal?.aborted) {
+        const error = `the fetch from hive ${peer.hive_id} was cancelled; the part is kept, ask for the model again to resume`;
+        await this.#o.catalog.writeEntry(id, { ...base, status: "Failed", error }).catch(() => undefined);
+      } else {
+        // nothing half-fetched or unverified stays in the catalog
+        await this.#o.catalog.remove(id).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   /** What a model is and what it needs, reading only its GGUF header (over the network if need be). */

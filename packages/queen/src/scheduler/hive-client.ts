@@ -3,6 +3,7 @@ import {
   HiveModel,
   HiveWorkerReport,
   ModelInspection,
+  type ModelPeer,
   parseJson,
   RbeeError,
   type SpawnWorkerRequest,
@@ -17,12 +18,6 @@ export interface ModelProgress {
   total: number | null;
   rate?: number;
   eta_seconds?: number | null;
-}
-
-/** A hive that holds a model, which another hive may fetch it from on the LAN. */
-export interface ModelPeer {
-  hive_id: string;
-  url: string;
 }
 
 export interface ProvisionCallbacks {
@@ -66,16 +61,18 @@ export class HiveClient {
   /**
    * Asks the hive to find or fetch a model (a catalog id, a path on its machine, a Hugging Face
    * reference), relaying its narration and download progress. Aborting stops the download.
+   * `peers` are hives that already hold the model (by catalog id): the hive fetches it from them
+   * over the LAN before the internet.
    */
   async provisionModel(
     hive: HiveEntry,
     ref: string,
     callbacks: ProvisionCallbacks = {},
     signal?: AbortSignal,
-    peers?: ModelPeer[],
+    peers?: readonly ModelPeer[],
   ): Promise<HiveModel> {
     const what = `hive ${hive.id}`;
-    const body = peers === undefined || peers.length === 0 ? { ref } : { ref, peers };
+    const body = peers && peers.length > 0 ? { ref, peers } : { ref };
     for await (const e of streamSse(`${hive.url}/v1/models`, { body, token: this.token, signal, what })) {
       const parsed = parseJson(e.data);
       const data = (parsed.ok ? parsed.value : {}) as Record<string, unknown>;
