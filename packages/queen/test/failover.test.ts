@@ -57,7 +57,7 @@ async function startMachine(queen: Queen, configDir: string, id: string): Promis
   cleanups.push(() => hive.stop(5000));
   await waitFor(() => (queen.registry.hives.get(id)?.state === "live" ? true : undefined), 30_000);
   const job = await runJob(queen.url, { type: "download_model", model: requireStoriesModel(), hive: id });
-  expect(job.error).toBeUndefined();
+  expect(job.error?.message).toBeUndefined();
   return { id, hive };
 }
 
@@ -79,7 +79,7 @@ describe("failover when a machine dies (real hive processes, killed with SIGKILL
     const a = await startMachine(queen, dirs.configDir, "machine-a");
     await startMachine(queen, dirs.configDir, "machine-b");
     const spawned = await runJob(queen.url, { type: "spawn_worker", model: "stories260k", replicas: 2 });
-    expect(spawned.error).toBeUndefined();
+    expect(spawned.error?.message).toBeUndefined();
     expect(spawned.result.workers.map((w: { hive_id: string }) => w.hive_id).sort()).toEqual([
       "machine-a",
       "machine-b",

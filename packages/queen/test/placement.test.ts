@@ -212,6 +212,31 @@ describe("placement over three hives (simulated GPUs; the workers run on the CPU
   });
 });
 
+describe("model sharing on the LAN, through the queen (simulated GPUs)", () => {
+  it("a replica placed on a hive without the file has it fetched from the hive that holds it, sha256-checked", async () => {
+    const dirs = tempRbeeDirs("lan");
+    const queen = await startTestQueen(dirs.configDir);
+    const holder = await addHive(queen, dirs.configDir, "holder", [{ id: "cuda:0", memory_total: 24 * GiB }]);
+    const empty = await addHive(queen, dirs.configDir, "empty", [{ id: "cuda:0", memory_total: 24 * GiB }]);
+    const [model] = await provide(queen, [holder], [requireStoriesModel()]);
+    expect((await empty.models()).map((m) => m.id)).not.toContain(model);
+
+    // spread puts the second replica on the other hive, which has no copy of the model yet
+    const job = await runJob(queen.url, { type: "spawn_worker", model, replicas: 2 });
+    expect(job.error?.message).toBeUndefined();
+    expect(job.result.workers.map((w: { hive_id: string }) => w.hive_id).sort()).toEqual(["empty", "holder"]);
+    const narration = job.events.filter((e) => e.type === "narration").map((e) => e.message);
+    expect(narration).toContainEqual(
+      expect.stringMatching(/hive empty fetches stories260k from hive holder on the LAN/),
+    );
+    const copied = (await empty.models()).find((m) => m.id === model);
+    expect(copied?.status).toBe("Available");
+    expect(copied?.source_url).toContain(holder.advertiseUrl);
+    const r = await postJson(`${queen.url}/v1/completions`, { model, prompt: "Once upon a time", max_tokens: 8 });
+    expect(r.status).toBe(200);
+  });
+});
+
 describe("replicas, balancing and conversation affinity (simulated GPUs)", () => {
   it("requests are balanced over replicas; a conversation sticks to its replica until that one is full", async () => {
     const dirs = tempRbeeDirs("affinity");
