@@ -41,7 +41,7 @@ export function renderWorkers(workers: readonly ClusterWorker[]): string {
       w.model,
       w.hive_id,
       w.device,
-      w.routable ? w.status : `${w.status} (unroutable)`,
+      w.draining ? `${w.status} (draining)` : w.routable ? w.status : `${w.status} (unroutable)`,
       load(w),
       rate(w.tokens_per_second),
       String(w.requests_total),
@@ -109,7 +109,7 @@ export function describeClusterEvent(e: ClusterEvent): string {
       case "hive_joined":
         return `hive ${e.hive_id} joined (${e.url})`;
       case "hive_state":
-        return `hive ${e.hive_id} is ${e.state}`;
+        return `hive ${e.hive_id} is ${e.state}${e.reason ? ` (${e.reason})` : ""}`;
       case "worker_added":
         return `worker ${e.worker.worker_id} added: ${e.worker.model} on ${e.worker.hive_id}/${e.worker.device} (${e.worker.status})`;
       case "worker_status":
