@@ -185,6 +185,34 @@ describe("rbee infer, chat and worker against a cluster it starts itself", () =>
     );
   });
 
+  it("worker spawn --replicas keeps a minimum: every worker is printed, a stopped one is replaced, 0 forgets it", async () => {
+    const spawn = await s.rbee(["worker", "spawn", "-m", model, "--replicas", "2", "--parallel", "1"], {
+      timeoutMs: 90_000,
+    });
+    expect(spawn.code, spawn.stderr).toBe(0);
+    const ids = spawn.stdout.trim().split("\n");
+    // the worker already serving the model counts towards the two
+    expect(ids).toHaveLength(2);
+    expect(ids).toContain(bigWorker);
+    expect(spawn.stderr).toMatch(/keeps at least 2 workers: 1 run, spawning 1/);
+
+    const stop = await s.rbee(["worker", "stop", bigWorker]);
+    expect(stop.code, stop.stderr).toBe(0);
+    const replaced = await waitFor(
+      async () => {
+        const now = (await workers()).filter((w) => w.status === "Ready");
+        return now.length === 2 && !now.some((w) => w.worker_id === bigWorker) ? now : undefined;
+      },
+      60_000,
+      "a new worker in place of the stopped one",
+    );
+    expect(replaced.map((w) => w.worker_id)).toContain(ids.find((id) => id !== bigWorker));
+
+    const forget = await s.rbee(["worker", "spawn", "-m", model, "--replicas", "0"]);
+    expect(forget.code, forget.stderr).toBe(0);
+    expect(forget.stderr).toMatch(/no minimum of workers any more/);
+  });
+
   it("down stops the hive, its workers and the queen, and leaves no process behind", async () => {
     const before = sandboxProcesses(s.cacheDir);
     const queenPid = pidFromFile(s.cacheDir, "queen");

@@ -54,6 +54,8 @@ async function addHive(queen: Queen, configDir: string, id: string, devices: Dec
     cacheDir: dirs.cacheDir,
     heartbeatIntervalMs: HEARTBEAT_MS,
     workerOrphanTimeoutMs: 10_000,
+    // away from the default 9300, where other tests' hives look for ports at the same time
+    workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
     env: { ...process.env, RBEE_DEVICES: JSON.stringify(devices) },
   });
   cleanups.push(() => hive.close());
@@ -176,7 +178,9 @@ describe("placement over three hives (simulated GPUs; the workers run on the CPU
     // pack would put both on one GPU, but the first one's promise leaves too little there
     const packed = await spawn(queen, { model, replicas: 2, policy: "pack", parallel: 4 });
     expect(packed.workers.map(where).sort()).toEqual(["hive-a/cuda:0", "hive-b/vulkan:0"]);
-    const cluster = await (await fetch(`${queen.url}/v1/cluster`)).json();
+    const cluster = (await (await fetch(`${queen.url}/v1/cluster`)).json()) as {
+      workers: Array<{ memory_bytes: number }>;
+    };
     for (const w of cluster.workers) expect(w.memory_bytes).toBe(need);
 
     // a third does not fit anywhere: a clear refusal naming the need and the largest free device
