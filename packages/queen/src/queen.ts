@@ -84,6 +84,7 @@ export class Queen {
       defaultKeepAliveMs: this.config.defaultKeepAliveMs,
       policy: this.config.placement,
       replicas: new ReplicaStore(this.config.configDir),
+      settleMs: 2 * this.config.heartbeatIntervalMs,
       log: this.log,
     });
     this.router = new InferenceRouter(this.scheduler, this.clusterToken, this.log, (worker) => {

@@ -29,10 +29,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-async function startTestQueen(configDir: string, o: { placement?: "spread" | "pack" } = {}): Promise<Queen> {
+async function startTestQueen(
+  configDir: string,
+  o: { placement?: "spread" | "pack"; port?: number } = {},
+): Promise<Queen> {
   const queen = await startQueen({
     log: quietLog("queen"),
-    port: await freePort(),
+    port: o.port ?? (await freePort()),
     configDir,
     cacheDir: join(configDir, "..", "queen-cache"),
     heartbeatIntervalMs: HEARTBEAT_MS,
@@ -242,6 +245,36 @@ describe("model sharing on the LAN, through the queen (simulated GPUs)", () => {
 });
 
 describe("replicas, balancing and conversation affinity (simulated GPUs)", () => {
+  it("a restarted queen keeps the minimum from its config directory, without duplicating the running workers", async () => {
+    const dirs = tempRbeeDirs("restart");
+    const first = await startTestQueen(dirs.configDir);
+    const hives = [
+      await addHive(first, dirs.configDir, "hive-a", [{ id: "cuda:0", memory_total: 24 * GiB }]),
+      await addHive(first, dirs.configDir, "hive-b", [{ id: "cuda:0", memory_total: 24 * GiB }]),
+    ];
+    const [model] = await provide(first, hives, [requireStoriesModel()]);
+    const { workers } = await spawn(first, { model, replicas: 2 });
+    const port = Number(new URL(first.url).port);
+    await first.close();
+
+    const queen = await startTestQueen(dirs.configDir, { port });
+    await waitFor(() => (queen.registry.workers.size === 2 ? true : undefined), 10_000);
+    // well past the settling time and several sweeps: still the same two workers
+    await new Promise((r) => setTimeout(r, 8 * HEARTBEAT_MS));
+    expect([...queen.registry.workers.keys()].sort()).toEqual(workers.map((w) => w.worker_id).sort());
+
+    // the minimum still holds: a worker stopped behind the queen's back is replaced
+    await hives[0]?.stopWorker(workers.find((w) => w.hive_id === "hive-a")?.worker_id as string);
+    await waitFor(
+      () =>
+        [...queen.registry.workers.values()].filter((w) => queen.registry.isRoutable(w)).length === 2 &&
+        !queen.registry.workers.has(workers.find((w) => w.hive_id === "hive-a")?.worker_id as string)
+          ? true
+          : undefined,
+      30_000,
+    );
+  });
+
   it("requests are balanced over replicas; a conversation sticks to its replica until that one is full", async () => {
     const dirs = tempRbeeDirs("affinity");
     const queen = await startTestQueen(dirs.configDir);

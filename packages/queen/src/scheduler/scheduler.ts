@@ -75,6 +75,11 @@ export interface SchedulerOptions {
   /** Placement policy when a spawn names none. */
   policy: PlacementPolicy;
   replicas: ReplicaStore;
+  /**
+   * How long after start minimums are left alone: a restarted queen learns the running workers from
+   * the first round of heartbeats, and must not place duplicates before it has heard them.
+   */
+  settleMs: number;
   log: Logger;
 }
 
@@ -129,6 +134,7 @@ export class Scheduler {
   #changeWaiters = new Set<() => void>();
   #changeQueued = false;
   #replicaRetry = new Map<string, { failures: number; at: number }>();
+  readonly #startedAt = Date.now();
 
   constructor(
     private readonly registry: ClusterRegistry,
@@ -322,6 +328,7 @@ export class Scheduler {
 
   /** Places workers for models below their minimum; the queen calls it every sweep. */
   reconcile(now = Date.now()): void {
+    if (now - this.#startedAt < this.options.settleMs) return;
     for (const [model, spec] of this.options.replicas.entries()) {
       const retry = this.#replicaRetry.get(model);
       if (retry && now < retry.at) continue;
