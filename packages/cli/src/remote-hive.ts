@@ -12,6 +12,7 @@ import { CliError, EXIT } from "./exit-codes.js";
 import { isLoopbackHost, type ResolvedHive } from "./hives-conf.js";
 import type { QueenClient } from "./queen-client.js";
 import { type Bundle, collectBundle } from "./rbee-bundle.js";
+import { formatBytes } from "./render/format.js";
 import type { Narrator } from "./render/narration.js";
 import { describeTarget, runRemote, type SshEnv, type SshResult, shellQuote, sshEnv } from "./ssh.js";
 
@@ -270,7 +271,7 @@ export async function installRemote(o: RemoteOptions & { allLlamaBuilds?: boolea
   const bundle = collectBundle({ platform: process.platform, arch: process.arch, gpus });
   const files = bundle.paths.length;
   n.say(
-    `packing rbee ${RBEE_VERSION}: ${files} files, ${(bundle.bytes / 1e6).toFixed(1)} MB (llama.cpp builds: ${bundle.llamaBuilds.map((b) => b.split("/")[1]).join(", ") || "none"})`,
+    `packing rbee ${RBEE_VERSION}: ${files} files, ${formatBytes(bundle.bytes)} (llama.cpp builds: ${bundle.llamaBuilds.map((b) => b.split("/")[1]).join(", ") || "none"})`,
   );
   const home = p.home;
   const manifest: InstallManifest = {
