@@ -203,8 +203,15 @@ export interface InstallReport {
   path: string;
 }
 
-/** Streams `tar -c` of the bundle through gzip into `sink`, reporting bytes as tar produces them. */
-function packBundle(bundle: Bundle, onBytes: (tarBytes: number, gzBytes: number) => void): PassThrough {
+/**
+ * A stream of `tar -c` of the bundle, through gzip (level 1: fast, about a third of the size) unless
+ * `compress` is false, reporting bytes as tar produces them and as they leave.
+ */
+function packBundle(
+  bundle: Bundle,
+  compress: boolean,
+  onBytes: (tarBytes: number, sentBytes: number) => void,
+): PassThrough {
   const dir = mkdtempSync(join(tmpdir(), "rbee-install-"));
   const list = join(dir, "files");
   writeFileSync(list, bundle.paths.join("\0"));
@@ -212,19 +219,18 @@ function packBundle(bundle: Bundle, onBytes: (tarBytes: number, gzBytes: number)
     stdio: ["ignore", "pipe", "pipe"],
   });
   const out = new PassThrough();
-  const gzip = createGzip({ level: 1 });
   let tarBytes = 0;
-  let gzBytes = 0;
+  let sentBytes = 0;
   let tarErr = "";
   tar.stderr.setEncoding("utf8").on("data", (d: string) => {
     tarErr += d;
   });
   tar.stdout.on("data", (chunk: Buffer) => {
     tarBytes += chunk.length;
-    onBytes(tarBytes, gzBytes);
+    onBytes(tarBytes, sentBytes);
   });
-  gzip.on("data", (chunk: Buffer) => {
-    gzBytes += chunk.length;
+  out.on("data", (chunk: Buffer) => {
+    sentBytes += chunk.length;
   });
   const fail = (err: Error) => {
     rmSync(dir, { recursive: true, force: true });
@@ -234,9 +240,10 @@ function packBundle(bundle: Bundle, onBytes: (tarBytes: number, gzBytes: number)
   tar.once("close", (code) => {
     rmSync(dir, { recursive: true, force: true });
     if (code !== 0) fail(new CliError(`tar failed packing rbee (exit ${code}): ${tarErr.trim()}`));
-    else onBytes(tarBytes, gzBytes);
+    else onBytes(tarBytes, sentBytes);
   });
-  tar.stdout.pipe(gzip).pipe(out);
+  if (compress) tar.stdout.pipe(createGzip({ level: 1 })).pipe(out);
+  else tar.stdout.pipe(out);
   return out;
 }
 
@@ -250,7 +257,9 @@ function tarSize(bundle: Bundle, files: number): number {
  * hive running there, streams the bundle (gzip over ssh) into a fresh directory, then switches
  * `current` and the launcher to it and removes other versions.
  */
-export async function installRemote(o: RemoteOptions & { allLlamaBuilds?: boolean }): Promise<InstallReport> {
+export async function installRemote(
+  o: RemoteOptions & { allLlamaBuilds?: boolean; compress?: boolean },
+): Promise<InstallReport> {
   const h = o.hive;
   const n = o.narrator;
   const started = Date.now();
@@ -293,13 +302,14 @@ export async function installRemote(o: RemoteOptions & { allLlamaBuilds?: boolea
     `exec ${shellQuote(p.node)} ${shellQuote(`${home}/${REMOTE_BASE}/current/${bundle.bin}`)} "$@"`,
   ].join("\n");
   const version = RBEE_VERSION;
+  const compress = o.compress !== false;
   const script = [
     "set -e",
     BASE,
     `mkdir -p "$base/bin"`,
     `tmp=$(mktemp -d "$base/.install.XXXXXX")`,
     `trap 'rm -rf "$tmp"' EXIT`,
-    `tar -xzf - -C "$tmp"`,
+    `tar -x${compress ? "z" : ""}f - -C "$tmp"`,
     `printf '%s\\n' ${shellQuote(JSON.stringify(manifest))} > "$tmp/${MANIFEST}"`,
     `rm -rf "$base/${version}"`,
     `mv "$tmp" "$base/${version}"`,
@@ -312,8 +322,8 @@ export async function installRemote(o: RemoteOptions & { allLlamaBuilds?: boolea
   ].join("\n");
   const total = tarSize(bundle, files);
   let sent = 0;
-  const stream = packBundle(bundle, (tarBytes, gzBytes) => {
-    sent = gzBytes;
+  const stream = packBundle(bundle, compress, (tarBytes, sentBytes) => {
+    sent = sentBytes;
     n.progress({ done: Math.min(tarBytes, total), total, unit: "bytes", label: `sending rbee to ${h.alias}` });
   });
   let failed: Error | undefined;

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HivesConf, HivesConfError, resolveHive, splitConfigLine } from "../src/hives-conf.js";
 import { llamaBuildFits } from "../src/rbee-bundle.js";
 import { nodeIsRecentEnough, queenUrlForHive, versionVerdict } from "../src/remote-hive.js";
+import { formatBytes } from "../src/render/format.js";
 import { shellQuote, sshConfigAliases, sshFailure } from "../src/ssh.js";
 
 const FILE = "/home/me/.config/rbee/hives.conf";
@@ -301,6 +302,13 @@ describe("remote hive rules", () => {
       /the host name does not resolve .*set HostName to its address under Host gpu/,
     );
     expect(sshFailure(t, "").exitCode).toBe(3);
+  });
+
+  it("reports sizes of 100 MiB and more with all their digits", () => {
+    expect(formatBytes(650 * 2 ** 20)).toBe("650 MiB");
+    expect(formatBytes(100 * 2 ** 20)).toBe("100 MiB");
+    expect(formatBytes(41.7 * 2 ** 20)).toBe("41.7 MiB");
+    expect(formatBytes(2 * 2 ** 20)).toBe("2 MiB");
   });
 
   it("quotes shell words", () => {

@@ -36,6 +36,12 @@ interface StartFlags {
   quiet?: boolean;
 }
 
+interface InstallFlags {
+  allLlamaBuilds?: boolean;
+  compress?: boolean;
+  quiet?: boolean;
+}
+
 interface AddFlags {
   host?: string;
   user?: string;
@@ -381,11 +387,17 @@ export function hiveCommand(): Command {
     .argument("<alias>", "a machine from hives.conf")
     .description("install this rbee on that machine over ssh (into ~/.local/share/rbee); stops its hive first")
     .option("--all-llama-builds", "copy the CUDA and Vulkan builds of llama.cpp even where no such GPU was found")
+    .option("--no-compress", "send the files without gzip (faster on a fast LAN when this machine's CPU is slow)")
     .option("-q, --quiet", "no progress lines on stderr")
-    .action(async (alias: string, flags: { allLlamaBuilds?: boolean; quiet?: boolean }, cmd: Command) => {
+    .action(async (alias: string, flags: InstallFlags, cmd: Command) => {
       const h = remoteHive(configOf(cmd), alias);
       const narrator = stderrNarrator(flags.quiet === true);
-      const r = await installRemote({ hive: h, narrator, allLlamaBuilds: flags.allLlamaBuilds === true });
+      const r = await installRemote({
+        hive: h,
+        narrator,
+        allLlamaBuilds: flags.allLlamaBuilds === true,
+        compress: flags.compress !== false,
+      });
       process.stdout.write(
         `rbee ${r.version} installed on ${alias} in ${formatDuration(r.ms)}: ${r.files} files, ${formatBytes(r.bytes)} (${formatBytes(r.sentBytes)} sent)\n` +
           `${r.stoppedHive ? "its hive was stopped for the install; start it again" : "start its hive"} with \`rbee hive start ${alias}\`\n`,
