@@ -270,6 +270,13 @@ describe("hives over ssh (a real sshd on loopback, a throw-away user)", () => {
     expect(procs.filter((p) => p.cmdline.includes(token))).toEqual([]);
   });
 
+  it("start again finds it running and starts nothing", async () => {
+    const r = await s.rbee(["hive", "start", alias, "--quiet"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`hive ${alias} already running (http://127.0.0.1:${hivePort}, id ${alias})\n`);
+    expect(processesOf(uid).filter((p) => p.cmdline.includes("hive start --foreground"))).toHaveLength(1);
+  });
+
   it("status shows that it runs, its version against ours, and that the queen sees it", async () => {
     const r = await s.rbee(["hive", "status", alias]);
     expect(r.code, r.stderr).toBe(0);

@@ -260,6 +260,10 @@ export function hiveCommand(): Command {
         const queenUrl = queenUrlForHive(h, config, flags.remoteQueenUrl);
         const started = await startRemote({ hive: h, narrator, queenUrl, configDir: config.configDir });
         for (const line of started.remote.split("\n").filter(Boolean)) narrator.say(`${alias}: ${line}`);
+        if (/^(hive already running|a hive already answers)/m.test(started.remote)) {
+          process.stdout.write(`hive ${alias} already running (${h.advertiseUrl}, id ${h.hiveId})\n`);
+          return;
+        }
         if (flags.wait !== false) {
           narrator.say(`${alias}: waiting for the queen at ${config.queenUrl} to hear from it`);
           await waitForQueenToSee(clientOf(config), h, 30_000);
