@@ -242,6 +242,10 @@ function packBundle(
     if (code !== 0) fail(new CliError(`tar failed packing rbee (exit ${code}): ${tarErr.trim()}`));
     else onBytes(tarBytes, sentBytes);
   });
+  // when the far side ends first (a full disk there), tar must not wait forever on a full pipe
+  out.once("close", () => {
+    if (!out.readableEnded && tar.exitCode === null && tar.signalCode === null) tar.kill();
+  });
   if (compress) tar.stdout.pipe(createGzip({ level: 1 })).pipe(out);
   else tar.stdout.pipe(out);
   return out;
@@ -331,6 +335,7 @@ export async function installRemote(
     failed = err;
   });
   const r = await runRemote(h, script, { input: stream, timeoutMs: 30 * 60_000 }, o.ssh);
+  stream.destroy();
   n.progress({ done: total, total, unit: "bytes", label: `sending rbee to ${h.alias}` });
   n.finish();
   if (failed) throw failed;

@@ -89,8 +89,11 @@ export async function runRemote(t: SshTarget, script: string, o: RunOptions = {}
   });
   child.stdin.on("error", () => {}); // the far side may end before reading all of it; its exit code says why
   if (typeof o.input === "string") child.stdin.end(o.input);
-  else if (o.input) o.input.pipe(child.stdin);
-  else child.stdin.end();
+  else if (o.input) {
+    // a source that fails (tar could not read a file) must not leave the far side waiting for more
+    o.input.once("error", () => child.stdin.destroy());
+    o.input.pipe(child.stdin);
+  } else child.stdin.end();
   let timer: NodeJS.Timeout | undefined;
   const result = await new Promise<{ code: number | null; spawnError?: NodeJS.ErrnoException }>((resolve) => {
     child.once("error", (err: NodeJS.ErrnoException) => resolve({ code: null, spawnError: err }));

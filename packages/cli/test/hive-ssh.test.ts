@@ -301,7 +301,7 @@ describe("hives over ssh (a real sshd on loopback, a throw-away user)", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.startsWith(STORIES_GREEDY_PREFIX)).toBe(true);
     const cluster = await getJson(`${s.queenUrl}/v1/cluster`);
-    expect(cluster.body.workers).toEqual([expect.objectContaining({ hive_id: alias, status: "Ready" })]);
+    expect(cluster.body.workers).toEqual([expect.objectContaining({ hive_id: alias, model: "stories260k" })]);
     expect(processesOf(uid).some((p) => p.cmdline.includes("worker serve llm"))).toBe(true);
   });
 
