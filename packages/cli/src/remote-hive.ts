@@ -14,7 +14,7 @@ import type { QueenClient } from "./queen-client.js";
 import { type Bundle, collectBundle } from "./rbee-bundle.js";
 import { formatBytes } from "./render/format.js";
 import type { Narrator } from "./render/narration.js";
-import { describeTarget, runRemote, type SshEnv, type SshResult, shellQuote, sshEnv } from "./ssh.js";
+import { describeTarget, runRemote, type SshEnv, type SshResult, shellQuote } from "./ssh.js";
 
 /**
  * A hive on another machine, driven over ssh: install this rbee there, start and stop its hive,
@@ -548,5 +548,3 @@ export async function uninstallRemote(o: RemoteOptions & { purge: boolean }): Pr
   const r = await mustRun(o, "uninstalling rbee", script);
   return r.stdout.trim().split("\n").filter(Boolean);
 }
-
-export { sshEnv };
