@@ -212,6 +212,54 @@ describe("hives over ssh (a real sshd on loopback, a throw-away user)", () => {
     expect(rm.code, rm.stderr).toBe(0);
   });
 
+  it("a node that is too old, or a machine of another platform, is refused before anything is copied", async () => {
+    const fakeNode = (name: string, output: string) => {
+      const path = join(root, name);
+      writeFileSync(path, `#!/bin/sh\nprintf '${output}\\n'\n`, { mode: 0o755 });
+      return path;
+    };
+    const cases: Array<[string, string, RegExp]> = [
+      [
+        "old-node",
+        fakeNode("node18", "node_version=18.19.0\\nplatform=linux\\narch=x64"),
+        /^rbee: old-node has Node\.js 18\.19\.0 \(\S+\); rbee needs 20\.10 or newer: upgrade Node\.js there, or point NodePath under Host old-node in hives\.conf at a newer one$/,
+      ],
+      [
+        "a-mac",
+        fakeNode("node-mac", "node_version=22.1.0\\nplatform=darwin\\narch=arm64"),
+        /^rbee: a-mac is darwin-arm64 and this machine is linux-x64: .*Run `rbee hive install a-mac` from a darwin-arm64 machine/,
+      ],
+      [
+        "no-node",
+        "/nonexistent/node",
+        /^rbee: \/nonexistent\/node on no-node does not run \(NodePath in hives\.conf, line \d+\)/,
+      ],
+    ];
+    for (const [name, node, message] of cases) {
+      const add = await s.rbee([
+        "hive",
+        "add",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(sshPort),
+        "--user",
+        user,
+        "--identity-file",
+        join(root, "user_key"),
+        "--node",
+        node,
+      ]);
+      expect(add.code, add.stderr).toBe(0);
+      const r = await s.rbee(["hive", "install", name, "--quiet"]);
+      expect(r.code).toBe(1);
+      expect(expectOneLine(r.stderr)).toMatch(message);
+      expect((await s.rbee(["hive", "rm", name])).code).toBe(0);
+    }
+    expect(existsSync(join(home, ".local/share/rbee"))).toBe(false);
+  });
+
   it("start before install says to install", async () => {
     const r = await s.rbee(["hive", "start", alias, "--quiet"]);
     expect(r.code).toBe(4);
