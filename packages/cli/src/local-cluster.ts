@@ -104,8 +104,14 @@ export function startHiveDaemon(
   listen: Listen,
   queenUrl: string,
   hiveId?: string,
+  advertiseUrl?: string,
 ): Promise<Started> {
-  return startDaemon(config, "hive", listen, ["--queen-url", queenUrl, ...(hiveId ? ["--hive-id", hiveId] : [])]);
+  return startDaemon(config, "hive", listen, [
+    "--queen-url",
+    queenUrl,
+    ...(hiveId ? ["--hive-id", hiveId] : []),
+    ...(advertiseUrl ? ["--advertise-url", advertiseUrl] : []),
+  ]);
 }
 
 /**

@@ -13,7 +13,9 @@ export function formatBytes(bytes: number): string {
   }
   if (unit === 0) return `${value} B`;
   const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits).replace(/\.?0+$/, "")} ${BYTE_UNITS[unit]}`;
+  const text = value.toFixed(digits);
+  // "1.50" → "1.5", "2.00" → "2", but "650" stays "650"
+  return `${digits > 0 ? text.replace(/\.?0+$/, "") : text} ${BYTE_UNITS[unit]}`;
 }
 
 /** Milliseconds as a short duration: "250ms", "4.2s", "3m 20s", "2h 5m", "3d 4h"; null/Infinity is "forever". */
