@@ -1,5 +1,5 @@
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS } from "@rbee/contract";
-import { cacheDir, configDir, envInt, envString, type Logger } from "@rbee/server-kit";
+import { cacheDir, configDir, envInt, envString, type Logger, type TlsFiles, tlsFilesFrom } from "@rbee/server-kit";
 
 export interface QueenOptions {
   /** Default 7833 (RBEE_QUEEN_PORT); 0 picks a free port. */
@@ -16,6 +16,10 @@ export interface QueenOptions {
   maxWaitingPerModel?: number;
   /** How often idle workers are looked for. */
   sweepIntervalMs?: number;
+  /** Serve HTTPS with this certificate (PEM); needs tlsKey. Default env RBEE_TLS_CERT. */
+  tlsCert?: string;
+  /** The certificate's private key (PEM, unencrypted). Default env RBEE_TLS_KEY. */
+  tlsKey?: string;
   log?: Logger;
 }
 
@@ -28,6 +32,8 @@ export interface QueenConfig {
   defaultKeepAliveMs: number;
   maxWaitingPerModel: number;
   sweepIntervalMs: number;
+  /** HTTPS when set. */
+  tls: TlsFiles | undefined;
 }
 
 /** Flags win over the environment, the environment over the defaults written here. */
@@ -42,5 +48,6 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     defaultKeepAliveMs: o.defaultKeepAliveMs ?? envInt("RBEE_KEEP_ALIVE", 300, 0) * 1000,
     maxWaitingPerModel: o.maxWaitingPerModel ?? envInt("RBEE_MAX_WAITING", 128, 0),
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,
+    tls: tlsFilesFrom(o, env),
   };
 }

@@ -13,6 +13,8 @@ interface StartFlags {
   host?: string;
   hiveId?: string;
   foreground?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** `rbee hive start|stop|status`: this machine's hive, which spawns and supervises its workers. */
@@ -31,6 +33,11 @@ export function hiveCommand(): Command {
     .option("--host <addr>", "address to listen on, and the workers too (default: RBEE_HIVE_HOST, else 127.0.0.1)")
     .option("--hive-id <id>", "this hive's name in the cluster (default: RBEE_HIVE_ID, else the host name)")
     .option("--foreground", "run in this process, logging to stdout, until Ctrl+C or SIGTERM")
+    .option(
+      "--tls-cert <pem>",
+      "serve HTTPS with this certificate, and so do its workers (default: RBEE_TLS_CERT); see docs/security.md",
+    )
+    .option("--tls-key <pem>", "the certificate's private key, unencrypted (default: RBEE_TLS_KEY)")
     .addHelpText(
       "after",
       "\nThe queen it joins is the global --queen-url (else RBEE_QUEEN_URL, config.json, http://127.0.0.1:7833).",
@@ -49,6 +56,8 @@ export function hiveCommand(): Command {
           hiveId: flags.hiveId,
           configDir: config.configDir,
           cacheDir: config.cacheDir,
+          tlsCert: flags.tlsCert,
+          tlsKey: flags.tlsKey,
         });
         return;
       }
