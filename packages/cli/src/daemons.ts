@@ -212,7 +212,12 @@ export async function startInBackground(o: BackgroundStart): Promise<DaemonRecor
         `the ${o.name} ${how} before it answered ${o.url}/health${last ? `: ${describeLogLine(last)}` : ""} (log: ${logFile})`,
       );
     }
-    if (await probeHealth(o.url, 1000)) return record;
+    try {
+      if (await probeHealth(o.url, 1000)) return record;
+    } catch (err) {
+      if (!(err instanceof TlsTrustError)) throw err;
+      throw new CliError(`the ${o.name} runs (pid ${pid}, log ${logFile}), but ${err.message}`);
+    }
     if (Date.now() > deadline) {
       if (isPidAlive(pid)) process.kill(pid, "SIGKILL");
       removeDaemonRecord(pidFile, pid);
