@@ -188,11 +188,22 @@ export function httpsAgentFor(ca: string | undefined): HttpsAgent {
   let agent = agents.get(id);
   if (agent === undefined) {
     const secureContext: SecureContext | undefined =
-      ca === undefined ? undefined : createSecureContext({ ca: [...rootCertificates, ca] });
+      ca === undefined ? undefined : createSecureContext({ ca: [...rootCertificates, ...nodeExtraCa(), ca] });
     agent = new HttpsAgent({ keepAlive: true, maxSockets: 256, secureContext });
     agents.set(id, agent);
   }
   return agent;
+}
+
+/** The CAs of NODE_EXTRA_CA_CERTS, which an explicit CA list would otherwise drop (Node warns about a bad file itself). */
+function nodeExtraCa(): string[] {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return [];
+  try {
+    return [readFileSync(file, "utf8")];
+  } catch {
+    return [];
+  }
 }
 
 /** OpenSSL's reasons for not trusting a certificate chain, as Node names them in `err.code`. */
