@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseJson } from "@rbee/contract";
-import { isPidAlive, readBody, sendRequest } from "@rbee/server-kit";
+import { isPidAlive, readBody, sendRequest, TlsTrustError } from "@rbee/server-kit";
 
 export { freePort } from "@rbee/server-kit";
 
@@ -91,7 +91,10 @@ export function liveDaemon(cacheDir: string, name: DaemonName): DaemonRecord | u
   return undefined;
 }
 
-/** GET <url>/health: its JSON body when it answers 2xx, undefined when unreachable or failing. */
+/**
+ * GET <url>/health: its JSON body when it answers 2xx, undefined when unreachable or failing.
+ * A certificate this CLI does not trust is thrown (TlsTrustError): waiting will not change it.
+ */
 export async function probeHealth(url: string, timeoutMs = 1500): Promise<Record<string, unknown> | undefined> {
   try {
     const res = await sendRequest(`${url}/health`, { timeoutMs });
@@ -101,16 +104,18 @@ export async function probeHealth(url: string, timeoutMs = 1500): Promise<Record
     return parsed.ok && typeof parsed.value === "object" && parsed.value !== null
       ? (parsed.value as Record<string, unknown>)
       : {};
-  } catch {
+  } catch (err) {
+    if (err instanceof TlsTrustError) throw err;
     return undefined;
   }
 }
 
-/** The URL a daemon listening on host:port is reached at from this machine. */
-export function localUrl(host: string, port: number): string {
-  if (host === "0.0.0.0" || host === "") return `http://127.0.0.1:${port}`;
-  if (host === "::") return `http://[::1]:${port}`;
-  return host.includes(":") ? `http://[${host}]:${port}` : `http://${host}:${port}`;
+/** The URL a daemon listening on host:port is reached at from this machine (https:// when it serves TLS). */
+export function localUrl(host: string, port: number, secure = false): string {
+  const scheme = secure ? "https" : "http";
+  if (host === "0.0.0.0" || host === "") return `${scheme}://127.0.0.1:${port}`;
+  if (host === "::") return `${scheme}://[::1]:${port}`;
+  return host.includes(":") ? `${scheme}://[${host}]:${port}` : `${scheme}://${host}:${port}`;
 }
 
 /** The last non-empty lines of a log file since the last start marker (reads its tail only). */
@@ -207,7 +212,12 @@ export async function startInBackground(o: BackgroundStart): Promise<DaemonRecor
         `the ${o.name} ${how} before it answered ${o.url}/health${last ? `: ${describeLogLine(last)}` : ""} (log: ${logFile})`,
       );
     }
-    if (await probeHealth(o.url, 1000)) return record;
+    try {
+      if (await probeHealth(o.url, 1000)) return record;
+    } catch (err) {
+      if (!(err instanceof TlsTrustError)) throw err;
+      throw new CliError(`the ${o.name} runs (pid ${pid}, log ${logFile}), but ${err.message}`);
+    }
     if (Date.now() > deadline) {
       if (isPidAlive(pid)) process.kill(pid, "SIGKILL");
       removeDaemonRecord(pidFile, pid);

@@ -1,5 +1,5 @@
 import { DEFAULT_PORTS } from "@rbee/contract";
-import { envInt, envString } from "@rbee/server-kit";
+import { envInt, envString, tlsFilesFrom } from "@rbee/server-kit";
 import { type CliConfig, isLoopbackUrl, urlPort } from "./config.js";
 import {
   type DaemonName,
@@ -25,11 +25,25 @@ export interface Listen {
   port: number;
   /** Where it is reached from this machine. */
   url: string;
+  /** The certificate and key given as flags (passed on to a background daemon; RBEE_TLS_* are inherited). */
+  tls?: { cert: string; key: string };
 }
 
 export interface ListenFlags {
   port?: number;
   host?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** HTTPS when a certificate is given (flag or RBEE_TLS_CERT); the daemon checks that the key is there too. */
+function tlsOf(flags: ListenFlags): { secure: boolean; tls?: { cert: string; key: string } } {
+  const files = tlsFilesFrom(flags);
+  const given = flags.tlsCert !== undefined || flags.tlsKey !== undefined;
+  return {
+    secure: files !== undefined,
+    tls: files && given ? { cert: files.certFile, key: files.keyFile } : undefined,
+  };
 }
 
 /**
@@ -41,21 +55,23 @@ export function queenListen(config: Pick<CliConfig, "queenUrl">, flags: ListenFl
   const fromUrl = isLoopbackUrl(config.queenUrl) ? urlPort(config.queenUrl) : DEFAULT_PORTS.queen;
   const port = flags.port ?? envInt("RBEE_QUEEN_PORT", fromUrl, 0);
   const host = flags.host ?? envString("RBEE_QUEEN_HOST", "127.0.0.1");
-  return { host, port, url: localUrl(host, port) };
+  const { secure, tls } = tlsOf(flags);
+  return { host, port, url: localUrl(host, port, secure), tls };
 }
 
 /** Where the local hive listens: --port, else RBEE_HIVE_PORT, else 7835; host likewise (RBEE_HIVE_HOST). */
 export function hiveListen(flags: ListenFlags = {}): Listen {
   const port = flags.port ?? envInt("RBEE_HIVE_PORT", DEFAULT_PORTS.hive, 0);
   const host = flags.host ?? envString("RBEE_HIVE_HOST", "127.0.0.1");
-  return { host, port, url: localUrl(host, port) };
+  const { secure, tls } = tlsOf(flags);
+  return { host, port, url: localUrl(host, port, secure), tls };
 }
 
 /** Replaces port 0 by a port that is free now: the CLI must know where to wait for /health. */
 export async function concretePort(listen: Listen): Promise<Listen> {
   if (listen.port !== 0) return listen;
   const port = await freePort(listen.host === "0.0.0.0" || listen.host === "::" ? undefined : listen.host);
-  return { ...listen, port, url: localUrl(listen.host, port) };
+  return { ...listen, port, url: localUrl(listen.host, port, listen.url.startsWith("https:")) };
 }
 
 export interface Started {
@@ -87,7 +103,17 @@ async function startDaemon(
   const record = await startInBackground({
     name,
     url: target.url,
-    args: [name, "start", "--foreground", "--port", String(target.port), "--host", target.host, ...args],
+    args: [
+      name,
+      "start",
+      "--foreground",
+      "--port",
+      String(target.port),
+      "--host",
+      target.host,
+      ...(listen.tls ? ["--tls-cert", listen.tls.cert, "--tls-key", listen.tls.key] : []),
+      ...args,
+    ],
     cacheDir: config.cacheDir,
   });
   return { record, started: true, foreign: false };

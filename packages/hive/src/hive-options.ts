@@ -1,6 +1,12 @@
 import { hostname } from "node:os";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, SafeId } from "@rbee/contract";
-import { cacheDir as defaultCacheDir, configDir as defaultConfigDir, type Logger } from "@rbee/server-kit";
+import {
+  cacheDir as defaultCacheDir,
+  configDir as defaultConfigDir,
+  type Logger,
+  type TlsFiles,
+  tlsFilesFrom,
+} from "@rbee/server-kit";
 import { defaultRbeeBin } from "./default-rbee-bin.js";
 import { DEFAULT_RESTART_POLICY, type RestartPolicyOptions } from "./restart-policy.js";
 
@@ -19,9 +25,17 @@ export interface HiveOptions {
   hiveId?: string;
   /**
    * The URL the queen should use for this hive (and whose host name goes into worker URLs).
-   * Default http://<host>:<port>; for 0.0.0.0 or :: the machine's first LAN address.
+   * Default http://<host>:<port> (https:// with TLS); for 0.0.0.0 or :: the machine's first LAN
+   * address. Its scheme must match: https:// exactly when the hive serves TLS.
    */
   advertiseUrl?: string;
+  /**
+   * Serve HTTPS with this certificate (PEM), and so do the workers this hive spawns; needs tlsKey.
+   * Default env RBEE_TLS_CERT.
+   */
+  tlsCert?: string;
+  /** The certificate's private key (PEM, unencrypted). Default env RBEE_TLS_KEY. */
+  tlsKey?: string;
   /** Default RBEE_CACHE_DIR, else ~/.cache/rbee (models, logs). */
   cacheDir?: string;
   /** Default RBEE_CONFIG_DIR, else ~/.config/rbee (the cluster token). */
@@ -56,6 +70,8 @@ export interface ResolvedHiveOptions {
   queenUrl: string;
   hiveId: string;
   advertiseUrl: string | undefined;
+  /** HTTPS (for the hive and its workers) when set. */
+  tls: TlsFiles | undefined;
   cacheDir: string;
   configDir: string;
   heartbeatIntervalMs: number;
@@ -96,6 +112,7 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
     ),
     hiveId: checkHiveId(given.hiveId ?? str("RBEE_HIVE_ID") ?? hiveIdFromHostname(hostname())),
     advertiseUrl: given.advertiseUrl === undefined ? undefined : checkUrl(given.advertiseUrl, "advertiseUrl"),
+    tls: tlsFilesFrom(given, env),
     cacheDir: given.cacheDir ?? defaultCacheDir(env),
     configDir: given.configDir ?? defaultConfigDir(env),
     heartbeatIntervalMs:
@@ -112,6 +129,7 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
     env,
   };
   if (options.heartbeatIntervalMs < 50) throw new Error("heartbeatIntervalMs must be at least 50 ms");
+  checkAdvertisedScheme(options.advertiseUrl, options.tls !== undefined);
   return options;
 }
 
@@ -133,6 +151,22 @@ function checkHiveId(id: string): string {
     );
   }
   return id;
+}
+
+/** The queen reaches the hive (and its workers) at the advertised URL: its scheme must be what the hive serves. */
+function checkAdvertisedScheme(advertiseUrl: string | undefined, tls: boolean): void {
+  if (advertiseUrl === undefined) return;
+  const https = new URL(advertiseUrl).protocol === "https:";
+  if (tls && !https) {
+    throw new Error(
+      `advertiseUrl '${advertiseUrl}' is http:// but this hive serves HTTPS (--tls-cert): advertise an https:// URL`,
+    );
+  }
+  if (!tls && https) {
+    throw new Error(
+      `advertiseUrl '${advertiseUrl}' is https:// but this hive serves plain HTTP: give it --tls-cert and --tls-key (RBEE_TLS_CERT, RBEE_TLS_KEY), or advertise an http:// URL`,
+    );
+  }
 }
 
 function checkUrl(text: string, what: string): string {

@@ -16,7 +16,20 @@ import {
   type SpawnWorkerRequest,
   type WorkerHeartbeat,
 } from "@rbee/contract";
-import { cachePaths, createLogger, HttpServer, type Logger, loadOrCreateClusterToken } from "@rbee/server-kit";
+import {
+  cachePaths,
+  createLogger,
+  HttpServer,
+  keyFileIsShared,
+  type Logger,
+  loadOrCreateClusterToken,
+  loadServerTls,
+  type ServerTls,
+  TLS_CA_ENV,
+  TLS_CERT_ENV,
+  TLS_KEY_ENV,
+  tlsEnv,
+} from "@rbee/server-kit";
 import type { z } from "zod";
 import { DeviceInventory } from "./device-inventory.js";
 import { ModelNotAvailableError, WorkerNotFoundError } from "./errors.js";
@@ -74,14 +87,21 @@ export class Hive {
         `cannot find the rbee command at ${o.rbeeBin}, which workers are started with; build rbee (npm run build) or set RBEE_BIN`,
       );
     }
+    const tls = o.tls ? loadServerTls(o.tls) : undefined;
     const token = loadOrCreateClusterToken(o.configDir, o.env);
     const devices = await DeviceInventory.detect({ env: o.env, gpuRefreshMs: o.gpuRefreshMs, log });
-    const hive = new Hive(o, log, token, devices);
+    const hive = new Hive(o, log, token, devices, tls);
     await hive.#listen();
     return hive;
   }
 
-  private constructor(o: ResolvedHiveOptions, log: Logger, token: string, devices: DeviceInventory) {
+  private constructor(
+    o: ResolvedHiveOptions,
+    log: Logger,
+    token: string,
+    devices: DeviceInventory,
+    readonly tls: ServerTls | undefined,
+  ) {
     this.options = o;
     this.id = o.hiveId;
     this.log = log;
@@ -98,6 +118,7 @@ export class Hive {
       log,
       metrics: this.metrics,
       quietRoutes: ["/health", "/metrics", "/v1/worker-heartbeat"],
+      tls,
     });
     const localHost = loopbackFor(o.host);
     this.#queen = new QueenHeartbeat({
@@ -117,10 +138,10 @@ export class Hive {
       logsDir: paths.logs,
       node: process.execPath,
       rbeeBin: o.rbeeBin,
-      // a declared (simulated) inventory goes to the workers too: they run on the CPU for a simulated GPU
-      env: o.env.RBEE_DEVICES === undefined ? process.env : { ...process.env, RBEE_DEVICES: o.env.RBEE_DEVICES },
+      env: workerEnv(o),
       workerHost: o.host,
       localHost,
+      scheme: tls ? "https" : "http",
       heartbeatUrl: () => this.#url,
       workerUrl: (port) => {
         const url = new URL(this.#advertiseUrl);
@@ -314,10 +335,16 @@ export class Hive {
       }
       throw err;
     }
-    this.#url = `http://${bracket(loopbackFor(o.host))}:${this.#port}`;
-    this.#advertiseUrl = o.advertiseUrl ?? `http://${bracket(advertisedHost(o.host))}:${this.#port}`;
+    const scheme = this.tls ? "https" : "http";
+    this.#url = `${scheme}://${bracket(loopbackFor(o.host))}:${this.#port}`;
+    this.#advertiseUrl = o.advertiseUrl ?? `${scheme}://${bracket(advertisedHost(o.host))}:${this.#port}`;
     this.#supervisor.start();
     this.#queen.start();
+    if (this.tls) {
+      this.log.info({ cert: this.tls.certFile, names: this.tls.names, valid_to: this.tls.validTo }, "serving HTTPS");
+      if (keyFileIsShared(this.tls.keyFile))
+        this.log.warn({ key: this.tls.keyFile }, "the TLS private key is readable by other users; chmod 600 it");
+    }
     this.log.info(
       {
         url: this.#url,
@@ -342,6 +369,24 @@ export class Hive {
 /** Starts a hive in this process (tests, embedding); see {@link Hive.start}. */
 export function startHive(options: HiveOptions = {}): Promise<Hive> {
   return Hive.start(options);
+}
+
+/**
+ * The environment of the workers: this process's, plus the hive's certificate (they serve HTTPS
+ * with it, so that queen→worker traffic is encrypted too) and the extra CA the hive was given (they
+ * heartbeat to the hive over HTTPS).
+ */
+function workerEnv(o: ResolvedHiveOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...tlsEnv(o.tls) };
+  if (o.tls === undefined) {
+    delete env[TLS_CERT_ENV];
+    delete env[TLS_KEY_ENV];
+  }
+  const ca = o.env[TLS_CA_ENV] ?? process.env[TLS_CA_ENV];
+  if (ca) env[TLS_CA_ENV] = ca;
+  // a declared (simulated) inventory goes to the workers too: they run on the CPU for a simulated GPU
+  if (o.env.RBEE_DEVICES !== undefined) env.RBEE_DEVICES = o.env.RBEE_DEVICES;
+  return env;
 }
 
 function isUnspecified(host: string): boolean {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync } from "node:fs";
+import { readBody, sendRequest, TlsTrustError } from "@rbee/server-kit";
 import { WorkerStartError } from "./errors.js";
 import { describeExit, type ExitInfo } from "./exit-reason.js";
 import { formatLogLine, isHealthPollLine, openWorkerLog, readLastLines } from "./worker-log-file.js";
@@ -172,11 +173,13 @@ export class WorkerProcess {
 
   async #healthy(signal?: AbortSignal): Promise<boolean> {
     try {
-      const res = await fetch(`${this.options.localUrl}/health`, { signal: withTimeout(signal, 1000) });
-      await res.arrayBuffer();
-      return res.status === 200;
-    } catch {
+      const res = await sendRequest(`${this.options.localUrl}/health`, { signal: withTimeout(signal, 1000) });
+      await readBody(res);
+      return res.statusCode === 200;
+    } catch (err) {
       signal?.throwIfAborted();
+      // the worker serves the hive's certificate: waiting longer will not make it trusted
+      if (err instanceof TlsTrustError) throw await this.#startError(err.message);
       return false;
     }
   }
@@ -186,11 +189,8 @@ export class WorkerProcess {
     const { localUrl, workerId, token } = this.options;
     let id: unknown;
     try {
-      const res = await fetch(`${localUrl}/info`, {
-        headers: { authorization: `Bearer ${token}` },
-        signal: withTimeout(signal, 2000),
-      });
-      id = ((await res.json()) as { id?: unknown }).id;
+      const res = await sendRequest(`${localUrl}/info`, { token, signal: withTimeout(signal, 2000) });
+      id = (JSON.parse(await readBody(res)) as { id?: unknown }).id;
     } catch {
       signal?.throwIfAborted();
       return; // the worker answered /health; an /info hiccup is not worth failing the start for

@@ -45,6 +45,8 @@ export interface WorkerSupervisorOptions {
   /** The address workers listen on, and the one the hive reaches them at on this machine. */
   workerHost: string;
   localHost: string;
+  /** "https" when the workers serve TLS (they get the hive's certificate), else "http". */
+  scheme: "http" | "https";
   /** The hive's URL as its workers reach it (their heartbeat URL). */
   heartbeatUrl: () => string;
   /** A worker's URL as the queen reaches it. */
@@ -263,7 +265,7 @@ export class WorkerSupervisor {
       }),
       env: this.#workerEnv,
       logFile: workerLogPath(o.logsDir, w.id),
-      localUrl: `http://${o.localHost.includes(":") ? `[${o.localHost}]` : o.localHost}:${w.port}`,
+      localUrl: `${o.scheme}://${o.localHost.includes(":") ? `[${o.localHost}]` : o.localHost}:${w.port}`,
       token: o.token,
     });
     w.process = p;
@@ -423,7 +425,7 @@ export class WorkerSupervisor {
       port,
     );
     const now = Date.now();
-    w.adopted = { pid: hb.pid ?? null, url: hb.url ?? `http://${this.#o.localHost}:${port}` };
+    w.adopted = { pid: hb.pid ?? null, url: hb.url ?? `${this.#o.scheme}://${this.#o.localHost}:${port}` };
     w.state = "running";
     w.readyAt = now;
     w.heartbeat = hb;

@@ -1,5 +1,5 @@
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, PlacementPolicy } from "@rbee/contract";
-import { cacheDir, configDir, envInt, envString, type Logger } from "@rbee/server-kit";
+import { cacheDir, configDir, envInt, envString, type Logger, type TlsFiles, tlsFilesFrom } from "@rbee/server-kit";
 
 export interface QueenOptions {
   /** Default 7833 (RBEE_QUEEN_PORT); 0 picks a free port. */
@@ -18,6 +18,10 @@ export interface QueenOptions {
   sweepIntervalMs?: number;
   /** Where new workers go when a spawn names no policy: spread (default) or pack (RBEE_PLACEMENT). */
   placement?: PlacementPolicy;
+  /** Serve HTTPS with this certificate (PEM); needs tlsKey. Default env RBEE_TLS_CERT. */
+  tlsCert?: string;
+  /** The certificate's private key (PEM, unencrypted). Default env RBEE_TLS_KEY. */
+  tlsKey?: string;
   log?: Logger;
 }
 
@@ -31,6 +35,8 @@ export interface QueenConfig {
   maxWaitingPerModel: number;
   sweepIntervalMs: number;
   placement: PlacementPolicy;
+  /** HTTPS when set. */
+  tls: TlsFiles | undefined;
 }
 
 /** Flags win over the environment, the environment over the defaults written here. */
@@ -46,6 +52,7 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     maxWaitingPerModel: o.maxWaitingPerModel ?? envInt("RBEE_MAX_WAITING", 128, 0),
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,
     placement: o.placement ?? placementFromEnv(env),
+    tls: tlsFilesFrom(o, env),
   };
 }
 

@@ -13,9 +13,12 @@ import {
   createLogger,
   type HttpContext,
   HttpServer,
+  keyFileIsShared,
   type Logger,
   loadOrCreateClusterToken,
+  loadServerTls,
   Router,
+  type ServerTls,
 } from "@rbee/server-kit";
 import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./config.js";
 import { apiKeyAuth } from "./http/api-key-auth.js";
@@ -63,6 +66,7 @@ export class Queen {
   #url = "";
   #timers: NodeJS.Timeout[] = [];
   #eventStreams = new Set<() => void>();
+  #tls: ServerTls | undefined;
 
   constructor(options: QueenOptions = {}) {
     this.config = resolveQueenConfig(options);
@@ -73,6 +77,7 @@ export class Queen {
         `refusing to listen on ${this.config.host} without API keys: anyone on the network could use it; create a key with \`rbee key create\` (or set RBEE_API_KEYS), or bind 127.0.0.1`,
       );
     }
+    const tls = this.config.tls ? loadServerTls(this.config.tls) : undefined;
     this.clusterToken = loadOrCreateClusterToken(this.config.configDir);
     this.registry = new ClusterRegistry({
       defaultKeepAliveMs: this.config.defaultKeepAliveMs,
@@ -100,7 +105,9 @@ export class Queen {
       log: this.log,
       metrics: this.metrics,
       quietRoutes: ["/health", "/metrics", "/v1/hive-heartbeat", "/v1/worker-heartbeat"],
+      tls,
     });
+    this.#tls = tls;
   }
 
   get url(): string {
@@ -124,6 +131,16 @@ export class Queen {
       if (e.type === "hive_joined" || e.type === "hive_state" || e.type === "worker_removed")
         this.log.info({ event: e }, e.type);
     });
+    if (this.#tls) {
+      this.log.info({ cert: this.#tls.certFile, names: this.#tls.names, valid_to: this.#tls.validTo }, "serving HTTPS");
+      if (keyFileIsShared(this.#tls.keyFile))
+        this.log.warn({ key: this.#tls.keyFile }, "the TLS private key is readable by other users; chmod 600 it");
+    } else if (!isLoopback(this.config.host)) {
+      this.log.warn(
+        { host: this.config.host },
+        "serving plain HTTP beyond this machine: API keys and prompts cross the network unencrypted; see docs/security.md to enable TLS",
+      );
+    }
     this.log.info({ url: this.#url, version: QUEEN_VERSION, api_keys: this.keys.enabled }, "queen ready");
     return this;
   }

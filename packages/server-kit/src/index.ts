@@ -15,6 +15,22 @@ export { DEFAULT_BODY_LIMIT, HttpContext, PayloadTooLargeError } from "./http/co
 export { type Handler, type Middleware, Router } from "./http/router.js";
 export { HttpServer, type HttpServerOptions, MethodNotAllowedError, writeError } from "./http/server.js";
 export { formatSseFrame, SseWriter } from "./http/sse.js";
+export {
+  describeTlsFailure,
+  extraCa,
+  httpsAgentFor,
+  keyFileIsShared,
+  loadServerTls,
+  type ServerTls,
+  TLS_CA_ENV,
+  TLS_CERT_ENV,
+  TLS_KEY_ENV,
+  TlsConfigError,
+  type TlsFiles,
+  TlsTrustError,
+  tlsEnv,
+  tlsFilesFrom,
+} from "./http/tls.js";
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
 export { cacheDir, cachePaths, configDir } from "./paths.js";

@@ -10,4 +10,5 @@ export { getJson, type JsonReply, type ParsedSse, postJson, postSse, runJob, wai
 export * from "./hub-server/index.js";
 export { quietLog } from "./log.js";
 export * from "./paths.js";
+export { makeTestCertificates, type TestCertificates } from "./tls.js";
 export { type StartedWorker, startLlmWorker } from "./worker.js";

@@ -1,5 +1,5 @@
 import { HeartbeatCommand, HeartbeatReply, safeParse, type WorkerHeartbeat } from "@rbee/contract";
-import type { Logger } from "@rbee/server-kit";
+import { type Logger, readBody, sendRequest } from "@rbee/server-kit";
 
 export interface HeartbeatTaskOptions {
   /** Base URL of the receiver (a hive or the queen); the task posts to `<url>/v1/worker-heartbeat`. */
@@ -120,16 +120,17 @@ export class HeartbeatTask {
   }
 
   async #post(timeoutMs: number): Promise<unknown> {
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (this.#o.token) headers.authorization = `Bearer ${this.#o.token}`;
-    const res = await fetch(this.#endpoint, {
+    // server-kit's client: https with the extra CA (RBEE_TLS_CA) when the hive serves TLS
+    const res = await sendRequest(this.#endpoint, {
       method: "POST",
-      headers,
-      body: JSON.stringify(this.#o.payload()),
-      signal: AbortSignal.timeout(timeoutMs),
+      body: this.#o.payload(),
+      token: this.#o.token,
+      timeoutMs,
+      what: "the heartbeat target",
     });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
+    const text = await readBody(res);
+    const status = res.statusCode ?? 500;
+    if (status >= 400) throw new Error(`HTTP ${status}: ${text.slice(0, 200)}`);
     try {
       return JSON.parse(text);
     } catch {

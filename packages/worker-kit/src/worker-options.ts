@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS } from "@rbee/contract";
-import { createLogger, envInt, envString } from "@rbee/server-kit";
+import { createLogger, envInt, envString, loadServerTls, tlsFilesFrom } from "@rbee/server-kit";
 import { detectCpu } from "./devices/index.js";
 import type { WorkerRuntimeOptions } from "./worker-runtime.js";
 
 /**
  * Fills in what a worker was not told, from the environment a hive sets when it spawns one
- * (RBEE_WORKER_PORT, RBEE_WORKER_HOST, RBEE_HEARTBEAT_URL, RBEE_CLUSTER_TOKEN, RBEE_WORKER_ID)
+ * (RBEE_WORKER_PORT, RBEE_WORKER_HOST, RBEE_HEARTBEAT_URL, RBEE_CLUSTER_TOKEN, RBEE_WORKER_ID, and
+ * RBEE_TLS_CERT/RBEE_TLS_KEY, the hive's own certificate, to serve HTTPS)
  * and the kit's defaults: the CPU device, a queue of 64, heartbeats every 5 s, orphan timeout 60 s,
  * 30 s to drain on shutdown.
  */
@@ -28,7 +29,13 @@ export function resolveWorkerOptions(
     heartbeatIntervalMs: given.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
     orphanTimeoutMs: given.orphanTimeoutMs ?? 60_000,
     clusterToken: given.clusterToken ?? envString("RBEE_CLUSTER_TOKEN"),
+    tls: "tls" in given ? given.tls : loadTls(),
     shutdownGraceMs: given.shutdownGraceMs ?? 30_000,
     log: given.log ?? createLogger({ service: "worker", bindings: { worker_id: workerId } }),
   };
+}
+
+function loadTls(): WorkerRuntimeOptions["tls"] {
+  const files = tlsFilesFrom();
+  return files ? loadServerTls(files) : undefined;
 }

@@ -13,7 +13,7 @@ import {
   type WorkerInfo,
   WorkerStatus,
 } from "@rbee/contract";
-import { bearerAuth, type HttpContext, HttpServer, type Logger, Router } from "@rbee/server-kit";
+import { bearerAuth, type HttpContext, HttpServer, type Logger, Router, type ServerTls } from "@rbee/server-kit";
 import { Admission } from "./admission.js";
 import type { LoadedModel, WorkerEngine } from "./engine.js";
 import { HeartbeatTask } from "./heartbeat.js";
@@ -40,6 +40,8 @@ export interface WorkerRuntimeOptions {
   orphanTimeoutMs: number;
   /** Required on every route but /health when set; sent with heartbeats. */
   clusterToken?: string;
+  /** Serve HTTPS with this certificate (a hive gives its workers its own). */
+  tls?: ServerTls;
   /** How long in-flight requests may run on after a stop before they are cancelled. */
   shutdownGraceMs: number;
   log: Logger;
@@ -102,6 +104,7 @@ export class WorkerRuntime {
       log: this.#log,
       metrics: this.metrics,
       quietRoutes: ["/health", "/metrics"],
+      tls: options.tls,
     });
     for (const s of WorkerStatus.options) this.metrics.status.set({ status: s }, s === "Starting" ? 1 : 0);
     this.status.onChange((to, from) => {
@@ -120,7 +123,7 @@ export class WorkerRuntime {
 
   get url(): string {
     const host = this.#o.host.includes(":") ? `[${this.#o.host}]` : this.#o.host;
-    return `http://${host}:${this.#port}`;
+    return `${this.#o.tls ? "https" : "http"}://${host}:${this.#port}`;
   }
 
   get modelId(): string {

@@ -34,6 +34,8 @@ interface StartFlags {
   remoteQueenUrl?: string;
   wait?: boolean;
   quiet?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 interface InstallFlags {
@@ -247,6 +249,11 @@ export function hiveCommand(): Command {
     )
     .option("--no-wait", "with an alias: do not wait for the queen to hear from the hive")
     .option("-q, --quiet", "no progress lines on stderr")
+    .option(
+      "--tls-cert <pem>",
+      "serve HTTPS with this certificate, and so do its workers (default: RBEE_TLS_CERT); see docs/security.md",
+    )
+    .option("--tls-key <pem>", "the certificate's private key, unencrypted (default: RBEE_TLS_KEY)")
     .addHelpText(
       "after",
       "\nThe queen it joins is the global --queen-url (else RBEE_QUEEN_URL, config.json, http://127.0.0.1:7833).",
@@ -286,6 +293,8 @@ export function hiveCommand(): Command {
           advertiseUrl: flags.advertiseUrl,
           configDir: config.configDir,
           cacheDir: config.cacheDir,
+          tlsCert: flags.tlsCert,
+          tlsKey: flags.tlsKey,
         });
         return;
       }

@@ -12,6 +12,8 @@ interface StartFlags {
   port?: number;
   host?: string;
   foreground?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** `rbee queen start|stop|status`: the brain of the cluster, on this machine. */
@@ -33,6 +35,8 @@ export function queenCommand(): Command {
       "address to listen on; other than loopback needs API keys (default: RBEE_QUEEN_HOST, else 127.0.0.1)",
     )
     .option("--foreground", "run in this process, logging to stdout, until Ctrl+C or SIGTERM")
+    .option("--tls-cert <pem>", "serve HTTPS with this certificate (default: RBEE_TLS_CERT); see docs/security.md")
+    .option("--tls-key <pem>", "the certificate's private key, unencrypted (default: RBEE_TLS_KEY)")
     .action(async (flags: StartFlags, cmd: Command) => {
       const config = configOf(cmd);
       const listen = queenListen(config, flags);
@@ -45,6 +49,8 @@ export function queenCommand(): Command {
           host: target.host,
           configDir: config.configDir,
           cacheDir: config.cacheDir,
+          tlsCert: flags.tlsCert,
+          tlsKey: flags.tlsKey,
         });
         return;
       }

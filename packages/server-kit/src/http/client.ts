@@ -1,10 +1,10 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { request as httpsRequest } from "node:https";
 import { ErrorBody, parseJson, parseSse, RbeeError, type SseMessage, safeParse } from "@rbee/contract";
 import type { z } from "zod";
+import { describeTlsFailure, extraCa, httpsAgentFor } from "./tls.js";
 
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
-const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
 
 /** A peer that could not be reached at all (refused, reset, timed out, no route). */
 export class UnreachableError extends RbeeError {
@@ -47,6 +47,11 @@ export interface ClientRequestOptions {
   timeoutMs?: number;
   /** Names the peer in error messages: "the queen", "hive gpu-box". */
   what?: string;
+  /**
+   * For https:// URLs: a CA certificate (PEM) trusted besides the default ones. Default: the file
+   * RBEE_TLS_CA names, if set.
+   */
+  ca?: string;
 }
 
 function describeNetworkError(err: NodeJS.ErrnoException): string {
@@ -79,6 +84,7 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
     headers["content-length"] = String(Buffer.byteLength(payload));
   }
   if (o.token) headers.authorization = `Bearer ${o.token}`;
+  const agent = isHttps ? httpsAgentFor(o.ca ?? extraCa()) : httpAgent;
   return new Promise((resolve, reject) => {
     if (o.signal?.aborted) {
       reject(o.signal.reason);
@@ -87,7 +93,7 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
     const req = (isHttps ? httpsRequest : httpRequest)(target, {
       method: o.method ?? (payload === undefined ? "GET" : "POST"),
       headers,
-      agent: isHttps ? httpsAgent : httpAgent,
+      agent,
       signal: o.signal,
     });
     let timer: NodeJS.Timeout | undefined;
@@ -103,7 +109,11 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
     req.once("error", (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (o.signal?.aborted) reject(o.signal.reason);
-      else reject(new UnreachableError(url, describeNetworkError(err), o.what));
+      else
+        reject(
+          describeTlsFailure(err, url, o.what ?? "the server") ??
+            new UnreachableError(url, describeNetworkError(err), o.what),
+        );
     });
     req.end(payload);
   });

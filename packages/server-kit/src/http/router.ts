@@ -38,6 +38,11 @@ export class Router {
     return this.add("DELETE", pattern, handler, before);
   }
 
+  /** Every route, in the order added (so that a security test can walk them all). */
+  routes(): ReadonlyArray<{ method: string; pattern: string }> {
+    return this.#routes.map((r) => ({ method: r.method, pattern: r.pattern }));
+  }
+
   /** Finds the route; `allowed` lists the methods the path has when the method does not match. */
   match(method: string, path: string): RouteMatch | { route: undefined; allowed: string[] } {
     const segments = split(path);

@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { NotFoundError, RbeeError, toRbeeError } from "@rbee/contract";
 import type { Logger } from "pino";
 import type { DaemonMetrics } from "../metrics.js";
 import { HttpContext } from "./context.js";
 import type { Middleware, Router } from "./router.js";
+import type { ServerTls } from "./tls.js";
 
 export interface HttpServerOptions {
   router: Router;
@@ -15,6 +18,8 @@ export interface HttpServerOptions {
   before?: Middleware[];
   /** Routes logged at debug instead of info (health checks, scrapes). */
   quietRoutes?: readonly string[];
+  /** Serve HTTPS with this certificate and key; plain HTTP when absent. */
+  tls?: ServerTls;
 }
 
 export class MethodNotAllowedError extends RbeeError {
@@ -46,21 +51,28 @@ export function writeError(ctx: HttpContext, err: RbeeError): void {
   ctx.send(err.statusCode, err.toBody(), headers);
 }
 
+/** A response in plain HTTP for a client that sent plain HTTP to an HTTPS port, before the socket closes. */
+function plainHttpRefusal(message: string): string {
+  const body = JSON.stringify(new RbeeError(message, { statusCode: 400, code: "https_required" }).toBody());
+  return `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
 /**
- * A node:http server around a Router: request ids, one log line per request, metrics,
- * and one place (here) where thrown errors become HTTP responses.
+ * A node:http (or, given `tls`, node:https) server around a Router: request ids, one log line per
+ * request, metrics, and one place (here) where thrown errors become HTTP responses.
  */
 export class HttpServer {
-  readonly server: Server;
+  readonly server: Server | HttpsServer;
   #options: HttpServerOptions;
   #quiet: Set<string>;
 
   constructor(options: HttpServerOptions) {
     this.#options = options;
     this.#quiet = new Set(options.quietRoutes ?? []);
-    this.server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       void this.#handle(req, res);
-    });
+    };
+    this.server = options.tls ? this.#httpsServer(options.tls, handler) : createServer(handler);
     this.server.keepAliveTimeout = 65_000;
     this.server.headersTimeout = 66_000;
     this.server.requestTimeout = 0;
@@ -78,6 +90,36 @@ export class HttpServer {
     });
   }
 
+  get secure(): boolean {
+    return this.#options.tls !== undefined;
+  }
+
+  /**
+   * An https server. A client that speaks plain HTTP to it gets a 400 that says to use https://
+   * (written on the raw socket, as OpenSSL recognised the request), not a bare reset; a failed
+   * handshake (a client that does not trust the certificate) is logged.
+   */
+  #httpsServer(tls: ServerTls, handler: (req: IncomingMessage, res: ServerResponse) => void): HttpsServer {
+    const server = createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
+    server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      // the raw TCP socket under the TLS one; Node keeps it as `_parent` (undocumented, so checked)
+      const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
+      if (err.code === "ERR_SSL_HTTP_REQUEST" && raw && !raw.destroyed) {
+        const port = (server.address() as AddressInfo | null)?.port;
+        raw.end(
+          plainHttpRefusal(`this port speaks HTTPS only: use https:// (e.g. https://<host>:${port ?? "<port>"})`),
+        );
+        return;
+      }
+      if (err.code === "ECONNRESET") return; // a port probe, or a client that went away
+      this.#options.log.info(
+        { remote: socket.remoteAddress, code: err.code, err: err.message },
+        "TLS handshake failed (does the client trust this certificate?)",
+      );
+    });
+    return server;
+  }
+
   /** Listens on `host:port` (port 0 picks a free one) and resolves the bound address. */
   listen(port: number, host: string): Promise<{ port: number; host: string; url: string }> {
     return new Promise((resolve, reject) => {
@@ -87,7 +129,8 @@ export class HttpServer {
         this.server.off("error", onError);
         const addr = this.server.address() as AddressInfo;
         const urlHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-        resolve({ port: addr.port, host: addr.address, url: `http://${urlHost}:${addr.port}` });
+        const scheme = this.secure ? "https" : "http";
+        resolve({ port: addr.port, host: addr.address, url: `${scheme}://${urlHost}:${addr.port}` });
       });
     });
   }
