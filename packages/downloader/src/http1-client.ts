@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { isIP, connect as netConnect, type Socket } from "node:net";
-import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
+import { type ConnectionOptions, rootCertificates, connect as tlsConnect } from "node:tls";
 
 /**
  * A small HTTP/1.1 client for large bodies. node:http hands a body over in fresh 64 KiB buffers
@@ -60,6 +61,27 @@ type Framing =
 
 const idle = new Map<string, Connection[]>();
 
+let extraCa: { file: string; cas: string[] } | undefined;
+
+/**
+ * The default CAs plus the one RBEE_TLS_CA names (a private CA of the cluster's hives, which share
+ * models over https), or undefined (Node's defaults) when it is unset. Read once per file name.
+ */
+function trustedCas(): string[] | undefined {
+  const file = process.env.RBEE_TLS_CA;
+  if (!file) return undefined;
+  if (extraCa?.file !== file) {
+    let pem: string;
+    try {
+      pem = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new Error(`cannot read the CA certificate RBEE_TLS_CA=${file}: ${(err as Error).message}`);
+    }
+    extraCa = { file, cas: [...rootCertificates, pem] };
+  }
+  return extraCa.cas;
+}
+
 /** One TCP (or TLS) connection; it serves one exchange at a time and may be reused. */
 class Connection {
   readonly socket: Socket;
@@ -78,7 +100,14 @@ class Connection {
     const port = Number(url.port) || (https ? 443 : 80);
     const onread = { buffer: () => this.#nextBuffer(), callback: (n: number, buf: Buffer) => this.#onRead(n, buf) };
     // tls.connect takes `onread` as net.connect does (Node ≥ 12); @types/node only lists it for net
-    const tlsOptions = { host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"], onread };
+    const tlsOptions = {
+      host,
+      port,
+      servername: isIP(host) ? undefined : host,
+      ALPNProtocols: ["http/1.1"],
+      onread,
+      ca: trustedCas(),
+    };
     this.socket = https ? tlsConnect(tlsOptions as ConnectionOptions) : netConnect({ host, port, onread });
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 30_000);
