@@ -95,6 +95,8 @@ interface PendingSpawn {
 
 /** How long a hive has to answer /health when one of its workers refused a connection. */
 const PROBE_TIMEOUT_MS = 1000;
+/** How long what a hive said it holds is trusted before its heartbeats show it. */
+const PROVISIONED_MEMORY_MS = 30_000;
 /** A model whose minimum could not be restored is tried again after this, doubling up to a minute. */
 const REPLICA_RETRY_MS = 2000;
 
@@ -135,6 +137,7 @@ export class Scheduler {
   #changeQueued = false;
   #replicaRetry = new Map<string, { failures: number; at: number }>();
   readonly #startedAt = Date.now();
+  #provisioned = new Map<string, Map<string, { model: HiveModel; at: number }>>();
 
   constructor(
     private readonly registry: ClusterRegistry,
@@ -183,8 +186,8 @@ export class Scheduler {
     o: ResolveOptions = {},
   ): Promise<{ model: string; hiveModels: Array<{ hive: HiveEntry; model: HiveModel }> }> {
     const onHive = (h: { hive: HiveEntry }) => o.hive === undefined || h.hive.id === o.hive;
-    const found = this.registry.findModel(ref).find(onHive);
-    if (found) return { model: found.model.id, hiveModels: this.registry.findModel(found.model.id) };
+    const found = this.#holders(ref).find(onHive);
+    if (found) return { model: found.model.id, hiveModels: this.#holders(found.model.id) };
     const running = [...this.registry.workers.values()].find((w) => w.report.model.toLowerCase() === ref.toLowerCase());
     if (running && o.hive === undefined) return { model: running.report.model, hiveModels: [] };
     if (isAbsolute(ref))
@@ -238,7 +241,7 @@ export class Scheduler {
     const narrate = o.narrate ?? silent;
     const reader = live.find((h) => h.id === o.hive) ?? (live[0] as HiveEntry);
     const inspection = await this.hives.inspectModel(reader, ref, undefined, undefined, o.signal);
-    const already = this.registry.findModel(inspection.model_id);
+    const already = this.#holders(inspection.model_id);
     if (already.some((h) => o.hive === undefined || h.hive.id === o.hive)) {
       return { model: inspection.model_id, hiveModels: already };
     }
@@ -263,12 +266,41 @@ export class Scheduler {
       peers,
     );
     this.#remember(hive, model);
-    return { model: model.id, hiveModels: this.registry.findModel(model.id) };
+    return { model: model.id, hiveModels: this.#holders(model.id) };
   }
 
-  /** Adds a model a hive just reported to the registry's copy of its catalog, before its next heartbeat. */
+  /**
+   * Remembers a model a hive just said it holds: the registry learns it from the hive's next
+   * heartbeat, and one already on its way may still show it Downloading (or not at all).
+   */
   #remember(hive: HiveEntry, model: HiveModel): void {
-    hive.models = [...hive.models.filter((m) => m.id !== model.id), model];
+    const key = norm(model.id);
+    const byHive = this.#provisioned.get(key) ?? new Map<string, { model: HiveModel; at: number }>();
+    byHive.set(hive.id, { model, at: Date.now() });
+    this.#provisioned.set(key, byHive);
+    // and shown in the cluster's view (GET /v1/models) at once
+    const current = this.registry.hives.get(hive.id);
+    if (current) current.models = [...current.models.filter((m) => m.id !== model.id), model];
+  }
+
+  /** Live hives holding a model (by id, any case, or file path): as heartbeats reported, and as hives just said. */
+  #holders(ref: string): Array<{ hive: HiveEntry; model: HiveModel }> {
+    const found = this.registry.findModel(ref);
+    const just = this.#provisioned.get(norm(ref));
+    if (just === undefined) return found;
+    const now = Date.now();
+    for (const [hiveId, { model, at }] of just) {
+      const hive = this.registry.hives.get(hiveId);
+      const reported = hive?.models.find((m) => norm(m.id) === norm(model.id));
+      // once the hive's own heartbeats carry it (or after a while), the registry's word is enough
+      if (!hive || reported?.status === "Available" || now - at > PROVISIONED_MEMORY_MS) {
+        just.delete(hiveId);
+        continue;
+      }
+      if (hive.state === "live" && !found.some((f) => f.hive.id === hiveId)) found.push({ hive, model });
+    }
+    if (just.size === 0) this.#provisioned.delete(norm(ref));
+    return found;
   }
 
   /**
@@ -334,7 +366,7 @@ export class Scheduler {
       if (retry && now < retry.at) continue;
       const missing = spec.replicas - this.#countReplicas(model);
       if (missing <= 0) continue;
-      if (this.registry.findModel(model).length === 0) {
+      if (this.#holders(model).length === 0) {
         this.#failedReplica(model, new Error("no live hive has it in its catalog"), now);
         continue;
       }
@@ -464,7 +496,7 @@ export class Scheduler {
     try {
       for (;;) {
         let pending = this.#pending.get(key);
-        if (!pending && hiveModels.length === 0 && this.registry.findModel(model).length === 0) {
+        if (!pending && hiveModels.length === 0 && this.#holders(model).length === 0) {
           throw new WorkerUnavailableError(
             `no worker for ${model} can take requests now, and no hive has it in its catalog to start another; see \`rbee status\``,
           );
@@ -547,7 +579,7 @@ export class Scheduler {
 
   /** The live hives a worker for `model` can go to, with what it needs there and whether they hold it. */
   #candidates(model: string, o: SpawnOptions): PlacementCandidate[] {
-    const holders = this.registry.findModel(model);
+    const holders = this.#holders(model);
     const info = holders[0]?.model;
     if (info === undefined) return [];
     const needBytes = estimateModelMemory(info, { contextSize: o.ctxSize, parallel: o.parallel });
@@ -766,7 +798,7 @@ export class Scheduler {
     const model = w.report.model;
     if (this.options.replicas.get(model) !== undefined || this.#countReplicas(model) > 0) return;
     const log = this.options.log;
-    if (this.registry.findModel(model).length === 0) {
+    if (this.#holders(model).length === 0) {
       log.warn({ model, hive_id: hiveId }, "cannot place the lost hive's model again: no live hive has it");
       return;
     }
