@@ -3,9 +3,10 @@ import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchColdStart } from "./cold-start-bench.js";
 import { benchDownload } from "./download-bench.js";
+import { benchHeartbeat } from "./heartbeat-bench.js";
 import { benchLlmWorker } from "./llm-worker-bench.js";
 import { benchQueen } from "./queen-bench.js";
-import { saveResults, verdict } from "./results.js";
+import { saveResults, verdict, verdictAtMost } from "./results.js";
 
 /**
  * `npm run bench [-- suite...]`: runs the benchmark suites (all by default). Every figure is printed
@@ -89,6 +90,28 @@ SUITES.download = async () => {
     );
   }
   const file = saveResults("download", { result });
+  console.log(`results: ${file}`);
+};
+
+SUITES.heartbeat = async () => {
+  const intervalMs = 5000;
+  console.log(
+    `\n== heartbeat ingestion: the queen's CPU for simulated workers (8 per hive) heartbeating every ${intervalMs / 1000} s, vs an idle queen`,
+  );
+  const results = await benchHeartbeat({
+    workers: [0, 1000, 5000],
+    workersPerHive: 8,
+    intervalMs,
+    windowMs: 20_000,
+    cpuProfileDir: process.env.RBEE_BENCH_CPU_PROF,
+  });
+  const at1000 = results.find((r) => r.workers === 1000);
+  if (at1000) {
+    console.log(
+      verdictAtMost("queen CPU added by 1,000 workers, % of one core", at1000.added_core_fraction * 100, 5, " %"),
+    );
+  }
+  const file = saveResults("heartbeat", { results });
   console.log(`results: ${file}`);
 };
 
