@@ -44,12 +44,12 @@ export async function benchHeartbeat(o: HeartbeatBenchOptions): Promise<Heartbea
   let idle = 0;
   for (const workers of o.workers) {
     const hives = Math.ceil(workers / o.workersPerHive);
-    const profile =
-      workers > 0 && o.cpuProfileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${o.cpuProfileDir}` } : {};
-    const queen = await startQueenProcess("bench-heartbeat", {
-      RBEE_HEARTBEAT_INTERVAL_MS: String(o.intervalMs),
-      ...profile,
-    });
+    const profile = workers > 0 && o.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfileDir}`] : [];
+    const queen = await startQueenProcess(
+      "bench-heartbeat",
+      { RBEE_HEARTBEAT_INTERVAL_MS: String(o.intervalMs) },
+      profile,
+    );
     let load: ChildHandle | undefined;
     try {
       if (hives > 0) {

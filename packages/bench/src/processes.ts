@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ChildHandle, startRbee, tempRbeeDirs } from "@rbee/testing";
+import { ChildHandle, RBEE_BIN, tempRbeeDirs } from "@rbee/testing";
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
 const CLK_TCK = (() => {
@@ -39,13 +39,19 @@ export interface QueenProcess {
 /**
  * The real `rbee queen start --foreground` as a child process on a free port, in fresh temp dirs,
  * with the cluster token it created. `env` is added to the queen's environment (e.g.
- * RBEE_HEARTBEAT_INTERVAL_MS, or NODE_OPTIONS=--cpu-prof to profile it).
+ * RBEE_HEARTBEAT_INTERVAL_MS); `nodeArgs` go to node itself (e.g. --cpu-prof to profile the queen).
  */
-export async function startQueenProcess(label: string, env: NodeJS.ProcessEnv = {}): Promise<QueenProcess> {
+export async function startQueenProcess(
+  label: string,
+  env: NodeJS.ProcessEnv = {},
+  nodeArgs: string[] = [],
+): Promise<QueenProcess> {
   const dirs = tempRbeeDirs(label);
-  const child = startRbee(["queen", "start", "--foreground", "--port", "0"], {
-    env: { ...dirs.env, RBEE_LOG_LEVEL: "info", ...env },
-  });
+  const child = new ChildHandle(
+    process.execPath,
+    [...nodeArgs, RBEE_BIN, "queen", "start", "--foreground", "--port", "0"],
+    { env: { ...dirs.env, RBEE_LOG_LEVEL: "info", ...env } },
+  );
   const ready = await child.waitForLine(/^\{.*"msg":"queen ready".*\}$/m, 60_000);
   const url = (JSON.parse(ready[0]) as { url: string }).url;
   const token = readFileSync(join(dirs.configDir, "cluster-token"), "utf8").trim();
