@@ -25,6 +25,10 @@ export interface FailoverRun {
   /** From SIGKILL to the end of the last failed request (0 when none failed). */
   last_failure_ms: number;
   errors: string[];
+  /** Baseline: a request's latency before the kill (p50). */
+  request_p50_ms: number;
+  /** Baseline: spawning the first worker on a healthy hive (the spawn job, placement and load). */
+  spawn_ms: number;
 }
 
 export interface FailoverCase {
@@ -32,6 +36,10 @@ export interface FailoverCase {
   runs: FailoverRun[];
   first_success_p50_ms: number;
   failed_p50: number;
+  /** What the case is compared with: a request before the kill, or a spawn on a healthy hive. */
+  baseline: string;
+  baseline_p50_ms: number;
+  ratio: number;
 }
 
 /**
@@ -160,7 +168,9 @@ async function stopCluster(c: Cluster): Promise<void> {
   await c.queen.child.stop();
 }
 
-async function spawnWorker(c: Cluster, hive: string): Promise<void> {
+/** Spawns a worker by the job API and returns how long the job took. */
+async function spawnWorker(c: Cluster, hive: string): Promise<number> {
+  const t0 = performance.now();
   const created = await postJson<{ job_id: string }>(
     `${c.queen.url}/v1/jobs`,
     { operation: { type: "spawn_worker", model: c.model, hive, parallel: 2, threads: 1, ctx_size: 256 } },
@@ -176,6 +186,7 @@ async function spawnWorker(c: Cluster, hive: string): Promise<void> {
     `the worker on ${hive}`,
   );
   if (status !== "done") throw new Error(`spawning a worker on ${hive} ended ${status}`);
+  return performance.now() - t0;
 }
 
 /**
@@ -183,7 +194,7 @@ async function spawnWorker(c: Cluster, hive: string): Promise<void> {
  * its workers) gets SIGKILL, and the clients go on until a request sent after the kill succeeds
  * (and a second after it, so that the first was no fluke).
  */
-async function oneRun(c: Cluster, o: FailoverBenchOptions): Promise<FailoverRun> {
+async function oneRun(c: Cluster, o: FailoverBenchOptions): Promise<Omit<FailoverRun, "spawn_ms">> {
   const agent = keepAliveAgent(o.clients);
   const body = { model: c.model, prompt: "Once upon a time", max_tokens: 4, temperature: 0 };
   let killedAt = Number.POSITIVE_INFINITY;
@@ -193,6 +204,7 @@ async function oneRun(c: Cluster, o: FailoverBenchOptions): Promise<FailoverRun>
   let lastFailure = 0;
   const errors: string[] = [];
   const beforeKill: string[] = [];
+  const healthy: number[] = [];
   const deadline = () => performance.now() > killedAt + o.timeoutMs;
   const client = async () => {
     while (successesAfter < 2 && !deadline()) {
@@ -200,6 +212,7 @@ async function oneRun(c: Cluster, o: FailoverBenchOptions): Promise<FailoverRun>
       const reply = await post(`${c.queen.url}/v1/completions`, body, agent, {}, o.timeoutMs);
       const end = performance.now();
       if (reply.status === 200) {
+        if (end < killedAt) healthy.push(end - start);
         if (start >= killedAt) {
           successesAfter++;
           firstSuccess = Math.min(firstSuccess, end - killedAt);
@@ -223,7 +236,23 @@ async function oneRun(c: Cluster, o: FailoverBenchOptions): Promise<FailoverRun>
   if (!Number.isFinite(firstSuccess)) {
     throw new Error(`no request succeeded within ${o.timeoutMs} ms of the kill (${errors.join("; ")})`);
   }
-  return { first_success_ms: round(firstSuccess, 0), failed, last_failure_ms: round(lastFailure, 0), errors };
+  return {
+    first_success_ms: round(firstSuccess, 0),
+    failed,
+    last_failure_ms: round(lastFailure, 0),
+    errors,
+    request_p50_ms: round(median(healthy), 1),
+  };
+}
+
+/** With a replica, failover is compared with a plain request; without, with placing a worker on a healthy hive. */
+function baseline(kind: FailoverCase["case"], runs: FailoverRun[]) {
+  const first = median(runs.map((r) => r.first_success_ms));
+  const [what, ms] =
+    kind === "replica ready"
+      ? ["a request before the kill", median(runs.map((r) => r.request_p50_ms))]
+      : ["spawning a worker on a healthy hive", median(runs.map((r) => r.spawn_ms))];
+  return { baseline: what, baseline_p50_ms: round(ms, 1), ratio: round(first / ms, 2) };
 }
 
 /**
@@ -241,9 +270,9 @@ export async function benchFailover(o: FailoverBenchOptions): Promise<FailoverCa
         21_000 + ((i * 400 + (kind === "replica ready" ? 0 : 200)) % 20_000),
       );
       try {
-        await spawnWorker(c, "hive-a");
+        const spawnMs = await spawnWorker(c, "hive-a");
         if (kind === "replica ready") await spawnWorker(c, "hive-b");
-        runs.push(await oneRun(c, o));
+        runs.push({ ...(await oneRun(c, o)), spawn_ms: round(spawnMs, 0) });
       } finally {
         await stopCluster(c);
       }
@@ -254,12 +283,15 @@ export async function benchFailover(o: FailoverBenchOptions): Promise<FailoverCa
       runs,
       first_success_p50_ms: round(median(runs.map((r) => r.first_success_ms)), 0),
       failed_p50: median(runs.map((r) => r.failed)),
+      ...baseline(kind, runs),
     });
   }
   printTable(
     cases.map((k) => ({
       case: k.case,
       "to first success p50 ms": k.first_success_p50_ms,
+      "baseline p50 ms": `${k.baseline_p50_ms} (${k.baseline})`,
+      "× baseline": k.ratio,
       "each run ms": k.runs.map((r) => r.first_success_ms).join(", "),
       "failed requests per run": k.runs.map((r) => r.failed).join(", "),
       "last failure ms": k.runs.map((r) => r.last_failure_ms).join(", "),
