@@ -42,6 +42,11 @@ export interface FailoverCase {
   ratio: number;
 }
 
+const groups = new Set<HiveGroup>();
+process.once("exit", () => {
+  for (const g of groups) g.kill("SIGKILL");
+});
+
 /**
  * A hive as its own process group (`rbee hive start --foreground`, and the workers it spawns), so
  * that SIGKILL to the group takes all of them at once, as when a machine dies.
@@ -62,7 +67,8 @@ class HiveGroup {
     );
     this.proc.stdout?.setEncoding("utf8").on("data", (d: string) => this.#keep(d));
     this.proc.stderr?.setEncoding("utf8").on("data", (d: string) => this.#keep(d));
-    process.once("exit", () => this.kill("SIGKILL"));
+    groups.add(this);
+    this.proc.once("exit", () => groups.delete(this));
   }
 
   get url(): string {
