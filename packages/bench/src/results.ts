@@ -25,3 +25,8 @@ export function saveResults(suite: string, data: Record<string, unknown>): strin
 export function verdict(name: string, value: number, target: number): string {
   return `${value >= target ? "meets" : "MISSES"} target: ${name} = ${value.toFixed(3)} (target ≥ ${target})`;
 }
+
+/** A verdict line for a figure that should stay at or below a target (costs, latencies). */
+export function verdictAtMost(name: string, value: number, target: number, unit = ""): string {
+  return `${value <= target ? "meets" : "MISSES"} target: ${name} = ${value.toFixed(3)}${unit} (target ≤ ${target}${unit})`;
+}

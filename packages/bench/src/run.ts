@@ -3,10 +3,13 @@ import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchColdStart } from "./cold-start-bench.js";
 import { benchDownload } from "./download-bench.js";
+import { benchFailover } from "./failover-bench.js";
+import { benchHeartbeat } from "./heartbeat-bench.js";
 import { benchLanShare } from "./lan-share-bench.js";
 import { benchLlmWorker } from "./llm-worker-bench.js";
 import { benchQueen } from "./queen-bench.js";
-import { saveResults, verdict } from "./results.js";
+import { saveResults, verdict, verdictAtMost } from "./results.js";
+import { benchRouting, type RoutingResult } from "./routing-bench.js";
 
 /**
  * `npm run bench [-- suite...]`: runs the benchmark suites (all by default). Every figure is printed
@@ -100,6 +103,72 @@ SUITES["lan-share"] = async () => {
   const result = await benchLanShare({ rounds: 5 });
   console.log(verdict("hive-to-hive fetch / plain HTTP copy", result.ratio_hive_vs_plain, 0.9));
   const file = saveResults("lan-share", { result });
+  console.log(`results: ${file}`);
+};
+
+SUITES.heartbeat = async () => {
+  const intervalMs = 5000;
+  console.log(
+    `\n== heartbeat ingestion: the queen's CPU for simulated workers (8 per hive) heartbeating every ${intervalMs / 1000} s, vs an idle queen`,
+  );
+  const results = await benchHeartbeat({
+    workers: [0, 1000, 5000],
+    workersPerHive: 8,
+    intervalMs,
+    windowMs: 20_000,
+    cpuProfileDir: process.env.RBEE_BENCH_CPU_PROF,
+  });
+  const at1000 = results.find((r) => r.workers === 1000);
+  if (at1000) {
+    console.log(
+      verdictAtMost("queen CPU added by 1,000 workers, % of one core", at1000.added_core_fraction * 100, 5, " %"),
+    );
+  }
+  const file = saveResults("heartbeat", { results });
+  console.log(`results: ${file}`);
+};
+
+SUITES.routing = async () => {
+  const workers = 8;
+  const concurrency = 16;
+  const results: RoutingResult[] = [];
+  console.log(
+    `\n== routing: one-token completions through the queen to ${workers} workers vs the same workers called directly, ${concurrency} clients (keep-alive)`,
+  );
+  console.log("echo workers (examples/echo-worker.mjs): the queen's own cost");
+  results.push(
+    await benchRouting({
+      kind: "echo",
+      workers,
+      concurrency,
+      rounds: 4,
+      roundMs: 5000,
+      cpuProfileDir: process.env.RBEE_BENCH_CPU_PROF,
+    }),
+  );
+  console.log("llm workers on stories260K (1 thread, max_tokens 1): a real worker's pace");
+  results.push(
+    await benchRouting({
+      kind: "llm",
+      workers,
+      concurrency,
+      rounds: 4,
+      roundMs: 5000,
+      cpuProfileDir: process.env.RBEE_BENCH_CPU_PROF,
+    }),
+  );
+  for (const r of results) console.log(`${r.kind}: requests/s through the queen / direct = ${r.ratio.toFixed(3)}`);
+  const file = saveResults("routing", { results });
+  console.log(`results: ${file}`);
+};
+
+SUITES.failover = async () => {
+  const heartbeatIntervalMs = 1000;
+  console.log(
+    `\n== failover: SIGKILL of a hive and its workers to the first successful request sent after it (heartbeat interval ${heartbeatIntervalMs} ms: stale after ${(3 * heartbeatIntervalMs) / 1000} s)`,
+  );
+  const cases = await benchFailover({ runs: 5, heartbeatIntervalMs, clients: 2, timeoutMs: 60_000 });
+  const file = saveResults("failover", { heartbeat_interval_ms: heartbeatIntervalMs, cases });
   console.log(`results: ${file}`);
 };
 

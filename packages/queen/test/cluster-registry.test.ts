@@ -83,6 +83,19 @@ describe("ClusterRegistry (heartbeat bookkeeping, with a fake clock)", () => {
     expect(reg.workers.has("w2")).toBe(false);
   });
 
+  it("a hive's heartbeat forgets only its own workers, also after a worker moved to another hive", () => {
+    const reg = new ClusterRegistry({ defaultKeepAliveMs: 300_000, heartbeatIntervalMs: INTERVAL });
+    const h2 = (workers: HiveWorkerReport[]): HiveHeartbeat => ({ ...beat(workers), hive_id: "h2" });
+    reg.ingestHiveHeartbeat(beat([report("w1"), report("w2")]), 0);
+    reg.ingestHiveHeartbeat(h2([report("w3")]), 0);
+    reg.ingestHiveHeartbeat(h2([report("w3"), report("w1")]), 5000); // w1 is h2's now
+    reg.ingestHiveHeartbeat(beat([report("w2")]), 5000);
+    expect([...reg.workers.keys()].sort()).toEqual(["w1", "w2", "w3"]);
+    expect(reg.workers.get("w1")?.hiveId).toBe("h2");
+    reg.ingestHiveHeartbeat(h2([report("w3")]), 10_000);
+    expect([...reg.workers.keys()].sort()).toEqual(["w2", "w3"]);
+  });
+
   it("keep-alive: a spawn's own value, else the hive's record of it, else the default", () => {
     const reg = new ClusterRegistry({ defaultKeepAliveMs: 300_000, heartbeatIntervalMs: INTERVAL });
     reg.ingestHiveHeartbeat(

@@ -61,6 +61,8 @@ const norm = (s: string) => s.toLowerCase();
 export class ClusterRegistry {
   readonly hives = new Map<string, HiveEntry>();
   readonly workers = new Map<string, WorkerEntry>();
+  /** Worker ids by hive: a heartbeat looks at its own hive's workers, not at the whole cluster's. */
+  #byHive = new Map<string, Set<string>>();
   #listeners = new Set<ClusterListener>();
   /** Workers stopped on the queen's request, and when. */
   #stopped = new Map<string, number>();
@@ -106,10 +108,10 @@ export class ClusterRegistry {
     }
     // a worker the hive no longer reports is gone; one the queen just added from a spawn reply may
     // not be in a heartbeat that was already on its way, so it gets two intervals of grace
-    for (const w of [...this.workers.values()]) {
-      if (w.hiveId !== hb.hive_id || seen.has(w.id)) continue;
-      if (now - w.addedAt < 2 * hb.interval_ms) continue;
-      this.removeWorker(w.id, "its hive no longer reports it", now);
+    for (const id of [...(this.#byHive.get(hb.hive_id) ?? [])]) {
+      const w = this.workers.get(id);
+      if (!w || seen.has(id) || now - w.addedAt < 2 * hb.interval_ms) continue;
+      this.removeWorker(id, "its hive no longer reports it", now);
     }
   }
 
@@ -165,7 +167,10 @@ export class ClusterRegistry {
    */
   removeWorker(id: string, reason: string, now = Date.now(), stopped = false): void {
     if (stopped) this.#stopped.set(id, now);
-    if (!this.workers.delete(id)) return;
+    const entry = this.workers.get(id);
+    if (!entry) return;
+    this.workers.delete(id);
+    this.#unindex(entry);
     this.#emit({ type: "worker_removed", at: now, worker_id: id, reason });
   }
 
@@ -312,7 +317,11 @@ export class ClusterRegistry {
     if (existing) {
       const from = existing.report.status;
       existing.report = report;
-      existing.hiveId = hiveId;
+      if (existing.hiveId !== hiveId) {
+        this.#unindex(existing);
+        existing.hiveId = hiveId;
+        this.#index(existing);
+      }
       if (report.memory_bytes !== undefined) existing.memoryBytes = report.memory_bytes;
       existing.lastReport = now;
       if (from !== report.status) {
@@ -338,8 +347,21 @@ export class ClusterRegistry {
       lastReport: now,
     };
     this.workers.set(entry.id, entry);
+    this.#index(entry);
     this.#emit({ type: "worker_added", at: now, worker: this.toClusterWorker(entry, now) });
     return entry;
+  }
+
+  #index(w: WorkerEntry): void {
+    const ids = this.#byHive.get(w.hiveId) ?? new Set<string>();
+    ids.add(w.id);
+    this.#byHive.set(w.hiveId, ids);
+  }
+
+  #unindex(w: WorkerEntry): void {
+    const ids = this.#byHive.get(w.hiveId);
+    ids?.delete(w.id);
+    if (ids?.size === 0) this.#byHive.delete(w.hiveId);
   }
 
   #emit(event: ClusterEvent): void {
