@@ -10,7 +10,7 @@ import {
   type WorkerType,
   WorkerUnavailableError,
 } from "@rbee/contract";
-import type { Logger } from "@rbee/server-kit";
+import { type Logger, UnreachableError } from "@rbee/server-kit";
 import type { ClusterRegistry, HiveEntry, WorkerEntry } from "../registry/cluster-registry.js";
 import type { ReplicaSpec, ReplicaStore } from "../store/replica-store.js";
 import type { HiveClient, ModelProgress } from "./hive-client.js";
@@ -494,8 +494,9 @@ export class Scheduler {
     this.#waiting.set(key, waiting + 1);
     let toldWaiting = false;
     try {
-      for (;;) {
-        let pending = this.#pending.get(key);
+      for (let attempt = 1; ; attempt++) {
+        // a spawn under way for the model (for requests, a minimum, or a lost hive's model) serves these requests too
+        let pending = this.#pending.get(key) ?? [...this.#pending.values()].find((p) => norm(p.model) === key);
         if (!pending && hiveModels.length === 0 && this.#holders(model).length === 0) {
           throw new WorkerUnavailableError(
             `no worker for ${model} can take requests now, and no hive has it in its catalog to start another; see \`rbee status\``,
@@ -523,6 +524,10 @@ export class Scheduler {
         pending.waiters++;
         try {
           return await abortable(pending.promise, o.signal);
+        } catch (err) {
+          // the hive chosen did not answer (its machine may have just died): find out, and place again
+          if (!(err instanceof UnreachableError) || attempt >= 3 || o.signal.aborted) throw err;
+          await this.checkHive(pending.hiveId);
         } finally {
           pending.waiters--;
           // the last request waiting for this worker went away: stop the spawn (the hive stops the worker)
