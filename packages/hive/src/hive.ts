@@ -5,6 +5,7 @@ import { networkInterfaces } from "node:os";
 import { type CatalogEntry, ModelCatalog, toHiveModel } from "@rbee/catalog";
 import {
   type HeartbeatCommand,
+  type HiveCommand,
   type HiveHeartbeat,
   type HiveModel,
   type HiveWorkerReport,
@@ -27,6 +28,7 @@ import { Provisioner, type ProvisionListener } from "./provisioner.js";
 import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat.js";
 import { RestartPolicy } from "./restart-policy.js";
 import { readLastLines, workerLogPath } from "./worker-log-file.js";
+import { WorkerRecords } from "./worker-records.js";
 import { WorkerSupervisor } from "./worker-supervisor.js";
 
 const require = createRequire(import.meta.url);
@@ -104,6 +106,7 @@ export class Hive {
       token,
       intervalMs: o.heartbeatIntervalMs,
       payload: () => this.info(),
+      onCommand: (command) => this.#onQueenCommand(command),
       log,
       metrics: this.metrics,
     });
@@ -130,6 +133,7 @@ export class Hive {
       workerShutdownGraceMs: o.workerShutdownGraceMs,
       stopGraceMs: o.stopGraceMs,
       readyTimeoutMs: o.readyTimeoutMs,
+      records: new WorkerRecords(paths.workers, log),
       onChange: (urgent) => this.#queen.beatSoon(urgent ? DEBOUNCE_MS : LOAD_DEBOUNCE_MS),
     });
   }
@@ -307,6 +311,7 @@ export class Hive {
     }
     this.#url = `http://${bracket(loopbackFor(o.host))}:${this.#port}`;
     this.#advertiseUrl = o.advertiseUrl ?? `http://${bracket(advertisedHost(o.host))}:${this.#port}`;
+    this.#supervisor.recover();
     this.#supervisor.start();
     this.#queen.start();
     this.log.info(
@@ -319,6 +324,15 @@ export class Hive {
       },
       "hive ready",
     );
+  }
+
+  /** A command from the queen, in the reply to a heartbeat. */
+  #onQueenCommand(command: HiveCommand): void {
+    switch (command.type) {
+      case "set_keep_alive":
+        this.#supervisor.setKeepAlive(command.worker_id, command.keep_alive_ms);
+        return;
+    }
   }
 
   #newWorkerId(workerType: string, entry: CatalogEntry): string {
