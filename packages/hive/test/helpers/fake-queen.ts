@@ -52,7 +52,9 @@ export class FakeQueen {
         } else {
           this.invalid.push(parsed.error.message);
         }
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ack: true, commands: this.commands }));
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ ack: true, commands: this.commands }));
       });
     });
   }
