@@ -174,6 +174,24 @@ describe("the cluster", () => {
     expect(text).toMatch(/^llm-1\s+stories260k\s+box\s+cpu\s+Ready\s+1\/4\s+1235\s+12\s+busy \/ 5m 0s$/m);
   });
 
+  it("says why a worker failed, and how to remove it", () => {
+    const failed: ClusterWorker = {
+      ...worker,
+      worker_id: "llm-2",
+      status: "Failed",
+      routable: false,
+      pid: null,
+      restarts: 5,
+      last_exit: { code: 1, signal: null, at: new Date(0).toISOString(), reason: "exited with code 1" },
+    };
+    const text = renderWorkers([worker, failed]);
+    expect(text).toMatch(/^llm-2\s+stories260k\s+box\s+cpu\s+Failed \(unroutable\)/m);
+    expect(text.split("\n").at(-1)).toBe(
+      "worker llm-2 failed: exited with code 1 (restarted 5 times, then given up); remove it with `rbee worker stop llm-2`",
+    );
+    expect(renderWorkers([worker])).not.toContain("failed");
+  });
+
   it("says what to do when there is nothing yet", () => {
     const text = renderCluster({ ...snapshot, hives: [], workers: [] });
     expect(text).toContain("no hives: start this machine's with `rbee hive start`");

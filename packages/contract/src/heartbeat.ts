@@ -76,6 +76,20 @@ export const HeartbeatCommand = z.discriminatedUnion("type", [
 export type HeartbeatCommand = z.infer<typeof HeartbeatCommand>;
 
 /**
+ * A command the queen sends a hive in the reply to its heartbeat (`POST /v1/hive-heartbeat`).
+ * `set_keep_alive`: the keep-alive the queen now holds for a worker (a request changed it), so that
+ * the hive reports it back and a restarted queen (or hive) still knows it; null is forever.
+ */
+export const HiveCommand = z.discriminatedUnion("type", [
+  z.looseObject({
+    type: z.literal("set_keep_alive"),
+    worker_id: z.string(),
+    keep_alive_ms: z.number().nonnegative().nullable(),
+  }),
+]);
+export type HiveCommand = z.infer<typeof HiveCommand>;
+
+/**
  * The reply to a heartbeat. `commands` is parsed leniently by receivers: a command they do not
  * know is logged and skipped, so an older worker survives a newer hive.
  */

@@ -3,7 +3,7 @@ import { ArtifactMetadata } from "./catalog.js";
 import { Device } from "./device.js";
 import { EmbedRequest, EmbedResponse } from "./embed.js";
 import { ErrorBody } from "./errors.js";
-import { HeartbeatCommand, HeartbeatReply, WorkerHeartbeat } from "./heartbeat.js";
+import { HeartbeatCommand, HeartbeatReply, HiveCommand, WorkerHeartbeat } from "./heartbeat.js";
 import { HiveHeartbeat, HiveModel } from "./hive.js";
 import {
   InspectModelRequest,
@@ -31,6 +31,7 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   WorkerHeartbeat,
   HeartbeatCommand,
   HeartbeatReply,
+  HiveCommand,
   Device,
   HiveHeartbeat,
   HiveModel,

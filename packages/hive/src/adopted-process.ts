@@ -15,6 +15,21 @@ export function looksLikeWorker(pid: number): boolean {
 }
 
 /**
+ * Whether the pid is the worker `workerId` (its command line names it), before a hive takes a
+ * remembered worker back after a restart. Linux: read from /proc; elsewhere: assumed.
+ */
+export function isWorkerProcess(pid: number, workerId: string): boolean {
+  if (!isPidAlive(pid)) return false;
+  if (process.platform !== "linux") return true;
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return args.some((a, i) => a === `--worker-id=${workerId}` || (a === "--worker-id" && args[i + 1] === workerId));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Stops a worker the hive adopted (it has no child handle for it): POST <url>/v1/shutdown with the
  * cluster token, wait for the pid to go, then SIGKILL after `graceMs` as the fallback.
  * Resolves how it ended, in words.

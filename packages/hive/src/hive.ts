@@ -5,6 +5,7 @@ import { networkInterfaces } from "node:os";
 import { type CatalogEntry, ModelCatalog, toHiveModel } from "@rbee/catalog";
 import {
   type HeartbeatCommand,
+  type HiveCommand,
   type HiveHeartbeat,
   type HiveModel,
   type HiveWorkerReport,
@@ -41,6 +42,7 @@ import { Provisioner, type ProvisionListener } from "./provisioner.js";
 import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat.js";
 import { RestartPolicy } from "./restart-policy.js";
 import { readLastLines, workerLogPath } from "./worker-log-file.js";
+import { WorkerRecords } from "./worker-records.js";
 import { WorkerSupervisor } from "./worker-supervisor.js";
 
 const require = createRequire(import.meta.url);
@@ -126,6 +128,7 @@ export class Hive {
       token,
       intervalMs: o.heartbeatIntervalMs,
       payload: () => this.info(),
+      onCommand: (command) => this.#onQueenCommand(command),
       log,
       metrics: this.metrics,
     });
@@ -153,6 +156,7 @@ export class Hive {
       workerShutdownGraceMs: o.workerShutdownGraceMs,
       stopGraceMs: o.stopGraceMs,
       readyTimeoutMs: o.readyTimeoutMs,
+      records: new WorkerRecords(paths.workers, log),
       onChange: (urgent) => this.#queen.beatSoon(urgent ? DEBOUNCE_MS : LOAD_DEBOUNCE_MS),
     });
   }
@@ -338,6 +342,7 @@ export class Hive {
     const scheme = this.tls ? "https" : "http";
     this.#url = `${scheme}://${bracket(loopbackFor(o.host))}:${this.#port}`;
     this.#advertiseUrl = o.advertiseUrl ?? `${scheme}://${bracket(advertisedHost(o.host))}:${this.#port}`;
+    this.#supervisor.recover();
     this.#supervisor.start();
     this.#queen.start();
     if (this.tls) {
@@ -355,6 +360,15 @@ export class Hive {
       },
       "hive ready",
     );
+  }
+
+  /** A command from the queen, in the reply to a heartbeat. */
+  #onQueenCommand(command: HiveCommand): void {
+    switch (command.type) {
+      case "set_keep_alive":
+        this.#supervisor.setKeepAlive(command.worker_id, command.keep_alive_ms);
+        return;
+    }
   }
 
   #newWorkerId(workerType: string, entry: CatalogEntry): string {

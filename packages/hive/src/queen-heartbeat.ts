@@ -1,4 +1,4 @@
-import type { HiveHeartbeat } from "@rbee/contract";
+import { HeartbeatReply, HiveCommand, type HiveHeartbeat, parseJson, safeParse } from "@rbee/contract";
 import { type Logger, readBody, sendRequest, toStatusError } from "@rbee/server-kit";
 import type { HiveMetrics } from "./hive-metrics.js";
 
@@ -13,6 +13,8 @@ export interface QueenHeartbeatOptions {
   token: string;
   intervalMs: number;
   payload: () => Promise<HiveHeartbeat>;
+  /** Takes each command of the queen's reply; one this hive does not know is logged and skipped. */
+  onCommand: (command: HiveCommand) => void;
   log: Logger;
   metrics: HiveMetrics;
 }
@@ -127,6 +129,17 @@ export class QueenHeartbeat {
       what: "the queen",
     });
     if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, this.#endpoint, "the queen");
-    await readBody(res);
+    this.#handleReply(await readBody(res));
+  }
+
+  /** The queen's reply, read leniently: an older queen sends no commands, a newer one some this hive does not know. */
+  #handleReply(text: string): void {
+    const json = parseJson(text);
+    const reply = json.ok ? safeParse(HeartbeatReply, json.value, "the queen's heartbeat reply") : undefined;
+    for (const raw of reply?.ok ? reply.value.commands : []) {
+      const command = safeParse(HiveCommand, raw, "a command from the queen");
+      if (command.ok) this.#o.onCommand(command.value);
+      else this.#o.log.debug({ command: raw }, "skipping a command from the queen this hive does not know");
+    }
   }
 }

@@ -8,7 +8,7 @@ import {
 } from "@rbee/contract";
 import type { Logger } from "@rbee/server-kit";
 import { isPidAlive } from "@rbee/server-kit";
-import { looksLikeWorker, stopAdoptedProcess } from "./adopted-process.js";
+import { isWorkerProcess, looksLikeWorker, stopAdoptedProcess } from "./adopted-process.js";
 import { WorkerExistsError, WorkerNotFoundError, WorkerStartError, WorkerStoppedError } from "./errors.js";
 import { type ExitInfo, toWorkerExit } from "./exit-reason.js";
 import type { HiveMetrics } from "./hive-metrics.js";
@@ -18,6 +18,7 @@ import type { RestartPolicy } from "./restart-policy.js";
 import { workerCommandArgs } from "./worker-command.js";
 import { workerLogPath } from "./worker-log-file.js";
 import { WorkerProcess } from "./worker-process.js";
+import type { WorkerRecords } from "./worker-records.js";
 
 /** A worker silent for this many heartbeat intervals is stale (reported, not routed to). */
 export const STALE_INTERVALS = 3;
@@ -57,6 +58,8 @@ export interface WorkerSupervisorOptions {
   /** SIGTERM → SIGKILL grace when the hive stops a worker. */
   stopGraceMs: number;
   readyTimeoutMs: number;
+  /** Where running workers are remembered, for a hive started after this one dies. */
+  records: WorkerRecords;
   /**
    * Called after every change a queen should hear about: `urgent` for a worker added, removed,
    * crashed, restarted, stale...; not for a worker turning Busy or Ready again (load changes).
@@ -74,6 +77,8 @@ export interface SpawnOptions {
  * The hive's workers: spawns them and waits for them to be ready, restarts the ones that crash
  * (with backoff, until the restart policy gives up: Failed), kills the ones whose heartbeats stop,
  * stops them on request, and adopts running workers it did not start when they heartbeat to it.
+ * Running workers are remembered on disk, so that a hive restarted after a crash takes them back
+ * before its first heartbeat to the queen (see {@link recover}).
  */
 export class WorkerSupervisor {
   readonly #o: WorkerSupervisorOptions;
@@ -94,6 +99,47 @@ export class WorkerSupervisor {
     const every = Math.max(50, Math.min(1000, this.#o.heartbeatIntervalMs / 2));
     this.#watch = setInterval(() => this.checkHeartbeats(), every);
     this.#watch.unref();
+  }
+
+  /**
+   * Takes back the workers an earlier hive left running (from their records): each whose process
+   * is still there is adopted with everything the earlier hive knew (model file, keep-alive,
+   * restarts), so that the queen's view of it does not change and it is restarted if it crashes
+   * later. Records of workers that are gone are dropped. Call before the first heartbeat to the queen.
+   */
+  recover(): void {
+    for (const saved of this.#o.records.load()) {
+      const id = saved.spec.workerId;
+      if (this.#workers.has(id)) continue;
+      if (saved.pid === null || !isWorkerProcess(saved.pid, id)) {
+        this.#o.log.info({ worker_id: id, pid: saved.pid }, "a worker of an earlier hive is gone; forgetting it");
+        this.#o.records.remove(id);
+        continue;
+      }
+      const w = new ManagedWorker(saved.spec, saved.port);
+      const now = Date.now();
+      w.adopted = { pid: saved.pid, url: saved.url };
+      w.state = "running";
+      w.readyAt = now;
+      w.restarts = saved.restarts;
+      w.startedAt = saved.startedAt;
+      this.#o.ports.hold(saved.port);
+      this.#workers.set(id, w);
+      this.#o.metrics.adopted.inc();
+      this.#o.log.info(
+        { worker_id: id, pid: saved.pid, url: saved.url, model: saved.spec.modelId },
+        "adopted a running worker of an earlier hive (from its record)",
+      );
+    }
+  }
+
+  /** Sets the keep-alive the queen asked for (reported back, and kept for a restarted hive or queen). */
+  setKeepAlive(id: string, keepAliveMs: number | null): void {
+    const w = this.#workers.get(id);
+    if (w === undefined || w.spec.keepAliveMs === keepAliveMs) return;
+    w.spec.keepAliveMs = keepAliveMs;
+    this.#save(w);
+    this.#changed();
   }
 
   get(id: string): ManagedWorker | undefined {
@@ -155,6 +201,7 @@ export class WorkerSupervisor {
     w.state = "running";
     w.readyAt = Date.now();
     this.#o.metrics.spawns.inc({ outcome: "ready" });
+    this.#save(w);
     this.#o.log.info(
       { worker_id: w.id, pid: w.pid, url: this.#o.workerUrl(w.port), start_ms: Math.round(performance.now() - t0) },
       "worker ready",
@@ -265,7 +312,7 @@ export class WorkerSupervisor {
       }),
       env: this.#workerEnv,
       logFile: workerLogPath(o.logsDir, w.id),
-      localUrl: `${o.scheme}://${o.localHost.includes(":") ? `[${o.localHost}]` : o.localHost}:${w.port}`,
+      localUrl: this.#localUrl(w.port),
       token: o.token,
     });
     w.process = p;
@@ -342,6 +389,7 @@ export class WorkerSupervisor {
     if (!decision.restart) {
       w.state = "failed";
       this.#o.ports.release(w.port);
+      this.#o.records.remove(w.id); // nothing runs any more that a later hive could take back
       this.#o.log.error(
         { worker_id: w.id, restarts: w.restarts, restarts_in_window: decision.restartsInWindow, last_exit: w.lastExit },
         "worker failed: restarts ran out; it stays listed as Failed until it is stopped",
@@ -379,6 +427,7 @@ export class WorkerSupervisor {
     if (w.state !== "restarting") return;
     w.state = "running";
     w.readyAt = Date.now();
+    this.#save(w);
     this.#o.log.info({ worker_id: w.id, pid: w.pid, port: w.port, restarts: w.restarts }, "worker restarted");
     this.#changed();
   }
@@ -434,6 +483,7 @@ export class WorkerSupervisor {
     this.#o.ports.hold(port);
     this.#workers.set(id, w);
     this.#o.metrics.adopted.inc();
+    this.#save(w);
     this.#o.log.info(
       { worker_id: id, pid: w.pid, url: w.adopted.url, model: hb.model },
       "adopted a running worker this hive did not start (it outlived an earlier hive?)",
@@ -475,6 +525,19 @@ export class WorkerSupervisor {
     if (last === "Stopping" || last === "Stopped") {
       w.state = "stopped";
       this.#remove(w);
+    } else if (w.spec.modelPath !== undefined) {
+      // taken back from its record: the hive knows how to start it, so it is a crash like any other
+      this.#o.metrics.crashes.inc();
+      w.adopted = undefined;
+      w.lastExit = {
+        code: null,
+        signal: null,
+        at: new Date().toISOString(),
+        reason: "its process is gone (it outlived an earlier hive: exit code unknown)",
+      };
+      this.#o.log.warn({ worker_id: w.id, reason: w.lastExit.reason }, "worker crashed");
+      this.#scheduleRestart(w);
+      return;
     } else {
       this.#o.metrics.crashes.inc();
       w.state = "failed";
@@ -490,8 +553,28 @@ export class WorkerSupervisor {
     this.#changed();
   }
 
+  /** Where the hive reaches a worker on this machine. */
+  #localUrl(port: number): string {
+    const host = this.#o.localHost;
+    return `${this.#o.scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  }
+
+  #save(w: ManagedWorker): void {
+    this.#o.records.save({
+      spec: w.spec,
+      port: w.port,
+      pid: w.pid,
+      url: w.adopted?.url ?? this.#localUrl(w.port),
+      restarts: w.restarts,
+      startedAt: w.startedAt,
+    });
+  }
+
   #remove(w: ManagedWorker): void {
-    if (this.#workers.get(w.id) === w) this.#workers.delete(w.id);
+    if (this.#workers.get(w.id) === w) {
+      this.#workers.delete(w.id);
+      this.#o.records.remove(w.id);
+    }
     this.#o.ports.release(w.port);
     const now = Date.now();
     this.#tombstones.set(w.id, now);

@@ -14,6 +14,7 @@ describe("QueenHeartbeat (hive → queen)", () => {
   let queen: FakeQueen;
   let task: QueenHeartbeat | undefined;
   let payloads = 0;
+  let commands: unknown[] = [];
 
   const start = (intervalMs: number, queenUrl = queen.url) => {
     task = new QueenHeartbeat({
@@ -34,6 +35,7 @@ describe("QueenHeartbeat (hive → queen)", () => {
           models: [],
         };
       },
+      onCommand: (command) => commands.push(command),
       log: createLogger({ service: "hive", destination: join(tmp, "hive.log") }),
       metrics: new HiveMetrics(),
     });
@@ -46,11 +48,20 @@ describe("QueenHeartbeat (hive → queen)", () => {
     tmp = await mkdtemp(join(tmpdir(), "rbee-queen-hb-"));
     queen = await FakeQueen.start();
     payloads = 0;
+    commands = [];
   });
   afterEach(async () => {
     await task?.stop();
     await queen.close();
     await rm(tmp, { recursive: true, force: true });
+  });
+
+  it("hands the queen's commands over from its reply, and skips one it does not know", async () => {
+    const keepAlive = { type: "set_keep_alive", worker_id: "llm-1", keep_alive_ms: 420_000 };
+    queen.commands = [{ type: "from_the_future", x: 1 }, keepAlive, { type: "set_keep_alive", worker_id: 7 }];
+    start(60_000);
+    await waitFor(() => (commands.length > 0 ? true : undefined), 5000, "a command to be handed over");
+    expect(commands).toEqual([keepAlive]);
   });
 
   it("beats at once on start, then soon after beatSoon(), with the cluster token", async () => {

@@ -229,7 +229,7 @@ export class Queen {
           const hb = await ctx.json(HiveHeartbeat, "hive heartbeat", 4 * 1024 * 1024);
           protocolCheck(hb.protocol_version, `hive ${hb.hive_id}`);
           this.registry.ingestHiveHeartbeat(hb);
-          ctx.send(200, { ack: true, commands: [] });
+          ctx.send(200, { ack: true, commands: this.registry.hiveCommands(hb.hive_id) });
         },
         cluster,
       )

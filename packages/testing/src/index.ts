@@ -9,6 +9,7 @@ export * from "./gguf/index.js";
 export { getJson, type JsonReply, type ParsedSse, postJson, postSse, runJob, waitFor } from "./http.js";
 export * from "./hub-server/index.js";
 export { quietLog } from "./log.js";
+export { type ForwardedPort, NetworkLink } from "./network-link.js";
 export * from "./paths.js";
 export { makeTestCertificates, type TestCertificates } from "./tls.js";
 export { type StartedWorker, startLlmWorker } from "./worker.js";

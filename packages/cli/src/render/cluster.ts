@@ -19,12 +19,22 @@ function idle(w: ClusterWorker): string {
   return `${now} / ${formatDuration(w.keep_alive_ms)}`;
 }
 
-/** The workers as a table (shared by `rbee status` and `rbee worker ls`). */
+/** Why each Failed worker failed, one line each: its hive gave up restarting it. */
+function failures(workers: readonly ClusterWorker[]): string[] {
+  return workers
+    .filter((w) => w.status === "Failed")
+    .map(
+      (w) =>
+        `worker ${w.worker_id} failed: ${w.last_exit?.reason ?? "reason unknown"} (restarted ${w.restarts} times, then given up); remove it with \`rbee worker stop ${w.worker_id}\``,
+    );
+}
+
+/** The workers as a table (shared by `rbee status` and `rbee worker ls`), then why any failed. */
 export function renderWorkers(workers: readonly ClusterWorker[]): string {
   if (workers.length === 0) {
     return "no workers: they start on the first request for a model, or with `rbee worker spawn -m <model>`";
   }
-  return renderTable(
+  const table = renderTable(
     [
       { header: "id" },
       { header: "model" },
@@ -48,6 +58,7 @@ export function renderWorkers(workers: readonly ClusterWorker[]): string {
       idle(w),
     ]),
   );
+  return [table, ...failures(workers)].join("\n");
 }
 
 /** `rbee status`: the queen, then hives, devices and workers, each as a table. */

@@ -19,6 +19,8 @@ export class FakeQueen {
   failWith: number | undefined;
   /** Requests answered with `failWith`. */
   refused = 0;
+  /** Commands sent back in the reply to every heartbeat (as a real queen sends set_keep_alive). */
+  commands: unknown[] = [];
   #server: Server;
 
   private constructor() {
@@ -50,7 +52,9 @@ export class FakeQueen {
         } else {
           this.invalid.push(parsed.error.message);
         }
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ack: true }));
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ ack: true, commands: this.commands }));
       });
     });
   }

@@ -4,6 +4,7 @@ import {
   type ClusterSnapshot,
   type ClusterWorker,
   type Device,
+  type HiveCommand,
   type HiveHeartbeat,
   type HiveModel,
   type HiveState,
@@ -113,6 +114,21 @@ export class ClusterRegistry {
       if (!w || seen.has(id) || now - w.addedAt < 2 * hb.interval_ms) continue;
       this.removeWorker(id, "its hive no longer reports it", now);
     }
+  }
+
+  /**
+   * Commands for a hive, in the reply to its heartbeat: the keep-alive of each of its workers that a
+   * request changed since the hive last reported it, so that the hive keeps it for a restarted queen.
+   */
+  hiveCommands(hiveId: string): HiveCommand[] {
+    const commands: HiveCommand[] = [];
+    for (const w of this.workers.values()) {
+      if (w.hiveId !== hiveId || w.stopping) continue;
+      const keepAliveMs = Number.isFinite(w.keepAliveMs) ? w.keepAliveMs : null;
+      if (w.report.keep_alive_ms !== keepAliveMs)
+        commands.push({ type: "set_keep_alive", worker_id: w.id, keep_alive_ms: keepAliveMs });
+    }
+    return commands;
   }
 
   /** A worker started by hand that heartbeats to the queen. */
