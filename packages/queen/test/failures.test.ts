@@ -310,9 +310,9 @@ describe("failures: queen restart, hive restart, network loss, crash loop (real 
       expect(hive.workers()[0]?.pid).toBe(pid);
     });
 
-    // The queen does not yet fail requests in flight on a hive that turns lost (the lead is adding it
-    // to the scheduler): without it, this stream hangs until the link comes back. Make it `it` then.
-    it.todo("a request streaming from a worker on a hive that turns lost fails fast with a clear error", async () => {
+    // without the queen failing requests in flight on a hive that turns lost, this stream would hang
+    // until the link came back
+    it("a request streaming from a worker on a hive that turns lost fails fast with a clear error", async () => {
       const { queen, link } = await splitCluster();
       let cutAt = 0;
       const result = postSse(
