@@ -51,6 +51,7 @@ async function startMachine(queen: Queen, configDir: string, id: string): Promis
       RBEE_CACHE_DIR: dirs.cacheDir,
       RBEE_QUEEN_URL: queen.url,
       RBEE_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
+      RBEE_WORKER_PORT_START: String(20_000 + Math.floor(Math.random() * 30_000)),
       RBEE_LOG_LEVEL: "warn",
     },
   });

@@ -82,6 +82,7 @@ describe("the cluster token guards every route of a real hive and a real worker 
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
       heartbeatIntervalMs: 300,
+      workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
     });
     const registered = await call(`${hive.url}/v1/models`, { body: { ref: model }, token: hive.token });
     expect(registered.status, registered.text).toBe(200);
