@@ -195,6 +195,8 @@ describe("rbee infer, chat and worker against a cluster it starts itself", () =>
     expect(ids).toHaveLength(2);
     expect(ids).toContain(bigWorker);
     expect(spawn.stderr).toMatch(/keeps at least 2 workers: 1 run, spawning 1/);
+    const status = await s.rbee(["status"]);
+    expect(status.stdout).toMatch(/kept at a minimum of workers \(running\/minimum\): stories260k 2\/2/);
 
     const stop = await s.rbee(["worker", "stop", bigWorker]);
     expect(stop.code, stop.stderr).toBe(0);

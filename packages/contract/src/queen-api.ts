@@ -159,6 +159,17 @@ export const ClusterSnapshot = z.looseObject({
   hives: z.array(ClusterHive),
   workers: z.array(ClusterWorker),
   models: z.array(z.string()),
+  /** Models the queen keeps a minimum of workers of (rbee worker spawn --replicas), and how many count now. */
+  minimums: z
+    .array(
+      z.looseObject({
+        model: z.string(),
+        replicas: z.number().int(),
+        running: z.number().int(),
+        policy: PlacementPolicy.optional(),
+      }),
+    )
+    .optional(),
 });
 export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
 

@@ -263,7 +263,8 @@ export class Queen {
   }
 
   snapshot() {
-    return this.registry.snapshot({ version: QUEEN_VERSION, started_at: this.startedAt, url: this.#url });
+    const cluster = this.registry.snapshot({ version: QUEEN_VERSION, started_at: this.startedAt, url: this.#url });
+    return { ...cluster, minimums: this.scheduler.minimums() };
   }
 
   async #createJob(ctx: HttpContext): Promise<void> {

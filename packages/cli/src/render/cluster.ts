@@ -104,6 +104,11 @@ export function renderCluster(c: ClusterSnapshot, now = Date.now()): string {
     }
   }
   parts.push(renderWorkers(c.workers));
+  const minimums = c.minimums ?? [];
+  if (minimums.length > 0) {
+    const kept = minimums.map((m) => `${m.model} ${m.running}/${m.replicas}${m.policy ? ` (${m.policy})` : ""}`);
+    parts.push(`kept at a minimum of workers (running/minimum): ${kept.join(", ")}`);
+  }
   return parts.join("\n\n");
 }
 

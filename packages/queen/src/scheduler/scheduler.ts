@@ -376,6 +376,16 @@ export class Scheduler {
     }
   }
 
+  /** The models kept at a minimum of workers, and how many count towards it now (GET /v1/cluster). */
+  minimums(): Array<{ model: string; replicas: number; running: number; policy?: PlacementPolicy }> {
+    return this.options.replicas.entries().map(([model, spec]) => ({
+      model,
+      replicas: spec.replicas,
+      running: this.#countReplicas(model),
+      policy: spec.policy,
+    }));
+  }
+
   /** Memory promised to workers being spawned on a device, which its free figure does not show yet. */
   promised(hiveId: string, deviceId: string): number {
     let n = 0;
