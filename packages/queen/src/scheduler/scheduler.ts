@@ -87,6 +87,8 @@ interface PendingSpawn {
   promise: Promise<WorkerEntry>;
   waiters: number;
   abort: AbortController;
+  /** Started for waiting requests (not by hand, for a minimum or for a lost hive): stopped when they all go away. */
+  forRequests: boolean;
   model: string;
   hiveId: string;
   deviceId: string;
@@ -518,7 +520,7 @@ export class Scheduler {
             pending = this.#launch(key, model, {
               keepAliveMs: this.options.defaultKeepAliveMs,
               narrate: o.narrate,
-              makeRoom: true,
+              forRequests: true,
             });
           } catch (err) {
             // another model holds the memory and is being swapped: wait for the device, then try again
@@ -541,7 +543,7 @@ export class Scheduler {
         } finally {
           pending.waiters--;
           // the last request waiting for this worker went away: stop the spawn (the hive stops the worker)
-          if (pending.waiters === 0 && o.signal.aborted)
+          if (pending.waiters === 0 && o.signal.aborted && pending.forRequests)
             pending.abort.abort(new Error("every request waiting for this worker went away"));
         }
       }
@@ -619,8 +621,12 @@ export class Scheduler {
     };
   }
 
-  /** Places and starts one spawn under `key`; requests for the model wait on its promise. */
-  #launch(key: string, model: string, o: SpawnOptions & { makeRoom?: boolean }): PendingSpawn {
+  /**
+   * Places and starts one spawn under `key`; requests for the model wait on its promise. One
+   * `forRequests` (not by hand, for a minimum or a lost hive) may stop other models' workers to make
+   * room, and is given up when every request waiting for it goes away.
+   */
+  #launch(key: string, model: string, o: SpawnOptions & { forRequests?: boolean }): PendingSpawn {
     const candidates = this.#candidates(model, o);
     const placementOptions = { policy: o.policy ?? this.options.policy, device: o.device, workerType: o.workerType };
     let placement: Placement;
@@ -629,7 +635,7 @@ export class Scheduler {
       placement = choosePlacement(candidates, this.#load(model), placementOptions);
     } catch (err) {
       const room =
-        err instanceof InsufficientMemoryError && o.makeRoom ? this.#findRoom(model, candidates, o) : undefined;
+        err instanceof InsufficientMemoryError && o.forRequests ? this.#findRoom(model, candidates, o) : undefined;
       if (!room) throw err;
       placement = room.placement;
       victims = room.victims;
@@ -640,6 +646,7 @@ export class Scheduler {
       promise: undefined as unknown as Promise<WorkerEntry>,
       waiters: 0,
       abort,
+      forRequests: o.forRequests === true,
       model,
       hiveId: placement.hive.id,
       deviceId: placement.device.id,
@@ -802,6 +809,11 @@ export class Scheduler {
           }),
         );
       }
+    }
+    // spawns under way there will not finish: their requests try another hive
+    for (const p of this.#pending.values()) {
+      const hive = this.registry.hives.get(p.hiveId);
+      if (p.hiveId === hiveId) p.abort.abort(new UnreachableError(hive?.url ?? hiveId, why, `hive ${hiveId}`));
     }
     const models = new Map<string, WorkerEntry>();
     for (const w of lost) if (!w.stopping) models.set(norm(w.report.model), w);
