@@ -78,15 +78,7 @@ export interface RunOptions {
 export async function runRemote(t: SshTarget, script: string, o: RunOptions = {}, env = sshEnv()): Promise<SshResult> {
   const args = [...sshArgs(t, env), "--", t.alias, `sh -c ${shellQuote(script)}`];
   const child = spawn(env.ssh, args, { stdio: ["pipe", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    stderr += d;
-    o.onStderr?.(d);
-  });
+  const output = collectOutput(child, o.onStderr);
   child.stdin.on("error", () => {}); // the far side may end before reading all of it; its exit code says why
   if (typeof o.input === "string") child.stdin.end(o.input);
   else if (o.input) {
@@ -114,8 +106,24 @@ export async function runRemote(t: SshTarget, script: string, o: RunOptions = {}
       `ssh to ${t.alias} (${describeTarget(t)}) did not finish within ${Math.round((o.timeoutMs ?? 0) / 1000)} s and was stopped`,
     );
   }
-  if (result.code === 255) throw sshFailure(t, stderr);
-  return { code: result.code, stdout, stderr };
+  if (result.code === 255) throw sshFailure(t, output.stderr);
+  return { code: result.code, stdout: output.stdout, stderr: output.stderr };
+}
+
+/** What a child process writes, gathered as text (stderr also handed to `onStderr` as it comes). */
+function collectOutput(
+  child: { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream },
+  onStderr?: (text: string) => void,
+): { stdout: string; stderr: string } {
+  const out = { stdout: "", stderr: "" };
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    out.stdout += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    out.stderr += d;
+    onStderr?.(d);
+  });
+  return out;
 }
 
 /** The error for ssh's own failure (exit 255), from what ssh printed. */
@@ -246,19 +254,12 @@ export async function readSshConfigHost(alias: string, env = sshEnv()): Promise<
   const args = [...(env.configFile ? ["-F", env.configFile] : []), "-G", "--", alias];
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(env.ssh, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
+    const output = collectOutput(child);
     child.once("error", (err) => reject(new CliError(`could not run ${env.ssh} -G: ${err.message}`)));
     child.once("close", (code) =>
       code === 0
-        ? resolve(stdout)
-        : reject(new CliError(`ssh could not read its config for ${alias}: ${stderr.trim() || `exit ${code}`}`)),
+        ? resolve(output.stdout)
+        : reject(new CliError(`ssh could not read its config for ${alias}: ${output.stderr.trim() || `exit ${code}`}`)),
     );
   });
   const values = new Map<string, string[]>();
