@@ -63,6 +63,22 @@ const idle = new Map<string, Connection[]>();
 
 let extraCa: { file: string; cas: string[] } | undefined;
 
+/** Certificate errors that mean "signed by a CA this process does not trust". */
+const UNTRUSTED = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+]);
+
+/** An untrusted certificate's error, with what to do: a cluster's private CA goes in RBEE_TLS_CA. */
+function untrustedHint(err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === undefined || !UNTRUSTED.has(code)) return err;
+  err.message = `${err.message} (the server's certificate is signed by a CA this machine does not trust; for a private CA of the cluster, set RBEE_TLS_CA to its PEM file)`;
+  return err;
+}
+
 /**
  * The default CAs plus the one RBEE_TLS_CA names (a private CA of the cluster's hives, which share
  * models over https), or undefined (Node's defaults) when it is unset. Read once per file name.
@@ -111,7 +127,7 @@ class Connection {
     this.socket = https ? tlsConnect(tlsOptions as ConnectionOptions) : netConnect({ host, port, onread });
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 30_000);
-    this.socket.on("error", (err) => this.#end(err));
+    this.socket.on("error", (err) => this.#end(untrustedHint(err)));
     this.socket.on("end", () => this.#end(undefined));
     this.socket.on("close", () => this.#end(undefined));
   }

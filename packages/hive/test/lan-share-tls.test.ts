@@ -34,5 +34,13 @@ describe("model sharing between hives that serve HTTPS with a private CA", () =>
     expect(fetched.source_url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\//);
     const bytes = await readFile(fetched.path as string);
     expect(createHash("sha256").update(bytes).digest("hex")).toBe(STORIES_SHA256);
+
+    // without the CA, the refusal says what to set
+    delete process.env.RBEE_TLS_CA;
+    const c = await startTestHive({ hiveId: "tls-c", env: { ...env, RBEE_TLS_CA: "" }, ...tls });
+    open.push(c);
+    await expect(
+      c.hive.resolveModel(model.id, {}, undefined, [{ hive_id: "tls-a", url: a.hive.advertiseUrl }]),
+    ).rejects.toMatchObject({ message: expect.stringMatching(/does not trust.*set RBEE_TLS_CA/) });
   });
 });

@@ -6,7 +6,6 @@ import {
   type PlacementPolicy,
   QueueFullError,
   RbeeError,
-  SERVING_STATUSES,
   type WorkerType,
   WorkerUnavailableError,
 } from "@rbee/contract";
@@ -426,15 +425,11 @@ export class Scheduler {
     );
   }
 
-  /** Workers of a model that count towards its minimum: not going away, on a live hive; and spawns under way. */
+  /** Workers of a model that count towards its minimum: serving or starting on a live hive; and spawns under way. */
   #countReplicas(model: string): number {
     const m = norm(model);
-    let n = 0;
-    for (const w of this.registry.workers.values()) {
-      if (norm(w.report.model) !== m || w.stopping || w.draining) continue;
-      if (w.report.status !== "Starting" && !SERVING_STATUSES.includes(w.report.status)) continue;
-      if (this.registry.hives.get(w.hiveId)?.state === "live") n++;
-    }
+    let n = this.registry.routableWorkers(model).length;
+    n += this.registry.startingWorkers(model).filter((w) => !w.draining).length;
     for (const p of this.#pending.values()) if (norm(p.model) === m) n++;
     return n;
   }
