@@ -119,6 +119,7 @@ const worker: ClusterWorker = {
   worker_id: "llm-1",
   hive_id: "box",
   worker_type: "llm",
+  capabilities: ["text-generation", "chat"],
   model: "stories260k",
   device: "cpu",
   url: "http://127.0.0.1:9300",

@@ -108,7 +108,7 @@ export class LlmEngine implements WorkerEngine {
   readonly workerType = "llm";
   readonly implementation = "rbee-llm";
   readonly version = VERSION;
-  readonly capabilities: readonly WorkerCapability[] = ["completion", "chat", "json_schema", "embeddings"];
+  readonly capabilities: readonly WorkerCapability[] = ["text-generation", "chat", "json_schema", "embeddings"];
 
   #o: LlmEngineOptions;
   #llama: Llama | undefined;
