@@ -155,8 +155,9 @@ export class Hive {
       node: process.execPath,
       rbeeBin: o.rbeeBin,
       launch: async (spec, ctx) => {
-        const kind = this.devices.find(spec.device).kind;
-        const { descriptor, engines } = await this.workerCatalog.resolve(spec.workerType, kind);
+        const device = this.devices.find(spec.device);
+        const kind = device.kind;
+        const { descriptor, engines } = await this.workerCatalog.resolve(spec.workerType, device);
         return descriptor.launch(
           {
             workerId: spec.workerId,
@@ -290,7 +291,7 @@ export class Hive {
   async spawnWorker(request: SpawnWorkerInput, signal?: AbortSignal): Promise<HiveWorkerReport> {
     if (this.closing) throw new ShuttingDownError("this hive");
     const device = this.devices.find(request.device);
-    const { descriptor } = await this.workerCatalog.resolve(request.worker_type, device.kind);
+    const { descriptor } = await this.workerCatalog.resolve(request.worker_type, device);
     let model: { id: string; path?: string };
     if (descriptor.artifact === "none") {
       // a type that loads nothing serves the model name it is given

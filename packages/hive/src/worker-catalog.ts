@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { writeMetadataFile } from "@rbee/catalog";
 import {
+  type Device,
   type DeviceKind,
   type EngineBinary,
   type InstalledWorkerType,
@@ -116,9 +117,10 @@ export class WorkerCatalog {
    *   here; 409 `worker_type_not_installed` when its engine is missing or broken (with how to
    *   install it).
    */
-  async resolve(typeId: string, deviceKind: DeviceKind): Promise<ResolvedWorkerType> {
+  async resolve(typeId: string, device: Pick<Device, "kind" | "simulated">): Promise<ResolvedWorkerType> {
+    const deviceKind = device.kind;
     const descriptor = Object.hasOwn(this.#types, typeId) ? this.#types[typeId] : undefined;
-    if (descriptor === undefined) throw new UnknownWorkerTypeError(typeId, Object.keys(this.#types), "this hive");
+    if (descriptor === undefined) throw new UnknownWorkerTypeError(typeId, Object.keys(this.#types), "this hive has");
     let entry = (await this.current()).find((e) => e.id === typeId);
     // an engine may have been built or added since the last look
     if (entry?.status !== "Available") entry = (await this.refresh()).find((e) => e.id === typeId);
@@ -128,7 +130,9 @@ export class WorkerCatalog {
         { statusCode: 409, code: "worker_type_not_installed", param: "worker_type" },
       );
     }
-    if (!(entry.runs_on ?? entry.device_kinds).includes(deviceKind)) {
+    // a declared (simulated) device runs its workers on the CPU: any kind of the type will do
+    const kinds = device.simulated === true ? entry.device_kinds : (entry.runs_on ?? entry.device_kinds);
+    if (!kinds.includes(deviceKind)) {
       const kinds = (entry.runs_on ?? entry.device_kinds).join(", ") || "none";
       throw new RbeeError(
         `worker type '${typeId}' does not run on ${deviceKind} devices on this machine (it runs on: ${kinds}); choose another device or type`,
@@ -137,7 +141,8 @@ export class WorkerCatalog {
     }
     const engines: Record<string, string> = {};
     if (descriptor.engine !== undefined) {
-      const best = pickEngine(entry.engines, deviceKind);
+      const best =
+        pickEngine(entry.engines, deviceKind) ?? (device.simulated ? pickEngine(entry.engines, "cpu") : undefined);
       if (best !== undefined) engines[descriptor.engine] = best.path;
     }
     return { descriptor, engines };

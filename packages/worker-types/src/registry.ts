@@ -25,9 +25,10 @@ export function workerTypeIds(): string[] {
 
 /** A worker type no registry (or no hive) knows: 400, listing the ones there are. */
 export class UnknownWorkerTypeError extends RbeeError {
-  constructor(id: string, known: readonly string[], where = "rbee") {
+  /** `who` says whose types `known` are, with its verb: "rbee knows", "this hive has", "the hives have". */
+  constructor(id: string, known: readonly string[], who = "rbee knows") {
     super(
-      `unknown worker type '${id}': ${where} knows ${known.length > 0 ? known.join(", ") : "none"}; see \`rbee worker types\``,
+      `unknown worker type '${id}': ${who} ${known.length > 0 ? known.join(", ") : "none"}; see \`rbee worker types\``,
       { statusCode: 400, code: "unknown_worker_type", param: "worker_type", details: { worker_type: id, known } },
     );
   }

@@ -68,14 +68,20 @@ function defaultType(): WorkerTypeDescriptor {
 }
 
 /**
- * Whether a hive can run a worker type on a kind of device, by its worker catalog: the type is
- * Available there and runs on that kind. A hive too old to report a catalog runs the llm worker.
+ * Whether a hive can run a worker type on a device, by its worker catalog: the type is Available
+ * there and runs on that kind of device (a declared, simulated device takes any kind the type runs
+ * on: its workers run on the CPU). A hive too old to report a catalog runs the llm worker.
  */
-export function hiveRuns(hive: HiveEntry, type: WorkerTypeDescriptor, kind: DeviceKind): boolean {
-  if (!type.deviceKinds.includes(kind)) return false;
+export function hiveRuns(
+  hive: HiveEntry,
+  type: WorkerTypeDescriptor,
+  device: Pick<Device, "kind" | "simulated">,
+): boolean {
+  if (!type.deviceKinds.includes(device.kind)) return false;
   if (hive.workerTypes === undefined) return type.id === "llm";
   const entry = hive.workerTypes.find((t) => t.id === type.id);
-  return entry?.status === "Available" && (entry.runs_on ?? entry.device_kinds).includes(kind);
+  if (entry?.status !== "Available") return false;
+  return device.simulated === true || (entry.runs_on ?? entry.device_kinds).includes(device.kind);
 }
 
 /**
@@ -129,7 +135,7 @@ export function choosePlacement(
   for (const { hive, hasModel } of candidates) {
     const replicas = load.replicas(hive.id);
     for (const device of hive.devices) {
-      if (!hiveRuns(hive, type, device.kind)) continue;
+      if (!hiveRuns(hive, type, device)) continue;
       runsAnywhere = true;
       if (o.device !== undefined && device.id !== o.device) continue;
       const needBytes = o.need(device);

@@ -206,7 +206,7 @@ export class Scheduler {
   workerTypeFor(model: string, asked: string | undefined, capability?: WorkerCapability): WorkerTypeDescriptor {
     const id = asked ?? this.options.replicas.get(model)?.worker_type ?? this.options.defaultWorkerType;
     const type = findWorkerType(id);
-    if (type === undefined) throw new UnknownWorkerTypeError(id, this.installedTypes(), "the hives");
+    if (type === undefined) throw new UnknownWorkerTypeError(id, this.installedTypes(), "the hives have");
     if (capability !== undefined && !type.capabilities.includes(capability)) {
       throw new RbeeError(
         `worker type '${type.id}' does not serve ${capability} (it serves ${type.capabilities.join(", ")}); choose another type (rbee worker types)`,
@@ -771,7 +771,7 @@ export class Scheduler {
     for (const { hive, hasModel } of candidates) {
       for (const device of hive.devices) {
         if (o.device !== undefined && device.id !== o.device) continue;
-        if (!hiveRuns(hive, type, device.kind)) continue;
+        if (!hiveRuns(hive, type, device)) continue;
         const needBytes = need(device);
         const evictable = [...this.registry.workers.values()]
           .filter(
