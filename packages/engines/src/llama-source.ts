@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -44,10 +45,19 @@ export function parseBundleHeads(header: string): Array<{ commit: string; ref: s
 
 /** Finds node-llama-cpp's llama.cpp bundle and reads which commit it holds. */
 export async function llamaCppSource(): Promise<LlamaCppSource> {
-  let pkgJson: string;
+  let pkgJson: string | undefined;
   try {
-    pkgJson = createRequire(import.meta.url).resolve("node-llama-cpp/package.json");
+    // its exports do not include package.json: resolve its entry point and walk up to the package
+    let dir = dirname(createRequire(import.meta.url).resolve("node-llama-cpp"));
+    while (pkgJson === undefined && dirname(dir) !== dir) {
+      const candidate = join(dir, "package.json");
+      if (existsSync(candidate) && existsSync(join(dir, "llama"))) pkgJson = candidate;
+      else dir = dirname(dir);
+    }
   } catch {
+    // not installed
+  }
+  if (pkgJson === undefined) {
     throw new LlamaCppSourceError(
       "llama.cpp's source was not found: node-llama-cpp (which ships it as llama/gitRelease.bundle) is not installed; run `npm install` in the rbee checkout",
     );

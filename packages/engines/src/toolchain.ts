@@ -51,7 +51,7 @@ export function missingToolMessage(missing: readonly ToolName[], platform: NodeJ
   } else {
     const apt = missing.map((t) => (t === "cxx" ? "g++" : t)).join(" ");
     const dnf = missing.map((t) => (t === "cxx" ? "gcc-c++" : t)).join(" ");
-    how = `\`sudo apt-get install ${apt}\` (Debian/Ubuntu), \`sudo dnf install ${dnf}\` (Fedora) or \`brew install ${missing.filter((t) => t !== "cxx").join(" ") || "gcc"}\` (Homebrew)`;
+    how = `\`sudo apt-get install ${apt}\` (Debian/Ubuntu) or \`sudo dnf install ${dnf}\` (Fedora)`;
   }
   return `${what} ${verb} needed to build llama.cpp and ${missing.length === 1 ? "was" : "were"} not found on PATH; install ${missing.length === 1 ? "it" : "them"} with ${how}`;
 }
