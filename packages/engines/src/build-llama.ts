@@ -87,6 +87,26 @@ export async function finishedBuild(enginesDir: string, id: string): Promise<Eng
 }
 
 /**
+ * The finished build of the llama.cpp that the installed node-llama-cpp ships, for `backend`
+ * (default cpu), in `enginesDir`; undefined when there is none (or node-llama-cpp is missing).
+ */
+export async function currentBuild(
+  enginesDir: string,
+  backend: Backend = "cpu",
+): Promise<{ dir: string; record: EngineBuildRecord; bin: (id: EngineId) => string } | undefined> {
+  const source = await llamaCppSource().catch(() => undefined);
+  if (!source) return undefined;
+  const p = llamaCppPaths(enginesDir, buildId(source.commit, backend));
+  const record = await finishedBuild(enginesDir, buildId(source.commit, backend));
+  if (!record) return undefined;
+  return {
+    dir: p.install,
+    record,
+    bin: (id) => join(p.install, record.binaries.find((b) => b.id === id)?.file ?? join("bin", id)),
+  };
+}
+
+/**
  * `rbee engine build llama.cpp`: builds llama-server, ggml-rpc-server and llama-bench with CMake from
  * the llama.cpp source node-llama-cpp ships (its git bundle), once per backend, into
  * `<engines>/llama.cpp/<commit7>-<backend>/`. A finished build is reused ("cached"); a failed or

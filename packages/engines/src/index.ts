@@ -4,6 +4,7 @@ export {
   type BuildResult,
   type BuildStage,
   buildLlamaCpp,
+  currentBuild,
   finishedBuild,
 } from "./build-llama.js";
 export { type CmakeProgress, parseCmakeProgress } from "./cmake-progress.js";

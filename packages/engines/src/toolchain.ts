@@ -115,7 +115,10 @@ export interface PlanOptions {
   env?: NodeJS.ProcessEnv;
   platform?: NodeJS.Platform;
   arch?: string;
-  /** Backends asked for with --backend: built even without a device (their toolkit must be there). */
+  /**
+   * Backends asked for with --backend: built even without a device (their toolkit must be there), and
+   * only they (with the CPU, always built). Empty or undefined: every backend whose toolkit and device are present.
+   */
   forced?: readonly Backend[];
 }
 
@@ -258,6 +261,15 @@ export async function planBackends(o: PlanOptions = {}): Promise<BackendPlan[]> 
       build: false,
       reason: platform === "darwin" ? "Metal: not Apple silicon" : "Metal: not macOS",
     });
+  }
+  // --backend names what to build: the others are not built even when they could be
+  if (forced.size > 0) {
+    for (const plan of plans) {
+      if (plan.build && plan.backend !== "cpu" && !forced.has(plan.backend)) {
+        plan.build = false;
+        plan.reason += `; not built: not asked for with --backend`;
+      }
+    }
   }
   return plans;
 }

@@ -68,7 +68,7 @@ export function engineCommand(): Command {
     .argument("<engine>", `the engine to build: ${LLAMA_CPP}`)
     .option(
       "--backend <backend>",
-      `build for this backend too, even without its device (${BACKENDS.join(", ")}); repeatable; cpu is always built`,
+      `build for this backend, even without its device (${BACKENDS.join(", ")}); repeatable; only the backends named are built (cpu always is); default: every one whose toolkit and device are present`,
       backendArg,
     )
     .option("--force", "build again even when a finished build exists (incremental in its kept work tree)")
