@@ -237,7 +237,7 @@ async function buildOne(
     progress("install");
     const record = await install(p, source, tools, backend, flags, started);
     say(
-      `built llama.cpp ${source.commit7} (${backend}) in ${formatSeconds(record.duration_ms)}: ${p.install} (llama-server ${record.binaries[0]?.version ?? "?"})`,
+      `built llama.cpp ${source.commit7} (${backend}) in ${formatSeconds(record.duration_ms)}: ${p.install} (version ${record.binaries[0]?.version ?? "unknown"})`,
     );
     return { id, backend, dir: p.install, cached: false, record };
   } finally {
@@ -274,16 +274,20 @@ async function install(
       throw new BuildStepError("install", null, null, [`${from} was not built (${(err as Error).message})`], p.log);
     }
     await chmod(to, 0o755);
-    const probe = await probeVersion(to, 30_000);
+    const probe = await probeVersion(to, 30_000, BIN_FILES[target]);
     if (!probe.ok) throw new BuildStepError("install", null, null, [`${to}: ${probe.error}`], p.log);
-    binaries.push({
+    const binary: EngineBuildRecord["binaries"][number] = {
       id: BIN_FILES[target],
       file,
       sha256: await sha256(to),
       size_bytes: (await stat(to)).size,
-      version: probe.version,
-    });
+    };
+    if (probe.version !== undefined) binary.version = probe.version;
+    binaries.push(binary);
   }
+  // ggml-rpc-server prints no version: it is the same build as llama-server's
+  const version = binaries.find((b) => b.version !== undefined)?.version;
+  for (const b of binaries) b.version ??= version;
   const record: EngineBuildRecord = {
     engine: "llama.cpp",
     id: basename(p.install),

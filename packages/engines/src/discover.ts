@@ -45,6 +45,8 @@ interface Candidate {
   source: EngineBinary["source"];
   backend?: Backend;
   build_id?: string;
+  /** The version a build record gives, for a binary that does not print its own (ggml-rpc-server). */
+  version?: string;
   /** Known to be broken before any probe (a build record that cannot be read). */
   error?: string;
 }
@@ -85,8 +87,8 @@ export async function listEngines(o: ListEnginesOptions = {}): Promise<EngineBin
         ...(c.build_id ? { build_id: c.build_id } : {}),
       };
       if (c.error !== undefined) return { ...base, version: null, status: "broken", error: c.error };
-      const probe = await cache.probe(c.path, o.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS);
-      if (probe.ok) return { ...base, version: probe.version, status: "ok" };
+      const probe = await cache.probe(c.path, o.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS, c.id);
+      if (probe.ok) return { ...base, version: probe.version ?? c.version ?? null, status: "ok" };
       return { ...base, version: null, status: "broken", error: probe.error };
     }),
   );

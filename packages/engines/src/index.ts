@@ -26,6 +26,7 @@ export {
 export { type LlamaCppSource, LlamaCppSourceError, llamaCppSource, parseBundleHeads } from "./llama-source.js";
 export {
   DEFAULT_PROBE_TIMEOUT_MS,
+  looksLikeRpcServerUsage,
   parseLlamaVersion,
   probeVersion,
   type VersionProbe,

@@ -1,12 +1,17 @@
 import { execFile } from "node:child_process";
 import { open, stat } from "node:fs/promises";
+import type { EngineId } from "./layout.js";
 
 /** What `<binary> --version` said, or why the binary cannot be used. */
 export type VersionProbe =
   | {
       ok: true;
-      /** "7000 (de3ff81)": llama.cpp's build number and commit, as the binary prints them. */
-      version: string;
+      /**
+       * llama.cpp's version as the binary prints it: "0.5.0-dev (build 1, commit de3ff81)" (builds from
+       * node-llama-cpp's bundle), "7000 (de3ff81)" (llama.cpp's releases). Undefined for a
+       * ggml-rpc-server, which has no `--version` (it is recognised by its usage text).
+       */
+      version?: string;
       build?: number;
       commit?: string;
     }
@@ -15,14 +20,30 @@ export type VersionProbe =
 /** How long `--version` may take before the binary counts as hung. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 5000;
 
-/** llama.cpp's binaries print `version: 7000 (de3ff81)` (to stderr) for `--version`. */
-const LLAMA_VERSION = /version:\s*(\d+)\s*\(([0-9a-f]+)\)/;
+/**
+ * Reads llama.cpp's version line out of a binary's `--version` output (stderr):
+ * `version: 7000 (de3ff81)` or `version: 0.5.0-dev (build 1, commit de3ff81)`.
+ */
+export function parseLlamaVersion(output: string): { version: string; build?: number; commit?: string } | undefined {
+  const line = /^version:\s*(.+?)\s*$/m.exec(output)?.[1];
+  if (!line) return undefined;
+  const parsed: { version: string; build?: number; commit?: string } = { version: line };
+  const build = /^(\d+)\s*\(|\bbuild (\d+)/.exec(line);
+  if (build) parsed.build = Number(build[1] ?? build[2]);
+  const commit = /\bcommit ([0-9a-f]{7,40})\b|\(([0-9a-f]{7,40})\)/.exec(line);
+  if (commit) parsed.commit = commit[1] ?? commit[2];
+  return parsed;
+}
 
-/** Reads llama.cpp's version line out of a binary's `--version` output. */
-export function parseLlamaVersion(output: string): { version: string; build: number; commit: string } | undefined {
-  const m = LLAMA_VERSION.exec(output);
-  if (!m) return undefined;
-  return { version: `${m[1]} (${m[2]})`, build: Number(m[1]), commit: m[2]! };
+/**
+ * ggml-rpc-server knows no `--version`: it prints its usage (and exits 0). Recognised by that text:
+ * "Usage: ./ggml-rpc-server [options]" and its --host/--port options.
+ */
+export function looksLikeRpcServerUsage(output: string): boolean {
+  return (
+    /rpc-server \[options\]/.test(output) ||
+    (/--host\b/.test(output) && /--port\b/.test(output) && /--device\b/.test(output))
+  );
 }
 
 /** The first bytes of an executable program: ELF, the Mach-O variants, or a `#!` script. */
@@ -50,11 +71,16 @@ function firstLine(text: string): string {
 }
 
 /**
- * Runs `<path> --version` (no shell, with a time limit) and reads llama.cpp's version line. Never
+ * Runs `<path> --version` (no shell, with a time limit) and reads llama.cpp's version line (for
+ * `expect: "ggml-rpc-server"`, its usage text stands in for the version it does not print). Never
  * throws: a missing, non-executable, corrupt, hanging or failing binary answers `ok: false` with the
  * reason, in words that name the OS error (ENOENT, EACCES, ENOEXEC).
  */
-export async function probeVersion(path: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<VersionProbe> {
+export async function probeVersion(
+  path: string,
+  timeoutMs = DEFAULT_PROBE_TIMEOUT_MS,
+  expect?: EngineId,
+): Promise<VersionProbe> {
   try {
     const s = await stat(path);
     if (!s.isFile()) return { ok: false, error: "not a file" };
@@ -105,10 +131,14 @@ export async function probeVersion(path: string, timeoutMs = DEFAULT_PROBE_TIMEO
           }
           const parsed = parseLlamaVersion(output);
           if (!parsed) {
+            if (expect === "ggml-rpc-server" && looksLikeRpcServerUsage(output)) {
+              resolve({ ok: true });
+              return;
+            }
             const said = firstLine(output);
             resolve({
               ok: false,
-              error: `not a llama.cpp binary: \`--version\` printed no "version: N (commit)" line${said === "" ? "" : ` (it printed: ${said.slice(0, 120)})`}`,
+              error: `not a llama.cpp binary: \`--version\` printed no "version: ..." line${said === "" ? "" : ` (it printed: ${said.slice(0, 120)})`}`,
             });
             return;
           }
@@ -129,18 +159,18 @@ export class VersionProbeCache {
   /** One answer per path (the last one), with the file identity it was for. */
   readonly #results = new Map<string, { key: string; result: Promise<VersionProbe> }>();
 
-  async probe(path: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<VersionProbe> {
+  async probe(path: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, expect?: EngineId): Promise<VersionProbe> {
     let key: string;
     try {
       const s = await stat(path);
-      key = `${s.mtimeMs}:${s.size}:${s.ino}`;
+      key = `${s.mtimeMs}:${s.size}:${s.ino}:${expect ?? ""}`;
     } catch {
       this.#results.delete(path);
-      return probeVersion(path, timeoutMs); // missing now: answer, remember nothing
+      return probeVersion(path, timeoutMs, expect); // missing now: answer, remember nothing
     }
     const known = this.#results.get(path);
     if (known?.key === key) return known.result;
-    const result = probeVersion(path, timeoutMs);
+    const result = probeVersion(path, timeoutMs, expect);
     this.#results.set(path, { key, result });
     // a timeout may be a busy machine rather than a broken binary: ask again next time
     void result.then((r) => {

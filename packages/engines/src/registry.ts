@@ -39,7 +39,7 @@ export interface AddEngineOptions {
 
 /**
  * Registers a binary the user already has, after checking that it exists, is executable and answers
- * `--version` like a llama.cpp binary. Adding the same path again updates its version.
+ * `--version` like a llama.cpp binary (ggml-rpc-server, which has no `--version`, by its usage text). Adding the same path again updates its version.
  *
  * @throws UnknownEngineError, EngineRefusedError (with the path and the reason), RecordFileError
  *   when engines.json is corrupt (it is never overwritten then).
@@ -47,10 +47,11 @@ export interface AddEngineOptions {
 export async function addEngine(o: AddEngineOptions): Promise<AddedEngine> {
   if (!isEngineId(o.id)) throw new UnknownEngineError(o.id);
   const path = resolve(o.path);
-  const probe = await probeVersion(path, o.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS);
+  const probe = await probeVersion(path, o.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS, o.id);
   if (!probe.ok) throw new EngineRefusedError(o.id, path, probe.error);
   const engines = await readAddedEngines(o.enginesDir);
-  const entry: AddedEngine = { id: o.id, path, version: probe.version, added_at: new Date().toISOString() };
+  const entry: AddedEngine = { id: o.id, path, added_at: new Date().toISOString() };
+  if (probe.version !== undefined) entry.version = probe.version;
   const kept = engines.filter((e) => !(e.id === o.id && e.path === path));
   await mkdir(o.enginesDir, { recursive: true });
   await writeRecord(join(o.enginesDir, REGISTRY_FILE), { engines: [...kept, entry] });

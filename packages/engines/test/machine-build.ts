@@ -1,4 +1,4 @@
-import { currentBuild, type EngineId } from "@rbee/engines";
+import { currentBuild, type EngineBuildRecord, type EngineId } from "@rbee/engines";
 import { enginesDir } from "@rbee/server-kit";
 import { it } from "vitest";
 
@@ -6,7 +6,9 @@ import { it } from "vitest";
 export const MACHINE_ENGINES_DIR = enginesDir(process.env);
 
 /** The CPU build of llama.cpp on this machine, or undefined. */
-export async function machineBuild(): Promise<{ dir: string; bin: (id: EngineId) => string } | undefined> {
+export async function machineBuild(): Promise<
+  { dir: string; record: EngineBuildRecord; bin: (id: EngineId) => string } | undefined
+> {
   return currentBuild(MACHINE_ENGINES_DIR, "cpu");
 }
 

@@ -3,6 +3,7 @@ import {
   bestEngine,
   cmakeFlags,
   type EngineBinary,
+  looksLikeRpcServerUsage,
   missingToolMessage,
   parseBundleHeads,
   parseLlamaVersion,
@@ -104,5 +105,25 @@ describe("bestEngine", () => {
     const added = e({ path: "/added/ok", source: "added" });
     expect(bestEngine([...list, added], "llama-server")?.path).toBe("/added/ok");
     expect(bestEngine([...list, added], "llama-server", "cpu")?.path).toBe("/built/cpu");
+  });
+});
+
+describe("llama.cpp's version lines", () => {
+  it("reads a build from node-llama-cpp's bundle and a release build", () => {
+    // llama-server --version of de3ff81 built from the bundle (stderr)
+    const bundle =
+      "0.00.000.360 I srv  llama_server: initializing ...\nversion: 0.5.0-dev (build 1, commit de3ff81)\nbuilt with GNU 12.2.0 for Linux x86_64\n";
+    expect(parseLlamaVersion(bundle)).toEqual({
+      version: "0.5.0-dev (build 1, commit de3ff81)",
+      build: 1,
+      commit: "de3ff81",
+    });
+  });
+  it("recognises ggml-rpc-server, which has no --version, by its usage", () => {
+    const usage =
+      "error: unknown argument: --version\nUsage: ./ggml-rpc-server [options]\n\noptions:\n  -H, --host HOST   host to bind to (default: 127.0.0.1)\n  -p, --port PORT   port to bind to (default: 50052)\n";
+    expect(parseLlamaVersion(usage)).toBeUndefined();
+    expect(looksLikeRpcServerUsage(usage)).toBe(true);
+    expect(looksLikeRpcServerUsage("usage: true")).toBe(false);
   });
 });
