@@ -18,6 +18,7 @@ const at = (
   stage,
   percent,
   target,
+  goal: "llama-server",
 });
 
 describe("the build's progress", () => {
@@ -34,7 +35,7 @@ describe("the build's progress", () => {
     expect(lines.slice(0, 3)).toEqual([
       "building llama.cpp de3ff81 (cpu)",
       "llama.cpp de3ff81-cpu: configuring (cmake)",
-      "llama.cpp de3ff81-cpu: compiling 0% (llama)",
+      "llama.cpp de3ff81-cpu: compiling llama-server 0% (llama)",
     ]);
     expect(lines.filter((l) => l.includes("compiling"))).toHaveLength(11);
     expect(lines.at(-1)).toBe("llama.cpp de3ff81-cpu: installing the binaries");
@@ -50,6 +51,6 @@ describe("the build's progress", () => {
     expect(out.text).toBe(
       `\r\x1b[2K${renderBuildBar(at("compile", 42, "llama"))}\r\x1b[2Ka remark\n${renderBuildBar(at("compile", 42, "llama"))}\n`,
     );
-    expect(renderBuildBar(at("compile", 42, "llama"), 80)).toMatch(/^llama\.cpp de3ff81-cpu \[#+-+\] {2}42% llama$/);
+    expect(renderBuildBar(at("compile", 42, "llama"), 80)).toMatch(/^llama\.cpp de3ff81-cpu \[#+-+\] {2}42% llama-server \(llama\)$/);
   });
 });

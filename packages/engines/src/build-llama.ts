@@ -28,8 +28,20 @@ export type BuildStage = "clone" | "configure" | "compile" | "install";
 export type BuildEvent =
   /** A line for a person: what was found, decided, skipped or done. */
   | { type: "say"; message: string }
-  /** Where one build is: its stage and, while compiling, CMake's percentage and the target at hand. */
-  | { type: "progress"; id: string; backend: Backend; stage: BuildStage; percent?: number; target?: string }
+  /**
+   * Where one build is: its stage and, while compiling, the binary being built (`goal`: llama-server,
+   * then ggml-rpc-server, then llama-bench; CMake counts each one's percentage from 0, and the first
+   * holds nearly all the work), CMake's percentage for it, and the library or program at hand.
+   */
+  | {
+      type: "progress";
+      id: string;
+      backend: Backend;
+      stage: BuildStage;
+      percent?: number;
+      target?: string;
+      goal?: string;
+    }
   /** One raw line of git's or CMake's output (all of it is in the build log too). */
   | { type: "output"; id: string; line: string };
 
@@ -184,8 +196,8 @@ async function buildOne(
   const id = buildId(source.commit, backend);
   const p = llamaCppPaths(o.enginesDir, id);
   const say = (message: string) => o.onEvent?.({ type: "say", message });
-  const progress = (stage: BuildStage, percent?: number, target?: string) =>
-    o.onEvent?.({ type: "progress", id, backend, stage, percent, target });
+  const progress = (stage: BuildStage, percent?: number, target?: string, goal?: string) =>
+    o.onEvent?.({ type: "progress", id, backend, stage, percent, target, goal });
   const output = (line: string) => o.onEvent?.({ type: "output", id, line });
 
   await mkdir(p.root, { recursive: true });
@@ -221,8 +233,9 @@ async function buildOne(
     const flags = cmakeFlags(backend);
     progress("configure");
     await run("cmake (configure)", tools.cmake!.path, ["-S", p.src, "-B", p.build, ...flags], p.work, output);
-    progress("compile", 0);
+    progress("compile", 0, undefined, BUILD_TARGETS[0]);
     const jobs = o.jobs ?? availableParallelism();
+    let goal = 0;
     await run(
       "cmake --build",
       tools.cmake!.path,
@@ -231,7 +244,9 @@ async function buildOne(
       (line) => {
         output(line);
         const cm = parseCmakeProgress(line);
-        if (cm) progress("compile", cm.percent, cm.target);
+        if (!cm) return;
+        progress("compile", cm.percent, cm.target, BUILD_TARGETS[goal]);
+        if (cm.action === "built" && cm.target === BUILD_TARGETS[goal] && goal < BUILD_TARGETS.length - 1) goal++;
       },
     );
     progress("install");

@@ -15,7 +15,8 @@ export function renderBuildBar(p: Progress, columns = 80): string {
   const label = `llama.cpp ${p.id}`;
   if (p.stage !== "compile" || p.percent === undefined)
     return `${label}: ${STAGE_WORDS[p.stage]}`.slice(0, columns - 1);
-  const tail = `${String(p.percent).padStart(3)}%${p.target ? ` ${p.target}` : ""}`;
+  const what = [p.goal, p.target && p.target !== p.goal ? `(${p.target})` : undefined].filter(Boolean).join(" ");
+  const tail = `${String(p.percent).padStart(3)}%${what ? ` ${what}` : ""}`;
   const room = columns - label.length - tail.length - 5;
   if (room < 10) return `${label} ${tail}`.slice(0, columns - 1);
   const width = Math.min(40, room);
@@ -69,7 +70,7 @@ export class BuildProgressView {
   }
 
   #progress(p: Progress): void {
-    const stage = `${p.id}:${p.stage}`;
+    const stage = `${p.id}:${p.stage}:${p.goal ?? ""}`;
     const changed = stage !== this.#lastStage;
     this.#lastStage = stage;
     if (this.#tty) {
@@ -85,7 +86,8 @@ export class BuildProgressView {
       const step = Math.floor(p.percent / 10);
       if (step === this.#lastStep) return;
       this.#lastStep = step;
-      this.#out.write(`llama.cpp ${p.id}: compiling ${p.percent}%${p.target ? ` (${p.target})` : ""}\n`);
+      const what = p.target && p.target !== p.goal ? ` (${p.target})` : "";
+      this.#out.write(`llama.cpp ${p.id}: compiling${p.goal ? ` ${p.goal}` : ""} ${p.percent}%${what}\n`);
       return;
     }
     if (changed) this.#out.write(`llama.cpp ${p.id}: ${STAGE_WORDS[p.stage]}\n`);
