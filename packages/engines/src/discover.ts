@@ -117,6 +117,7 @@ async function builtCandidates(dir: string): Promise<Candidate[]> {
           source: "built",
           backend: record.backend,
           build_id: record.id,
+          version: b.version,
         });
       }
       continue;
@@ -134,7 +135,12 @@ async function builtCandidates(dir: string): Promise<Candidate[]> {
 
 async function addedCandidates(dir: string, warn: (m: string) => void): Promise<Candidate[]> {
   try {
-    return (await readAddedEngines(dir)).map((e) => ({ id: e.id, path: e.path, source: "added" as const }));
+    return (await readAddedEngines(dir)).map((e) => ({
+      id: e.id,
+      path: e.path,
+      source: "added" as const,
+      version: e.version,
+    }));
   } catch (err) {
     warn((err as Error).message);
     return [];
