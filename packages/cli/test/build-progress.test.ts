@@ -51,6 +51,8 @@ describe("the build's progress", () => {
     expect(out.text).toBe(
       `\r\x1b[2K${renderBuildBar(at("compile", 42, "llama"))}\r\x1b[2Ka remark\n${renderBuildBar(at("compile", 42, "llama"))}\n`,
     );
-    expect(renderBuildBar(at("compile", 42, "llama"), 80)).toMatch(/^llama\.cpp de3ff81-cpu \[#+-+\] {2}42% llama-server \(llama\)$/);
+    expect(renderBuildBar(at("compile", 42, "llama"), 80)).toMatch(
+      /^llama\.cpp de3ff81-cpu \[#+-+\] {2}42% llama-server \(llama\)$/,
+    );
   });
 });
