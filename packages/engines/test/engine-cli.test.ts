@@ -100,13 +100,18 @@ describe("with the machine's llama.cpp build", () => {
   const version = build!.record.binaries.find((b) => b.id === "llama-server")?.version ?? "?";
 
   it("finds the cached build and does not rebuild it", async () => {
-    const r = await rbee(["engine", "build", "llama.cpp", "--backend", "cpu"], {
-      RBEE_ENGINES_DIR: MACHINE_ENGINES_DIR,
-    });
+    const machine = { RBEE_ENGINES_DIR: MACHINE_ENGINES_DIR };
+    const r = await rbee(["engine", "build", "llama.cpp", "--backend", "cpu"], machine, 30_000);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/already built llama\.cpp [0-9a-f]{7} \(cpu\) in .* \(cached\)/);
-    expect(r.stderr).not.toMatch(/compiling/);
+    expect(r.stderr).not.toMatch(/compiling|configuring/);
     expect(r.stdout.trim()).toBe(build!.dir);
+    const json = await rbee(["engine", "build", "llama.cpp", "--backend", "cpu", "--json", "-q"], machine, 30_000);
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.stderr).toBe("");
+    const [only, ...rest] = JSON.parse(json.stdout) as Array<{ dir: string; cached: boolean; built_at: string }>;
+    expect(rest).toEqual([]);
+    expect(only).toMatchObject({ dir: build!.dir, cached: true, built_at: build!.record.built_at, backend: "cpu" });
   });
 
   it("adds the real llama-server, lists it with its version, and removes it", async () => {
