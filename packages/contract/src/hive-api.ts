@@ -130,7 +130,10 @@ export const ModelInspection = z.looseObject({
   /** For a repo without a file named: which file was picked and why. */
   picked: z.string().optional(),
   gguf: GgufSummary,
+  /** What a llama.cpp worker needs for it on a CPU. */
   estimate: MemoryEstimate,
+  /** What it needs with every layer on a GPU (the backend's own context counts). */
+  gpu_estimate: MemoryEstimate.optional(),
   /** Bytes read over the network to learn all this (0 for local files). */
   bytes_fetched: Bytes,
   /** Already in this hive's catalog. */

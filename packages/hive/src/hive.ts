@@ -21,6 +21,7 @@ import {
   ValidationError,
   type WorkerHeartbeat,
 } from "@rbee/contract";
+import { listEngines, VersionProbeCache } from "@rbee/engines";
 import {
   cachePaths,
   createLogger,
@@ -476,8 +477,15 @@ function bracket(host: string): string {
 }
 
 /**
- * The engine binaries this machine has, for the worker catalog.
+ * The engine binaries this machine has, for the worker catalog: those rbee built and those it was
+ * given (RBEE_ENGINES_DIR, else <cache>/engines), and those on PATH. Versions are probed once per
+ * binary (and again when the file changes).
  */
-function defaultFindEngines(_o: ResolvedHiveOptions): () => Promise<EngineBinary[]> {
-  return async () => [];
+function defaultFindEngines(o: ResolvedHiveOptions): () => Promise<EngineBinary[]> {
+  const cache = new VersionProbeCache();
+  const dir = o.env.RBEE_ENGINES_DIR || join(o.cacheDir, "engines");
+  return async () => {
+    const found = await listEngines({ env: o.env, enginesDir: dir, cache });
+    return found.map(({ version, ...rest }) => (version === null ? rest : { ...rest, version }));
+  };
 }
