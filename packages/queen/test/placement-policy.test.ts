@@ -162,5 +162,15 @@ describe("placement by worker type (declared devices and catalogs)", () => {
     expect(err.code).toBe("worker_type_not_installed");
     expect(err.message).toContain("hive m: echo-worker.mjs is missing");
     expect(err.message).toContain("hive old: not in its catalog");
+    // a spawn pinned to a hive that lacks it is told which hives have it
+    expect(() =>
+      choosePlacement([{ hive: missing, hasModel: true }], none, {
+        ...fixed(GiB),
+        workerType: echo,
+        elsewhere: () => ["gpu-box"],
+      }),
+    ).toThrow(
+      /the hive chosen cannot run worker type 'echo' \(hive m: .*\); it runs on hive gpu-box; install it there/,
+    );
   });
 });

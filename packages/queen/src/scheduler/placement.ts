@@ -60,6 +60,8 @@ export interface PlacementOptions {
   workerType?: WorkerTypeDescriptor;
   /** Bytes a worker needs on a device: the type's estimate for the model on that kind of device. */
   need: (device: Device) => number;
+  /** Hives left out of the choice (the spawn is pinned to another) that run the type, for the error. */
+  elsewhere?: (type: WorkerTypeDescriptor) => string[];
 }
 
 /** The type placement assumes when none is named. */
@@ -88,15 +90,21 @@ export function hiveRuns(
  * Why no candidate hive can run a type at all: 409 naming the hives that have it (none, here) and
  * what each of the others said about it (its engine missing, and how to install it).
  */
-export function typeNotInstalledError(type: WorkerTypeDescriptor, hives: readonly HiveEntry[]): RbeeError {
+export function typeNotInstalledError(
+  type: WorkerTypeDescriptor,
+  hives: readonly HiveEntry[],
+  /** Hives outside the choice (a spawn pinned to another) that do run it. */
+  elsewhere: readonly string[] = [],
+): RbeeError {
   const why = hives.map((h) => {
     const entry = h.workerTypes?.find((t) => t.id === type.id);
     if (entry === undefined) return `hive ${h.id}: not in its catalog (an older rbee?)`;
     if (entry.status !== "Available") return `hive ${h.id}: ${entry.error ?? entry.status}`;
     return `hive ${h.id}: runs it on ${(entry.runs_on ?? []).join(", ") || "no device kind"} only`;
   });
+  const others = elsewhere.length > 0 ? `; it runs on hive ${elsewhere.join(", ")}` : "";
   return new RbeeError(
-    `no connected hive can run worker type '${type.id}' (${why.join("; ") || "no hive is connected"}); install it on a hive, or choose another type (rbee worker types)`,
+    `${elsewhere.length > 0 ? "the hive chosen cannot" : "no connected hive can"} run worker type '${type.id}' (${why.join("; ") || "no hive is connected"})${others}; install it there (rbee engine build, rbee engine add), or choose another type or hive (rbee worker types)`,
     { statusCode: 409, code: "worker_type_not_installed", param: "worker_type", details: { worker_type: type.id } },
   );
 }
@@ -155,6 +163,7 @@ export function choosePlacement(
     throw typeNotInstalledError(
       type,
       candidates.map((c) => c.hive),
+      o.elsewhere?.(type),
     );
   if (largest === undefined && o.device !== undefined) {
     const hives = candidates.map((c) => c.hive.id).join(", ") || "none";

@@ -713,7 +713,18 @@ export class Scheduler {
     const { candidates, facts } = this.#candidates(model, o, type);
     const need = (device: Device) =>
       estimateWorkerMemory(type, facts, device.kind, { contextSize: o.ctxSize, parallel: o.parallel });
-    const placementOptions = { policy: o.policy ?? this.options.policy, device: o.device, workerType: type, need };
+    const placementOptions = {
+      policy: o.policy ?? this.options.policy,
+      device: o.device,
+      workerType: type,
+      need,
+      elsewhere: (t: WorkerTypeDescriptor) =>
+        o.hive === undefined
+          ? []
+          : this.#liveHives(false)
+              .filter((h) => h.id !== o.hive && h.devices.some((d) => hiveRuns(h, t, d)))
+              .map((h) => h.id),
+    };
     let placement: Placement;
     let victims: WorkerEntry[] = [];
     try {
