@@ -15,6 +15,7 @@ export { DEFAULT_BODY_LIMIT, HttpContext, PayloadTooLargeError } from "./http/co
 export { type Handler, type Middleware, Router } from "./http/router.js";
 export { HttpServer, type HttpServerOptions, MethodNotAllowedError, writeError } from "./http/server.js";
 export { formatSseFrame, SseWriter } from "./http/sse.js";
+export { StaticFiles, type StaticFilesOptions } from "./http/static-files.js";
 export {
   describeTlsFailure,
   extraCa,
