@@ -214,10 +214,16 @@ export const ApiKeyInfo = z.looseObject({
   /** The first characters of the key, to tell keys apart. */
   prefix: z.string(),
   created_at: Timestamp,
+  /** An admin key may create and revoke keys too (the dashboard's Keys view); others only use the API. */
+  admin: z.boolean().optional(),
 });
 export type ApiKeyInfo = z.infer<typeof ApiKeyInfo>;
 
-export const CreateApiKeyRequest = z.strictObject({ name: z.string().min(1).max(64).default("default") });
+export const CreateApiKeyRequest = z.strictObject({
+  name: z.string().min(1).max(64).default("default"),
+  /** May this key create and revoke keys? Default false: only the cluster token and admin keys can. */
+  admin: z.boolean().default(false),
+});
 
 /** `GET /v1/catalog`: every hive's catalog entries (Downloading and Failed ones too). */
 export const CatalogListing = z.looseObject({

@@ -21,7 +21,9 @@ import {
   type ServerTls,
 } from "@rbee/server-kit";
 import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./config.js";
-import { apiKeyAuth } from "./http/api-key-auth.js";
+import { apiKeyAuth, keyAdminAuth } from "./http/api-key-auth.js";
+import { Dashboard } from "./http/dashboard.js";
+import { sendWorkerLogs } from "./http/worker-logs.js";
 import { jobRunner } from "./jobs/job-runners.js";
 import { JobStore } from "./jobs/job-store.js";
 import { QueenMetrics } from "./metrics.js";
@@ -164,11 +166,18 @@ export class Queen {
       }),
     ];
     const openai = new OpenAiRoutes(this.router, this.registry);
+    const keyAdmin = [keyAdminAuth(this.keys, this.clusterToken)];
+    const dashboard = new Dashboard();
     return new Router()
       .get("/health", (ctx) => ctx.send(200, { status: "ok", version: QUEEN_VERSION }))
       .get("/", (ctx) =>
-        ctx.send(200, { name: "rbee queen", version: QUEEN_VERSION, openai_base_url: `${this.#url}/v1` }),
+        dashboard.index(ctx, () => ({
+          name: "rbee queen",
+          version: QUEEN_VERSION,
+          openai_base_url: `${this.#url}/v1`,
+        })),
       )
+      .get("/assets/:file", (ctx) => dashboard.asset(ctx))
       .get(
         "/metrics",
         async (ctx) => {
@@ -194,6 +203,7 @@ export class Queen {
         api,
       )
       .post("/v1/jobs", (ctx) => this.#createJob(ctx), api)
+      .get("/v1/jobs", (ctx) => ctx.send(200, { jobs: this.jobs.list().map((j) => j.summary()) }), api)
       .get(
         "/v1/jobs/:id",
         (ctx) => {
@@ -214,6 +224,7 @@ export class Queen {
       )
       .get("/v1/cluster", (ctx) => ctx.send(200, this.snapshot()), api)
       .get("/v1/workers", (ctx) => ctx.send(200, { workers: this.snapshot().workers }), api)
+      .get("/v1/workers/:id/logs", (ctx) => sendWorkerLogs(ctx, this.registry, this.clusterToken), api)
       .get(
         "/v1/worker-types",
         (ctx) => ctx.send(200, clusterWorkerTypes(this.registry, this.config.defaultWorkerType)),
@@ -250,14 +261,14 @@ export class Queen {
         },
         cluster,
       )
-      .get("/v1/keys", (ctx) => ctx.send(200, { keys: this.keys.list() }), cluster)
+      .get("/v1/keys", (ctx) => ctx.send(200, { keys: this.keys.list() }), keyAdmin)
       .post(
         "/v1/keys",
         async (ctx) => {
-          const { name } = await ctx.json(CreateApiKeyRequest, "key request");
-          ctx.send(201, this.keys.create(name));
+          const { name, admin } = await ctx.json(CreateApiKeyRequest, "key request");
+          ctx.send(201, this.keys.create(name, admin));
         },
-        cluster,
+        keyAdmin,
       )
       .delete(
         "/v1/keys/:id",
@@ -265,7 +276,7 @@ export class Queen {
           this.keys.remove(ctx.params.id ?? "");
           ctx.res.writeHead(204).end();
         },
-        cluster,
+        keyAdmin,
       );
   }
 

@@ -76,11 +76,20 @@ describe("queen auth", () => {
 
   it("OpenAI routes are open until a key exists, then want one (401 in OpenAI's shape)", async () => {
     expect((await getJson(`${queen.url}/v1/models`)).status).toBe(200);
-    expect((await getJson(`${queen.url}/v1/keys`)).status).toBe(401); // admin routes want the cluster token
+    // while no key exists, the key routes are as open as the rest (the dashboard makes the first key)
+    expect((await getJson(`${queen.url}/v1/keys`)).body).toEqual({ keys: [] });
     const created = await postJson(`${queen.url}/v1/keys`, { name: "ci" }, { token: queen.clusterToken });
     expect(created.status).toBe(201);
     const key: string = created.body.key;
     expect(key).toMatch(/^rbee_sk_/);
+    expect(created.body.admin).toBe(false);
+    // from now on they want the cluster token or an admin key: a plain key is refused with 403
+    const anonymous = await getJson(`${queen.url}/v1/keys`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error.message).toMatch(/admin key or the cluster token/);
+    const plain = await getJson(`${queen.url}/v1/keys`, key);
+    expect(plain.status).toBe(403);
+    expect(plain.body.error.message).toMatch(/cannot manage keys/);
     const missing = await getJson(`${queen.url}/v1/models`);
     expect(missing.status).toBe(401);
     expect(missing.body.error).toMatchObject({ type: "authentication_error", code: "invalid_api_key" });
@@ -99,6 +108,27 @@ describe("queen auth", () => {
       headers: { authorization: `Bearer ${queen.clusterToken}` },
     });
     expect(res.status).toBe(204);
+    expect((await getJson(`${queen.url}/v1/models`)).status).toBe(200);
+  });
+
+  it("the first key can be made with no token (an admin key); an admin key manages keys, a plain one is refused", async () => {
+    const first = await postJson(`${queen.url}/v1/keys`, { name: "dashboard", admin: true });
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ name: "dashboard", admin: true });
+    const admin: string = first.body.key;
+    expect((await postJson(`${queen.url}/v1/keys`, { name: "second" })).status).toBe(401);
+    const second = await postJson(`${queen.url}/v1/keys`, { name: "second" }, { token: admin });
+    expect(second.status).toBe(201);
+    const list = await getJson(`${queen.url}/v1/keys`, admin);
+    expect(list.body.keys.map((k: { name: string; admin: boolean }) => [k.name, k.admin])).toEqual([
+      ["dashboard", true],
+      ["second", false],
+    ]);
+    const del = (id: string, token: string) =>
+      fetch(`${queen.url}/v1/keys/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
+    expect((await del(first.body.id, second.body.key)).status).toBe(403);
+    expect((await del(second.body.id, admin)).status).toBe(204);
+    expect((await del(first.body.id, admin)).status).toBe(204);
     expect((await getJson(`${queen.url}/v1/models`)).status).toBe(200);
   });
 

@@ -1,4 +1,4 @@
-import { UnauthorizedError } from "@rbee/contract";
+import { RbeeError, UnauthorizedError } from "@rbee/contract";
 import { bearerToken, type Middleware, secretEquals } from "@rbee/server-kit";
 import type { ApiKeyStore } from "../store/api-key-store.js";
 
@@ -22,5 +22,32 @@ export function apiKeyAuth(keys: ApiKeyStore, clusterToken: string): Middleware 
         `incorrect API key provided: ${token.slice(0, 8)}…; list valid keys with \`rbee key ls\``,
       );
     }
+  };
+}
+
+/**
+ * The key routes (`/v1/keys`): open while no key exists, like every other route (the queen then
+ * listens on loopback only), so that the first key can be made from the dashboard; afterwards the
+ * cluster token or an admin key. A valid key that is not an admin is refused with 403.
+ */
+export function keyAdminAuth(keys: ApiKeyStore, clusterToken: string): Middleware {
+  return (ctx) => {
+    if (!keys.enabled) return;
+    const token = bearerToken(ctx);
+    if (token === undefined) {
+      throw new UnauthorizedError(
+        "managing API keys wants an admin key or the cluster token: send it as 'Authorization: Bearer <key>'",
+      );
+    }
+    if (secretEquals(token, clusterToken) || keys.verifyAdmin(token)) return;
+    if (keys.verify(token)) {
+      throw new RbeeError(
+        "this API key cannot manage keys: use an admin key (created with admin) or the cluster token (`rbee key` on the queen's machine)",
+        { statusCode: 403, code: "permission_denied" },
+      );
+    }
+    throw new UnauthorizedError(
+      `incorrect API key provided: ${token.slice(0, 8)}…; list valid keys with \`rbee key ls\``,
+    );
   };
 }

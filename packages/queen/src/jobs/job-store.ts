@@ -72,11 +72,45 @@ export class Job {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * The job as `GET /v1/jobs` lists it. An infer job's prompt and messages are left out (a list is
+   * seen by every key holder): only their count is shown.
+   */
+  summary(): JobSummary {
+    const op = this.operation;
+    const operation =
+      op.type === "infer"
+        ? {
+            ...op,
+            prompt: undefined,
+            messages: undefined,
+            message_count: (op.messages?.length ?? 0) + (op.prompt === undefined ? 0 : 1),
+          }
+        : op;
+    return {
+      job_id: this.id,
+      status: this.status,
+      operation,
+      created_at: this.createdAt,
+      finished_at: this.finishedAt ?? null,
+      events: this.events.length,
+    };
+  }
+
   cancel(reason = "cancelled by the client"): void {
     if (this.done) return;
     this.#abort.abort(new RbeeError(reason, { statusCode: 499, code: "cancelled" }));
     this.emit({ type: "cancelled", reason });
   }
+}
+
+export interface JobSummary {
+  job_id: string;
+  status: Job["status"];
+  operation: Record<string, unknown>;
+  created_at: number;
+  finished_at: number | null;
+  events: number;
 }
 
 /** The queen's jobs, in memory. Finished jobs are kept for `retainMs` (and at most `maxJobs`). */
@@ -127,6 +161,12 @@ export class JobStore {
         },
       );
     return job;
+  }
+
+  /** Every job kept, newest first. */
+  list(): Job[] {
+    this.#prune();
+    return [...this.#jobs.values()].reverse();
   }
 
   get(id: string): Job {

@@ -13,6 +13,7 @@ const StoredKey = z.object({
   prefix: z.string(),
   sha256: z.string(),
   created_at: z.string(),
+  admin: z.boolean().optional(),
 });
 const StoredKeys = z.object({ keys: z.array(StoredKey) });
 type StoredKey = z.infer<typeof StoredKey>;
@@ -51,12 +52,24 @@ export class ApiKeyStore {
     return this.#keys.some((k) => secretEquals(k.sha256, hash));
   }
 
+  /** True for a stored key made with `admin`: it may create and revoke keys (keys from RBEE_API_KEYS may not). */
+  verifyAdmin(token: string): boolean {
+    const hash = sha256(token);
+    return this.#keys.some((k) => k.admin === true && secretEquals(k.sha256, hash));
+  }
+
   list(): ApiKeyInfo[] {
-    return this.#keys.map(({ id, name, prefix, created_at }) => ({ id, name, prefix, created_at }));
+    return this.#keys.map(({ id, name, prefix, created_at, admin }) => ({
+      id,
+      name,
+      prefix,
+      created_at,
+      admin: admin === true,
+    }));
   }
 
   /** Creates a key; the secret is returned here and never again. */
-  create(name: string): ApiKeyInfo & { key: string } {
+  create(name: string, admin = false): ApiKeyInfo & { key: string } {
     const key = `rbee_sk_${randomBytes(24).toString("base64url")}`;
     const info: StoredKey = {
       id: `key_${randomBytes(6).toString("hex")}`,
@@ -64,11 +77,12 @@ export class ApiKeyStore {
       prefix: key.slice(0, 12),
       sha256: sha256(key),
       created_at: new Date().toISOString(),
+      ...(admin ? { admin: true } : {}),
     };
     this.#keys = [...this.#keys, info];
     this.#save();
     const { sha256: _hash, ...shown } = info;
-    return { ...shown, key };
+    return { ...shown, admin, key };
   }
 
   remove(id: string): void {
