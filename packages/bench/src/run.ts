@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { cachedGeneratedModel, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchColdStart } from "./cold-start-bench.js";
+import { benchClusterUpdates, benchFirstLoad, CHROMIUM, chromiumAvailable } from "./dashboard-bench.js";
 import { benchDownload } from "./download-bench.js";
 import { benchFailover } from "./failover-bench.js";
 import { benchHeartbeat } from "./heartbeat-bench.js";
@@ -169,6 +170,32 @@ SUITES.failover = async () => {
   );
   const cases = await benchFailover({ runs: 5, heartbeatIntervalMs, clients: 2, timeoutMs: 60_000 });
   const file = saveResults("failover", { heartbeat_interval_ms: heartbeatIntervalMs, cases });
+  console.log(`results: ${file}`);
+};
+
+SUITES.dashboard = async () => {
+  if (!chromiumAvailable()) {
+    console.log(`\n== dashboard: skipped, ${CHROMIUM} is missing (apt-get install chromium)`);
+    return;
+  }
+  console.log("\n== dashboard: the first load in headless chromium, as the queen sends it vs uncompressed");
+  const first = await benchFirstLoad();
+  console.log(
+    `first load: ${(first.transferred_bytes / 1024).toFixed(1)} KB on the wire in ${first.files} files (uncompressed ${(first.uncompressed_bytes / 1024).toFixed(1)} KB); live after ${first.to_live_ms} ms`,
+  );
+  console.log(verdictAtMost("first load on the wire (KB)", first.transferred_bytes / 1024, 200, " KB"));
+  const intervalMs = 2000;
+  console.log(
+    `\n== dashboard: from a heartbeat that adds a worker to the frame showing its row, with 1,000 simulated workers (heartbeat every ${intervalMs / 1000} s, 10% flip Ready ⇄ Busy each beat) vs 8`,
+  );
+  const updates = await benchClusterUpdates({ workers: [8, 1000], workersPerHive: 8, intervalMs, rounds: 20 });
+  const small = updates.find((r) => r.workers === 8);
+  const large = updates.find((r) => r.workers === 1000);
+  if (small && large)
+    console.log(
+      `1,000 workers / 8 workers, update p50: ${(large.update_p50_ms / Math.max(1, small.update_p50_ms)).toFixed(2)}×`,
+    );
+  const file = saveResults("dashboard", { first_load: first, updates });
   console.log(`results: ${file}`);
 };
 

@@ -1,6 +1,7 @@
 import type { ClusterEvent, ClusterHive, ClusterSnapshot, ClusterWorker } from "@rbee/contract";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api, onAuthNeeded, parseJson, readSse } from "./api";
+import { ago, duration } from "./format";
 
 export type Connection = "connecting" | "live" | "disconnected" | "auth";
 
@@ -16,6 +17,15 @@ export interface ClusterView {
   updatedAt: number;
 }
 
+/**
+ * Figures that move on every heartbeat are compared as the page shows them ("4.2 s", "3 min"), so
+ * that a row whose text would not change keeps its object and skips rendering.
+ */
+const AS_SHOWN: Record<string, (a: number, b: number) => boolean> = {
+  idle_ms: (a, b) => duration(a) === duration(b),
+  last_seen_ms: (a, b) => ago(a) === ago(b),
+};
+
 /** Same field values (one level deep, nested objects by JSON): lets unchanged rows skip rendering. */
 function sameShallow(a: object, b: object): boolean {
   const ka = Object.keys(a);
@@ -24,6 +34,8 @@ function sameShallow(a: object, b: object): boolean {
     const va = (a as Record<string, unknown>)[k];
     const vb = (b as Record<string, unknown>)[k];
     if (va === vb) continue;
+    const shown = AS_SHOWN[k];
+    if (shown && typeof va === "number" && typeof vb === "number" && shown(va, vb)) continue;
     if (typeof va !== "object" || typeof vb !== "object" || va === null || vb === null) return false;
     if (JSON.stringify(va) !== JSON.stringify(vb)) return false;
   }
@@ -113,7 +125,10 @@ export class ClusterStore {
   #publish(): void {
     this.#set({
       hives: [...this.#hives.values()].sort((a, b) => a.id.localeCompare(b.id)),
-      workers: [...this.#workers.values()],
+      // by hive, then id: a stable order, whatever order the events came in
+      workers: [...this.#workers.values()].sort((a, b) =>
+        a.hive_id === b.hive_id ? a.worker_id.localeCompare(b.worker_id) : a.hive_id.localeCompare(b.hive_id),
+      ),
       updatedAt: Date.now(),
     });
   }
@@ -154,7 +169,8 @@ export class ClusterStore {
         const w = this.#workers.get(e.worker_id);
         if (w)
           this.#workers.set(w.worker_id, { ...w, status: e.status, routable: this.#routable(w.hive_id, e.status) });
-        else this.#scheduleRefresh();
+        // a crash or a restart changes restarts and last exit too, which only the snapshot carries
+        if (!w || (e.status !== "Ready" && e.status !== "Busy") || e.from === "Starting") this.#scheduleRefresh();
         break;
       }
       case "worker_removed":

@@ -166,7 +166,9 @@ describe.skipIf(!browserAvailable())("the web dashboard in a real browser (queen
     await browser.screenshot("cluster");
     process.kill(worker?.pid as number, "SIGKILL");
     await expect.poll(() => row.textContent(), { timeout: 30_000 }).toMatch(/SIGKILL/);
+    // restarted by its hive: Ready again, one restart counted
     await expect.poll(() => row.getAttribute("data-status"), { timeout: 30_000 }).toBe("Ready");
+    await expect.poll(() => row.locator('td[data-label="restarts"]').textContent(), { timeout: 15_000 }).toBe("1");
     await browser.screenshot("cluster-after-kill");
   }, 120_000);
 

@@ -1,6 +1,6 @@
 import type { ClusterHive, ClusterWorker } from "@rbee/contract";
 import { memo } from "preact/compat";
-import { useMemo } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { useCluster } from "../cluster-store";
 import { ago, count, duration } from "../format";
 import { MemoryBar, StatusPill } from "../ui";
@@ -111,10 +111,55 @@ const WorkerRow = memo(function WorkerRow({ w }: { w: ClusterWorker }) {
   );
 });
 
+/** Above this many workers only the rows in view are rendered (a scrolling window over the table). */
+const WINDOW_FROM = 150;
+const OVERSCAN = 12;
+
+/**
+ * The rows to render: all of them for a small cluster; for a large one, those in the scroll
+ * container's view (rows have one height, measured from the first one rendered), with spacers
+ * above and below so that the scrollbar stays true.
+ */
+function useRowWindow(count: number) {
+  const box = useRef<HTMLElement>(null);
+  const [scrollTop, setScrollTop] = useState(0);
+  const [rowHeight, setRowHeight] = useState(48);
+  const [viewHeight, setViewHeight] = useState(700);
+  const windowed = count > WINDOW_FROM;
+  useEffect(() => {
+    const el = box.current;
+    if (!el || !windowed) return;
+    const onScroll = () => setScrollTop(el.scrollTop);
+    const measure = () => {
+      setViewHeight(el.clientHeight);
+      const row = el.querySelector<HTMLElement>("tbody tr[data-worker-id]");
+      if (row && row.offsetHeight > 0) setRowHeight(row.offsetHeight);
+    };
+    measure();
+    el.addEventListener("scroll", onScroll, { passive: true });
+    addEventListener("resize", measure);
+    return () => {
+      el.removeEventListener("scroll", onScroll);
+      removeEventListener("resize", measure);
+    };
+  }, [windowed]);
+  if (!windowed) return { box, windowed, start: 0, end: count, before: 0, after: 0 };
+  const start = Math.max(0, Math.floor(scrollTop / rowHeight) - OVERSCAN);
+  const end = Math.min(count, Math.ceil((scrollTop + viewHeight) / rowHeight) + OVERSCAN);
+  return { box, windowed, start, end, before: start * rowHeight, after: (count - end) * rowHeight };
+}
+
 export function WorkerTable({ workers, caption }: { workers: readonly ClusterWorker[]; caption: string }) {
+  const win = useRowWindow(workers.length);
   if (workers.length === 0) return <p class="muted empty">No workers yet. Spawn one under Workers.</p>;
   return (
-    <div class="table-wrap">
+    <section
+      class={`table-wrap${win.windowed ? " windowed" : ""}`}
+      ref={win.box}
+      aria-label={caption}
+      // a scrolling region must be reachable by keyboard
+      tabIndex={win.windowed ? 0 : undefined}
+    >
       <table class="workers stack">
         <caption class="sr-only">{caption}</caption>
         <thead>
@@ -135,12 +180,14 @@ export function WorkerTable({ workers, caption }: { workers: readonly ClusterWor
           </tr>
         </thead>
         <tbody>
-          {workers.map((w) => (
+          {win.before > 0 ? <tr class="spacer" style={{ height: `${win.before}px` }} /> : null}
+          {workers.slice(win.start, win.end).map((w) => (
             <WorkerRow key={w.worker_id} w={w} />
           ))}
+          {win.after > 0 ? <tr class="spacer" style={{ height: `${win.after}px` }} /> : null}
         </tbody>
       </table>
-    </div>
+    </section>
   );
 }
 
