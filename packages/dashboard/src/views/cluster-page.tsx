@@ -99,7 +99,9 @@ const WorkerRow = memo(function WorkerRow({ w }: { w: ClusterWorker }) {
         {count(w.requests_total)}
       </td>
       <td data-label="idle / keep-alive">
-        {idle} <span class="muted">/ {keepAlive}</span>
+        <span>
+          {idle} <span class="muted">/ {keepAlive}</span>
+        </span>
       </td>
       <td data-label="restarts" class="num">
         {w.restarts}

@@ -9,7 +9,9 @@ export function KeysPage() {
   const [keys, setKeys] = useState<Array<ApiKeyInfo & { admin?: boolean }>>();
   const [error, setError] = useState<unknown>();
   const [name, setName] = useState("");
-  const [admin, setAdmin] = useState(true);
+  // the first key is an admin by default: otherwise nobody could manage keys from this page afterwards
+  const [adminChoice, setAdmin] = useState<boolean>();
+  const admin = adminChoice ?? (keys === undefined || keys.length === 0);
   const [created, setCreated] = useState<CreatedKey>();
   const [busy, setBusy] = useState(false);
   const load = useCallback(async () => {
@@ -48,7 +50,9 @@ export function KeysPage() {
               setCreated(k);
               setName("");
               setError(undefined);
-              await load();
+              // the first key closes the API: this tab has no key yet, so show the list as it now is
+              if (apiKey() === null) setKeys((list) => [...(list ?? []), k]);
+              else await load();
             } catch (err) {
               setError(err);
             } finally {
@@ -82,7 +86,10 @@ export function KeysPage() {
             <code class="secret" data-testid="secret">
               {created.key}
             </code>
-            <div class="row">
+            {apiKey() === null ? (
+              <p class="muted">From now on the queen wants a key on every request, from this page too.</p>
+            ) : null}
+            <div class="row center">
               <button type="button" onClick={() => void navigator.clipboard?.writeText(created.key)}>
                 Copy
               </button>
@@ -105,7 +112,7 @@ export function KeysPage() {
       <section aria-labelledby="keys-title">
         <h2 id="keys-title">Keys</h2>
         <ErrorNote error={error} />
-        {keys === undefined ? null : keys.length === 0 ? (
+        {keys === undefined || error ? null : keys.length === 0 ? (
           <p class="muted empty">No API keys: the API is open on this machine.</p>
         ) : (
           <div class="table-wrap">

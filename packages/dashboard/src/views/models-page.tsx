@@ -179,8 +179,13 @@ function AddModel({ onAdded }: { onAdded: () => void }) {
           </div>
           {info.model ? (
             <p class="muted">Already in the catalog of hive {info.hive_id}.</p>
+          ) : download.end?.type === "done" ? (
+            <p class="ok-note" role="status">
+              Added: <strong>{info.model_id}</strong> is in the catalog. Spawn a worker for it under Workers, or chat
+              with it in the Playground (a worker starts on the first request).
+            </p>
           ) : (
-            <div class="row">
+            <div class="row spaced">
               {downloading ? (
                 <button type="button" onClick={() => void download.cancel()}>
                   Cancel download
