@@ -221,6 +221,24 @@ describe("queen jobs", () => {
     expect(events.at(-1)).toMatchObject({ event: "error", data: { code: "model_not_found" } });
   });
 
+  it("GET /v1/jobs lists the jobs newest first, with an infer job's prompt left out", async () => {
+    const created = await postJson(`${queen.url}/v1/jobs`, {
+      operation: { type: "infer", model: "nope", prompt: "a secret prompt" },
+    });
+    await readJobStream(`${queen.url}${created.body.sse_url}`);
+    const list = await getJson(`${queen.url}/v1/jobs`);
+    expect(list.status).toBe(200);
+    expect(list.body.jobs[0]).toMatchObject({
+      job_id: created.body.job_id,
+      status: "error",
+      operation: { type: "infer", model: "nope", message_count: 1 },
+    });
+    expect(list.body.jobs[0].finished_at).toBeGreaterThanOrEqual(list.body.jobs[0].created_at);
+    expect(list.body.jobs.length).toBeGreaterThan(2);
+    expect(list.text).not.toContain("a secret prompt");
+    expect(list.text).not.toContain("Once upon a time");
+  });
+
   it("a malformed job is refused with 400 naming the field", async () => {
     const r = await postJson(`${queen.url}/v1/jobs`, {
       operation: { type: "infer", model: "x", prompt: "y", max_tokens: "lots" },
