@@ -2,6 +2,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { apiKey, onAuthNeeded, setApiKey } from "./api";
 import { cluster, useCluster } from "./cluster-store";
+import { time } from "./format";
 import { ClusterPage } from "./views/cluster-page";
 import { JobsPage } from "./views/jobs-page";
 import { KeysPage } from "./views/keys-page";
@@ -80,17 +81,19 @@ function KeyPrompt({ onDone }: { onDone?: () => void }) {
 }
 
 function Disconnected() {
-  const { connection, problem } = useCluster();
+  const { connection, problem, updatedAt } = useCluster();
   if (connection !== "disconnected") return null;
   return (
     <div class="banner warn" role="alert">
       <strong>Disconnected from the queen.</strong> Reconnecting by itself… {problem ? <span>({problem})</span> : null}
+      {updatedAt ? <span class="muted"> What is shown is as of {time(updatedAt)}.</span> : null}
     </div>
   );
 }
 
 function Shell({ page, children }: { page: PageId; children: ComponentChildren }) {
   const [hasKey, setHasKey] = useState(apiKey() !== null);
+  const { connection } = useCluster();
   useEffect(() => onAuthNeeded(() => setHasKey(apiKey() !== null)), []);
   return (
     <>
@@ -120,7 +123,7 @@ function Shell({ page, children }: { page: PageId; children: ComponentChildren }
           ) : null}
         </div>
       </header>
-      <main id="main">
+      <main id="main" class={connection === "disconnected" ? "stale" : undefined}>
         <Disconnected />
         {children}
       </main>

@@ -201,6 +201,15 @@ describe.skipIf(!browserAvailable())("the web dashboard in a real browser (queen
     await expectAccessible("jobs view");
   });
 
+  it("an error appears as the API wrote it: removing a model a worker serves is refused", async () => {
+    await view("Models");
+    const row = page.locator(`tr[data-model-id="${modelId}"]`);
+    page.once("dialog", (d) => void d.accept());
+    await row.getByRole("button", { name: `Remove ${modelId}` }).click();
+    await expect.poll(() => row.getByRole("alert").textContent(), { timeout: 15_000 }).toMatch(/in use by worker/);
+    await browser.screenshot("models-remove-refused");
+  });
+
   it("works at phone width", async () => {
     const phone = await openBrowser({ width: 390, height: 844 });
     try {

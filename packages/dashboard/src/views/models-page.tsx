@@ -209,6 +209,31 @@ function AddModel({ onAdded }: { onAdded: () => void }) {
   );
 }
 
+/** Removes a model from every hive that holds it (refused, with the reason, while a worker serves it). */
+function RemoveModel({ id, onRemoved }: { id: string; onRemoved: () => void }) {
+  const job = useJob((e) => {
+    if (e.type === "done") onRemoved();
+  });
+  const failed = job.end?.type === "error" ? job.end.message : job.error;
+  return (
+    <div class="remove">
+      <button
+        type="button"
+        class="danger"
+        disabled={job.running}
+        aria-label={`Remove ${id}`}
+        onClick={() => {
+          if (confirm(`Remove ${id} from every hive that holds it? Its files are deleted.`))
+            void job.start({ type: "remove_model", model: id });
+        }}
+      >
+        {job.running ? "Removing…" : "Remove"}
+      </button>
+      <ErrorNote error={failed} />
+    </div>
+  );
+}
+
 export function ModelsPage() {
   const [models, setModels] = useState<HeldModel[]>();
   const [error, setError] = useState<unknown>();
@@ -253,6 +278,9 @@ export function ModelsPage() {
                   <th scope="col">quantization</th>
                   <th scope="col">parameters</th>
                   <th scope="col">held by</th>
+                  <th scope="col">
+                    <span class="sr-only">actions</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -271,6 +299,15 @@ export function ModelsPage() {
                           {h.status === "Downloading" && h.downloaded !== undefined ? ` ${bytes(h.downloaded)}` : null}
                         </span>
                       ))}
+                    </td>
+                    <td>
+                      <RemoveModel
+                        id={m.id}
+                        onRemoved={() => {
+                          void cluster.refresh();
+                          void load();
+                        }}
+                      />
                     </td>
                   </tr>
                 ))}
