@@ -102,20 +102,29 @@ export interface SseMessage {
 }
 
 /**
- * Reads a server-sent event stream with fetch (EventSource cannot send an Authorization header).
+ * Reads a server-sent event stream with fetch (EventSource cannot send an Authorization header);
+ * with `body`, the request is a POST of that JSON (OpenAI's streamed completions).
  * Resolves when the stream ends; rejects with ApiError when the request is refused, or with the
  * network error when the connection drops.
  */
 export async function readSse(
   path: string,
   onMessage: (m: SseMessage) => void,
-  options: { signal?: AbortSignal; lastEventId?: string } = {},
+  options: { signal?: AbortSignal; lastEventId?: string; body?: unknown } = {},
 ): Promise<void> {
   const h = headers(false);
   if (options.lastEventId !== undefined) h["last-event-id"] = options.lastEventId;
+  const post = options.body !== undefined;
+  if (post) h["content-type"] = "application/json";
   let res: Response;
   try {
-    res = await fetch(path, { headers: h, signal: options.signal, cache: "no-store" });
+    res = await fetch(path, {
+      method: post ? "POST" : "GET",
+      headers: h,
+      body: post ? JSON.stringify(options.body) : undefined,
+      signal: options.signal,
+      cache: "no-store",
+    });
   } catch (err) {
     if ((err as Error).name === "AbortError") throw err;
     throw new ApiError(`the queen did not answer GET ${path}: ${(err as Error).message}`, 0, "unreachable");

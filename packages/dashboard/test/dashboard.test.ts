@@ -188,7 +188,25 @@ describe.skipIf(!browserAvailable())("the web dashboard in a real browser (queen
     expect(await page.getByTestId("no-image-worker").textContent()).toMatch(/No image worker type installed/);
     await browser.screenshot("playground");
     await expectAccessible("playground");
-  }, 60_000);
+
+    // Stop ends a long reply early (the job is cancelled, the worker stops generating)
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.getByLabel("Max tokens").fill("1500");
+    await page.getByLabel("Message").fill("Once upon a time");
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect.poll(() => page.getByTestId("streaming-reply").textContent(), { timeout: 30_000 }).toMatch(/\w{3}/);
+    await page.getByRole("button", { name: "Stop" }).click();
+    await expect.poll(() => log.textContent(), { timeout: 15_000 }).toMatch(/stopped after \d+ tokens/);
+
+    // the same chat through the OpenAI route
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.getByLabel("Max tokens").fill("40");
+    await page.getByRole("radio", { name: /chat\/completions/ }).check();
+    await page.getByLabel("Message").fill("Once upon a time");
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect.poll(() => log.textContent(), { timeout: 30_000 }).toMatch(/via \/v1\/chat\/completions/);
+    expect(await log.textContent()).toMatch(/\d+ prompt \+ 40 generated tokens/);
+  }, 90_000);
 
   it("Jobs: the jobs run so far, with their narration", async () => {
     await view("Jobs");

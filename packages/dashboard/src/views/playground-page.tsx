@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { ErrorNote } from "../ui";
 import { useJob } from "../use-job";
+import { useOpenAiChat } from "../use-openai-chat";
 
 interface Message {
   role: "user" | "assistant" | "system";
@@ -39,6 +40,10 @@ function Chat() {
   const [history, setHistory] = useState<Message[]>([]);
   const [modelsError, setModelsError] = useState<unknown>();
   const job = useJob();
+  const openai = useOpenAiChat();
+  /** The job API names the worker that served the reply; the OpenAI route is what OpenAI clients use. */
+  const [via, setVia] = useState<"job" | "openai">("job");
+  const running = job.running || openai.running;
   const log = useRef<HTMLDivElement>(null);
   useEffect(() => {
     api<{ data: Array<{ id: string }> }>("/v1/models").then(
@@ -50,10 +55,14 @@ function Chat() {
       (err) => setModelsError(err),
     );
   }, []);
-  const streamed = job.events
-    .filter((e) => e.type === "token")
-    .map((e) => (e.type === "token" ? e.text : ""))
-    .join("");
+  const streamed =
+    via === "openai"
+      ? openai.streamed
+      : job.events
+          .filter((e) => e.type === "token")
+          .map((e) => (e.type === "token" ? e.text : ""))
+          .join("");
+  const streamedTokens = via === "openai" ? openai.tokens : job.events.filter((e) => e.type === "token").length;
   useEffect(() => {
     const el = log.current;
     if (el) el.scrollTop = el.scrollHeight;
@@ -67,6 +76,16 @@ function Chat() {
     const messages = [...(system.trim() ? [{ role: "system" as const, content: system.trim() }] : []), ...before].map(
       ({ role, content }) => ({ role, content }),
     );
+    if (via === "openai") {
+      const out = await openai.send({
+        model,
+        messages,
+        temperature: Number(temperature),
+        max_tokens: Number(maxTokens),
+      });
+      if (out) setHistory((h) => [...h, { role: "assistant", content: out.text, stats: out.stats }]);
+      return;
+    }
     const end = await job.start({
       type: "infer",
       model,
@@ -161,13 +180,13 @@ function Chat() {
             {m.stats ? <div class="muted small stats">{m.stats}</div> : null}
           </div>
         ))}
-        {job.running ? (
+        {running ? (
           <div class="msg assistant streaming">
             <div class="bubble" data-testid="streaming-reply">
               {streamed || <span class="muted">{job.events.at(-1)?.type === "narration" ? "loading…" : "…"}</span>}
             </div>
             <div class="muted small stats">
-              {job.events.filter((e) => e.type === "token").length} tokens
+              {streamedTokens} tokens
               {job.events
                 .filter((e) => e.type === "narration")
                 .slice(-1)
@@ -176,7 +195,7 @@ function Chat() {
           </div>
         ) : null}
       </div>
-      <ErrorNote error={job.error} />
+      <ErrorNote error={via === "openai" ? openai.error : job.error} />
       <form
         class="row"
         onSubmit={(e) => {
@@ -200,8 +219,8 @@ function Chat() {
             }}
           />
         </label>
-        {job.running ? (
-          <button type="button" class="danger" onClick={() => void job.cancel()}>
+        {running ? (
+          <button type="button" class="danger" onClick={() => (via === "openai" ? openai.stop() : void job.cancel())}>
             Stop
           </button>
         ) : (
@@ -209,14 +228,27 @@ function Chat() {
             Send
           </button>
         )}
-        <button type="button" disabled={job.running || history.length === 0} onClick={() => setHistory([])}>
+        <button type="button" disabled={running || history.length === 0} onClick={() => setHistory([])}>
           Clear
         </button>
       </form>
-      <p class="muted small">
-        Sent as an <code>infer</code> job (<code>POST /v1/jobs</code>), which names the worker that served it; OpenAI
-        clients use <code>/v1/chat/completions</code> with the same model id.
-      </p>
+      <fieldset class="via">
+        <legend class="label">Send through</legend>
+        <label class="check">
+          <input type="radio" name="via" checked={via === "job"} disabled={running} onChange={() => setVia("job")} /> an{" "}
+          <code>infer</code> job (names the worker)
+        </label>
+        <label class="check">
+          <input
+            type="radio"
+            name="via"
+            checked={via === "openai"}
+            disabled={running}
+            onChange={() => setVia("openai")}
+          />{" "}
+          <code>/v1/chat/completions</code> (as OpenAI clients do)
+        </label>
+      </fieldset>
     </section>
   );
 }
