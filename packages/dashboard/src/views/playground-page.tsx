@@ -166,6 +166,23 @@ function Chat() {
           />
         </label>
       </div>
+      <fieldset class="via">
+        <legend class="label">Send through</legend>
+        <label class="check">
+          <input type="radio" name="via" checked={via === "job"} disabled={running} onChange={() => setVia("job")} /> an{" "}
+          <code>infer</code> job (names the worker)
+        </label>
+        <label class="check">
+          <input
+            type="radio"
+            name="via"
+            checked={via === "openai"}
+            disabled={running}
+            onChange={() => setVia("openai")}
+          />{" "}
+          <code>/v1/chat/completions</code> (as OpenAI clients do)
+        </label>
+      </fieldset>
       <details>
         <summary>System prompt</summary>
         <label>
@@ -232,23 +249,6 @@ function Chat() {
           Clear
         </button>
       </form>
-      <fieldset class="via">
-        <legend class="label">Send through</legend>
-        <label class="check">
-          <input type="radio" name="via" checked={via === "job"} disabled={running} onChange={() => setVia("job")} /> an{" "}
-          <code>infer</code> job (names the worker)
-        </label>
-        <label class="check">
-          <input
-            type="radio"
-            name="via"
-            checked={via === "openai"}
-            disabled={running}
-            onChange={() => setVia("openai")}
-          />{" "}
-          <code>/v1/chat/completions</code> (as OpenAI clients do)
-        </label>
-      </fieldset>
     </section>
   );
 }
