@@ -87,6 +87,8 @@ export const JobOperation = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("stop_worker"),
     worker_id: z.string().min(1),
+    /** Drain first: route nothing new to it and stop it once its requests in flight are done. */
+    drain: z.boolean().optional(),
   }),
   z.strictObject({
     type: z.literal("download_model"),

@@ -273,6 +273,42 @@ describe.skipIf(!browserAvailable())("the web dashboard in a real browser (queen
     await browser.screenshot("keys");
   });
 
+  it("Workers: Drain lets the request in flight finish, then stops the worker", async () => {
+    const id = queen.snapshot().workers[0]?.worker_id ?? "";
+    await view("Workers");
+    const card = page.locator(`li[data-worker-id="${id}"]`);
+    const drain = card.getByRole("button", { name: "Drain" });
+    await drain.waitFor();
+    // a long completion, in flight while the worker drains
+    const inFlight = fetch(`${queen.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${queen.clusterToken}` },
+      body: JSON.stringify({ model: modelId, prompt: "Once upon a time", max_tokens: 2000, temperature: 0 }),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    await waitFor(() => (queen.registry.workers.get(id)?.inFlight ? true : undefined), 15_000);
+    await drain.click();
+    await browser.screenshot("workers-draining");
+    const done = await inFlight;
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    expect(done.body.usage.completion_tokens).toBeGreaterThan(0);
+    // the drain job waited for it, then stopped the worker
+    const jobs = await fetch(`${queen.url}/v1/jobs`, { headers: { authorization: `Bearer ${queen.clusterToken}` } });
+    const stopJob = ((await jobs.json()) as any).jobs.find(
+      (j: any) => j.operation.type === "stop_worker" && j.operation.drain === true,
+    );
+    expect(stopJob).toBeDefined();
+    const events = await (
+      await fetch(`${queen.url}/v1/jobs/${stopJob.job_id}/stream`, {
+        headers: { authorization: `Bearer ${queen.clusterToken}` },
+      })
+    ).text();
+    expect(events).toMatch(/draining .*: waiting for its 1 request\(s\) in flight/);
+    expect(events).toMatch(/event: done/);
+    await card.waitFor({ state: "detached", timeout: 20_000 });
+    await view("Cluster");
+    await page.locator(`tr[data-worker-id="${id}"]`).waitFor({ state: "detached", timeout: 10_000 });
+  }, 90_000);
+
   it("a queen that goes away shows as disconnected, and the page reconnects by itself", async () => {
     await view("Cluster");
     await page.locator('[data-connection="live"]').waitFor();

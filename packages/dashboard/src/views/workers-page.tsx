@@ -183,6 +183,7 @@ function LogTail({ worker }: { worker: ClusterWorker }) {
 
 function WorkerCard({ w }: { w: ClusterWorker }) {
   const [showLog, setShowLog] = useState(false);
+  const [action, setAction] = useState<"drain" | "stop">();
   const stop = useJob((e) => {
     if (e.type === "done") void cluster.refresh();
   });
@@ -191,7 +192,7 @@ function WorkerCard({ w }: { w: ClusterWorker }) {
       <div class="row between wrap">
         <div>
           <strong class="mono">{w.worker_id}</strong> <StatusPill status={w.status} />
-          {w.draining ? <span class="pill s-stopping">draining</span> : null}
+          {w.draining || (stop.running && action === "drain") ? <span class="pill s-stopping">draining</span> : null}
           <div class="muted">
             {w.model} · {w.worker_type} · {w.hive_id}/{w.device} · pid {w.pid ?? "–"} · keep-alive{" "}
             {w.keep_alive_ms === null ? "forever" : duration(w.keep_alive_ms)}
@@ -203,16 +204,31 @@ function WorkerCard({ w }: { w: ClusterWorker }) {
           </button>
           <button
             type="button"
+            title="take no new requests, finish those in flight, then stop"
+            disabled={stop.running || w.status === "Stopping"}
+            onClick={() => {
+              setAction("drain");
+              void stop.start({ type: "stop_worker", worker_id: w.worker_id, drain: true });
+            }}
+          >
+            {stop.running && action === "drain" ? "Draining…" : "Drain"}
+          </button>
+          <button
+            type="button"
             class="danger"
             disabled={stop.running || w.status === "Stopping"}
-            onClick={() => void stop.start({ type: "stop_worker", worker_id: w.worker_id })}
+            onClick={() => {
+              setAction("stop");
+              void stop.start({ type: "stop_worker", worker_id: w.worker_id });
+            }}
           >
-            {stop.running ? "Stopping…" : "Stop"}
+            {stop.running && action === "stop" ? "Stopping…" : "Stop"}
           </button>
         </div>
       </div>
       <ErrorNote error={stop.error} />
       {stop.end?.type === "error" ? <ErrorNote error={stop.end.message} /> : null}
+      {stop.running && stop.events.length > 0 ? <JobLog events={stop.events} /> : null}
       {showLog ? <LogTail worker={w} /> : null}
     </li>
   );

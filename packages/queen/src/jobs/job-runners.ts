@@ -81,6 +81,10 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
         const worker = deps.registry.workers.get(op.worker_id);
         if (!worker)
           throw new NotFoundError(`no worker '${op.worker_id}'; list them with \`rbee worker ls\``, "worker_not_found");
+        if (op.drain) {
+          await deps.scheduler.drainWorker(worker, "drained and stopped by request", ctx.signal, ctx.narrate);
+          return { worker_id: worker.id };
+        }
         ctx.narrate("queen", `stopping worker ${worker.id} on hive ${worker.hiveId}`);
         await deps.scheduler.stopWorker(worker, "stopped by request");
         return { worker_id: worker.id };

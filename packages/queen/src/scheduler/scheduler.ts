@@ -970,6 +970,25 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Drains a worker, then stops it: it takes no new request (requests for its model go to other
+   * workers or wait for a new one), finishes those in flight, and is stopped once they are done.
+   * Aborting the signal takes it back into service.
+   */
+  async drainWorker(w: WorkerEntry, reason: string, signal: AbortSignal, narrate: Narrate = silent): Promise<void> {
+    w.draining = true;
+    try {
+      if (w.inFlight > 0) narrate("queen", `draining ${w.id}: waiting for its ${w.inFlight} request(s) in flight`);
+      while (w.inFlight > 0 && this.registry.workers.has(w.id)) await this.#nextChange(signal);
+    } catch (err) {
+      w.draining = false;
+      throw err;
+    }
+    if (!this.registry.workers.has(w.id) || w.stopping) return;
+    narrate("queen", `${w.id} drained: stopping it on hive ${w.hiveId}`);
+    await this.stopWorker(w, reason);
+  }
+
   async stopWorker(w: WorkerEntry, reason: string): Promise<void> {
     const hive = this.registry.hives.get(w.hiveId);
     if (!hive?.url)
