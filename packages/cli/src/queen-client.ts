@@ -215,8 +215,12 @@ export class QueenClient {
     return body.keys.map((k) => this.#check(safeParse(ApiKeyInfo, k, `API key from ${WHAT}`)));
   }
 
-  async createKey(name: string): Promise<CreatedKey> {
-    const body = await this.#json("/v1/keys", { method: "POST", body: { name }, token: this.#adminToken });
+  async createKey(name: string, admin = false): Promise<CreatedKey> {
+    const body = await this.#json("/v1/keys", {
+      method: "POST",
+      body: admin ? { name, admin } : { name },
+      token: this.#adminToken,
+    });
     const info = this.#check(safeParse(ApiKeyInfo, body, `new API key from ${WHAT}`));
     const key = (body as { key?: unknown }).key;
     if (typeof key !== "string") throw new CliError(`POST ${this.url}/v1/keys did not answer the new key`);

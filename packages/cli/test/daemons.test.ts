@@ -111,6 +111,18 @@ describe("rbee up, status, key and down", () => {
     expect(wrong.code).toBe(1);
     expect(expectOneLine(wrong.stderr)).toMatch(/incorrect API key/);
 
+    // --admin makes a key that may manage keys (the dashboard's Keys view); plain keys may not
+    const admin = await s.rbee(["key", "create", "--name", "admin", "--admin", "--json"]);
+    expect(admin.code, admin.stderr).toBe(0);
+    expect(JSON.parse(admin.stdout)).toMatchObject({ name: "admin", admin: true });
+    const adminKeys = await fetch(`${s.queenUrl}/v1/keys`, {
+      headers: { authorization: `Bearer ${JSON.parse(admin.stdout).key}` },
+    });
+    expect(adminKeys.status).toBe(200);
+    const plainKeys = await fetch(`${s.queenUrl}/v1/keys`, { headers: { authorization: `Bearer ${key}` } });
+    expect(plainKeys.status).toBe(403);
+    expect((await s.rbee(["key", "rm", JSON.parse(admin.stdout).id])).code).toBe(0);
+
     const id = keys[0]?.id ?? "";
     const rm = await s.rbee(["key", "rm", id]);
     expect(rm.code, rm.stderr).toBe(0);

@@ -11,9 +11,10 @@ export function keyCommand(): Command {
     .command("create")
     .description("create an API key and print it (the only time it is shown)")
     .option("--name <name>", "a name to tell keys apart", "default")
+    .option("--admin", "the key may create and revoke keys too (the web dashboard's Keys view)")
     .option("--json", "print the key and its id, name, prefix and creation time as JSON")
-    .action(async (flags: { name: string; json?: boolean }, cmd: Command) => {
-      const created = await clientOf(configOf(cmd)).createKey(flags.name);
+    .action(async (flags: { name: string; admin?: boolean; json?: boolean }, cmd: Command) => {
+      const created = await clientOf(configOf(cmd)).createKey(flags.name, flags.admin === true);
       if (flags.json) printJson(created);
       else process.stdout.write(`${created.key}\n`);
       process.stderr.write(

@@ -112,10 +112,15 @@ export function workerCommand(): Command {
     .command("stop")
     .description("stop a worker (a stop_worker job); its in-flight requests finish first")
     .argument("<id>", "the worker's id, as `rbee worker ls` shows it")
+    .option("--drain", "route nothing new to it and wait for its requests in flight, however long, then stop it")
     .option("--json", "print the job's result as JSON")
     .option("-q, --quiet", "no narration on stderr")
-    .action(async (id: string, flags: { json?: boolean; quiet?: boolean }, cmd: Command) => {
-      const result = await runWithNarration(cmd, { type: "stop_worker", worker_id: id }, flags.quiet === true);
+    .action(async (id: string, flags: { drain?: boolean; json?: boolean; quiet?: boolean }, cmd: Command) => {
+      const result = await runWithNarration(
+        cmd,
+        { type: "stop_worker", worker_id: id, ...(flags.drain ? { drain: true } : {}) },
+        flags.quiet === true,
+      );
       if (flags.json) printJson(result ?? { worker_id: id });
       else process.stdout.write(`${id}\n`);
     });
