@@ -27,8 +27,9 @@ export function MemoryBar({ total, used, rbee, label }: { total: number; used: n
   return (
     <div class="membar-wrap">
       <div class="membar" role="img" aria-label={text} title={text}>
-        <span class="m-rbee" style={{ width: pct(mine) }} />
-        <span class="m-other" style={{ width: pct(others) }} />
+        {/* a few MB on a large device still shows: 3 px at least */}
+        {mine > 0 ? <span class="m-rbee" style={{ width: pct(mine), minWidth: "3px" }} /> : null}
+        {others > 0 ? <span class="m-other" style={{ width: pct(others), minWidth: "1px" }} /> : null}
       </div>
       <div class="membar-legend">
         <span>

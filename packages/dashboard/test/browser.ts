@@ -46,13 +46,17 @@ export interface TestBrowser {
 }
 
 /** Headless chromium with a fresh profile. */
-export async function openBrowser(viewport = { width: 1280, height: 900 }): Promise<TestBrowser> {
+export async function openBrowser(
+  viewport = { width: 1280, height: 900 },
+  colorScheme: "light" | "dark" = "light",
+): Promise<TestBrowser> {
   const profile = mkdtempSync(join(tmpdir(), "rbee-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: FLAGS,
     viewport,
+    colorScheme,
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const pageErrors: string[] = [];

@@ -228,8 +228,8 @@ describe.skipIf(!browserAvailable())("the web dashboard in a real browser (queen
     await browser.screenshot("models-remove-refused");
   });
 
-  it("works at phone width", async () => {
-    const phone = await openBrowser({ width: 390, height: 844 });
+  it("works at phone width (in the dark color scheme)", async () => {
+    const phone = await openBrowser({ width: 390, height: 844 }, "dark");
     try {
       await phone.page.goto(`${queen.url}/#/cluster`);
       await phone.page.locator('[data-connection="live"]').waitFor();
@@ -239,7 +239,9 @@ describe.skipIf(!browserAvailable())("the web dashboard in a real browser (queen
         return g.document.documentElement.scrollWidth - g.innerWidth;
       });
       expect(overflow).toBeLessThanOrEqual(0);
-      await phone.screenshot("phone-cluster");
+      await phone.screenshot("phone-cluster-dark");
+      const violations = await seriousA11yViolations(phone.page);
+      expect(violations, JSON.stringify(violations, null, 1)).toEqual([]);
     } finally {
       await phone.close();
     }
@@ -271,6 +273,7 @@ describe.skipIf(!browserAvailable())("the web dashboard in a real browser (queen
     await page.locator("tr[data-key-id]").first().waitFor();
     expect(await page.content()).not.toContain(secret);
     await browser.screenshot("keys");
+    await expectAccessible("keys view");
   });
 
   it("Workers: Drain lets the request in flight finish, then stops the worker", async () => {
