@@ -25,8 +25,9 @@ export function duration(ms: number | null | undefined): string {
   return `${Math.round(h / 24)} days`;
 }
 
+/** How long ago, coarse under 10 s: heartbeats come every few seconds, and the text need not flicker. */
 export function ago(ms: number): string {
-  return ms < 1500 ? "just now" : `${duration(ms)} ago`;
+  return ms < 10_000 ? "under 10 s ago" : `${duration(ms)} ago`;
 }
 
 export function count(n: number): string {

@@ -193,8 +193,12 @@ export function WorkerTable({ workers, caption }: { workers: readonly ClusterWor
   );
 }
 
+/** A large cluster shows this many hive cards until asked for all (the worker table lists every worker). */
+const HIVES_SHOWN = 24;
+
 export function ClusterPage() {
   const view = useCluster();
+  const [allHives, setAllHives] = useState(false);
   const { hives, workers, queen, minimums } = view;
   const byHive = useMemo(() => {
     const map = new Map<string, ClusterWorker[]>();
@@ -237,11 +241,18 @@ export function ClusterPage() {
             No hive has joined yet. Start one with <code>rbee hive start</code> (or <code>rbee up</code>).
           </p>
         ) : (
-          <div class="grid">
-            {hives.map((h) => (
-              <HiveCard key={h.id} hive={h} workers={byHive.get(h.id) ?? NONE} />
-            ))}
-          </div>
+          <>
+            <div class="grid">
+              {(allHives ? hives : hives.slice(0, HIVES_SHOWN)).map((h) => (
+                <HiveCard key={h.id} hive={h} workers={byHive.get(h.id) ?? NONE} />
+              ))}
+            </div>
+            {hives.length > HIVES_SHOWN ? (
+              <button type="button" class="link more" onClick={() => setAllHives(!allHives)}>
+                {allHives ? `Show the first ${HIVES_SHOWN} hives` : `Show all ${hives.length} hives`}
+              </button>
+            ) : null}
+          </>
         )}
       </section>
       <section aria-labelledby="workers-title">
