@@ -220,7 +220,7 @@ export function ClusterPage() {
           <>
             <strong>{hives.length}</strong> {hives.length === 1 ? "hive" : "hives"} ·{" "}
             <strong data-testid="worker-count">{workers.length}</strong> {workers.length === 1 ? "worker" : "workers"} (
-            {ready} ready) · queen {queen?.version ?? "?"}
+            {ready} serving) · queen {queen?.version ?? "?"}
           </>
         )}
       </p>
