@@ -163,7 +163,7 @@ export class Queen {
         hint: `hives and workers read it from ${this.config.configDir}/cluster-token (or RBEE_CLUSTER_TOKEN)`,
       }),
     ];
-    const openai = new OpenAiRoutes(this.router, this.registry);
+    const openai = new OpenAiRoutes(this.router, this.registry, this.log);
     return new Router()
       .get("/health", (ctx) => ctx.send(200, { status: "ok", version: QUEEN_VERSION }))
       .get("/", (ctx) =>

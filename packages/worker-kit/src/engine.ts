@@ -3,6 +3,9 @@ import type {
   EmbedResponse,
   FinishReason,
   InferRequest,
+  TokenLogprob,
+  ToolCall,
+  ToolCallEvent,
   WorkerCapability,
   WorkerHeartbeat,
 } from "@rbee/contract";
@@ -33,7 +36,12 @@ export interface InferContext {
    * stands for (it may be 0 for text held back, or more than 1 after a held-back stop prefix).
    * Await the result: it applies the client's backpressure.
    */
-  emit(text: string, tokens: number): Promise<unknown> | undefined;
+  emit(text: string, tokens: number, logprobs?: readonly TokenLogprob[]): Promise<unknown> | undefined;
+  /**
+   * Delivers a piece of a tool call as it is generated (streamed as a `tool_call` event, after the
+   * text emitted before it). Await the result, as for `emit`.
+   */
+  emitToolCall(piece: ToolCallEvent, tokens: number): Promise<unknown> | undefined;
 }
 
 /** What an engine returns for one request; the kit adds timing and the model name. */
@@ -43,6 +51,10 @@ export interface InferResult {
   promptTokens: number;
   cachedTokens?: number;
   finishReason: FinishReason;
+  /** The calls, when the model called tools (finishReason `tool_calls`). */
+  toolCalls?: ToolCall[];
+  /** One entry per generated token, when the request asked for logprobs. */
+  logprobs?: TokenLogprob[];
 }
 
 /**

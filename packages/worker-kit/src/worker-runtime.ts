@@ -9,6 +9,8 @@ import {
   PROTOCOL_VERSION,
   RbeeError,
   ShuttingDownError,
+  type TokenLogprob,
+  type ToolCallEvent,
   type WorkerHeartbeat,
   type WorkerInfo,
   WorkerStatus,
@@ -309,19 +311,33 @@ export class WorkerRuntime {
     const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
     let index = 0;
     let firstTokenAt: number | undefined;
+    const wantLogprobs = request.logprobs !== undefined;
     const batcher = request.stream
-      ? new TokenBatcher((text) => ctx.sse().send("token", { text, index: index++ }), STREAM_BATCH_MS)
+      ? new TokenBatcher<TokenLogprob>(
+          (text, logprobs) =>
+            ctx.sse().send("token", wantLogprobs ? { text, index: index++, logprobs } : { text, index: index++ }),
+          STREAM_BATCH_MS,
+        )
       : undefined;
-    const emit = (text: string, tokens: number): Promise<unknown> | undefined => {
+    const count = (tokens: number) => {
       if (tokens > 0) {
         this.#liveTokens += tokens;
         firstTokenAt ??= performance.now();
       }
-      if (batcher === undefined || text === "") return undefined;
-      return batcher.push(text);
+    };
+    const emit = (text: string, tokens: number, logprobs?: readonly TokenLogprob[]): Promise<unknown> | undefined => {
+      count(tokens);
+      if (batcher === undefined || (text === "" && !logprobs?.length)) return undefined;
+      return batcher.push(text, logprobs);
+    };
+    const emitToolCall = (piece: ToolCallEvent, tokens: number): Promise<unknown> | undefined => {
+      count(tokens);
+      if (batcher === undefined) return undefined;
+      // text generated before the call goes out first
+      return batcher.sendAfter(() => ctx.sse().send("tool_call", piece));
     };
     try {
-      const result = await this.engine.infer(request, { signal, log: this.#log, emit });
+      const result = await this.engine.infer(request, { signal, log: this.#log, emit, emitToolCall });
       const done = performance.now();
       const response: InferResponse = {
         text: result.text,
@@ -333,6 +349,8 @@ export class WorkerRuntime {
           firstTokenAt === undefined ? undefined : Math.round((firstTokenAt - accepted) * 100) / 100,
         finish_reason: result.finishReason,
         model: this.#modelId,
+        ...(result.toolCalls?.length ? { tool_calls: result.toolCalls } : {}),
+        ...(result.logprobs ? { logprobs: result.logprobs } : {}),
       };
       this.#tokensGenerated += result.tokensGenerated;
       this.metrics.tokensGenerated.inc(result.tokensGenerated);

@@ -1,0 +1,230 @@
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startToolModelCluster, type ToolModelCluster } from "./support/tool-model-cluster.js";
+
+// The official `openai` npm client, unmodified, against a real queen and a real llm worker on
+// stories260K with Qwen2.5's tool-calling chat template. The tiny model's choices mean nothing; the
+// wire shapes and the schema validity of its calls do, and those are what is checked.
+
+const weather: OpenAI.ChatCompletionFunctionTool = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "The weather in a city",
+    parameters: {
+      type: "object",
+      properties: {
+        city: { type: "string" },
+        unit: { type: "string", enum: ["celsius", "fahrenheit"] },
+        days: { type: "integer" },
+      },
+      required: ["city", "unit", "days"],
+      additionalProperties: false,
+    },
+  },
+};
+const time: OpenAI.ChatCompletionFunctionTool = {
+  type: "function",
+  function: { name: "get_time", description: "The time now", parameters: { type: "object", properties: {} } },
+};
+
+/** The arguments of a get_weather call, checked against its schema by hand. */
+function expectWeatherArguments(json: string): void {
+  const args = JSON.parse(json) as Record<string, unknown>;
+  expect(Object.keys(args).sort()).toEqual(["city", "days", "unit"]);
+  expect(typeof args.city).toBe("string");
+  expect(["celsius", "fahrenheit"]).toContain(args.unit);
+  expect(Number.isInteger(args.days)).toBe(true);
+}
+
+describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
+  let cluster: ToolModelCluster;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    cluster = await startToolModelCluster("openai-client");
+    client = new OpenAI({ baseURL: cluster.baseURL, apiKey: "unused-without-keys", maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it("tool_choice required: tool calls whose arguments parse against the schema", async () => {
+    for (const seed of [1, 2, 3]) {
+      const c = await client.chat.completions.create({
+        model: cluster.model,
+        messages: [{ role: "user", content: "What is the weather in Paris for the next two days?" }],
+        tools: [weather],
+        tool_choice: "required",
+        parallel_tool_calls: false,
+        max_tokens: 120,
+        seed,
+      });
+      const choice = c.choices[0];
+      expect(choice?.finish_reason).toBe("tool_calls");
+      const calls = choice?.message.tool_calls ?? [];
+      expect(calls).toHaveLength(1);
+      const call = calls[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+      expect(call.type).toBe("function");
+      expect(call.id).toMatch(/^call_/);
+      expect(call.function.name).toBe("get_weather");
+      expectWeatherArguments(call.function.arguments);
+    }
+  });
+
+  it("a named tool_choice calls that tool; the other tools are still offered", async () => {
+    const c = await client.chat.completions.create({
+      model: cluster.model,
+      messages: [{ role: "user", content: "Weather in Rome?" }],
+      tools: [time, weather],
+      tool_choice: { type: "function", function: { name: "get_weather" } },
+      max_tokens: 200,
+      seed: 4,
+    });
+    const calls = (c.choices[0]?.message.tool_calls ?? []) as OpenAI.ChatCompletionMessageFunctionToolCall[];
+    expect(calls.length).toBeGreaterThanOrEqual(1);
+    expect(calls[0]?.function.name).toBe("get_weather");
+    for (const call of calls) {
+      expect(["get_weather", "get_time"]).toContain(call.function.name);
+      if (call.function.name === "get_weather") expectWeatherArguments(call.function.arguments);
+      else expect(JSON.parse(call.function.arguments)).toEqual({});
+    }
+    expect(new Set(calls.map((x) => x.id)).size).toBe(calls.length);
+  });
+
+  it("streamed tool calls arrive as OpenAI's tool_calls deltas and assemble into the same shape", async () => {
+    const stream = await client.chat.completions.create({
+      model: cluster.model,
+      messages: [{ role: "user", content: "Weather in Oslo?" }],
+      tools: [weather],
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      max_tokens: 120,
+      seed: 5,
+      stream: true,
+    });
+    const calls: Array<{ id?: string; name?: string; arguments: string }> = [];
+    let finish: string | null | undefined;
+    let deltas = 0;
+    for await (const chunk of stream) {
+      const choice = chunk.choices[0];
+      finish = choice?.finish_reason ?? finish;
+      for (const d of choice?.delta.tool_calls ?? []) {
+        deltas++;
+        calls[d.index] ??= { arguments: "" };
+        const call = calls[d.index] as { id?: string; name?: string; arguments: string };
+        if (d.id) {
+          expect(call.id).toBeUndefined(); // id and name come once, in the call's first delta
+          call.id = d.id;
+          call.name = d.function?.name;
+          expect(d.type).toBe("function");
+        }
+        call.arguments += d.function?.arguments ?? "";
+      }
+    }
+    expect(finish).toBe("tool_calls");
+    expect(calls).toHaveLength(1);
+    expect(deltas).toBeGreaterThan(1); // the arguments stream as they are generated
+    expect(calls[0]?.id).toMatch(/^call_/);
+    expect(calls[0]?.name).toBe("get_weather");
+    expectWeatherArguments(calls[0]?.arguments ?? "");
+  });
+
+  it("the SDK's stream helper assembles the streamed call", async () => {
+    const runner = client.chat.completions.stream({
+      model: cluster.model,
+      messages: [{ role: "user", content: "Weather in Lima?" }],
+      tools: [weather],
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      max_tokens: 120,
+      seed: 6,
+    });
+    const final = await runner.finalChatCompletion();
+    const call = final.choices[0]?.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    expectWeatherArguments(call.function.arguments);
+  });
+
+  it("a history with an assistant tool call and its tool result is accepted; tool_choice none answers in text", async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      { role: "system", content: "You are a weather assistant." },
+      { role: "user", content: "Weather in Paris?" },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [
+          {
+            id: "call_1",
+            type: "function",
+            function: { name: "get_weather", arguments: '{"city":"Paris","unit":"celsius","days":1}' },
+          },
+        ],
+      },
+      { role: "tool", tool_call_id: "call_1", content: '{"temperature": 21}' },
+    ];
+    const none = await client.chat.completions.create({
+      model: cluster.model,
+      messages,
+      tools: [weather],
+      tool_choice: "none",
+      max_tokens: 12,
+      temperature: 0,
+    });
+    expect(none.choices[0]?.message.tool_calls).toBeUndefined();
+    expect(["stop", "length"]).toContain(none.choices[0]?.finish_reason);
+    expect(none.usage?.completion_tokens).toBeGreaterThan(0);
+
+    const auto = await client.chat.completions.create({
+      model: cluster.model,
+      messages,
+      tools: [weather],
+      max_tokens: 40,
+      seed: 1,
+    });
+    const choice = auto.choices[0];
+    // the model may answer or call again; either way the shape is OpenAI's
+    if (choice?.finish_reason === "tool_calls") {
+      const call = choice.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+      expectWeatherArguments(call.function.arguments);
+    } else {
+      expect(typeof choice?.message.content).toBe("string");
+      expect(choice?.message.tool_calls).toBeUndefined();
+    }
+  });
+
+  it("a tool result that answers no call is a 400 naming the message", async () => {
+    const err = await client.chat.completions
+      .create({
+        model: cluster.model,
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "tool", tool_call_id: "call_nowhere", content: "{}" },
+        ],
+        tools: [weather],
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("messages[1].tool_call_id");
+  });
+
+  it("a tool schema the grammar cannot express is a 400 naming the construct", async () => {
+    const err = await client.chat.completions
+      .create({
+        model: cluster.model,
+        messages: [{ role: "user", content: "hi" }],
+        tools: [
+          {
+            type: "function",
+            function: { name: "f", parameters: { type: "object", properties: { a: { type: "strng" } } } },
+          },
+        ],
+        tool_choice: "required",
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    const bad = err as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(bad.param).toBe("tools[0].parameters");
+    expect(bad.message).toContain("strng");
+  });
+});
