@@ -26,6 +26,7 @@ import { jobRunner } from "./jobs/job-runners.js";
 import { JobStore } from "./jobs/job-store.js";
 import { QueenMetrics } from "./metrics.js";
 import { OpenAiRoutes } from "./openai/openai-routes.js";
+import { ResponsesRoute } from "./openai/responses.js";
 import { ClusterRegistry } from "./registry/cluster-registry.js";
 import { clusterWorkerTypes } from "./registry/worker-types-view.js";
 import { HiveClient } from "./scheduler/hive-client.js";
@@ -164,6 +165,7 @@ export class Queen {
       }),
     ];
     const openai = new OpenAiRoutes(this.router, this.registry, this.log);
+    const responses = new ResponsesRoute(this.router, this.log);
     return new Router()
       .get("/health", (ctx) => ctx.send(200, { status: "ok", version: QUEEN_VERSION }))
       .get("/", (ctx) =>
@@ -182,6 +184,7 @@ export class Queen {
       .post("/v1/chat/completions", (ctx) => openai.chat(ctx), api)
       .post("/v1/completions", (ctx) => openai.completions(ctx), api)
       .post("/v1/embeddings", (ctx) => openai.embeddings(ctx), api)
+      .post("/v1/responses", (ctx) => responses.create(ctx), api)
       .post(
         "/v1/images/generations",
         () => {

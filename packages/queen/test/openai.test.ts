@@ -227,4 +227,186 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
     expect(bad.param).toBe("tools[0].parameters");
     expect(bad.message).toContain("strng");
   });
+
+  it("logprobs on chat: one entry per generated token, greedy picks the most likely", async () => {
+    const c = await client.chat.completions.create({
+      model: cluster.model,
+      messages: [{ role: "user", content: "Tell me a story." }],
+      max_tokens: 8,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
+    });
+    const content = c.choices[0]?.logprobs?.content ?? [];
+    expect(content).toHaveLength(c.usage?.completion_tokens ?? -1);
+    for (const l of content) {
+      expect(l.logprob).toBeLessThanOrEqual(0);
+      expect(l.top_logprobs).toHaveLength(3);
+      // at temperature 0 the chosen token is the most likely one
+      expect(l.top_logprobs[0]?.token).toBe(l.token);
+      expect(l.top_logprobs[0]?.logprob).toBeCloseTo(l.logprob, 6);
+      expect(Buffer.from(l.bytes ?? []).toString("utf8")).toBe(l.token);
+    }
+    expect(content.map((l) => l.token).join("")).toBe(c.choices[0]?.message.content);
+  });
+
+  it("logprobs on completions, streamed and not, in the legacy shape", async () => {
+    const plain = await client.completions.create({
+      model: cluster.model,
+      prompt: "Once upon a time",
+      max_tokens: 6,
+      temperature: 0,
+      logprobs: 2,
+    });
+    const lp = plain.choices[0]?.logprobs;
+    expect(lp?.tokens).toHaveLength(6);
+    expect(lp?.token_logprobs).toHaveLength(6);
+    expect(Object.keys(lp?.top_logprobs?.[0] ?? {}).length).toBeLessThanOrEqual(2);
+    expect(lp?.text_offset?.[0]).toBe(0);
+    expect(lp?.tokens?.join("")).toBe(plain.choices[0]?.text);
+    const stream = await client.completions.create({
+      model: cluster.model,
+      prompt: "Once upon a time",
+      max_tokens: 6,
+      temperature: 0,
+      logprobs: 2,
+      stream: true,
+    });
+    const tokens: string[] = [];
+    for await (const chunk of stream) tokens.push(...(chunk.choices[0]?.logprobs?.tokens ?? []));
+    expect(tokens).toEqual(lp?.tokens);
+  });
+
+  it("n > 1 gives n choices, streamed and not", async () => {
+    const c = await client.chat.completions.create({
+      model: cluster.model,
+      messages: [{ role: "user", content: "A story, please." }],
+      max_tokens: 6,
+      n: 3,
+      seed: 11,
+    });
+    expect(c.choices.map((x) => x.index)).toEqual([0, 1, 2]);
+    for (const x of c.choices) expect(typeof x.message.content).toBe("string");
+    expect(c.usage?.completion_tokens).toBeGreaterThanOrEqual(3);
+    const stream = await client.completions.create({
+      model: cluster.model,
+      prompt: "Once upon a time",
+      max_tokens: 5,
+      temperature: 0,
+      n: 2,
+      stream: true,
+    });
+    const texts = ["", ""];
+    const finished = new Set<number>();
+    for await (const chunk of stream)
+      for (const x of chunk.choices) {
+        texts[x.index] += x.text;
+        if (x.finish_reason) finished.add(x.index);
+      }
+    expect([...finished].sort()).toEqual([0, 1]);
+    // greedy: both choices are the same text
+    expect(texts[0]).toBe(texts[1]);
+    expect(texts[0]?.length).toBeGreaterThan(0);
+  });
+
+  it("suffix: fill-in-the-middle with the model's FIM tokens", async () => {
+    const c = await client.completions.create({
+      model: cluster.model,
+      prompt: "Once upon a time",
+      suffix: "and they lived happily ever after.",
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(c.choices[0]?.finish_reason).toBe("length");
+    expect(c.usage?.completion_tokens).toBe(8);
+    // the prompt is prefix + suffix + the three FIM tokens (and BOS): more than the prefix alone
+    const plain = await client.completions.create({ model: cluster.model, prompt: "Once upon a time", max_tokens: 1 });
+    expect(c.usage?.prompt_tokens).toBeGreaterThan((plain.usage?.prompt_tokens ?? 0) + 3);
+  });
+
+  it("responses.create: text input with instructions", async () => {
+    const r = await client.responses.create({
+      model: cluster.model,
+      instructions: "You tell stories.",
+      input: "Tell me a story about a cat.",
+      max_output_tokens: 10,
+      temperature: 0,
+    });
+    expect(r.object).toBe("response");
+    expect(r.id).toMatch(/^resp_/);
+    expect(["completed", "incomplete"]).toContain(r.status);
+    expect(r.output[0]?.type).toBe("message");
+    expect(r.output_text.length).toBeGreaterThan(0);
+    expect(r.usage?.output_tokens).toBeGreaterThan(0);
+    expect(r.usage?.total_tokens).toBe((r.usage?.input_tokens ?? 0) + (r.usage?.output_tokens ?? 0));
+  });
+
+  it("responses.create streamed: the events build the same text as the reply", async () => {
+    const input: OpenAI.Responses.ResponseInput = [{ role: "user", content: "Tell me a story about a dog." }];
+    const plain = await client.responses.create({ model: cluster.model, input, max_output_tokens: 12, temperature: 0 });
+    const stream = await client.responses.create({
+      model: cluster.model,
+      input,
+      max_output_tokens: 12,
+      temperature: 0,
+      stream: true,
+    });
+    const types: string[] = [];
+    let text = "";
+    let final: OpenAI.Responses.Response | undefined;
+    for await (const e of stream) {
+      types.push(e.type);
+      if (e.type === "response.output_text.delta") text += e.delta;
+      if (e.type === "response.completed" || e.type === "response.incomplete") final = e.response;
+    }
+    expect(types[0]).toBe("response.created");
+    expect(types).toContain("response.output_item.added");
+    expect(types).toContain("response.output_text.done");
+    expect(types.at(-1)).toMatch(/^response\.(completed|incomplete)$/);
+    expect(text).toBe(plain.output_text);
+    expect(final?.output_text ?? final?.output.length).toBeTruthy();
+    // the SDK's stream helper accumulates the events into the final response
+    const helper = client.responses.stream({ model: cluster.model, input, max_output_tokens: 12, temperature: 0 });
+    expect((await helper.finalResponse()).output_text).toBe(plain.output_text);
+  });
+
+  it("responses.create with function tools: a function_call item, then its output in the next input", async () => {
+    const tool: OpenAI.Responses.FunctionTool = {
+      type: "function",
+      name: "get_weather",
+      description: "The weather in a city",
+      parameters: weather.function.parameters ?? null,
+      strict: true,
+    };
+    const r = await client.responses.create({
+      model: cluster.model,
+      input: "Weather in Paris?",
+      tools: [tool],
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      max_output_tokens: 120,
+    });
+    const call = r.output.find((o) => o.type === "function_call") as OpenAI.Responses.ResponseFunctionToolCall;
+    expect(call.name).toBe("get_weather");
+    expectWeatherArguments(call.arguments);
+
+    const stream = client.responses.stream({
+      model: cluster.model,
+      input: [
+        { role: "user", content: "Weather in Paris?" },
+        call,
+        { type: "function_call_output", call_id: call.call_id, output: '{"temperature": 21}' },
+      ],
+      tools: [tool],
+      tool_choice: "required",
+      parallel_tool_calls: false,
+      max_output_tokens: 120,
+    });
+    let argumentDeltas = 0;
+    stream.on("response.function_call_arguments.delta", () => argumentDeltas++);
+    const second = await stream.finalResponse();
+    const again = second.output.find((o) => o.type === "function_call") as OpenAI.Responses.ResponseFunctionToolCall;
+    expectWeatherArguments(again.arguments);
+    expect(argumentDeltas).toBeGreaterThan(1);
+  });
 });

@@ -90,9 +90,16 @@ function backendFor(device: Device): { gpu: GpuChoice; visibleEnv?: [string, str
 }
 
 /** A generated token's log-probability and the `top` most likely tokens at its position. */
-function tokenLogprob(model: LlamaModel, token: Token, probabilities: Map<Token, number>, top: number): TokenLogprob {
+function tokenLogprob(
+  model: LlamaModel,
+  token: Token,
+  probabilities: Map<Token, number>,
+  top: number,
+  before: readonly Token[],
+): TokenLogprob {
   const entry = (t: Token, p: number) => {
-    const text = model.detokenize([t], true);
+    // detokenized after the tokens before it, so that a word's leading space is kept
+    const text = model.detokenize([t], true, before);
     // a probability of 0 (a token the sampler ruled out) has no finite logarithm: JSON cannot say -Infinity
     return { token: text, logprob: p > 0 ? Math.log(p) : -9999, bytes: [...Buffer.from(text, "utf8")] };
   };
@@ -377,7 +384,8 @@ export class LlmEngine implements WorkerEngine {
         generated.push(token);
         pendingTokens++;
         if (logprobs !== undefined && typeof step.value === "object") {
-          const entry = tokenLogprob(model, token, step.value.probabilities, topLogprobs ?? 0);
+          const before = generated.length > 1 ? generated.slice(-5, -1) : promptTokens.slice(-4);
+          const entry = tokenLogprob(model, token, step.value.probabilities, topLogprobs ?? 0, before);
           logprobs.push(entry);
           pendingLogprobs.push(entry);
         }
