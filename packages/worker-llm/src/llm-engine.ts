@@ -266,6 +266,10 @@ export class LlmEngine implements WorkerEngine {
     if (request.stop !== undefined)
       stopStrings.push(...(typeof request.stop === "string" ? [request.stop] : request.stop));
     const grammar = request.json_schema === undefined ? undefined : await this.#grammarFor(request.json_schema);
+    // a JSON grammar lets whitespace follow the value; its own trigger (blank lines) ends the output
+    if (grammar)
+      for (const t of grammar.stopGenerationTriggers)
+        if (typeof t !== "object" || !Array.isArray(t)) stopStrings.push(t.toString());
     if (ctx.signal.aborted)
       return { text: "", tokensGenerated: 0, promptTokens: promptTokens.length, finishReason: "cancelled" };
 
@@ -427,6 +431,7 @@ export class LlmEngine implements WorkerEngine {
     } else if (pendingTokens > 0) {
       await send("", pendingTokens);
     }
+    if (grammar?.trimWhitespaceSuffix) text = text.trimEnd();
     return {
       logprobs,
       text,
