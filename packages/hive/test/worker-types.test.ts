@@ -32,7 +32,7 @@ describe("hive: the worker catalog (worker types, what they run with, where they
     expect(llm).toMatchObject({
       status: "Available",
       artifact: "gguf",
-      capabilities: ["text-generation", "chat", "json_schema", "embeddings"],
+      capabilities: ["text-generation", "chat", "json_schema", "tools", "embeddings"],
     });
     expect(llm.runs_on).toContain("cpu");
     // the llama.cpp builds node-llama-cpp brought for this machine, with their version and path

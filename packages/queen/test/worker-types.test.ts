@@ -59,7 +59,7 @@ describe("queen: worker types and routing by capability", () => {
     expect(types.default_type).toBe("llm");
     expect(types.types.find((t) => t.id === "llm")).toMatchObject({
       available_on: ["types-hive"],
-      capabilities: ["text-generation", "chat", "json_schema", "embeddings"],
+      capabilities: ["text-generation", "chat", "json_schema", "tools", "embeddings"],
     });
     expect(types.types.find((t) => t.id === "echo")?.available_on).toEqual(["types-hive"]);
     const out = await cli(["worker", "types"]);
