@@ -409,4 +409,42 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
     expectWeatherArguments(again.arguments);
     expect(argumentDeltas).toBeGreaterThan(1);
   });
+
+  it("responses.create with text.format json_schema: output_text is JSON matching the schema", async () => {
+    const r = await client.responses.create({
+      model: cluster.model,
+      input: "A cat:",
+      max_output_tokens: 60,
+      temperature: 0,
+      text: {
+        format: {
+          type: "json_schema",
+          name: "cat",
+          schema: {
+            type: "object",
+            properties: { happy: { type: "boolean" }, legs: { enum: [3, 4] } },
+            required: ["happy", "legs"],
+            additionalProperties: false,
+          },
+        },
+      },
+    });
+    const value = JSON.parse(r.output_text) as { happy: unknown; legs: unknown };
+    expect(typeof value.happy).toBe("boolean");
+    expect([3, 4]).toContain(value.legs);
+    expect(r.status).toBe("completed");
+  });
+
+  it("responses.create refuses what rbee cannot serve with a 400 naming it", async () => {
+    const stored = (await client.responses
+      .create({ model: cluster.model, input: "hi", previous_response_id: "resp_123" })
+      .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(stored).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(stored.param).toBe("previous_response_id");
+    const builtin = (await client.responses
+      .create({ model: cluster.model, input: "hi", tools: [{ type: "web_search" }] })
+      .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(builtin).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(builtin.param).toBe("tools[0]");
+  });
 });

@@ -382,7 +382,8 @@ export class ResponsesRoute {
       if (!sse) throw err;
       const e = toRbeeError(err);
       ctx.logFields.error_code = e.code;
-      await send("error", { code: e.code, message: e.message, param: e.param });
+      // the Responses API's error event, plus OpenAI's error body, which makes its clients raise
+      await send("error", { code: e.code, message: e.message, param: e.param, error: e.toBody().error });
     }
   }
 }
