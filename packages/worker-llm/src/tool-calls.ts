@@ -122,13 +122,14 @@ export async function generateWithTools(o: ToolGenerationOptions): Promise<ToolG
       },
       onTextChunk: (chunk) => {
         text += chunk;
-        void ctx.emit(chunk, pendingTokens);
+        // callbacks cannot wait: a failed write surfaces when the runtime flushes the stream
+        void ctx.emit(chunk, pendingTokens)?.catch(() => undefined);
         pendingTokens = 0;
       },
       onFunctionCallParamsChunk: (piece) => {
         const first = !streamed.has(piece.callIndex);
         streamed.add(piece.callIndex);
-        void ctx.emitToolCall(
+        const written = ctx.emitToolCall(
           first
             ? {
                 index: piece.callIndex,
@@ -139,6 +140,7 @@ export async function generateWithTools(o: ToolGenerationOptions): Promise<ToolG
             : { index: piece.callIndex, arguments: piece.paramsChunk },
           1,
         );
+        void written?.catch(() => undefined);
       },
     });
     const calls = res.functionCalls ?? [];
@@ -149,7 +151,7 @@ export async function generateWithTools(o: ToolGenerationOptions): Promise<ToolG
     }));
     // a tool without parameters has no argument pieces: its call goes out whole
     for (const [index, call] of toolCalls.entries())
-      if (!streamed.has(index)) void ctx.emitToolCall({ index, ...call }, 0);
+      if (!streamed.has(index)) await ctx.emitToolCall({ index, ...call }, 0);
     const generated = Math.max(textTokens, o.sequence.nextTokenIndex - o.promptTokens);
     const stop = res.metadata.stopReason;
     const finishReason: FinishReason =
