@@ -10,7 +10,7 @@ import { startToolModelCluster, type ToolModelCluster } from "./support/tool-mod
 // tool results fed back, streamed text, objects), not the tiny model's judgement.
 
 const weatherInput = z.object({
-  city: z.string(),
+  city: z.string().max(40),
   unit: z.enum(["celsius", "fahrenheit"]),
 });
 
@@ -49,7 +49,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible) against the queen", () => {
       },
       toolChoice: "required",
       providerOptions: { rbee: { parallel_tool_calls: false } },
-      maxOutputTokens: 120,
+      maxOutputTokens: 300,
       seed: 3,
       maxRetries: 0,
     });
@@ -82,7 +82,8 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible) against the queen", () => {
       },
       stopWhen: stepCountIs(2),
       prepareStep: ({ stepNumber }) => (stepNumber === 0 ? { toolChoice: "required" } : { toolChoice: "none" }),
-      maxOutputTokens: 60,
+      // room for a whole call (the arguments are grammar-bound, a call cut by the limit is no call)
+      maxOutputTokens: 200,
       seed: 5,
       maxRetries: 0,
     });
@@ -123,7 +124,7 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible) against the queen", () => {
       tools: { getWeather: tool({ description: "The weather in a city", inputSchema: weatherInput }) },
       toolChoice: { type: "tool", toolName: "getWeather" },
       providerOptions: { rbee: { parallel_tool_calls: false } },
-      maxOutputTokens: 120,
+      maxOutputTokens: 300,
       seed: 7,
       maxRetries: 0,
     });
@@ -139,8 +140,8 @@ describe("Vercel AI SDK (@ai-sdk/openai-compatible) against the queen", () => {
 
   it("generateObject: grammar-constrained JSON that the SDK validates against the schema", async () => {
     const schema = z.object({
-      name: z.string(),
-      age: z.number().int(),
+      name: z.string().max(40),
+      age: z.number(),
       pet: z.enum(["cat", "dog", "bird"]),
     });
     const { object, finishReason } = await generateObject({

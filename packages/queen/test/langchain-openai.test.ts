@@ -11,7 +11,7 @@ import { startToolModelCluster, type ToolModelCluster } from "./support/tool-mod
 // schema-valid structured output), not for the tiny model's judgement.
 
 const weatherSchema = z.object({
-  city: z.string(),
+  city: z.string().max(40),
   unit: z.enum(["celsius", "fahrenheit"]),
 });
 
@@ -26,7 +26,7 @@ describe("LangChain ChatOpenAI against the queen", () => {
       apiKey: "unused-without-keys",
       configuration: { baseURL: cluster.baseURL },
       maxRetries: 0,
-      maxTokens: 120,
+      maxTokens: 300,
       temperature: 0.8,
     });
   });
@@ -77,7 +77,7 @@ describe("LangChain ChatOpenAI against the queen", () => {
 
   for (const method of ["functionCalling", "jsonSchema"] as const) {
     it(`withStructuredOutput (${method}) returns an object that matches the schema`, async () => {
-      const schema = z.object({ name: z.string(), happy: z.boolean(), legs: z.number().int() }).describe("an animal");
+      const schema = z.object({ name: z.string().max(40), happy: z.boolean(), legs: z.number() }).describe("an animal");
       const structured = chat.withStructuredOutput(schema, { method, name: "animal" });
       const value = await structured.invoke("Describe a cat.");
       expect(schema.safeParse(value).success).toBe(true);

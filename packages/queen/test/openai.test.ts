@@ -14,9 +14,9 @@ const weather: OpenAI.ChatCompletionFunctionTool = {
     parameters: {
       type: "object",
       properties: {
-        city: { type: "string" },
+        city: { type: "string", maxLength: 40 },
         unit: { type: "string", enum: ["celsius", "fahrenheit"] },
-        days: { type: "integer" },
+        days: { type: "number" },
       },
       required: ["city", "unit", "days"],
       additionalProperties: false,
@@ -33,8 +33,9 @@ function expectWeatherArguments(json: string): void {
   const args = JSON.parse(json) as Record<string, unknown>;
   expect(Object.keys(args).sort()).toEqual(["city", "days", "unit"]);
   expect(typeof args.city).toBe("string");
+  expect((args.city as string).length).toBeLessThanOrEqual(40);
   expect(["celsius", "fahrenheit"]).toContain(args.unit);
-  expect(Number.isInteger(args.days)).toBe(true);
+  expect(Number.isFinite(args.days)).toBe(true);
 }
 
 describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
@@ -57,7 +58,7 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
         tools: [weather],
         tool_choice: "required",
         parallel_tool_calls: false,
-        max_tokens: 120,
+        max_tokens: 300,
         seed,
       });
       const choice = c.choices[0];
@@ -78,7 +79,7 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
       messages: [{ role: "user", content: "Weather in Rome?" }],
       tools: [time, weather],
       tool_choice: { type: "function", function: { name: "get_weather" } },
-      max_tokens: 200,
+      max_tokens: 400,
       seed: 4,
     });
     const calls = (c.choices[0]?.message.tool_calls ?? []) as OpenAI.ChatCompletionMessageFunctionToolCall[];
@@ -99,7 +100,7 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
       tools: [weather],
       tool_choice: "required",
       parallel_tool_calls: false,
-      max_tokens: 120,
+      max_tokens: 300,
       seed: 5,
       stream: true,
     });
@@ -137,7 +138,7 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
       tools: [weather],
       tool_choice: "required",
       parallel_tool_calls: false,
-      max_tokens: 120,
+      max_tokens: 300,
       seed: 6,
     });
     const final = await runner.finalChatCompletion();
@@ -384,7 +385,7 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
       tools: [tool],
       tool_choice: "required",
       parallel_tool_calls: false,
-      max_output_tokens: 120,
+      max_output_tokens: 300,
     });
     const call = r.output.find((o) => o.type === "function_call") as OpenAI.Responses.ResponseFunctionToolCall;
     expect(call.name).toBe("get_weather");
@@ -400,7 +401,7 @@ describe("openai npm client: tools, logprobs, n, suffix, responses", () => {
       tools: [tool],
       tool_choice: "required",
       parallel_tool_calls: false,
-      max_output_tokens: 120,
+      max_output_tokens: 300,
     });
     let argumentDeltas = 0;
     stream.on("response.function_call_arguments.delta", () => argumentDeltas++);

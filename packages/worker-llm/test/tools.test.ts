@@ -8,7 +8,7 @@ const weather = {
   description: "The weather in a city",
   parameters: {
     type: "object",
-    properties: { city: { type: "string" }, days: { type: "integer" } },
+    properties: { city: { type: "string", maxLength: 40 }, days: { type: "number" } },
     required: ["city", "days"],
   },
 };
@@ -17,7 +17,8 @@ function expectWeatherArguments(json: string): void {
   const args = JSON.parse(json) as Record<string, unknown>;
   expect(Object.keys(args).sort()).toEqual(["city", "days"]);
   expect(typeof args.city).toBe("string");
-  expect(Number.isInteger(args.days)).toBe(true);
+  expect((args.city as string).length).toBeLessThanOrEqual(40);
+  expect(Number.isFinite(args.days)).toBe(true);
 }
 
 describe("toChatHistory: the worker contract's chat in node-llama-cpp's terms", () => {
@@ -95,7 +96,7 @@ describe("llm worker: tools through the worker contract (stories260K with Qwen2.
       tools: [weather],
       tool_choice: "required",
       parallel_tool_calls: false,
-      max_tokens: 120,
+      max_tokens: 300,
       seed: 1,
     });
     expect(res.status).toBe(200);
@@ -114,7 +115,7 @@ describe("llm worker: tools through the worker contract (stories260K with Qwen2.
       tools: [weather],
       tool_choice: { name: "get_weather" },
       parallel_tool_calls: false,
-      max_tokens: 120,
+      max_tokens: 300,
       seed: 2,
       stream: true,
     });
