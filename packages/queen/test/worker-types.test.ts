@@ -109,11 +109,35 @@ describe("queen: worker types and routing by capability", () => {
     const embed = await postJson(`${queen.url}/v1/embeddings`, { model: "stories260k", input: "Once upon a time" });
     expect(embed.status, embed.text).toBe(200);
     expect(embed.body.data[0].embedding.length).toBeGreaterThan(0);
+
+    // a request with tools needs the `tools` capability: the llm worker takes it, and on a model
+    // without a chat template node-llama-cpp's general function-call format still parses
+    const tools = await postJson(`${queen.url}/v1/chat/completions`, {
+      model: "stories260k",
+      messages: [{ role: "user", content: "What is the weather in Paris?" }],
+      tools: [
+        {
+          type: "function",
+          function: {
+            name: "get_weather",
+            parameters: { type: "object", properties: { city: { type: "string", maxLength: 20 } }, required: ["city"] },
+          },
+        },
+      ],
+      tool_choice: "required",
+      max_tokens: 200,
+      seed: 1,
+    });
+    expect(tools.status, tools.text).toBe(200);
+    expect(tools.body.choices[0].finish_reason).toBe("tool_calls");
+    const call = tools.body.choices[0].message.tool_calls[0];
+    expect(call.function.name).toBe("get_weather");
+    expect(typeof JSON.parse(call.function.arguments).city).toBe("string");
     const workers = [...queen.registry.workers.values()].filter((w) => w.report.model === "stories260k");
     expect(workers.map((w) => w.report.worker_type).sort()).toEqual(["echo", "llm"]);
     const echo = queen.registry.workers.get(echoId);
     expect(echo?.inFlight).toBe(0);
-    // the echo worker never saw the embeddings request: it counts only the chat
+    // the echo worker never saw the embeddings and tools requests: it counts only the chat
     const counted = await waitFor(
       () => {
         const n = queen.registry.workers.get(echoId)?.report.heartbeat?.requests_total;
