@@ -1,5 +1,13 @@
 import { InferResponse, ToolCallEvent } from "@rbee/contract";
-import { postJson, postSse, type StartedWorker, startLlmWorker, toolCallingTestModel } from "@rbee/testing";
+import {
+  getJson,
+  postJson,
+  postSse,
+  type StartedWorker,
+  startLlmWorker,
+  toolCallingTestModel,
+  waitFor,
+} from "@rbee/testing";
 import { toChatHistory } from "@rbee/worker-llm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -131,6 +139,27 @@ describe("llm worker: tools through the worker contract (stories260K with Qwen2.
     const joined = pieces.map((p) => p.arguments).join("");
     expect(JSON.parse(joined)).toEqual(JSON.parse(done.tool_calls?.[0]?.arguments ?? ""));
     expectWeatherArguments(joined);
+  });
+
+  it("a client that disconnects stops a turn that may call tools", async () => {
+    const cancelled = async () => {
+      const m = await getJson(`${w.url}/metrics`);
+      return Number(/^rbee_worker_requests_total\{outcome="cancelled"\} (\d+)/m.exec(m.text)?.[1] ?? 0);
+    };
+    const before = await cancelled();
+    // no max_tokens: left alone, the story would run to the end of the context
+    const { disconnected } = await postSse(
+      `${w.url}/v1/infer`,
+      {
+        messages: [{ role: "user", content: "Tell me a long story." }],
+        tools: [weather],
+        temperature: 0,
+        stream: true,
+      },
+      { onEvent: (e) => (e.event === "token" && e.data.index >= 2 ? "stop" : undefined) },
+    );
+    expect(disconnected).toBe(true);
+    await waitFor(async () => ((await cancelled()) > before ? true : undefined), 20_000, "a cancelled request");
   });
 
   it("a tool schema the grammar cannot express is a 400 naming it", async () => {
