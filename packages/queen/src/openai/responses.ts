@@ -233,7 +233,7 @@ export class ResponsesRoute {
       user: req.user ?? null,
       metadata: req.metadata ?? {},
     });
-    const finalOutput = (r: InferResponse, messageId: string, callIds: Map<number, string>): OutputItem[] => {
+    const finalOutput = (r: InferResponse, messageId: string): OutputItem[] => {
       const output: OutputItem[] = [];
       if (r.text !== "" || !r.tool_calls?.length)
         output.push({
@@ -243,10 +243,10 @@ export class ResponsesRoute {
           role: "assistant",
           content: [{ type: "output_text", text: r.text, annotations: [], logprobs: [] }],
         });
-      for (const [i, c] of (r.tool_calls ?? []).entries())
+      for (const c of r.tool_calls ?? [])
         output.push({
           type: "function_call",
-          id: callIds.get(i) ?? newId("fc"),
+          id: newId("fc"),
           call_id: c.id,
           name: c.name,
           arguments: c.arguments,
@@ -258,7 +258,7 @@ export class ResponsesRoute {
 
     if (!req.stream) {
       const { response } = await this.router.infer(req.model, infer, { signal: ctx.signal, keepAliveMs: keepAlive });
-      ctx.send(200, envelope(statusOf(response), finalOutput(response, newId("msg"), new Map()), response));
+      ctx.send(200, envelope(statusOf(response), finalOutput(response, newId("msg")), response));
       return;
     }
 
@@ -273,7 +273,6 @@ export class ResponsesRoute {
     const output: OutputItem[] = [];
     let message: { index: number; text: string } | undefined;
     const calls = new Map<number, { index: number; item: Extract<OutputItem, { type: "function_call" }> }>();
-    const callItemIds = new Map<number, string>();
     const started = async () => {
       if (sse) return;
       await send("response.created", { response: envelope("in_progress", []) });
@@ -331,7 +330,6 @@ export class ResponsesRoute {
           let call = calls.get(piece.index);
           if (!call) {
             const itemId = newId("fc");
-            callItemIds.set(piece.index, itemId);
             call = {
               index: output.length,
               item: {
