@@ -1,3 +1,4 @@
+export * from "./adapter/index.js";
 export { Admission } from "./admission.js";
 export * from "./devices/index.js";
 export type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "./engine.js";
@@ -5,6 +6,7 @@ export { HeartbeatTask, type HeartbeatTaskOptions } from "./heartbeat.js";
 export { runWorker } from "./run-worker.js";
 export { WorkerStatusMachine } from "./status.js";
 export { BYTES_PER_THREAD, checkThreadCount, chooseThreadCount, type ThreadChoice } from "./threads.js";
+export { DEFAULT_PARALLEL, defaultContextSize, MAX_DEFAULT_CONTEXT } from "./worker-defaults.js";
 export { WorkerMetrics } from "./worker-metrics.js";
 export { resolveWorkerOptions } from "./worker-options.js";
 export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";

@@ -13,6 +13,7 @@ import {
 } from "@rbee/contract";
 import {
   chooseThreadCount,
+  defaultContextSize,
   type InferContext,
   type InferResult,
   type LoadContext,
@@ -51,7 +52,7 @@ export interface LlmEngineOptions {
   device: Device;
   /** Compute threads; default chosen from the cores, the load and the model's size. */
   threads?: number;
-  /** Tokens of context per parallel sequence; default the model's training context, at most 4096. */
+  /** Tokens of context per parallel sequence; default the model's training context, at most MAX_DEFAULT_CONTEXT. */
   ctxSize?: number;
   /** Requests generated at the same time, as sequences of one batched context. */
   parallel: number;
@@ -169,7 +170,7 @@ export class LlmEngine implements WorkerEngine {
       loadSignal: signal,
     });
     const train = this.#model.trainContextSize;
-    const requested = this.#o.ctxSize ?? Math.min(train, 4096);
+    const requested = this.#o.ctxSize ?? defaultContextSize(train);
     if (this.#o.ctxSize !== undefined && this.#o.ctxSize > train) {
       log.warn({ ctx_size: this.#o.ctxSize, train_context: train }, "context larger than the model was trained on");
     }
