@@ -137,7 +137,7 @@ export class EngineProcess {
       this.#exit = exit;
       const was = this.#state;
       this.#state = was === "stopping" || was === "stopped" ? "stopped" : "failed";
-      log.info({ engine: this.name, pid: this.#pid, ...exit, state: was }, `${this.name} exited`);
+      log.info({ engine: this.name, engine_pid: this.#pid, ...exit, state: was }, `${this.name} exited`);
       if (was === "ready") {
         const error = new EngineExitedError(this.name, this.binary, exit, this.#tail.lines(20));
         this.#o.onUnexpectedExit?.(error);
@@ -157,7 +157,7 @@ export class EngineProcess {
       );
     }
     log.info(
-      { engine: this.name, pid: this.#pid, guard: this.#guard, binary: this.binary, args: this.#o.args },
+      { engine: this.name, engine_pid: this.#pid, guard: this.#guard, binary: this.binary, args: this.#o.args },
       `${this.name} started`,
     );
     const t0 = performance.now();
@@ -169,7 +169,10 @@ export class EngineProcess {
       throw err;
     }
     this.#state = "ready";
-    log.info({ engine: this.name, pid: this.#pid, ready_ms: Math.round(performance.now() - t0) }, `${this.name} ready`);
+    log.info(
+      { engine: this.name, engine_pid: this.#pid, ready_ms: Math.round(performance.now() - t0) },
+      `${this.name} ready`,
+    );
   }
 
   async #waitReady(signal: AbortSignal | undefined): Promise<void> {
@@ -237,7 +240,7 @@ export class EngineProcess {
     const grace = this.#o.stopGraceMs ?? 5000;
     const timer = setTimeout(() => {
       this.#o.log.warn(
-        { engine: this.name, pid: this.#pid, grace_ms: grace },
+        { engine: this.name, engine_pid: this.#pid, grace_ms: grace },
         `${this.name} ignored SIGTERM; killing it`,
       );
       this.#signal("SIGKILL");
