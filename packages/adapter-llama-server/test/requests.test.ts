@@ -4,6 +4,7 @@ import { ErrorBody, InferResponse, WorkerHeartbeat } from "@rbee/contract";
 import {
   getJson,
   postJson,
+  postSse,
   requireLlamaServerOrSkip,
   STORIES_GREEDY_PREFIX,
   type StartedWorker,
@@ -64,6 +65,16 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: requests", ()
     const alone = InferResponse.parse((await postJson(url("/v1/infer"), body)).body).text;
     const together = await Promise.all([0, 1, 2, 3].map(() => postJson(url("/v1/infer"), body)));
     for (const r of together) expect(InferResponse.parse(r.body).text).toBe(alone);
+  });
+
+  it("back-to-back streamed requests from 4 clients all succeed (llama-server closes a connection after a stream)", async () => {
+    const client = async () => {
+      for (let i = 0; i < 25; i++) {
+        const r = await postSse(url("/v1/infer"), { prompt: "Once upon a time", max_tokens: 2, stream: true });
+        expect(r.events.at(-1)?.event, JSON.stringify(r.events.at(-1))).toBe("done");
+      }
+    };
+    await Promise.all([client(), client(), client(), client()]);
   });
 
   it("a repeated prompt is served from llama-server's prompt cache (cached_tokens)", async () => {

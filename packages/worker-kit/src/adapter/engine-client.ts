@@ -54,11 +54,15 @@ export class EngineClient {
     return new URL(path, this.baseUrl).toString();
   }
 
-  async #send(path: string, o: { body?: unknown; signal?: AbortSignal; timeoutMs?: number }): Promise<IncomingMessage> {
+  async #send(
+    path: string,
+    o: { body?: unknown; signal?: AbortSignal; timeoutMs?: number; headers?: Record<string, string> },
+  ): Promise<IncomingMessage> {
     try {
       return await sendRequest(this.url(path), {
         method: o.body === undefined ? "GET" : "POST",
         body: o.body,
+        headers: o.headers,
         signal: o.signal,
         timeoutMs: o.timeoutMs,
         what: this.name,
@@ -124,6 +128,9 @@ export class EngineClient {
         retryable: true,
       });
     } finally {
+      // the stream's connection is closed, never pooled: llama-server announces keep-alive on a stream
+      // but closes the connection after it, so a socket reused for the next request would fail
+      // ("socket hang up")
       res.destroy();
     }
   }
