@@ -256,25 +256,24 @@ export class LlamaServerEngine implements WorkerEngine {
     let promptTokens = 0;
     let final: CompletionChunk | undefined;
     try {
-      for await (const message of client.sse("/completion", completionBody(request, prompt ?? ""), {
-        signal: ctx.signal,
-      })) {
+      await client.stream("/completion", completionBody(request, prompt ?? ""), { signal: ctx.signal }, (message) => {
         const chunk = readChunk(message.data);
         if (chunk.tokens_evaluated !== undefined) promptTokens = chunk.tokens_evaluated;
         const predicted = chunk.tokens_predicted ?? tokens;
         const piece = chunk.content ?? "";
         const delta = Math.max(0, predicted - tokens);
         tokens = Math.max(tokens, predicted);
+        let wait: Promise<unknown> | undefined;
         if (piece !== "" || delta > 0) {
           text += piece;
-          const wait = ctx.emit(piece, delta);
-          if (wait) await wait;
+          wait = ctx.emit(piece, delta);
         }
         if (chunk.stop === true) {
           final = chunk;
-          break;
+          return "stop";
         }
-      }
+        return wait;
+      });
     } catch (err) {
       if (ctx.signal.aborted) return { text, tokensGenerated: tokens, promptTokens, finishReason: "cancelled" };
       throw toRbeeError(err);
@@ -399,14 +398,30 @@ export function readChunk(data: string): CompletionChunk {
       code: "bad_gateway",
     });
   }
-  const chunk = safeParse(CompletionChunk, json.value, "llama-server stream chunk");
-  if (!chunk.ok) throw new RbeeError(chunk.error.message, { statusCode: 502, code: "bad_gateway" });
-  if (chunk.value.error !== undefined) {
-    const reply = readEngineError(500, JSON.stringify({ error: chunk.value.error }));
-    const code = (chunk.value.error as { code?: unknown }).code;
+  if (typeof json.value !== "object" || json.value === null || Array.isArray(json.value)) {
+    throw new RbeeError(`llama-server sent a stream chunk that is not an object: ${data.slice(0, 120)}`, {
+      statusCode: 502,
+      code: "bad_gateway",
+    });
+  }
+  const value = json.value as Record<string, unknown>;
+  // the hot path (one chunk per token): plain checks of the fields read; the schema names what is wrong
+  if (
+    (value.content !== undefined && typeof value.content !== "string") ||
+    (value.stop !== undefined && typeof value.stop !== "boolean") ||
+    (value.tokens_predicted !== undefined && !Number.isInteger(value.tokens_predicted)) ||
+    (value.tokens_evaluated !== undefined && !Number.isInteger(value.tokens_evaluated)) ||
+    value.stop === true
+  ) {
+    const chunk = safeParse(CompletionChunk, value, "llama-server stream chunk");
+    if (!chunk.ok) throw new RbeeError(chunk.error.message, { statusCode: 502, code: "bad_gateway" });
+  }
+  if (value.error !== undefined) {
+    const reply = readEngineError(500, JSON.stringify({ error: value.error }));
+    const code = (value.error as { code?: unknown }).code;
     throw toRbeeError(new EngineHttpError({ ...reply, status: typeof code === "number" ? code : 500 }, "/completion"));
   }
-  return chunk.value;
+  return value as CompletionChunk;
 }
 
 /** llama-server's error replies as rbee errors: its 4xx are the client's (400), the rest the engine's (502/503). */

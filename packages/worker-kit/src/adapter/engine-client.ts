@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { parseJson, parseSse, RbeeError, type SseMessage } from "@rbee/contract";
+import { parseJson, parseSse, RbeeError, type SseMessage, SseParser } from "@rbee/contract";
 import { readBody, sendRequest, UnreachableError } from "@rbee/server-kit";
 
 /** An error reply from an engine, read leniently: engines do not share rbee's error shape. */
@@ -104,6 +104,70 @@ export class EngineClient {
     const status = res.statusCode ?? 500;
     if (status >= 400) throw new EngineHttpError(readEngineError(status, text), path);
     return text;
+  }
+
+  /**
+   * POSTs `body` and hands each SSE event of the reply to `onEvent` as it arrives: the per-token path,
+   * with no promise per event. When `onEvent` returns a promise, reading pauses until it settles (the
+   * client's backpressure); "stop" ends the stream there; a throw ends it with that error. An error
+   * status throws EngineHttpError. Aborting `signal` closes the connection (so the engine learns that
+   * the client went away) and resolves.
+   */
+  async stream(
+    path: string,
+    body: unknown,
+    o: { signal?: AbortSignal },
+    onEvent: (message: SseMessage) => "stop" | Promise<unknown> | undefined,
+  ): Promise<void> {
+    const res = await this.#send(path, { body, signal: o.signal });
+    const status = res.statusCode ?? 500;
+    if (status >= 400) {
+      const text = await readBody(res).catch(() => "");
+      throw new EngineHttpError(readEngineError(status, text), path);
+    }
+    const decoder = new TextDecoder();
+    await new Promise<void>((resolve, reject) => {
+      let done = false;
+      const finish = (err?: unknown) => {
+        if (done) return;
+        done = true;
+        // the stream's connection is closed, never pooled (see sse())
+        res.destroy();
+        if (err === undefined || o.signal?.aborted) resolve();
+        else reject(err);
+      };
+      const broken = (why: string) =>
+        new RbeeError(`the stream from ${this.name} broke: ${why}`, {
+          statusCode: 502,
+          code: "engine_stream_broken",
+          retryable: true,
+        });
+      const parser = new SseParser((message) => {
+        if (done) return;
+        let next: "stop" | Promise<unknown> | undefined;
+        try {
+          next = onEvent(message);
+        } catch (err) {
+          finish(err);
+          return;
+        }
+        if (next === "stop") finish();
+        else if (next !== undefined) {
+          res.pause();
+          next.then(() => {
+            if (!done) res.resume();
+          }, finish);
+        }
+      });
+      res.on("data", (chunk: Buffer) => parser.push(decoder.decode(chunk, { stream: true })));
+      res.on("end", () => {
+        parser.push(decoder.decode());
+        parser.end();
+        finish();
+      });
+      res.on("error", (err) => finish(broken(err.message)));
+      res.on("close", () => finish(res.complete ? undefined : broken("the connection closed mid-stream")));
+    });
   }
 
   /**
