@@ -4,6 +4,7 @@ export { type LlamaServerLaunch, llamaServerArgs } from "./llama-server-args.js"
 export {
   completionBody,
   DEFAULT_ENGINE_START_TIMEOUT_MS,
+  deviceLaunch,
   LlamaServerEngine,
   type LlamaServerEngineOptions,
   readChunk,

@@ -97,6 +97,26 @@ function declaresPooling(metadata: Map<string, unknown>, arch: string): boolean 
   return v !== undefined && Number(v) > 0;
 }
 
+/**
+ * How llama-server is pointed at the worker's device: on the CPU it offloads nothing (`--device none`,
+ * even when the build has a GPU backend); on a GPU only that GPU is made visible, and llama.cpp
+ * offloads what fits. A declared (simulated) GPU runs on the CPU.
+ */
+export function deviceLaunch(device: Device): { args: string[]; env: Record<string, string> } {
+  const index = device.id.split(":")[1] ?? "0";
+  if (device.simulated || device.kind === "cpu") return { args: ["--device", "none"], env: {} };
+  switch (device.kind) {
+    case "cuda":
+      return { args: [], env: { CUDA_VISIBLE_DEVICES: index } };
+    case "rocm":
+      return { args: [], env: { HIP_VISIBLE_DEVICES: index, GGML_VK_VISIBLE_DEVICES: index } };
+    case "vulkan":
+      return { args: [], env: { GGML_VK_VISIBLE_DEVICES: index } };
+    case "metal":
+      return { args: [], env: {} };
+  }
+}
+
 function finishReasonOf(chunk: CompletionChunk): FinishReason {
   return chunk.stop_type === "limit" || chunk.truncated === true ? "length" : "stop";
 }
@@ -176,6 +196,7 @@ export class LlamaServerEngine implements WorkerEngine {
     }
     const host = "127.0.0.1";
     const port = await freePort(host);
+    const device = deviceLaunch(this.#o.device);
     const args = llamaServerArgs({
       modelPath: this.#o.modelPath,
       modelId: this.#o.modelId,
@@ -188,7 +209,7 @@ export class LlamaServerEngine implements WorkerEngine {
       // a generative model declares no pooling: embed it by its last token, as the llm worker does
       pooling: pooling ? undefined : "last",
       batchSize: this.#o.batchSize,
-      extraArgs: this.#o.extraArgs,
+      extraArgs: [...device.args, ...(this.#o.extraArgs ?? [])],
     });
     this.#settings = { threads: choice.threads, contextPerSlot, port, args };
     log.info(
@@ -211,6 +232,7 @@ export class LlamaServerEngine implements WorkerEngine {
       name: "llama-server",
       binary: this.#o.binary,
       args,
+      env: device.env,
       binaryHint: LLAMA_SERVER_HINT,
       readyUrl: `${base}/health`,
       startTimeoutMs: this.#o.startTimeoutMs ?? DEFAULT_ENGINE_START_TIMEOUT_MS,

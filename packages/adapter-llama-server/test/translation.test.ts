@@ -1,5 +1,6 @@
 import {
   completionBody,
+  deviceLaunch,
   llamaServerArgs,
   readChunk,
   resolveLlamaServer,
@@ -171,6 +172,15 @@ describe("the launch", () => {
       "--pooling",
       "last",
     ]);
+  });
+
+  it("the device: the CPU offloads nothing; a GPU is the only one made visible; a declared GPU runs on the CPU", () => {
+    const device = (id: string, kind: string, simulated?: boolean) =>
+      ({ id, kind, name: id, memory_total: 1, memory_free: 1, simulated }) as Parameters<typeof deviceLaunch>[0];
+    expect(deviceLaunch(device("cpu", "cpu"))).toEqual({ args: ["--device", "none"], env: {} });
+    expect(deviceLaunch(device("cuda:1", "cuda"))).toEqual({ args: [], env: { CUDA_VISIBLE_DEVICES: "1" } });
+    expect(deviceLaunch(device("vulkan:0", "vulkan"))).toEqual({ args: [], env: { GGML_VK_VISIBLE_DEVICES: "0" } });
+    expect(deviceLaunch(device("cuda:0", "cuda", true))).toEqual({ args: ["--device", "none"], env: {} });
   });
 
   it("with no llama-server anywhere, says what to do", () => {

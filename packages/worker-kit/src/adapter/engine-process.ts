@@ -18,7 +18,8 @@ export interface EngineProcessOptions {
   /** Path of the engine's program. */
   binary: string;
   args: readonly string[];
-  env?: NodeJS.ProcessEnv;
+  /** Variables added to the adapter's own environment for the engine. */
+  env?: Record<string, string>;
   cwd?: string;
   /** What to do when the binary is missing or unusable: "build it with `rbee engine build llama.cpp`". */
   binaryHint: string;
@@ -117,7 +118,11 @@ export class EngineProcess {
     const log = this.#o.log;
     let spawned: ReturnType<typeof spawnGuarded>;
     try {
-      spawned = spawnGuarded(this.binary, this.#o.args, { env: this.#o.env, cwd: this.#o.cwd, guard: this.#o.guard });
+      spawned = spawnGuarded(this.binary, this.#o.args, {
+        env: this.#o.env ? { ...process.env, ...this.#o.env } : undefined,
+        cwd: this.#o.cwd,
+        guard: this.#o.guard,
+      });
     } catch (err) {
       this.#state = "failed";
       throw new EngineStartError(
