@@ -22,6 +22,7 @@ import {
   type EngineGuard,
   EngineHttpError,
   EngineProcess,
+  EngineStartError,
   type InferContext,
   type InferResult,
   type LoadContext,
@@ -195,23 +196,7 @@ export class LlamaServerEngine implements WorkerEngine {
       );
     }
     const host = "127.0.0.1";
-    const port = await freePort(host);
     const device = deviceLaunch(this.#o.device);
-    const args = llamaServerArgs({
-      modelPath: this.#o.modelPath,
-      modelId: this.#o.modelId,
-      host,
-      port,
-      parallel: this.#o.parallel,
-      contextPerSlot,
-      threads: choice.threads,
-      embeddings: this.#o.embeddings !== false,
-      // a generative model declares no pooling: embed it by its last token, as the llm worker does
-      pooling: pooling ? undefined : "last",
-      batchSize: this.#o.batchSize,
-      extraArgs: [...device.args, ...(this.#o.extraArgs ?? [])],
-    });
-    this.#settings = { threads: choice.threads, contextPerSlot, port, args };
     log.info(
       {
         engine: "llama-server",
@@ -226,27 +211,53 @@ export class LlamaServerEngine implements WorkerEngine {
       },
       "starting llama-server",
     );
-    const base = `http://${host}:${port}`;
-    this.#client = new EngineClient(base, "llama-server");
-    this.#process = new EngineProcess({
-      name: "llama-server",
-      binary: this.#o.binary,
-      args,
-      env: device.env,
-      binaryHint: LLAMA_SERVER_HINT,
-      readyUrl: `${base}/health`,
-      startTimeoutMs: this.#o.startTimeoutMs ?? DEFAULT_ENGINE_START_TIMEOUT_MS,
-      stopGraceMs: this.#o.stopGraceMs,
-      guard: this.#o.guard,
-      log: log.child({ component: "engine" }),
-      onUnexpectedExit: (error) => ctx.fail(error),
-    });
-    await this.#process.start(ctx.signal);
-    const props = safeParse(
-      PropsReply,
-      await this.#client.json("/props", { timeoutMs: 10_000 }),
-      "llama-server /props",
-    );
+    // a free port may be taken by another process before llama-server binds it: try another, twice
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort(host);
+      const args = llamaServerArgs({
+        modelPath: this.#o.modelPath,
+        modelId: this.#o.modelId,
+        host,
+        port,
+        parallel: this.#o.parallel,
+        contextPerSlot,
+        threads: choice.threads,
+        embeddings: this.#o.embeddings !== false,
+        // a generative model declares no pooling: embed it by its last token, as the llm worker does
+        pooling: pooling ? undefined : "last",
+        batchSize: this.#o.batchSize,
+        extraArgs: [...device.args, ...(this.#o.extraArgs ?? [])],
+      });
+      this.#settings = { threads: choice.threads, contextPerSlot, port, args };
+      const base = `http://${host}:${port}`;
+      this.#client = new EngineClient(base, "llama-server");
+      this.#process = new EngineProcess({
+        name: "llama-server",
+        binary: this.#o.binary,
+        args,
+        env: device.env,
+        binaryHint: LLAMA_SERVER_HINT,
+        readyUrl: `${base}/health`,
+        startTimeoutMs: this.#o.startTimeoutMs ?? DEFAULT_ENGINE_START_TIMEOUT_MS,
+        stopGraceMs: this.#o.stopGraceMs,
+        guard: this.#o.guard,
+        log: log.child({ component: "engine" }),
+        onUnexpectedExit: (error) => ctx.fail(error),
+      });
+      try {
+        await this.#process.start(ctx.signal);
+        break;
+      } catch (err) {
+        const portTaken =
+          err instanceof EngineStartError &&
+          err.facts.logTail.some((line) => /couldn't bind HTTP server socket/.test(line));
+        if (!portTaken || attempt >= 3 || ctx.signal.aborted) throw err;
+        log.warn({ port, attempt }, "llama-server's port was taken before it bound it; trying another");
+      }
+    }
+    const client = this.#client as EngineClient;
+    const engine = this.#process as EngineProcess;
+    const props = safeParse(PropsReply, await client.json("/props", { timeoutMs: 10_000 }), "llama-server /props");
     if (props.ok) {
       this.#version = props.value.build_info ?? this.#version;
       const nCtx = props.value.default_generation_settings?.n_ctx;
@@ -254,15 +265,15 @@ export class LlamaServerEngine implements WorkerEngine {
         log.warn({ asked: contextPerSlot, got: nCtx }, "llama-server chose another context per slot");
       }
     } else log.warn({ err: props.error.message }, "llama-server /props unreadable; version unknown");
-    this.#stats = new EngineStatsPoller(this.#client, log, this.#o.statsIntervalMs ?? 1000);
+    this.#stats = new EngineStatsPoller(client, log, this.#o.statsIntervalMs ?? 1000);
     this.#stats.start();
     log.info(
       {
         engine: "llama-server",
-        engine_pid: this.#process.pid,
-        guard: this.#process.guard,
+        engine_pid: engine.pid,
+        guard: engine.guard,
         version: this.#version,
-        engine_url: base,
+        engine_url: client.baseUrl,
       },
       "llama-server serving",
     );

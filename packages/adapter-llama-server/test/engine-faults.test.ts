@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorBody, InferResponse } from "@rbee/contract";
 import { getJson, postJson, postSse, type StartedWorker, startLlamaServerWorker } from "@rbee/testing";
@@ -50,5 +52,21 @@ describe("llama-server adapter, on a stand-in llama-server that misbehaves", () 
     });
     expect((await getJson(url("/health"))).status).toBe(200);
     expect((await getJson(url("/info"))).body.version).toBe("b0-standin");
+  });
+});
+
+describe("llama-server adapter, when llama-server's port is taken before it binds it", () => {
+  it("starts llama-server again on another port", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rbee-port-taken-"));
+    const w = await startLlamaServerWorker(STAND_IN, ["--threads", "1"], {
+      env: { STAND_IN_BIND_FAILS_ONCE: join(dir, "failed-once") },
+    });
+    try {
+      expect(w.child.stdout).toMatch(/"msg":"llama-server's port was taken before it bound it; trying another"/);
+      expect((await postJson(new URL("/v1/infer", w.url).toString(), { prompt: "fine" })).status).toBe(200);
+    } finally {
+      await w.child.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
