@@ -1,3 +1,4 @@
+import { DEFAULT_ENGINE_START_TIMEOUT_MS } from "@rbee/adapter-llama-server";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit";
 import { DEFAULT_PARALLEL, MAX_DEFAULT_CONTEXT } from "@rbee/worker-kit";
@@ -76,14 +77,14 @@ function withWorkerFlags(command: Command, type: string, parallelHelp: string): 
         .argParser(urlArg)
         .default(envString("RBEE_HEARTBEAT_URL")),
     )
-    .option("--heartbeat-interval <s>", "seconds between heartbeats", secondsArg(0.05), DEFAULT_HEARTBEAT_INTERVAL_MS)
-    .option(
-      "--orphan-timeout <s>",
-      "stop when no heartbeat got through for this long (0: never)",
-      secondsArg(0),
-      60_000,
-    )
-    .option("--shutdown-grace <s>", "how long in-flight requests may finish after SIGTERM", secondsArg(0), 30_000);
+    .addOption(seconds("--heartbeat-interval <s>", "seconds between heartbeats", DEFAULT_HEARTBEAT_INTERVAL_MS, 0.05))
+    .addOption(seconds("--orphan-timeout <s>", "stop when no heartbeat got through for this long (0: never)", 60_000))
+    .addOption(seconds("--shutdown-grace <s>", "how long in-flight requests may finish after SIGTERM", 30_000));
+}
+
+/** A duration flag given in seconds, parsed to milliseconds, whose help shows its default in seconds. */
+function seconds(flags: string, description: string, defaultMs: number, min = 0): Option {
+  return new Option(flags, description).argParser(secondsArg(min)).default(defaultMs, `${defaultMs / 1000} s`);
 }
 
 /** `rbee worker serve ...`: run a worker in this process (the hive uses this to spawn workers). */
@@ -116,11 +117,13 @@ export function workerServeCommand(): Command {
       "the llama-server binary (default: RBEE_LLAMA_SERVER, else llama-server on PATH, else the one `rbee engine build llama.cpp` built)",
     )
     .option("--no-embeddings", "do not serve embeddings (llama-server without --embeddings)")
-    .option(
-      "--engine-start-timeout <s>",
-      "stop llama-server and fail when it is not ready after this long",
-      secondsArg(0.1),
-      100_000,
+    .addOption(
+      seconds(
+        "--engine-start-timeout <s>",
+        "stop llama-server and fail when it is not ready after this long",
+        DEFAULT_ENGINE_START_TIMEOUT_MS,
+        0.1,
+      ),
     )
     .option(
       "--engine-arg <arg>",
