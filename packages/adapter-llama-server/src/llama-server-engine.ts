@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import {
   type ChatMessage,
@@ -197,6 +198,9 @@ export class LlamaServerEngine implements WorkerEngine {
     }
     const host = "127.0.0.1";
     const device = deviceLaunch(this.#o.device);
+    // llama-server takes requests only with this key (in its environment, not on its command line,
+    // where every local user could read it): only the adapter can use it
+    const apiKey = randomBytes(24).toString("base64url");
     log.info(
       {
         engine: "llama-server",
@@ -230,12 +234,12 @@ export class LlamaServerEngine implements WorkerEngine {
       });
       this.#settings = { threads: choice.threads, contextPerSlot, port, args };
       const base = `http://${host}:${port}`;
-      this.#client = new EngineClient(base, "llama-server");
+      this.#client = new EngineClient(base, "llama-server", apiKey);
       this.#process = new EngineProcess({
         name: "llama-server",
         binary: this.#o.binary,
         args,
-        env: device.env,
+        env: { ...device.env, LLAMA_API_KEY: apiKey },
         binaryHint: LLAMA_SERVER_HINT,
         readyUrl: `${base}/health`,
         startTimeoutMs: this.#o.startTimeoutMs ?? DEFAULT_ENGINE_START_TIMEOUT_MS,

@@ -17,24 +17,13 @@ import {
   waitFor,
 } from "@rbee/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { serving } from "./helpers.js";
 
 // The adapter's life with its engine, on the real llama-server: no engine outlives the adapter (even
 // on SIGKILL, through either guard), an engine that dies takes its adapter down with a non-zero exit,
 // and engines that cannot start are reported with their path and log, leaving no process behind.
 const LLAMA_SERVER = requireLlamaServerOrSkip();
 const MiB = 1024 * 1024;
-
-interface Serving {
-  engine_pid: number;
-  engine_url: string;
-  guard: string;
-}
-
-/** The adapter's "llama-server serving" log line: the engine's pid, URL and guard. */
-async function serving(child: ChildHandle): Promise<Serving> {
-  const m = await child.waitForLine(/^\{.*"msg":"llama-server serving".*\}$/m);
-  return JSON.parse(m[0]) as Serving;
-}
 
 /** The engine's pid from the adapter's "started" line, for engines that never get to serve. */
 function startedPid(child: ChildHandle): number | undefined {
@@ -86,6 +75,22 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: the engine's 
       expect(w.child.stdout).toMatch(/the engine llama-server \(.*\) was killed by SIGKILL while serving/);
       expect(w.child.stdout).toMatch(/"msg":"the engine failed; the worker stops"/);
     });
+  });
+
+  it("llama-server takes requests only from its adapter (an API key of its own)", async () => {
+    const w = await start();
+    const s = await serving(w.child);
+    expect(s.key.length).toBeGreaterThan(20);
+    const started = /^\{.*"msg":"llama-server started".*\}$/m.exec(w.child.stdout)?.[0] ?? "";
+    expect(started).not.toContain(s.key); // not on its command line, not in the log
+    const without = await postJson(new URL("/completion", s.engine_url).toString(), { prompt: "x", n_predict: 1 });
+    expect(without.status).toBe(401);
+    const withKey = await postJson(
+      new URL("/completion", s.engine_url).toString(),
+      { prompt: "x", n_predict: 1 },
+      { token: s.key },
+    );
+    expect(withKey.status, withKey.text).toBe(200);
   });
 
   it("SIGTERM stops llama-server with the adapter (exit 0, engine gone)", async () => {
@@ -192,7 +197,7 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: a client that
     children.push(w.child);
     const s = await serving(w.child);
     const metrics = async () => {
-      const text = (await getJson(new URL("/metrics", s.engine_url).toString())).text;
+      const text = (await getJson(new URL("/metrics", s.engine_url).toString(), s.key)).text;
       const value = (name: string) => Number(new RegExp(`^llamacpp:${name} (\\S+)$`, "m").exec(text)?.[1]);
       return { processing: value("requests_processing"), predicted: value("tokens_predicted_total") };
     };
@@ -214,7 +219,9 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: a client that
     expect(idle.predicted).toBeLessThan(maxTokens);
     // llama-server's own word for it, in the worker's log
     await w.child.waitForLine(/"stream":"stderr","msg":"[^"]*cancel task/, 5000);
-    const slots = (await getJson(new URL("/slots", s.engine_url).toString())).body as Array<{ is_processing: boolean }>;
+    const slots = (await getJson(new URL("/slots", s.engine_url).toString(), s.key)).body as Array<{
+      is_processing: boolean;
+    }>;
     expect(slots.every((slot) => !slot.is_processing)).toBe(true);
     // nothing more is generated for the request that went away
     await new Promise((resolve) => setTimeout(resolve, 500));

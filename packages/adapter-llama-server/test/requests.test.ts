@@ -12,6 +12,7 @@ import {
   waitFor,
 } from "@rbee/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Serving, serving } from "./helpers.js";
 
 // Requests through the adapter on the real llama-server, beyond the shared contract suite: what
 // llama-server refuses, parallel slots, the prompt cache, chats in the model's template, heartbeats.
@@ -19,7 +20,7 @@ const LLAMA_SERVER = requireLlamaServerOrSkip();
 
 describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: requests", () => {
   let w: StartedWorker;
-  let engineUrl: string;
+  let engine: Serving;
   let hub: Server;
   const beats: WorkerHeartbeat[] = [];
   const url = (path: string) => new URL(path, w.url).toString();
@@ -46,8 +47,7 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: requests", ()
       `--heartbeat-url=${hubUrl}`,
       "--heartbeat-interval=0.2",
     ]);
-    const line = await w.child.waitForLine(/^\{.*"msg":"llama-server serving".*\}$/m);
-    engineUrl = (JSON.parse(line[0]) as { engine_url: string }).engine_url;
+    engine = await serving(w.child);
   });
   afterAll(async () => {
     await w?.child.stop();
@@ -94,7 +94,11 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: requests", ()
     const ours = InferResponse.parse(
       (await postJson(url("/v1/infer"), { messages, max_tokens: 16, temperature: 0 })).body,
     );
-    const theirs = await postJson(`${engineUrl}/v1/chat/completions`, { messages, max_tokens: 16, temperature: 0 });
+    const theirs = await postJson(
+      `${engine.engine_url}/v1/chat/completions`,
+      { messages, max_tokens: 16, temperature: 0 },
+      { token: engine.key },
+    );
     expect(theirs.status, theirs.text).toBe(200);
     expect(ours.text).toBe(theirs.body.choices[0].message.content);
     expect(ours.prompt_tokens).toBe(theirs.body.usage.prompt_tokens);

@@ -45,9 +45,14 @@ export class EngineHttpError extends Error {
  * one malformed reply or SSE chunk becomes an RbeeError (502), never a crash.
  */
 export class EngineClient {
+  /**
+   * `token`: sent as `Authorization: Bearer` on every request (an engine started with an API key of
+   * its own, so that other local processes cannot use it behind the worker's back).
+   */
   constructor(
     readonly baseUrl: string,
     readonly name: string,
+    readonly token?: string,
   ) {}
 
   url(path: string): string {
@@ -63,6 +68,7 @@ export class EngineClient {
         method: o.body === undefined ? "GET" : "POST",
         body: o.body,
         headers: o.headers,
+        token: this.token,
         signal: o.signal,
         timeoutMs: o.timeoutMs,
         what: this.name,
