@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ErrorBody, InferResponse } from "@rbee/contract";
 import { getJson, postJson, postSse, type StartedWorker, startLlamaServerWorker } from "@rbee/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // What the real llama-server does not do on request: a malformed chunk, an error chunk mid-stream, a
 // connection cut mid-stream. A stand-in that replays llama-server's protocol
 // (fixtures/stand-in-llama-server.mjs) plays them; each ends its own request, never the worker.
-const STAND_IN = join(import.meta.dirname, "fixtures/stand-in-llama-server.mjs");
+const STAND_IN = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures/stand-in-llama-server.mjs");
 
 describe("llama-server adapter, on a stand-in llama-server that misbehaves", () => {
   let w: StartedWorker;

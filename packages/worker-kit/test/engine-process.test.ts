@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { freePort, isPidAlive } from "@rbee/server-kit";
 import { ChildHandle, waitFor } from "@rbee/testing";
 import {
@@ -18,7 +19,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 // The adapter kit's engine process, on a stand-in engine (a small node program that prints log lines
 // and answers /health like an engine; fixtures/adapter-kit/stand-in-engine.mjs) and a stand-in adapter.
-const FIXTURES = join(import.meta.dirname, "fixtures/adapter-kit");
+const FIXTURES = join(fileURLToPath(new URL(".", import.meta.url)), "fixtures/adapter-kit");
 const STAND_IN_ENGINE = join(FIXTURES, "stand-in-engine.mjs");
 const GUARDS: EngineGuard[] = findSetpriv() ? ["setpriv", "sh"] : ["sh"];
 
