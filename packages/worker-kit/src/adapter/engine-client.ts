@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { parseJson, parseSse, RbeeError, type SseMessage, SseParser } from "@rbee/contract";
+import { parseJson, RbeeError, type SseMessage, SseParser } from "@rbee/contract";
 import { readBody, sendRequest, UnreachableError } from "@rbee/server-kit";
 
 /** An error reply from an engine, read leniently: engines do not share rbee's error shape. */
@@ -137,7 +137,9 @@ export class EngineClient {
       const finish = (err?: unknown) => {
         if (done) return;
         done = true;
-        // the stream's connection is closed, never pooled (see sse())
+        // the stream's connection is closed, never pooled: llama-server announces keep-alive on a
+        // stream but closes the connection after it, so a socket reused for the next request would
+        // fail ("socket hang up")
         res.destroy();
         if (err === undefined || o.signal?.aborted) resolve();
         else reject(err);
@@ -174,34 +176,5 @@ export class EngineClient {
       res.on("error", (err) => finish(broken(err.message)));
       res.on("close", () => finish(res.complete ? undefined : broken("the connection closed mid-stream")));
     });
-  }
-
-  /**
-   * POSTs `body` and yields the SSE events of the reply. An error status throws EngineHttpError
-   * before the first event. Aborting `signal` closes the connection, which is how an engine learns
-   * that the client went away.
-   */
-  async *sse(path: string, body: unknown, o: { signal?: AbortSignal } = {}): AsyncGenerator<SseMessage> {
-    const res = await this.#send(path, { body, signal: o.signal });
-    const status = res.statusCode ?? 500;
-    if (status >= 400) {
-      const text = await readBody(res).catch(() => "");
-      throw new EngineHttpError(readEngineError(status, text), path);
-    }
-    try {
-      yield* parseSse(res);
-    } catch (err) {
-      if (o.signal?.aborted) return;
-      throw new RbeeError(`the stream from ${this.name} broke: ${(err as Error).message}`, {
-        statusCode: 502,
-        code: "engine_stream_broken",
-        retryable: true,
-      });
-    } finally {
-      // the stream's connection is closed, never pooled: llama-server announces keep-alive on a stream
-      // but closes the connection after it, so a socket reused for the next request would fail
-      // ("socket hang up")
-      res.destroy();
-    }
   }
 }
