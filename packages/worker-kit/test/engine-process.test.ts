@@ -89,6 +89,20 @@ describe.each(GUARDS)("an engine started through the %s guard", (guard) => {
     expect(await e.stop()).toEqual(exit); // idempotent
   });
 
+  it("an engine that ignores SIGTERM is killed after the grace period", async () => {
+    const port = await freePort();
+    const e = engine({
+      args: [STAND_IN_ENGINE, "stubborn", String(port)],
+      readyUrl: `http://127.0.0.1:${port}/health`,
+      guard,
+      stopGraceMs: 500,
+    });
+    await e.start();
+    expect(await e.stop()).toEqual({ code: null, signal: "SIGKILL" });
+    expect(e.logTail()).toContain("stand-in engine: SIGTERM, ignored");
+    expect(isPidAlive(e.pid as number)).toBe(false);
+  });
+
   it("an engine that exits while starting fails at once with its exit code and its last lines", async () => {
     const e = engine({ args: [STAND_IN_ENGINE, "exit", "3"], readyUrl: "http://127.0.0.1:9/health", guard });
     const err = (await e.start().catch((x: unknown) => x)) as EngineStartError;
