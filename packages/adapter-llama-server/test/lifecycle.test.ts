@@ -183,6 +183,22 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: engines that 
   });
 });
 
+describe("llama-server adapter: no llama-server anywhere", () => {
+  it("says where it looked and what to do, and exits 1", async () => {
+    const child = startRbee(["worker", "serve", "llama-server", "--model", requireStoriesModel(), "--port", "0"], {
+      env: { PATH: "/nonexistent", RBEE_LLAMA_SERVER: "", RBEE_CACHE_DIR: join(dir, "empty-cache") },
+    });
+    children.push(child);
+    const exit = await child.waitForExit(30_000);
+    expect(exit.code).toBe(1);
+    expect(child.stderr).toContain(
+      `rbee worker: no llama-server found (not on PATH, none in ${join(dir, "empty-cache", "engines", "llama.cpp")}, RBEE_LLAMA_SERVER not set)`,
+    );
+    expect(child.stderr).toContain("rbee engine build llama.cpp");
+    expect(child.stderr).toContain("rbee engine add llama-server <path>");
+  });
+});
+
 describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: a client that goes away", () => {
   it("a streamed request whose client disconnects stops generation in llama-server; the next one is served", async () => {
     // a random-weight model of 24 MiB: slow enough per token that a long generation is still running when checked
