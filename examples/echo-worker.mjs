@@ -5,10 +5,11 @@ const echo = {
   workerType: "echo",
   implementation: "echo-example",
   version: "1.0.0",
-  capabilities: ["completion", "chat"],
+  capabilities: ["text-generation", "chat"],
 
   async load() {
-    return { modelId: "echo", slots: 2, contextSize: 4096 };
+    // a hive that spawns it names the model it serves (RBEE_MODEL_ID); by hand, it is "echo"
+    return { modelId: process.env.RBEE_MODEL_ID || "echo", slots: 2, contextSize: 4096 };
   },
 
   async infer(request, { emit, signal }) {
@@ -27,4 +28,5 @@ const echo = {
   async dispose() {},
 };
 
-await runWorker(echo, { port: Number(process.env.PORT ?? 9400) });
+// a hive gives it a port in RBEE_WORKER_PORT; by hand, PORT or 9400
+await runWorker(echo, { port: Number(process.env.PORT ?? process.env.RBEE_WORKER_PORT ?? 9400) });

@@ -3,6 +3,7 @@ import { statSync } from "node:fs";
 import {
   type ChatMessage,
   type Device,
+  defaultContextSize,
   type EmbedRequest,
   type EmbedResponse,
   type FinishReason,
@@ -18,7 +19,6 @@ import { GgufFormatError, inspectGguf, readGgufHeader } from "@rbee/gguf";
 import { freePort, type Logger } from "@rbee/server-kit";
 import {
   chooseThreadCount,
-  defaultContextSize,
   EngineClient,
   type EngineGuard,
   EngineHttpError,
@@ -49,7 +49,7 @@ export interface LlamaServerEngineOptions {
   device: Device;
   /** Compute threads; default chosen as the llm worker chooses them (chooseThreadCount). */
   threads?: number;
-  /** Tokens of context per slot; default the model's training context, at most MAX_DEFAULT_CONTEXT. */
+  /** Tokens of context per slot; default the model's training context, at most LLAMA_CPP_DEFAULTS.maxContextSize. */
   ctxSize?: number;
   /** Requests generated at the same time (llama-server's --parallel, continuously batched). */
   parallel: number;
@@ -147,8 +147,8 @@ export class LlamaServerEngine implements WorkerEngine {
     this.#o = options;
     this.capabilities =
       options.embeddings === false
-        ? ["completion", "chat", "json_schema"]
-        : ["completion", "chat", "json_schema", "embeddings"];
+        ? ["text-generation", "chat", "json_schema"]
+        : ["text-generation", "chat", "json_schema", "embeddings"];
   }
 
   /** llama-server's build (`/props` build_info, as `llama-server --version` prints it: b<number>-<commit>). */

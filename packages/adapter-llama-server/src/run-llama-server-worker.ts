@@ -53,8 +53,8 @@ export async function runLlamaServerWorker(o: LlamaServerWorkerOptions): Promise
   let device: Device;
   let binary: string;
   try {
-    binary = resolveLlamaServer(o.engine);
     device = await findDevice(o.device);
+    binary = await resolveLlamaServer(o.engine, { deviceKind: device.simulated ? "cpu" : device.kind });
     if (o.threads !== undefined) checkThreadCount(o.threads);
   } catch (err) {
     process.stderr.write(`rbee worker: ${(err as Error).message}\n`);

@@ -118,7 +118,7 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: the engine's 
       worker_type: "llama-server",
       implementation: "llama-server",
       slots: 3,
-      capabilities: ["completion", "chat", "json_schema", "embeddings"],
+      capabilities: ["text-generation", "chat", "json_schema", "embeddings"],
     });
     expect(info.version).toMatch(/^b\d+-[0-9a-f]+$/);
   });
@@ -186,13 +186,13 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: engines that 
 describe("llama-server adapter: no llama-server anywhere", () => {
   it("says where it looked and what to do, and exits 1", async () => {
     const child = startRbee(["worker", "serve", "llama-server", "--model", requireStoriesModel(), "--port", "0"], {
-      env: { PATH: "/nonexistent", RBEE_LLAMA_SERVER: "", RBEE_CACHE_DIR: join(dir, "empty-cache") },
+      env: { PATH: "/nonexistent", RBEE_LLAMA_SERVER: "", RBEE_ENGINES_DIR: join(dir, "no-engines") },
     });
     children.push(child);
     const exit = await child.waitForExit(30_000);
     expect(exit.code).toBe(1);
     expect(child.stderr).toContain(
-      `rbee worker: no llama-server found (not on PATH, none in ${join(dir, "empty-cache", "engines", "llama.cpp")}, RBEE_LLAMA_SERVER not set)`,
+      `rbee worker: no working llama-server found (none built in ${join(dir, "no-engines")}, none added, none on PATH, RBEE_LLAMA_SERVER not set)`,
     );
     expect(child.stderr).toContain("rbee engine build llama.cpp");
     expect(child.stderr).toContain("rbee engine add llama-server <path>");

@@ -183,12 +183,15 @@ describe("the launch", () => {
     expect(deviceLaunch(device("cuda:0", "cuda", true))).toEqual({ args: ["--device", "none"], env: {} });
   });
 
-  it("with no llama-server anywhere, says what to do", () => {
-    expect(() => resolveLlamaServer(undefined, { PATH: "/nonexistent", RBEE_CACHE_DIR: "/nonexistent/cache" })).toThrow(
-      /no llama-server found .*rbee engine build llama\.cpp.*rbee engine add llama-server <path>/,
+  it("with no llama-server anywhere, says what to do", async () => {
+    const env = { PATH: "/nonexistent", RBEE_ENGINES_DIR: "/nonexistent/engines" };
+    await expect(resolveLlamaServer(undefined, { env })).rejects.toThrow(
+      /no working llama-server found \(none built in \/nonexistent\/engines, none added, none on PATH, RBEE_LLAMA_SERVER not set\): .*rbee engine build llama\.cpp.*rbee engine add llama-server <path>/,
     );
-    expect(resolveLlamaServer("/given/llama-server", {})).toBe("/given/llama-server");
-    expect(resolveLlamaServer(undefined, { RBEE_LLAMA_SERVER: "/env/llama-server" })).toBe("/env/llama-server");
+    expect(await resolveLlamaServer("/given/llama-server", { env: {} })).toBe("/given/llama-server");
+    expect(await resolveLlamaServer(undefined, { env: { RBEE_LLAMA_SERVER: "/env/llama-server" } })).toBe(
+      "/env/llama-server",
+    );
   });
 });
 
@@ -201,5 +204,39 @@ describe("Prometheus text, read leniently", () => {
     expect(m.get('x{a="b"}')).toBe(1.5);
     expect(Number.isNaN(m.get("y"))).toBe(true);
     expect(m.has("z")).toBe(false);
+  });
+});
+
+describe("the worker type", () => {
+  it("launches `rbee worker serve llama-server` with the engine the hive's catalog found", async () => {
+    const { llamaServerWorkerType } = await import("@rbee/adapter-llama-server/worker-type");
+    const launch = llamaServerWorkerType.launch(
+      {
+        workerId: "w1",
+        modelId: "stories260K",
+        modelPath: "/m/stories260K.gguf",
+        device: "cpu",
+        deviceKind: "cpu",
+        parallel: 2,
+        engines: { "llama-server": "/engines/llama-server" },
+      },
+      {
+        node: "/usr/bin/node",
+        rbeeBin: "/rbee/bin/rbee.js",
+        host: "127.0.0.1",
+        port: 9300,
+        heartbeatUrl: "http://127.0.0.1:7835",
+        heartbeatIntervalMs: 5000,
+        orphanTimeoutMs: 60_000,
+        shutdownGraceMs: 30_000,
+      },
+    );
+    expect(launch.command).toBe("/usr/bin/node");
+    expect(launch.args.slice(0, 4)).toEqual(["/rbee/bin/rbee.js", "worker", "serve", "llama-server"]);
+    expect(launch.args).toContain("--model=/m/stories260K.gguf");
+    expect(launch.args).toContain("--parallel=2");
+    expect(launch.args.at(-1)).toBe("--engine=/engines/llama-server");
+    expect(llamaServerWorkerType.engine).toBe("llama-server");
+    expect(llamaServerWorkerType.capabilities).toContain("embeddings");
   });
 });

@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { chatCommand } from "./commands/chat.js";
+import { engineCommand } from "./commands/engine.js";
 import { hiveCommand } from "./commands/hive.js";
 import { inferCommand } from "./commands/infer.js";
 import { keyCommand } from "./commands/key.js";
@@ -45,6 +46,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 queen unreachable, 4 not found, 130 inte
     keyCommand(),
     queenCommand(),
     hiveCommand(),
+    engineCommand(),
   ]) {
     root.addCommand(cmd);
   }

@@ -68,3 +68,13 @@ export function collect(value: string, previous: string[] | undefined): string[]
   if (value === "") throw new InvalidArgumentError("must not be empty");
   return [...(previous ?? []), value];
 }
+
+/** A worker type id as --type takes it (whether a hive has it is the queen's to say). */
+export function workerTypeArg(value: string): string {
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(value)) {
+    throw new InvalidArgumentError(
+      `expected a worker type id such as llm or llama-server (see \`rbee worker types\`), got '${value}'`,
+    );
+  }
+  return value;
+}

@@ -4,6 +4,7 @@ import {
   ClusterEvent,
   ClusterSnapshot,
   ClusterWorker,
+  ClusterWorkerTypes,
   JobCreated,
   type JobOperation,
   type ParseResult,
@@ -160,6 +161,11 @@ export class QueenClient {
   /** Every hive's catalog entries, Downloading and Failed ones too. */
   async catalog(): Promise<CatalogListing["models"]> {
     return this.#check(safeParse(CatalogListing, await this.#json("/v1/catalog"), "catalog")).models;
+  }
+
+  /** The worker types, and per hive whether they can run there. */
+  async workerTypes(): Promise<ClusterWorkerTypes> {
+    return this.#check(safeParse(ClusterWorkerTypes, await this.#json("/v1/worker-types"), "worker types"));
   }
 
   async workers(): Promise<ClusterWorker[]> {

@@ -119,6 +119,7 @@ const worker: ClusterWorker = {
   worker_id: "llm-1",
   hive_id: "box",
   worker_type: "llm",
+  capabilities: ["text-generation", "chat"],
   model: "stories260k",
   device: "cpu",
   url: "http://127.0.0.1:9300",
@@ -171,7 +172,7 @@ describe("the cluster", () => {
     expect(text).toContain("queen http://127.0.0.1:7833 (version 0.1.0, up 1m 5s)");
     expect(text).toMatch(/^box\s+live\s+http:\/\/127\.0\.0\.1:7835\s+0\.1\.0\s+1\.2s ago$/m);
     expect(text).toMatch(/^box\s+cpu\s+Xeon \(2 cores\)\s+6 GiB\s+8 GiB$/m);
-    expect(text).toMatch(/^llm-1\s+stories260k\s+box\s+cpu\s+Ready\s+1\/4\s+1235\s+12\s+busy \/ 5m 0s$/m);
+    expect(text).toMatch(/^llm-1\s+stories260k\s+llm\s+box\s+cpu\s+Ready\s+1\/4\s+1235\s+12\s+busy \/ 5m 0s$/m);
   });
 
   it("says why a worker failed, and how to remove it", () => {
@@ -185,7 +186,7 @@ describe("the cluster", () => {
       last_exit: { code: 1, signal: null, at: new Date(0).toISOString(), reason: "exited with code 1" },
     };
     const text = renderWorkers([worker, failed]);
-    expect(text).toMatch(/^llm-2\s+stories260k\s+box\s+cpu\s+Failed \(unroutable\)/m);
+    expect(text).toMatch(/^llm-2\s+stories260k\s+llm\s+box\s+cpu\s+Failed \(unroutable\)/m);
     expect(text.split("\n").at(-1)).toBe(
       "worker llm-2 failed: exited with code 1 (restarted 5 times, then given up); remove it with `rbee worker stop llm-2`",
     );

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Bytes, DeviceId, Timestamp } from "./common.js";
-import { WorkerStatus } from "./worker.js";
+import { WorkerCapability, WorkerStatus } from "./worker.js";
 
 /**
  * `POST <heartbeat-url>/v1/worker-heartbeat`, every 5 s by default and at once on a status change.
@@ -31,6 +31,8 @@ export const WorkerHeartbeat = z.looseObject({
   pid: z.number().int().positive().optional(),
   worker_type: z.string().optional(),
   implementation: z.string().optional(),
+  /** What the worker serves (its engine's capabilities). */
+  capabilities: z.array(WorkerCapability).optional(),
   /** Resident memory of the worker process, in bytes. */
   memory_used: Bytes.optional(),
   slots: z.number().int().positive().optional(),

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { GgufSummary } from "./catalog.js";
 import { Bytes, DeviceId, HttpUrl, SafeId } from "./common.js";
 import { HiveModel } from "./hive.js";
+import { WorkerTypeId } from "./worker-types.js";
 
 /**
  * The hive's HTTP API, called by the queen (and by the CLI through the queen). Every route but
@@ -28,13 +29,12 @@ import { HiveModel } from "./hive.js";
  * - `DELETE /v1/models/{id}`      → HiveModel (the entry and the files the catalog holds; never a
  *                                 file used in place)
  * - `POST /v1/worker-heartbeat`   WorkerHeartbeat → HeartbeatReply (from the hive's workers)
+ * - `GET  /v1/worker-types`       → HiveWorkerTypes: the hive's worker catalog (types, engines, status)
  */
 
-export const WorkerType = z.enum(["llm"]);
-export type WorkerType = z.infer<typeof WorkerType>;
-
 export const SpawnWorkerRequest = z.strictObject({
-  worker_type: WorkerType.default("llm"),
+  /** A worker type of the hive's worker catalog (GET /v1/worker-types); default "llm". */
+  worker_type: WorkerTypeId.default("llm"),
   /** A model id of the hive's catalog (see POST /v1/models). */
   model: z.string().min(1),
   device: DeviceId.default("cpu"),
@@ -130,7 +130,10 @@ export const ModelInspection = z.looseObject({
   /** For a repo without a file named: which file was picked and why. */
   picked: z.string().optional(),
   gguf: GgufSummary,
+  /** What a llama.cpp worker needs for it on a CPU. */
   estimate: MemoryEstimate,
+  /** What it needs with every layer on a GPU (the backend's own context counts). */
+  gpu_estimate: MemoryEstimate.optional(),
   /** Bytes read over the network to learn all this (0 for local files). */
   bytes_fetched: Bytes,
   /** Already in this hive's catalog. */

@@ -3,7 +3,8 @@ import { ArtifactStatus, GgufSummary } from "./catalog.js";
 import { Bytes, DeviceId, Timestamp } from "./common.js";
 import { Device } from "./device.js";
 import { WorkerHeartbeat } from "./heartbeat.js";
-import { WorkerStatus } from "./worker.js";
+import { WorkerCapability, WorkerStatus } from "./worker.js";
+import { InstalledWorkerType } from "./worker-types.js";
 
 /** How a worker process ended, as its hive saw it. */
 export const WorkerExit = z.looseObject({
@@ -40,6 +41,8 @@ export const HiveWorkerReport = z.looseObject({
   keep_alive_ms: z.number().nonnegative().nullable().optional(),
   /** The memory the queen reserved for it at spawn (bytes), kept for a restarted queen. */
   memory_bytes: z.number().int().nonnegative().optional(),
+  /** What its type serves (from the worker type's descriptor); the queen routes by these. */
+  capabilities: z.array(WorkerCapability).optional(),
 });
 export type HiveWorkerReport = z.infer<typeof HiveWorkerReport>;
 
@@ -71,5 +74,7 @@ export const HiveHeartbeat = z.looseObject({
   devices: z.array(Device),
   workers: z.array(HiveWorkerReport),
   models: z.array(HiveModel),
+  /** The hive's worker catalog: the worker types it can run, with their engines. */
+  worker_types: z.array(InstalledWorkerType).optional(),
 });
 export type HiveHeartbeat = z.infer<typeof HiveHeartbeat>;

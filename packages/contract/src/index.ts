@@ -14,3 +14,4 @@ export * from "./schemas.js";
 export * from "./sse.js";
 export * from "./validate.js";
 export * from "./worker.js";
+export * from "./worker-types.js";

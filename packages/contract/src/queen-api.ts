@@ -3,7 +3,8 @@ import { DeviceId, Timestamp } from "./common.js";
 import { Device } from "./device.js";
 import { HiveModel, WorkerExit } from "./hive.js";
 import { ChatMessage, StopSequences } from "./infer.js";
-import { WorkerStatus } from "./worker.js";
+import { WorkerCapability, WorkerStatus } from "./worker.js";
+import { WorkerTypeId } from "./worker-types.js";
 
 /**
  * How long a worker stays loaded after its last request, as Ollama takes it: a duration string
@@ -58,11 +59,15 @@ export const JobOperation = z.discriminatedUnion("type", [
     prompt: z.string().optional(),
     messages: z.array(ChatMessage).min(1).optional(),
     keep_alive: KeepAlive.optional(),
+    /** The worker type to start when no worker serves the model yet (default: the model's, else the queen's). */
+    worker_type: WorkerTypeId.optional(),
     ...sampling,
   }),
   z.strictObject({
     type: z.literal("spawn_worker"),
     model: z.string().min(1),
+    /** The worker type (rbee worker types); default: the model's, else the queen's default type. */
+    worker_type: WorkerTypeId.optional(),
     hive: z.string().optional(),
     device: DeviceId.optional(),
     ctx_size: z.number().int().min(16).optional(),
@@ -115,6 +120,8 @@ export const ClusterWorker = z.looseObject({
   worker_id: z.string(),
   hive_id: z.string(),
   worker_type: z.string(),
+  /** What it serves; requests reach only workers whose capabilities cover them. */
+  capabilities: z.array(WorkerCapability),
   model: z.string(),
   device: DeviceId,
   url: z.string(),

@@ -16,6 +16,7 @@ import { ErrorEvent, InferRequest, InferResponse, TokenEvent } from "./infer.js"
 import { JobCreated, JobEvent } from "./jobs.js";
 import { ApiKeyInfo, CatalogListing, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
 import { HealthResponse, WorkerInfo, WorkerStatus } from "./worker.js";
+import { ClusterWorkerTypes, HiveWorkerTypes, InstalledWorkerType } from "./worker-types.js";
 
 /** Every wire message by name: what `npm run schemas` writes as JSON Schema under docs/schemas/. */
 export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
@@ -48,5 +49,8 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   ClusterEvent,
   ApiKeyInfo,
   ArtifactMetadata,
+  InstalledWorkerType,
+  HiveWorkerTypes,
+  ClusterWorkerTypes,
   ErrorBody,
 };

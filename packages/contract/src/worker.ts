@@ -12,8 +12,20 @@ export type WorkerStatus = z.infer<typeof WorkerStatus>;
 /** Statuses in which `GET /health` answers 200 and requests are accepted. */
 export const SERVING_STATUSES: readonly WorkerStatus[] = ["Ready", "Busy"];
 
-/** What a worker can do; the queen routes by these. */
-export const WorkerCapability = z.enum(["completion", "chat", "json_schema", "embeddings", "images", "workflow"]);
+/**
+ * What a worker can do; the queen routes by these. `text-generation` serves /v1/completions and
+ * /v1/chat/completions (with `chat` for message histories formatted by the model's template,
+ * `json_schema` for constrained output), `embeddings` serves /v1/embeddings, `image-generation`
+ * serves /v1/images/generations, `workflow` runs a workflow engine's graphs.
+ */
+export const WorkerCapability = z.enum([
+  "text-generation",
+  "chat",
+  "json_schema",
+  "embeddings",
+  "image-generation",
+  "workflow",
+]);
 export type WorkerCapability = z.infer<typeof WorkerCapability>;
 
 /** `GET /health` body. */

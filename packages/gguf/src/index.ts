@@ -29,6 +29,7 @@ export {
 } from "./gguf-format.js";
 export type { GgufHeader } from "./header-parser.js";
 export { type GgufInfo, inspectGguf } from "./inspect-gguf.js";
+export { estimateLlamaCppWorker } from "./llama-cpp-worker-estimate.js";
 export {
   type GgufHeaderRead,
   type GgufSource,

@@ -1,32 +1,38 @@
 import { readFileSync } from "node:fs";
 import { isPidAlive, sendRequest } from "@rbee/server-kit";
 
-/**
- * Whether the pid still looks like an rbee worker, before the hive signals a process it did not
- * start (a pid can be reused). Linux: the command line mentions "worker"; elsewhere: assumed.
- */
-export function looksLikeWorker(pid: number): boolean {
-  if (process.platform !== "linux") return true;
+/** The NUL-separated strings of /proc/<pid>/<file>, or undefined when it cannot be read. */
+function procStrings(pid: number, file: "cmdline" | "environ"): string[] | undefined {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("worker");
+    return readFileSync(`/proc/${pid}/${file}`, "utf8").split("\0");
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /**
- * Whether the pid is the worker `workerId` (its command line names it), before a hive takes a
- * remembered worker back after a restart. Linux: read from /proc; elsewhere: assumed.
+ * Whether the pid still looks like an rbee worker, before the hive signals a process it did not
+ * start (a pid can be reused). Linux: the command line mentions "worker", or the hive gave it a
+ * worker id (RBEE_WORKER_ID, how workers of every type are launched); elsewhere: assumed.
+ */
+export function looksLikeWorker(pid: number): boolean {
+  if (process.platform !== "linux") return true;
+  if (procStrings(pid, "cmdline")?.join(" ").includes("worker")) return true;
+  return procStrings(pid, "environ")?.some((e) => e.startsWith("RBEE_WORKER_ID=")) === true;
+}
+
+/**
+ * Whether the pid is the worker `workerId` (its command line or the environment its hive gave it
+ * names it), before a hive takes a remembered worker back after a restart. Linux: read from /proc;
+ * elsewhere: assumed.
  */
 export function isWorkerProcess(pid: number, workerId: string): boolean {
   if (!isPidAlive(pid)) return false;
   if (process.platform !== "linux") return true;
-  try {
-    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return args.some((a, i) => a === `--worker-id=${workerId}` || (a === "--worker-id" && args[i + 1] === workerId));
-  } catch {
-    return false;
-  }
+  const args = procStrings(pid, "cmdline") ?? [];
+  if (args.some((a, i) => a === `--worker-id=${workerId}` || (a === "--worker-id" && args[i + 1] === workerId)))
+    return true;
+  return procStrings(pid, "environ")?.includes(`RBEE_WORKER_ID=${workerId}`) === true;
 }
 
 /**

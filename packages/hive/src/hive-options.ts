@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, SafeId } from "@rbee/contract";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, type EngineBinary, SafeId } from "@rbee/contract";
 import {
   cacheDir as defaultCacheDir,
   configDir as defaultConfigDir,
@@ -62,6 +62,11 @@ export interface HiveOptions {
   gpuRefreshMs?: number;
   /** Where the environment defaults (and RBEE_DEVICES) are read from. Default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The engine binaries on this machine, for the worker catalog. Default: the ones rbee built or was
+   * given (RBEE_ENGINES_DIR, else <cache>/engines) and those on PATH.
+   */
+  findEngines?: () => Promise<EngineBinary[]>;
 }
 
 export interface ResolvedHiveOptions {
@@ -85,6 +90,7 @@ export interface ResolvedHiveOptions {
   stopGraceMs: number;
   gpuRefreshMs: number;
   env: NodeJS.ProcessEnv;
+  findEngines: (() => Promise<EngineBinary[]>) | undefined;
 }
 
 /** Fills in the defaults. Throws an Error naming the option or variable when one is malformed. */
@@ -127,6 +133,7 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
     stopGraceMs: given.stopGraceMs ?? workerShutdownGraceMs + 5_000,
     gpuRefreshMs: given.gpuRefreshMs ?? 30_000,
     env,
+    findEngines: given.findEngines,
   };
   if (options.heartbeatIntervalMs < 50) throw new Error("heartbeatIntervalMs must be at least 50 ms");
   checkAdvertisedScheme(options.advertiseUrl, options.tls !== undefined);

@@ -41,6 +41,16 @@ export function hiveRoutes(hive: Hive): Router {
       })
       .get("/v1/info", async (ctx) => ctx.send(200, await hive.info()), auth)
       .get("/v1/workers", (ctx) => ctx.send(200, { workers: hive.workers() }), auth)
+      .get(
+        "/v1/worker-types",
+        async (ctx) => {
+          // ?refresh=1 looks for engines again now (after `rbee engine build` or `rbee engine add`)
+          const refresh = ctx.url.searchParams.get("refresh");
+          const types = await hive.workerCatalog.current(refresh === "1" || refresh === "true");
+          ctx.send(200, { hive_id: hive.id, worker_types: types });
+        },
+        auth,
+      )
       .post(
         "/v1/workers",
         async (ctx) => {

@@ -2,8 +2,10 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { networkInterfaces } from "node:os";
-import { type CatalogEntry, ModelCatalog, toHiveModel } from "@rbee/catalog";
+import { join } from "node:path";
+import { ModelCatalog, toHiveModel } from "@rbee/catalog";
 import {
+  type EngineBinary,
   type HeartbeatCommand,
   type HiveCommand,
   type HiveHeartbeat,
@@ -13,10 +15,13 @@ import {
   type ModelPeer,
   PROTOCOL_VERSION,
   RbeeError,
+  SafeId,
   ShuttingDownError,
   type SpawnWorkerRequest,
+  ValidationError,
   type WorkerHeartbeat,
 } from "@rbee/contract";
+import { listEngines, VersionProbeCache } from "@rbee/engines";
 import {
   cachePaths,
   createLogger,
@@ -41,6 +46,7 @@ import { PortAllocator } from "./port-allocator.js";
 import { Provisioner, type ProvisionListener } from "./provisioner.js";
 import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat.js";
 import { RestartPolicy } from "./restart-policy.js";
+import { WorkerCatalog } from "./worker-catalog.js";
 import { readLastLines, workerLogPath } from "./worker-log-file.js";
 import { WorkerRecords } from "./worker-records.js";
 import { WorkerSupervisor } from "./worker-supervisor.js";
@@ -65,6 +71,8 @@ export class Hive {
   readonly catalog: ModelCatalog;
   readonly provisioner: Provisioner;
   readonly devices: DeviceInventory;
+  /** The worker types this machine can run, with their engines (`<cache>/workers/`). */
+  readonly workerCatalog: WorkerCatalog;
   readonly metrics = new HiveMetrics();
   readonly startedAt = new Date();
   readonly #http: HttpServer;
@@ -115,6 +123,12 @@ export class Hive {
     this.provisioner = new Provisioner({ catalog: this.catalog, tmpDir: paths.tmp, env: o.env, log, token });
     this.#logsDir = paths.logs;
     mkdirSync(paths.logs, { recursive: true });
+    this.workerCatalog = new WorkerCatalog({
+      dir: paths.workers,
+      findEngines: o.findEngines ?? defaultFindEngines(o),
+      log,
+      version: VERSION,
+    });
     this.#http = new HttpServer({
       router: hiveRoutes(this),
       log,
@@ -141,6 +155,26 @@ export class Hive {
       logsDir: paths.logs,
       node: process.execPath,
       rbeeBin: o.rbeeBin,
+      launch: async (spec, ctx) => {
+        const device = this.devices.find(spec.device);
+        const kind = device.kind;
+        const { descriptor, engines } = await this.workerCatalog.resolve(spec.workerType, device);
+        return descriptor.launch(
+          {
+            workerId: spec.workerId,
+            modelId: spec.modelId,
+            modelPath: spec.modelPath,
+            device: spec.device,
+            deviceKind: kind,
+            ctxSize: spec.ctxSize,
+            parallel: spec.parallel,
+            threads: spec.threads,
+            maxQueue: spec.maxQueue,
+            engines,
+          },
+          ctx,
+        );
+      },
       env: workerEnv(o),
       workerHost: o.host,
       localHost,
@@ -156,7 +190,7 @@ export class Hive {
       workerShutdownGraceMs: o.workerShutdownGraceMs,
       stopGraceMs: o.stopGraceMs,
       readyTimeoutMs: o.readyTimeoutMs,
-      records: new WorkerRecords(paths.workers, log),
+      records: new WorkerRecords(join(paths.run, "workers"), log, paths.workers),
       onChange: (urgent) => this.#queen.beatSoon(urgent ? DEBOUNCE_MS : LOAD_DEBOUNCE_MS),
     });
   }
@@ -196,6 +230,7 @@ export class Hive {
       devices: this.devices.current(),
       workers: this.workers(),
       models: await this.models(),
+      worker_types: await this.workerCatalog.current(),
     };
   }
 
@@ -257,19 +292,33 @@ export class Hive {
   async spawnWorker(request: SpawnWorkerInput, signal?: AbortSignal): Promise<HiveWorkerReport> {
     if (this.closing) throw new ShuttingDownError("this hive");
     const device = this.devices.find(request.device);
-    const model = await this.provisioner.provision(request.model, {}, signal);
-    const entry = await this.catalog.resolve(model.id);
-    if (entry.artifact.status !== "Available" || entry.path === undefined) {
-      throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
+    const { descriptor } = await this.workerCatalog.resolve(request.worker_type, device);
+    let model: { id: string; path?: string };
+    if (descriptor.artifact === "none") {
+      // a type that loads nothing serves the model name it is given
+      const id = request.model.toLowerCase();
+      if (!SafeId.safeParse(id).success)
+        throw new ValidationError(
+          `model '${request.model}' is not a name a ${descriptor.id} worker can serve: use letters, digits, '.', '_' and '-'`,
+          "model",
+        );
+      model = { id };
+    } else {
+      const provisioned = await this.provisioner.provision(request.model, {}, signal);
+      const entry = await this.catalog.resolve(provisioned.id);
+      if (entry.artifact.status !== "Available" || entry.path === undefined) {
+        throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
+      }
+      model = { id: entry.id, path: entry.path };
     }
-    const workerId = request.worker_id ?? this.#newWorkerId(request.worker_type, entry);
-    const readyTimeoutMs = request.ready_timeout_ms ?? this.options.readyTimeoutMs;
+    const workerId = request.worker_id ?? this.#newWorkerId(request.worker_type, model.id);
+    const readyTimeoutMs = request.ready_timeout_ms ?? descriptor.readyTimeoutMs ?? this.options.readyTimeoutMs;
     return this.#supervisor.spawn(
       {
         workerId,
         workerType: request.worker_type,
-        modelId: entry.id,
-        modelPath: entry.path,
+        modelId: model.id,
+        modelPath: model.path,
         device: device.id,
         ctxSize: request.ctx_size,
         parallel: request.parallel,
@@ -344,6 +393,7 @@ export class Hive {
     this.#advertiseUrl = o.advertiseUrl ?? `${scheme}://${bracket(advertisedHost(o.host))}:${this.#port}`;
     this.#supervisor.recover();
     this.#supervisor.start();
+    await this.workerCatalog.refresh();
     this.#queen.start();
     if (this.tls) {
       this.log.info({ cert: this.tls.certFile, names: this.tls.names, valid_to: this.tls.validTo }, "serving HTTPS");
@@ -371,8 +421,8 @@ export class Hive {
     }
   }
 
-  #newWorkerId(workerType: string, entry: CatalogEntry): string {
-    const short = entry.id.slice(0, 40).replace(/[._-]+$/, "");
+  #newWorkerId(workerType: string, modelId: string): string {
+    const short = modelId.slice(0, 40).replace(/[._-]+$/, "");
     for (;;) {
       const id = `${workerType}-${short}-${randomBytes(2).toString("hex")}`;
       if (!this.#supervisor.has(id)) return id;
@@ -424,4 +474,18 @@ function advertisedHost(host: string): string {
 
 function bracket(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * The engine binaries this machine has, for the worker catalog: those rbee built and those it was
+ * given (RBEE_ENGINES_DIR, else <cache>/engines), and those on PATH. Versions are probed once per
+ * binary (and again when the file changes).
+ */
+function defaultFindEngines(o: ResolvedHiveOptions): () => Promise<EngineBinary[]> {
+  const cache = new VersionProbeCache();
+  const dir = o.env.RBEE_ENGINES_DIR || join(o.cacheDir, "engines");
+  return async () => {
+    const found = await listEngines({ env: o.env, enginesDir: dir, cache });
+    return found.map(({ version, ...rest }) => (version === null ? rest : { ...rest, version }));
+  };
 }

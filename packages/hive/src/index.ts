@@ -16,6 +16,5 @@ export type { ManagedWorker, SupervisionState, WorkerSpec } from "./managed-work
 export { isPortFree, PortAllocator } from "./port-allocator.js";
 export { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
 export { runHive } from "./run-hive.js";
-export { workerCommandArgs } from "./worker-command.js";
 export { formatLogLine, readLastLines, workerLogPath } from "./worker-log-file.js";
 export { LOST_INTERVALS, STALE_INTERVALS } from "./worker-supervisor.js";

@@ -1,4 +1,5 @@
 import type { HeartbeatCommand, HiveWorkerReport, WorkerExit, WorkerHeartbeat, WorkerStatus } from "@rbee/contract";
+import { capabilitiesOf } from "@rbee/worker-types";
 import type { WorkerProcess } from "./worker-process.js";
 
 /** What a worker was spawned as; it is started again the same way after a crash. */
@@ -110,6 +111,7 @@ export class ManagedWorker {
     const report: HiveWorkerReport = {
       worker_id: this.id,
       worker_type: this.spec.workerType,
+      capabilities: [...(this.heartbeat?.capabilities ?? capabilitiesOf(this.spec.workerType))],
       model: this.spec.modelId,
       device: this.spec.device,
       url: urlOf(this.port),

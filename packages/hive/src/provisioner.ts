@@ -25,7 +25,7 @@ import {
   toRbeeError,
 } from "@rbee/contract";
 import { type DownloadProgress, downloadFiles } from "@rbee/downloader";
-import { estimateMemory, type GgufInfo, inspectGguf, readGgufHeader } from "@rbee/gguf";
+import { estimateLlamaCppWorker, type GgufInfo, inspectGguf, readGgufHeader } from "@rbee/gguf";
 import { type Logger, requestJson } from "@rbee/server-kit";
 
 /** A refusal from the Hub, said with what to do about it; other errors pass unchanged. */
@@ -126,10 +126,8 @@ interface Plan {
   picked?: string;
 }
 
-const DEFAULT_CONTEXT = 4096;
 const NOT_IN_CATALOG =
   "no hive's catalog has it; name a Hugging Face model (owner/repo[:file.gguf]), a short name, or the path of a .gguf file, or see `rbee model ls`";
-const DEFAULT_PARALLEL = 4;
 
 export function ggufSummary(info: GgufInfo): GgufSummary {
   return {
@@ -159,18 +157,20 @@ export function ggufSummary(info: GgufInfo): GgufSummary {
   };
 }
 
-function toEstimate(info: GgufInfo, ctxSize: number | undefined, parallel: number | undefined): MemoryEstimate {
-  const contextSize = ctxSize ?? Math.min(info.context_length || DEFAULT_CONTEXT, DEFAULT_CONTEXT);
-  const p = parallel ?? DEFAULT_PARALLEL;
-  const e = estimateMemory(info, { contextSize, parallel: p, device: "cpu" });
+/**
+ * What a llama.cpp worker needs for the model, on a CPU (`estimate`) and with every layer on a GPU
+ * (`gpu_estimate`: the backend's own context counts, the token embedding stays in host memory).
+ */
+function toEstimates(
+  info: GgufInfo,
+  ctxSize: number | undefined,
+  parallel: number | undefined,
+): { estimate: MemoryEstimate; gpu_estimate: MemoryEstimate } {
+  const facts = { size_bytes: info.file_bytes, gguf: ggufSummary(info) };
+  const o = { contextSize: ctxSize, parallel };
   return {
-    weights: e.weights,
-    kv_cache: e.kvCache,
-    compute: e.compute,
-    overhead: e.overhead,
-    total: e.total,
-    context_size: contextSize,
-    parallel: p,
+    estimate: estimateLlamaCppWorker(facts, { ...o, deviceKind: "cpu" }),
+    gpu_estimate: estimateLlamaCppWorker(facts, { ...o, deviceKind: "cuda" }),
   };
 }
 
@@ -405,7 +405,7 @@ export class Provisioner {
         source: parsed.kind === "local" ? "local" : "catalog",
         files: (entry.artifact.files ?? []).map((f) => ({ path: f.path, size_bytes: f.size_bytes })),
         gguf: ggufSummary(info),
-        estimate: toEstimate(info, ctxSize, parallel),
+        ...toEstimates(info, ctxSize, parallel),
         bytes_fetched: 0,
         model: toHiveModel(entry),
       };
@@ -444,7 +444,7 @@ export class Provisioner {
       files: plan.files.map((f) => ({ path: f.repoPath, size_bytes: f.size })),
       picked: plan.picked,
       gguf: ggufSummary(info),
-      estimate: toEstimate(info, ctxSize, parallel),
+      ...toEstimates(info, ctxSize, parallel),
       bytes_fetched: fetched,
     };
   }

@@ -14,9 +14,9 @@ const START_MESSAGE = "hive: starting worker";
 
 export interface WorkerProcessOptions {
   workerId: string;
-  /** The node binary (process.execPath). */
-  node: string;
-  /** Arguments after the node binary: the rbee CLI and `worker serve <type> ...`. */
+  /** The program to run (from the worker type's launch: node, for rbee's own workers). */
+  command: string;
+  /** Its arguments, e.g. the rbee CLI and `worker serve <type> ...`. */
   args: string[];
   env: NodeJS.ProcessEnv;
   /** The child's stdout and stderr are appended here. */
@@ -52,10 +52,10 @@ export class WorkerProcess {
     const fd = openWorkerLog(options.logFile, {
       msg: START_MESSAGE,
       worker_id: options.workerId,
-      command: [options.node, ...options.args].join(" "),
+      command: [options.command, ...options.args].join(" "),
     });
     try {
-      this.child = spawn(options.node, options.args, {
+      this.child = spawn(options.command, options.args, {
         env: options.env,
         stdio: ["ignore", fd, fd],
         detached: false,

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SafeId } from "@rbee/contract";
 import type { Logger } from "@rbee/server-kit";
@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { WorkerSpec } from "./managed-worker.js";
 
 /**
- * What a hive remembers of a running worker in `<cache>/workers/<id>/metadata.json`, so that a hive
+ * What a hive remembers of a running worker in `<cache>/run/workers/<id>.json`, so that a hive
  * started after a crash (or a SIGKILL) takes its workers back at once, with what only it knew: the
  * model file (to restart the worker if it crashes later) and the keep-alive the queen asked for.
  */
@@ -46,18 +46,28 @@ export interface SavedWorker {
   startedAt: Date;
 }
 
-/** The hive's worker records: written when a worker runs (or changes), removed when it is gone. */
+/**
+ * The hive's worker records (`<cache>/run/workers/<id>.json`): written when a worker runs (or
+ * changes), removed when it is gone. Records an older hive kept in `<cache>/workers/<id>/metadata.json`
+ * (where the worker catalog lives now) are moved here when they are first loaded.
+ */
 export class WorkerRecords {
   constructor(
     private readonly dir: string,
     private readonly log: Logger,
+    /** `<cache>/workers`: where hives before the worker catalog kept their records. */
+    private readonly legacyDir?: string,
   ) {}
+
+  #file(id: string): string {
+    return join(this.dir, `${id}.json`);
+  }
 
   /** Writes (atomically) the record of a running worker. A failure is logged: the worker runs on. */
   save(w: SavedWorker): void {
     const now = new Date().toISOString();
-    const dir = join(this.dir, w.spec.workerId);
-    const file = join(dir, "metadata.json");
+    const dir = this.dir;
+    const file = this.#file(w.spec.workerId);
     let createdAt = now;
     try {
       createdAt = WorkerRecord.parse(JSON.parse(readFileSync(file, "utf8"))).created_at;
@@ -99,26 +109,54 @@ export class WorkerRecords {
 
   remove(id: string): void {
     if (!SafeId.safeParse(id).success) return;
-    rmSync(join(this.dir, id), { recursive: true, force: true });
+    rmSync(this.#file(id), { force: true });
+  }
+
+  /**
+   * Moves the records of an older hive's layout (`<cache>/workers/<id>/metadata.json`, told apart
+   * from the worker catalog's entries by their `worker` field) to `<cache>/run/workers/`.
+   */
+  #migrate(): void {
+    if (this.legacyDir === undefined || !existsSync(this.legacyDir)) return;
+    for (const name of readdirSync(this.legacyDir)) {
+      const old = join(this.legacyDir, name, "metadata.json");
+      let body: unknown;
+      try {
+        body = JSON.parse(readFileSync(old, "utf8"));
+      } catch {
+        continue;
+      }
+      if (typeof body !== "object" || body === null || !("worker" in body) || !SafeId.safeParse(name).success) continue;
+      try {
+        mkdirSync(this.dir, { recursive: true });
+        renameSync(old, this.#file(name));
+        rmSync(join(this.legacyDir, name), { recursive: true, force: true });
+        this.log.info({ worker_id: name, to: this.#file(name) }, "moved a worker record out of the worker catalog");
+      } catch (err) {
+        this.log.warn({ file: old, err: (err as Error).message }, "could not move an old worker record");
+      }
+    }
   }
 
   /** Every readable record; unreadable ones are logged and removed. */
   load(): SavedWorker[] {
-    let ids: string[];
+    this.#migrate();
+    let names: string[];
     try {
-      ids = readdirSync(this.dir);
+      names = readdirSync(this.dir).filter((n) => n.endsWith(".json"));
     } catch {
       return [];
     }
     const out: SavedWorker[] = [];
-    for (const id of ids) {
-      const file = join(this.dir, id, "metadata.json");
+    for (const name of names) {
+      const id = name.slice(0, -".json".length);
+      const file = this.#file(id);
       let record: WorkerRecord;
       try {
         record = WorkerRecord.parse(JSON.parse(readFileSync(file, "utf8")));
       } catch (err) {
         this.log.warn({ file, err: (err as Error).message }, "ignoring an unreadable worker record");
-        this.remove(id);
+        rmSync(file, { force: true });
         continue;
       }
       const r = record.worker;

@@ -1,6 +1,8 @@
 import {
   type HeartbeatCommand,
   type HiveWorkerReport,
+  type LaunchCommand,
+  type LaunchContext,
   SafeId,
   ShuttingDownError,
   type WorkerHeartbeat,
@@ -15,7 +17,6 @@ import type { HiveMetrics } from "./hive-metrics.js";
 import { ManagedWorker, type WorkerSpec } from "./managed-worker.js";
 import type { PortAllocator } from "./port-allocator.js";
 import type { RestartPolicy } from "./restart-policy.js";
-import { workerCommandArgs } from "./worker-command.js";
 import { workerLogPath } from "./worker-log-file.js";
 import { WorkerProcess } from "./worker-process.js";
 import type { WorkerRecords } from "./worker-records.js";
@@ -41,6 +42,12 @@ export interface WorkerSupervisorOptions {
   /** The node binary and the rbee CLI entry that workers are started with. */
   node: string;
   rbeeBin: string;
+  /**
+   * The process for a worker, from its type's descriptor and the engines this machine has, looked
+   * up at every start (a restart picks up an engine rebuilt meanwhile).
+   * @throws RbeeError when the type or its engine is not installed here.
+   */
+  launch: (spec: WorkerSpec, ctx: LaunchContext) => Promise<LaunchCommand>;
   /** The workers' environment (the cluster token is added). */
   env: NodeJS.ProcessEnv;
   /** The address workers listen on, and the one the hive reaches them at on this machine. */
@@ -298,19 +305,21 @@ export class WorkerSupervisor {
   /** Spawns the worker's process and waits until it is ready. */
   async #launch(w: ManagedWorker, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const o = this.#o;
+    const launch = await o.launch(w.spec, {
+      node: o.node,
+      rbeeBin: o.rbeeBin,
+      port: w.port,
+      host: o.workerHost,
+      heartbeatUrl: o.heartbeatUrl(),
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      orphanTimeoutMs: o.orphanTimeoutMs,
+      shutdownGraceMs: o.workerShutdownGraceMs,
+    });
     const p = new WorkerProcess({
       workerId: w.id,
-      node: o.node,
-      args: workerCommandArgs(w.spec, {
-        rbeeBin: o.rbeeBin,
-        port: w.port,
-        host: o.workerHost,
-        heartbeatUrl: o.heartbeatUrl(),
-        heartbeatIntervalMs: o.heartbeatIntervalMs,
-        orphanTimeoutMs: o.orphanTimeoutMs,
-        shutdownGraceMs: o.workerShutdownGraceMs,
-      }),
-      env: this.#workerEnv,
+      command: launch.command,
+      args: launch.args,
+      env: launch.env ? { ...this.#workerEnv, ...launch.env } : this.#workerEnv,
       logFile: workerLogPath(o.logsDir, w.id),
       localUrl: this.#localUrl(w.port),
       token: o.token,

@@ -1,7 +1,7 @@
 import { join } from "node:path";
+import { rbeeServeCommand } from "@rbee/contract";
 import { describe, expect, it } from "vitest";
 import { hiveIdFromHostname, resolveHiveOptions } from "../src/hive-options.js";
-import { workerCommandArgs } from "../src/worker-command.js";
 
 describe("hive options", () => {
   it("default from the environment, and options win over it", () => {
@@ -64,17 +64,20 @@ describe("hive options", () => {
 
 describe("the worker command line", () => {
   it("passes every value as --flag=value, durations in seconds, optional flags only when set", () => {
-    const args = workerCommandArgs(
+    const { command, args } = rbeeServeCommand(
+      "llm",
       {
         workerId: "-odd-id",
-        workerType: "llm",
         modelId: "stories260k",
         modelPath: "/models/stories260K.gguf",
         device: "cpu",
+        deviceKind: "cpu",
         parallel: 2,
         ctxSize: 512,
+        engines: {},
       },
       {
+        node: "/usr/bin/node",
         rbeeBin: "/rbee/bin/rbee.js",
         port: 9301,
         host: "127.0.0.1",
@@ -84,6 +87,7 @@ describe("the worker command line", () => {
         shutdownGraceMs: 10_000,
       },
     );
+    expect(command).toBe("/usr/bin/node");
     expect(args).toEqual([
       "/rbee/bin/rbee.js",
       "worker",

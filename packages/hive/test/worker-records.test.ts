@@ -22,7 +22,7 @@ describe("hive: worker records (what a restarted hive takes its workers back fro
       memory_bytes: 12_345_678,
     });
     expect(r.status, r.text).toBe(201);
-    const file = join(t.cacheDir, "workers", "llm-kept", "metadata.json");
+    const file = join(t.cacheDir, "run", "workers", "llm-kept.json");
     const record = JSON.parse(await readFile(file, "utf8"));
     expect(record.worker).toMatchObject({
       id: "llm-kept",
@@ -35,12 +35,14 @@ describe("hive: worker records (what a restarted hive takes its workers back fro
       restarts: 0,
     });
     expect((await t.api.delete("/v1/workers/llm-kept")).status).toBe(200);
+    expect(existsSync(file)).toBe(false);
+    // the worker catalog's folder holds worker types, not running workers
     expect(existsSync(join(t.cacheDir, "workers", "llm-kept"))).toBe(false);
   });
 
   it("records of workers that are gone, or that cannot be read, are dropped when a hive starts", async () => {
     const first = await startTestHive();
-    const workers = join(first.cacheDir, "workers");
+    const workers = join(first.cacheDir, "run", "workers");
     await first.hive.close();
     const record = (id: string, pid: number) => ({
       worker: {
@@ -59,17 +61,18 @@ describe("hive: worker records (what a restarted hive takes its workers back fro
       updated_at: new Date().toISOString(),
     });
     // this test process is alive, but it is not that worker: its command line does not name it
+    await mkdir(workers, { recursive: true });
     for (const [id, body] of [
       ["llm-gone", JSON.stringify(record("llm-gone", 2 ** 22 + 17))],
       ["llm-impostor", JSON.stringify(record("llm-impostor", process.pid))],
       ["llm-garbage", "{not json"],
     ]) {
-      await mkdir(join(workers, id as string), { recursive: true });
-      await writeFile(join(workers, id as string, "metadata.json"), body as string);
+      await writeFile(join(workers, `${id}.json`), body as string);
     }
     t = await startTestHive({ cacheDir: first.cacheDir, configDir: first.configDir });
     expect(t.hive.workers()).toEqual([]);
-    for (const id of ["llm-gone", "llm-impostor", "llm-garbage"]) expect(existsSync(join(workers, id))).toBe(false);
+    for (const id of ["llm-gone", "llm-impostor", "llm-garbage"])
+      expect(existsSync(join(workers, `${id}.json`))).toBe(false);
     await rm(first.tmp, { recursive: true, force: true });
   });
 });

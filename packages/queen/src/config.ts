@@ -1,5 +1,6 @@
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, PlacementPolicy } from "@rbee/contract";
 import { cacheDir, configDir, envInt, envString, type Logger, type TlsFiles, tlsFilesFrom } from "@rbee/server-kit";
+import { DEFAULT_WORKER_TYPE, findWorkerType, workerTypeIds } from "@rbee/worker-types";
 
 export interface QueenOptions {
   /** Default 7833 (RBEE_QUEEN_PORT); 0 picks a free port. */
@@ -18,6 +19,11 @@ export interface QueenOptions {
   sweepIntervalMs?: number;
   /** Where new workers go when a spawn names no policy: spread (default) or pack (RBEE_PLACEMENT). */
   placement?: PlacementPolicy;
+  /**
+   * The worker type a model gets when neither the request nor the model's minimum names one:
+   * default "llm" (RBEE_WORKER_TYPE).
+   */
+  defaultWorkerType?: string;
   /** Serve HTTPS with this certificate (PEM); needs tlsKey. Default env RBEE_TLS_CERT. */
   tlsCert?: string;
   /** The certificate's private key (PEM, unencrypted). Default env RBEE_TLS_KEY. */
@@ -35,6 +41,7 @@ export interface QueenConfig {
   maxWaitingPerModel: number;
   sweepIntervalMs: number;
   placement: PlacementPolicy;
+  defaultWorkerType: string;
   /** HTTPS when set. */
   tls: TlsFiles | undefined;
 }
@@ -52,8 +59,16 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     maxWaitingPerModel: o.maxWaitingPerModel ?? envInt("RBEE_MAX_WAITING", 128, 0),
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,
     placement: o.placement ?? placementFromEnv(env),
+    defaultWorkerType: checkWorkerType(o.defaultWorkerType ?? envString("RBEE_WORKER_TYPE", DEFAULT_WORKER_TYPE)),
     tls: tlsFilesFrom(o, env),
   };
+}
+
+function checkWorkerType(id: string): string {
+  if (findWorkerType(id) === undefined) {
+    throw new Error(`the default worker type '${id}' (RBEE_WORKER_TYPE) is not one of ${workerTypeIds().join(", ")}`);
+  }
+  return id;
 }
 
 function placementFromEnv(env: NodeJS.ProcessEnv): PlacementPolicy {

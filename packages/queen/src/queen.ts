@@ -27,6 +27,7 @@ import { JobStore } from "./jobs/job-store.js";
 import { QueenMetrics } from "./metrics.js";
 import { OpenAiRoutes } from "./openai/openai-routes.js";
 import { ClusterRegistry } from "./registry/cluster-registry.js";
+import { clusterWorkerTypes } from "./registry/worker-types-view.js";
 import { HiveClient } from "./scheduler/hive-client.js";
 import { InferenceRouter } from "./scheduler/inference-router.js";
 import { Scheduler } from "./scheduler/scheduler.js";
@@ -90,6 +91,7 @@ export class Queen {
       policy: this.config.placement,
       replicas: new ReplicaStore(this.config.configDir),
       settleMs: 2 * this.config.heartbeatIntervalMs,
+      defaultWorkerType: this.config.defaultWorkerType,
       log: this.log,
     });
     this.router = new InferenceRouter(this.scheduler, this.clusterToken, this.log, (worker) => {
@@ -212,6 +214,11 @@ export class Queen {
       )
       .get("/v1/cluster", (ctx) => ctx.send(200, this.snapshot()), api)
       .get("/v1/workers", (ctx) => ctx.send(200, { workers: this.snapshot().workers }), api)
+      .get(
+        "/v1/worker-types",
+        (ctx) => ctx.send(200, clusterWorkerTypes(this.registry, this.config.defaultWorkerType)),
+        api,
+      )
       .get(
         "/v1/catalog",
         (ctx) => {

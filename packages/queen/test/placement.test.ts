@@ -106,10 +106,13 @@ async function infer(queen: Queen, operation: Record<string, unknown>) {
   return job.result as { text: string; worker_id: string };
 }
 
-/** How much the queen estimates a worker of the model needs, read through the model_info job. */
-async function needOf(queen: Queen, model: string): Promise<number> {
+/**
+ * How much a worker of the model needs, read through the model_info job: on a CPU, or on a GPU
+ * (where the backend's own context counts too, as placement counts it).
+ */
+async function needOf(queen: Queen, model: string, on: "cpu" | "gpu" = "cpu"): Promise<number> {
   const job = await runJob(queen.url, { type: "model_info", model });
-  return job.result.estimate.total as number;
+  return (on === "gpu" ? job.result.gpu_estimate.total : job.result.estimate.total) as number;
 }
 
 describe("placement over three hives (simulated GPUs; the workers run on the CPU)", () => {
@@ -160,11 +163,14 @@ describe("placement over three hives (simulated GPUs; the workers run on the CPU
     const [model] = await provide(queen, [probe], [requireStoriesModel()]);
     const need = await needOf(queen, model as string);
     expect(need).toBeGreaterThan(2 * MiB);
+    // on a GPU the backend's own context counts too
+    const gpuNeed = await needOf(queen, model as string, "gpu");
+    expect(gpuNeed).toBeGreaterThan(need + 400 * MiB);
     await probe.close();
     await waitFor(() => (queen.registry.hives.get("probe")?.state === "lost" ? true : undefined), 10_000);
 
     // two GPUs with room for one worker each (not two), CPUs with room for none
-    const oneFits = { memory_total: 8 * GiB, memory_free: Math.round(need * 1.5) };
+    const oneFits = { memory_total: 8 * GiB, memory_free: Math.round(gpuNeed * 1.5) };
     const noRoom = { memory_total: 8 * GiB, memory_free: Math.round(need / 2) };
     const hives = [
       await addHive(queen, dirs.configDir, "hive-a", [
@@ -184,7 +190,7 @@ describe("placement over three hives (simulated GPUs; the workers run on the CPU
     const cluster = (await (await fetch(`${queen.url}/v1/cluster`)).json()) as {
       workers: Array<{ memory_bytes: number }>;
     };
-    for (const w of cluster.workers) expect(w.memory_bytes).toBe(need);
+    for (const w of cluster.workers) expect(w.memory_bytes).toBe(gpuNeed);
 
     // a third does not fit anywhere: a clear refusal naming the need and the largest free device
     const third = await runJob(queen.url, { type: "spawn_worker", model, parallel: 4 });
@@ -326,13 +332,14 @@ describe("replicas, balancing and conversation affinity (simulated GPUs)", () =>
     const probe = await addHive(queen, dirs.configDir, "probe", [{ id: "cpu", memory_total: 8 * GiB }]);
     const [a, b] = await provide(queen, [probe], [requireStoriesModel(), modelCopy(dirs.root, "stories-b")]);
     const need = await needOf(queen, a as string);
+    const gpuNeed = await needOf(queen, a as string, "gpu");
     await probe.close();
     await waitFor(() => (queen.registry.hives.get("probe")?.state === "lost" ? true : undefined), 10_000);
 
     // a GPU with room for one worker; the CPU (always listed) with room for none
     const hive = await addHive(queen, dirs.configDir, "small", [
       { id: "cpu", memory_total: 8 * GiB, memory_free: Math.round(need / 2) },
-      { id: "cuda:0", memory_total: 8 * GiB, memory_free: Math.round(need * 1.5) },
+      { id: "cuda:0", memory_total: 8 * GiB, memory_free: Math.round(gpuNeed * 1.5) },
     ]);
     await provide(queen, [hive], [requireStoriesModel(), join(dirs.root, "stories-b.gguf")]);
     const spawned: string[] = [];

@@ -33,5 +33,5 @@ export {
 } from "./http/tls.js";
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
-export { cacheDir, cachePaths, configDir } from "./paths.js";
+export { cacheDir, cachePaths, configDir, enginesDir } from "./paths.js";
 export { freePort, isPidAlive } from "./process-utils.js";

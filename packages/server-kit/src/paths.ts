@@ -19,12 +19,23 @@ export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CONFIG_HOME || join(homedir(), ".config"), "rbee");
 }
 
+/**
+ * Where the engines rbee builds (llama.cpp's `llama-server`, ...) and the binaries registered with
+ * `rbee engine add` are kept: RBEE_ENGINES_DIR, else `<cache dir>/engines`. A separate variable, so
+ * that tests with a throwaway cache can still use the machine's one llama.cpp build.
+ */
+export function enginesDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.RBEE_ENGINES_DIR) return env.RBEE_ENGINES_DIR;
+  return join(cacheDir(env), "engines");
+}
+
 /** The layout under the cache dir (DESIGN.md). */
 export function cachePaths(root: string) {
   return {
     root,
     models: join(root, "models"),
     workers: join(root, "workers"),
+    engines: join(root, "engines"),
     tmp: join(root, "tmp"),
     logs: join(root, "logs"),
     run: join(root, "run"),

@@ -6,7 +6,6 @@ export { HeartbeatTask, type HeartbeatTaskOptions } from "./heartbeat.js";
 export { runWorker } from "./run-worker.js";
 export { WorkerStatusMachine } from "./status.js";
 export { BYTES_PER_THREAD, checkThreadCount, chooseThreadCount, type ThreadChoice } from "./threads.js";
-export { DEFAULT_PARALLEL, defaultContextSize, MAX_DEFAULT_CONTEXT } from "./worker-defaults.js";
 export { WorkerMetrics } from "./worker-metrics.js";
 export { resolveWorkerOptions } from "./worker-options.js";
 export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";

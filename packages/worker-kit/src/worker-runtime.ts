@@ -240,6 +240,7 @@ export class WorkerRuntime {
       pid: process.pid,
       worker_type: this.engine.workerType,
       implementation: this.engine.implementation,
+      capabilities: [...this.engine.capabilities],
       memory_used: process.memoryUsage.rss(),
       slots: this.#admission?.slots ?? 1,
       in_flight: this.#admission?.inFlight ?? 0,

@@ -12,7 +12,7 @@ describe("LoadContext.fail", () => {
       workerType: "test",
       implementation: "test-engine",
       version: "1",
-      capabilities: ["completion"],
+      capabilities: ["text-generation"],
       async load(c) {
         ctx = c;
         return { modelId: "m", slots: 1 };

@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { createRequire } from "node:module";
 import {
   type Device,
+  defaultContextSize,
   type EmbedRequest,
   type EmbedResponse,
   type FinishReason,
@@ -13,7 +14,6 @@ import {
 } from "@rbee/contract";
 import {
   chooseThreadCount,
-  defaultContextSize,
   type InferContext,
   type InferResult,
   type LoadContext,
@@ -52,7 +52,7 @@ export interface LlmEngineOptions {
   device: Device;
   /** Compute threads; default chosen from the cores, the load and the model's size. */
   threads?: number;
-  /** Tokens of context per parallel sequence; default the model's training context, at most MAX_DEFAULT_CONTEXT. */
+  /** Tokens of context per parallel sequence; default the model's training context, at most 4096. */
   ctxSize?: number;
   /** Requests generated at the same time, as sequences of one batched context. */
   parallel: number;
@@ -109,7 +109,7 @@ export class LlmEngine implements WorkerEngine {
   readonly workerType = "llm";
   readonly implementation = "rbee-llm";
   readonly version = VERSION;
-  readonly capabilities: readonly WorkerCapability[] = ["completion", "chat", "json_schema", "embeddings"];
+  readonly capabilities: readonly WorkerCapability[] = ["text-generation", "chat", "json_schema", "embeddings"];
 
   #o: LlmEngineOptions;
   #llama: Llama | undefined;

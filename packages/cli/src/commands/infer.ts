@@ -3,6 +3,7 @@ import { clientOf, configOf, printJson } from "../context.js";
 import { CliError, EXIT } from "../exit-codes.js";
 import { ensureLocalCluster } from "../local-cluster.js";
 import { modelRef } from "../model-ref.js";
+import { workerTypeArg } from "../parse.js";
 import { stderrNarrator } from "../render/narration.js";
 import { interruptSignal, runJob } from "../run-job.js";
 import { asInferResult, describeInferResult, TokenWriter } from "./infer-output.js";
@@ -15,6 +16,7 @@ interface InferFlags extends SamplingFlags {
   json?: boolean;
   quiet?: boolean;
   autostart: boolean;
+  type?: string;
 }
 
 async function readStdin(): Promise<string> {
@@ -30,7 +32,12 @@ export function inferCommand(): Command {
       "complete a raw prompt with a model (no chat template); tokens stream to stdout, narration to stderr. Starts the queen and this machine's hive when they are not running",
     )
     .requiredOption("-m, --model <model>", "a model id, or the path of a GGUF file on this machine")
-    .option("-p, --prompt <text>", "the text to continue (default: read from stdin when it is not a terminal)");
+    .option("-p, --prompt <text>", "the text to continue (default: read from stdin when it is not a terminal)")
+    .option(
+      "--type <worker-type>",
+      "the worker type to start when no worker serves the model yet: llm, llama-server, ... (see `rbee worker types`)",
+      workerTypeArg,
+    );
   addSamplingOptions(cmd)
     .option("--no-stream", "print the text once, at the end")
     .option("--json", "print the job's result (text, token counts, finish reason, worker) as JSON")
@@ -52,7 +59,13 @@ export function inferCommand(): Command {
       try {
         const { result } = await runJob(
           client,
-          { type: "infer", model: modelRef(flags.model), prompt, ...samplingFields(flags) },
+          {
+            type: "infer",
+            model: modelRef(flags.model),
+            prompt,
+            worker_type: flags.type,
+            ...samplingFields(flags),
+          },
           { narrator, cancel: interrupt.signal, onToken: streaming ? (text) => out.write(text) : undefined },
         );
         const r = asInferResult(result);

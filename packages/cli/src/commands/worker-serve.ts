@@ -1,7 +1,6 @@
 import { DEFAULT_ENGINE_START_TIMEOUT_MS } from "@rbee/adapter-llama-server";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "@rbee/contract";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, LLAMA_CPP_DEFAULTS } from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit";
-import { DEFAULT_PARALLEL, MAX_DEFAULT_CONTEXT } from "@rbee/worker-kit";
 import { Command, Option } from "commander";
 import { CliError, EXIT } from "../exit-codes.js";
 import { intArg, secondsArg, urlArg } from "../parse.js";
@@ -66,10 +65,10 @@ function withWorkerFlags(command: Command, type: string, parallelHelp: string): 
     )
     .option(
       "-c, --ctx-size <n>",
-      `tokens of context per parallel request (default: the model's, at most ${MAX_DEFAULT_CONTEXT})`,
+      `tokens of context per parallel request (default: the model's, at most ${LLAMA_CPP_DEFAULTS.maxContextSize})`,
       intArg(16, 1 << 20),
     )
-    .option("--parallel <n>", parallelHelp, intArg(1, 256), DEFAULT_PARALLEL)
+    .option("--parallel <n>", parallelHelp, intArg(1, 256), LLAMA_CPP_DEFAULTS.parallel)
     .option("--max-queue <n>", "requests that may wait for a slot; more are refused with 429", intArg(0, 100_000), 64)
     .option("--batch-size <n>", "tokens per decode batch for prompt processing", intArg(1, 1 << 16))
     .addOption(
@@ -114,7 +113,7 @@ export function workerServeCommand(): Command {
   )
     .option(
       "--engine <path>",
-      "the llama-server binary (default: RBEE_LLAMA_SERVER, else llama-server on PATH, else the one `rbee engine build llama.cpp` built)",
+      "the llama-server binary (default: RBEE_LLAMA_SERVER, else the best of `rbee engine ls`: added, built, on PATH)",
     )
     .option("--no-embeddings", "do not serve embeddings (llama-server without --embeddings)")
     .addOption(

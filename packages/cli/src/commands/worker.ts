@@ -3,13 +3,14 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { clientOf, configOf, printJson } from "../context.js";
 import { CliError } from "../exit-codes.js";
 import { modelRef } from "../model-ref.js";
-import { intArg, keepAliveArg } from "../parse.js";
-import { renderWorkers } from "../render/cluster.js";
+import { intArg, keepAliveArg, workerTypeArg } from "../parse.js";
+import { renderWorkers, renderWorkerTypes } from "../render/cluster.js";
 import { runWithNarration } from "../run-job.js";
 import { workerServeCommand } from "./worker-serve.js";
 
 interface SpawnFlags {
   model: string;
+  type?: string;
   hive?: string;
   device?: string;
   ctxSize?: number;
@@ -36,6 +37,11 @@ export function workerCommand(): Command {
     .command("spawn")
     .description("start a worker for a model through the queen (a spawn_worker job); prints its id")
     .requiredOption("-m, --model <model>", "a model id, or the path of a GGUF file on this machine")
+    .option(
+      "--type <worker-type>",
+      "the worker type: llm (default), llama-server, ... (see `rbee worker types`); with --replicas, kept for the model",
+      workerTypeArg,
+    )
     .option("--hive <id>", "the hive to run it on (default: the queen chooses where it fits)")
     .option(
       "-d, --device <id>",
@@ -69,6 +75,7 @@ export function workerCommand(): Command {
         {
           type: "spawn_worker",
           model: modelRef(flags.model),
+          worker_type: flags.type,
           hive: flags.hive,
           device: flags.device,
           ctx_size: flags.ctxSize,
@@ -111,6 +118,15 @@ export function workerCommand(): Command {
       const result = await runWithNarration(cmd, { type: "stop_worker", worker_id: id }, flags.quiet === true);
       if (flags.json) printJson(result ?? { worker_id: id });
       else process.stdout.write(`${id}\n`);
+    });
+  worker
+    .command("types")
+    .description("list the worker types and, per hive, whether they can run there (their engines) and on which devices")
+    .option("--json", "print the queen's GET /v1/worker-types as JSON")
+    .action(async (flags: { json?: boolean }, cmd: Command) => {
+      const types = await clientOf(configOf(cmd)).workerTypes();
+      if (flags.json) printJson(types);
+      else process.stdout.write(`${renderWorkerTypes(types)}\n`);
     });
   worker.addCommand(workerServeCommand());
   return worker;

@@ -1,4 +1,4 @@
-import type { ClusterEvent, ClusterSnapshot, ClusterWorker } from "@rbee/contract";
+import type { ClusterEvent, ClusterSnapshot, ClusterWorker, ClusterWorkerTypes } from "@rbee/contract";
 import { formatBytes, formatDuration } from "./format.js";
 import { renderTable } from "./table.js";
 
@@ -38,6 +38,7 @@ export function renderWorkers(workers: readonly ClusterWorker[]): string {
     [
       { header: "id" },
       { header: "model" },
+      { header: "type" },
       { header: "hive" },
       { header: "device" },
       { header: "status" },
@@ -49,6 +50,7 @@ export function renderWorkers(workers: readonly ClusterWorker[]): string {
     workers.map((w) => [
       w.worker_id,
       w.model,
+      w.worker_type,
       w.hive_id,
       w.device,
       w.draining ? `${w.status} (draining)` : w.routable ? w.status : `${w.status} (unroutable)`,
@@ -135,4 +137,48 @@ export function describeClusterEvent(e: ClusterEvent): string {
     }
   })();
   return `${clock(e.at)} ${what}`;
+}
+
+/**
+ * `rbee worker types`: one row per worker type and hive (can it run there, on which devices, with
+ * which engine), then why each type that cannot run somewhere cannot, and how to install it.
+ */
+export function renderWorkerTypes(t: ClusterWorkerTypes): string {
+  const rows: string[][] = [];
+  const problems: string[] = [];
+  for (const type of t.types) {
+    const caps = type.capabilities.join(", ");
+    const hives = t.hives.filter((h) => h.worker_types.some((w) => w.id === type.id));
+    if (hives.length === 0) {
+      rows.push([type.id, "-", "no hive reports it", "-", "-", caps]);
+      continue;
+    }
+    for (const h of hives) {
+      const entry = h.worker_types.find((w) => w.id === type.id);
+      if (entry === undefined) continue;
+      const engine = entry.engines.find((e) => e.status === "ok");
+      const engineText = engine ? `${engine.id} ${engine.version ?? ""}`.trim() : "-";
+      const runsOn = entry.status === "Available" ? (entry.runs_on ?? entry.device_kinds).join(", ") || "-" : "-";
+      const state = h.state === "live" ? entry.status.toLowerCase() : `${entry.status.toLowerCase()} (hive ${h.state})`;
+      rows.push([type.id, h.hive_id, state, runsOn, engineText, caps]);
+      if (entry.status !== "Available")
+        problems.push(`${type.id} on hive ${h.hive_id}: ${entry.error ?? entry.status}`);
+    }
+  }
+  const table = renderTable(
+    [
+      { header: "type" },
+      { header: "hive" },
+      { header: "status" },
+      { header: "runs on" },
+      { header: "engine" },
+      { header: "serves" },
+    ],
+    rows,
+  );
+  return [
+    table,
+    ...problems,
+    `models get the '${t.default_type}' type unless a request or a model's minimum names another (--type)`,
+  ].join("\n");
 }

@@ -38,7 +38,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
   switch (op.type) {
     case "infer":
       return async (ctx: JobContext) => {
-        const { type: _type, model, keep_alive, ...request } = op;
+        const { type: _type, model, keep_alive, worker_type, ...request } = op;
         let index = 0;
         const t0 = performance.now();
         const outcome = await deps.router.infer(model, request, {
@@ -46,6 +46,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
           keepAliveMs: keep_alive === undefined ? undefined : keepAliveMs(keep_alive),
           narrate: ctx.narrate,
           progress: progressOf(ctx),
+          workerType: worker_type,
           onToken: (text) => ctx.token(text, index++),
         });
         return {
@@ -67,6 +68,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
           keepAliveMs: op.keep_alive === undefined ? Number.POSITIVE_INFINITY : keepAliveMs(op.keep_alive),
           replicas: op.replicas,
           policy: op.policy,
+          workerType: op.worker_type,
           signal: ctx.signal,
           narrate: ctx.narrate,
           progress: progressOf(ctx),

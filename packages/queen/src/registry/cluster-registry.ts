@@ -9,9 +9,12 @@ import {
   type HiveModel,
   type HiveState,
   type HiveWorkerReport,
+  type InstalledWorkerType,
   SERVING_STATUSES,
+  type WorkerCapability,
   type WorkerHeartbeat,
 } from "@rbee/contract";
+import { capabilitiesOf } from "@rbee/worker-types";
 
 /** Hand-started workers that heartbeat to the queen directly belong to this pseudo-hive. */
 export const DIRECT_HIVE_ID = "(direct)";
@@ -24,8 +27,15 @@ export interface HiveEntry {
   intervalMs: number;
   devices: Device[];
   models: HiveModel[];
+  /** Its worker catalog; undefined for a hive too old to report one (it runs the llm worker). */
+  workerTypes?: InstalledWorkerType[] | undefined;
   lastSeen: number;
   state: HiveState;
+}
+
+/** What a worker serves: what its hive or its own heartbeat says, else what its type's descriptor says. */
+export function workerCapabilities(w: WorkerEntry): readonly WorkerCapability[] {
+  return w.report.capabilities ?? w.report.heartbeat?.capabilities ?? capabilitiesOf(w.report.worker_type);
 }
 
 /** A worker as the queen tracks it: the latest report plus what only the queen knows. */
@@ -90,6 +100,7 @@ export class ClusterRegistry {
       intervalMs: hb.interval_ms,
       devices: hb.devices,
       models: hb.models,
+      workerTypes: hb.worker_types,
       lastSeen: now,
       state: "live",
     };
@@ -237,10 +248,15 @@ export class ClusterRegistry {
     return this.hives.get(w.hiveId)?.state === "live";
   }
 
-  /** Workers that can take a request for `model` now. */
-  routableWorkers(model: string): WorkerEntry[] {
+  /** Workers that can take a request for `model` now (that serve `capability`, when given). */
+  routableWorkers(model: string, capability?: WorkerCapability): WorkerEntry[] {
     const m = norm(model);
-    return [...this.workers.values()].filter((w) => norm(w.report.model) === m && this.isRoutable(w));
+    return [...this.workers.values()].filter(
+      (w) =>
+        norm(w.report.model) === m &&
+        this.isRoutable(w) &&
+        (capability === undefined || workerCapabilities(w).includes(capability)),
+    );
   }
 
   /** Workers of `model` still coming up (or up but not yet Ready) on live hives. */
@@ -286,6 +302,7 @@ export class ClusterRegistry {
       worker_id: w.id,
       hive_id: w.hiveId,
       worker_type: w.report.worker_type,
+      capabilities: [...workerCapabilities(w)],
       model: w.report.model,
       device: w.report.device,
       url: w.report.url,

@@ -8,6 +8,7 @@ import {
   RbeeError,
   SseParser,
   safeParse,
+  type WorkerCapability,
   WorkerUnavailableError,
 } from "@rbee/contract";
 import {
@@ -32,6 +33,8 @@ export interface InferOptions {
   progress?: (p: ModelProgress) => void;
   /** Receives text as it streams; without it the worker answers in one piece. */
   onToken?: (text: string, index: number) => void | Promise<void>;
+  /** The worker type to start when no worker serves the model yet. */
+  workerType?: string;
 }
 
 export interface InferOutcome {
@@ -70,7 +73,9 @@ export class InferenceRouter {
   ): Promise<InferOutcome> {
     const messages = request.messages;
     const prefer = messages && this.affinity.lookup(modelRef, messages);
-    return this.#withWorker(modelRef, { ...o, prefer }, async (lease, started, signal) => {
+    // a constrained output needs a worker with a grammar engine
+    const capability = request.json_schema !== undefined ? "json_schema" : "text-generation";
+    return this.#withWorker(modelRef, { ...o, prefer, capability }, async (lease, started, signal) => {
       const body = { ...request, model: lease.model, stream: o.onToken !== undefined };
       const url = `${lease.worker.report.url}/v1/infer`;
       const what = `worker ${lease.worker.id}`;
@@ -87,7 +92,7 @@ export class InferenceRouter {
     request: Omit<EmbedRequest, "model">,
     o: { signal: AbortSignal; keepAliveMs?: number },
   ): Promise<EmbedResponse & { model: string }> {
-    return this.#withWorker(modelRef, o, async (lease, _started, signal) => {
+    return this.#withWorker(modelRef, { ...o, capability: "embeddings" }, async (lease, _started, signal) => {
       const url = `${lease.worker.report.url}/v1/embed`;
       const body = { ...request, model: lease.model };
       const res = await requestJson(url, EmbedResponse, {
@@ -108,6 +113,8 @@ export class InferenceRouter {
       narrate?: Narrate;
       progress?: (p: ModelProgress) => void;
       prefer?: string;
+      capability: WorkerCapability;
+      workerType?: string;
     },
     call: (lease: Lease, started: { value: boolean }, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
@@ -119,6 +126,8 @@ export class InferenceRouter {
         progress: o.progress,
         exclude,
         prefer: o.prefer,
+        capability: o.capability,
+        workerType: o.workerType,
       });
       const started = { value: false };
       try {

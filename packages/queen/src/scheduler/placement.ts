@@ -1,34 +1,25 @@
 import {
   type Device,
   type DeviceKind,
-  type GgufSummary,
   InsufficientMemoryError,
+  type ModelFacts,
   type PlacementPolicy,
   RbeeError,
-  type WorkerType,
+  type WorkerTypeDescriptor,
 } from "@rbee/contract";
-import { estimateMemory } from "@rbee/gguf";
+import { DEFAULT_WORKER_TYPE, findWorkerType } from "@rbee/worker-types";
 import type { HiveEntry } from "../registry/cluster-registry.js";
 
 const MiB = 1024 * 1024;
 
-/** The worker's defaults, which an estimate assumes unless the spawn says otherwise. */
-export const DEFAULT_PARALLEL = 4;
-export const MAX_DEFAULT_CONTEXT = 4096;
-
-/**
- * Memory a worker needs for a model: from its GGUF header when the hive read it (weights, KV cache
- * for the context and parallel sequences, compute buffers, runtime); else, for a model whose header
- * is unknown, the file size plus a tenth and 64 MiB.
- */
-export function estimateModelMemory(
-  model: { size_bytes: number; gguf?: GgufSummary },
-  o: { contextSize?: number; parallel?: number } = {},
+/** Memory a worker of a type needs for a model on a kind of device, from the type's own estimate. */
+export function estimateWorkerMemory(
+  type: WorkerTypeDescriptor,
+  model: ModelFacts,
+  deviceKind: DeviceKind,
+  o: { contextSize?: number | undefined; parallel?: number | undefined } = {},
 ): number {
-  const g = model.gguf;
-  if (g === undefined) return Math.ceil(model.size_bytes * 1.1 + 64 * MiB);
-  const contextSize = o.contextSize ?? Math.min(g.context_length || MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT);
-  return Math.ceil(estimateMemory(g, { contextSize, parallel: o.parallel ?? DEFAULT_PARALLEL, device: "cpu" }).total);
+  return Math.ceil(type.estimateMemory(model, { deviceKind, contextSize: o.contextSize, parallel: o.parallel }).total);
 }
 
 export function formatBytes(n: number): string {
@@ -43,12 +34,11 @@ export interface Placement {
   needBytes: number;
   /** The hive already holds the model file (else it fetches it first). */
   hasModel: boolean;
-  workerType: WorkerType;
+  workerType: string;
 }
 
 export interface PlacementCandidate {
   hive: HiveEntry;
-  needBytes: number;
   hasModel: boolean;
 }
 
@@ -66,24 +56,57 @@ export interface PlacementOptions {
   policy?: PlacementPolicy;
   /** Only this device id (rbee worker spawn --device). */
   device?: string;
-  workerType?: WorkerType;
+  /** The worker type to place (default: the llm worker). */
+  workerType?: WorkerTypeDescriptor;
+  /** Bytes a worker needs on a device: the type's estimate for the model on that kind of device. */
+  need: (device: Device) => number;
+  /** Hives left out of the choice (the spawn is pinned to another) that run the type, for the error. */
+  elsewhere?: (type: WorkerTypeDescriptor) => string[];
+}
+
+/** The type placement assumes when none is named. */
+function defaultType(): WorkerTypeDescriptor {
+  return findWorkerType(DEFAULT_WORKER_TYPE) as WorkerTypeDescriptor;
 }
 
 /**
- * The worker type that serves a model on a kind of device. The llm worker (llama.cpp) runs on every
- * kind rbee knows: CPU, CUDA, Metal, Vulkan, and ROCm through Vulkan.
+ * Whether a hive can run a worker type on a device, by its worker catalog: the type is Available
+ * there and runs on that kind of device (a declared, simulated device takes any kind the type runs
+ * on: its workers run on the CPU). A hive too old to report a catalog runs the llm worker.
  */
-const WORKER_TYPES: Record<DeviceKind, readonly WorkerType[]> = {
-  cpu: ["llm"],
-  cuda: ["llm"],
-  metal: ["llm"],
-  vulkan: ["llm"],
-  rocm: ["llm"],
-};
+export function hiveRuns(
+  hive: HiveEntry,
+  type: WorkerTypeDescriptor,
+  device: Pick<Device, "kind" | "simulated">,
+): boolean {
+  if (!type.deviceKinds.includes(device.kind)) return false;
+  if (hive.workerTypes === undefined) return type.id === "llm";
+  const entry = hive.workerTypes.find((t) => t.id === type.id);
+  if (entry?.status !== "Available") return false;
+  return device.simulated === true || (entry.runs_on ?? entry.device_kinds).includes(device.kind);
+}
 
-export function workerTypeFor(kind: DeviceKind, wanted?: WorkerType): WorkerType | undefined {
-  const types = WORKER_TYPES[kind];
-  return wanted === undefined ? types[0] : types.includes(wanted) ? wanted : undefined;
+/**
+ * Why no candidate hive can run a type at all: 409 naming the hives that have it (none, here) and
+ * what each of the others said about it (its engine missing, and how to install it).
+ */
+export function typeNotInstalledError(
+  type: WorkerTypeDescriptor,
+  hives: readonly HiveEntry[],
+  /** Hives outside the choice (a spawn pinned to another) that do run it. */
+  elsewhere: readonly string[] = [],
+): RbeeError {
+  const why = hives.map((h) => {
+    const entry = h.workerTypes?.find((t) => t.id === type.id);
+    if (entry === undefined) return `hive ${h.id}: not in its catalog (an older rbee?)`;
+    if (entry.status !== "Available") return `hive ${h.id}: ${entry.error ?? entry.status}`;
+    return `hive ${h.id}: runs it on ${(entry.runs_on ?? []).join(", ") || "no device kind"} only`;
+  });
+  const others = elsewhere.length > 0 ? `; it runs on hive ${elsewhere.join(", ")}` : "";
+  return new RbeeError(
+    `${elsewhere.length > 0 ? "the hive chosen cannot" : "no connected hive can"} run worker type '${type.id}' (${why.join("; ") || "no hive is connected"})${others}; install it there (rbee engine build, rbee engine add), or choose another type or hive (rbee worker types)`,
+    { statusCode: 409, code: "worker_type_not_installed", param: "worker_type", details: { worker_type: type.id } },
+  );
 }
 
 /**
@@ -99,40 +122,49 @@ export function usableMemory(hive: HiveEntry, device: Device, load: Omit<DeviceL
 }
 
 /**
- * Chooses where a worker for a model goes, among devices where it fits (memory committed to workers
- * that are loading, or loaded but not yet in the device's figures, counts as used):
+ * Chooses where a worker for a model goes, among devices of hives that run its type, where it fits
+ * (memory committed to workers that are loading, or loaded but not yet in the device's figures,
+ * counts as used):
  * - `spread` (default): hives with fewer workers of this model first (replicas apart), then hives that
  *   hold the file, then GPUs before the CPU, then the most free memory;
  * - `pack`: hives that hold the file, then GPUs, then the least free memory that fits.
- * Nothing fits: an error naming the need and the largest free device.
+ * Nothing fits: an error naming the need and the largest free device; no hive runs the type: 409.
  */
 export function choosePlacement(
   candidates: ReadonlyArray<PlacementCandidate>,
   load: DeviceLoad,
-  o: PlacementOptions = {},
+  o: PlacementOptions,
 ): Placement {
   const policy = o.policy ?? "spread";
+  const type = o.workerType ?? defaultType();
   let best: { placement: Placement; key: number[] } | undefined;
-  let largest: { where: string; free: number } | undefined;
-  let need = 0;
-  for (const { hive, needBytes, hasModel } of candidates) {
-    need = needBytes;
+  let largest: { where: string; free: number; need: number } | undefined;
+  let runsAnywhere = false;
+  for (const { hive, hasModel } of candidates) {
     const replicas = load.replicas(hive.id);
     for (const device of hive.devices) {
+      if (!hiveRuns(hive, type, device)) continue;
+      runsAnywhere = true;
       if (o.device !== undefined && device.id !== o.device) continue;
-      const workerType = workerTypeFor(device.kind, o.workerType);
-      if (workerType === undefined) continue;
+      const needBytes = o.need(device);
       const free = usableMemory(hive, device, load);
-      if (!largest || free > largest.free) largest = { where: `${device.id} on hive ${hive.id}`, free };
+      if (!largest || free > largest.free)
+        largest = { where: `${device.id} on hive ${hive.id}`, free, need: needBytes };
       if (free < needBytes) continue;
       const gpu = device.kind === "cpu" ? 0 : 1;
       const key = policy === "spread" ? [-replicas, hasModel ? 1 : 0, gpu, free] : [hasModel ? 1 : 0, gpu, -free];
       if (!best || compareKeys(key, best.key) > 0) {
-        best = { placement: { hive, device, needBytes, hasModel, workerType }, key };
+        best = { placement: { hive, device, needBytes, hasModel, workerType: type.id }, key };
       }
     }
   }
   if (best) return best.placement;
+  if (!runsAnywhere && candidates.length > 0)
+    throw typeNotInstalledError(
+      type,
+      candidates.map((c) => c.hive),
+      o.elsewhere?.(type),
+    );
   if (largest === undefined && o.device !== undefined) {
     const hives = candidates.map((c) => c.hive.id).join(", ") || "none";
     throw new RbeeError(
@@ -144,6 +176,7 @@ export function choosePlacement(
       },
     );
   }
+  const need = largest?.need ?? 0;
   const where = largest
     ? `the largest free device is ${largest.where} with ${formatBytes(Math.max(0, largest.free))}`
     : "no device is known";

@@ -1,27 +1,31 @@
 import { isAbsolute } from "node:path";
 import {
+  type Device,
   type HiveModel,
   InsufficientMemoryError,
+  type ModelFacts,
   ModelNotFoundError,
   type PlacementPolicy,
   QueueFullError,
   RbeeError,
-  type WorkerType,
+  type WorkerCapability,
+  type WorkerTypeDescriptor,
   WorkerUnavailableError,
 } from "@rbee/contract";
 import { type Logger, UnreachableError } from "@rbee/server-kit";
+import { findWorkerType, UnknownWorkerTypeError, workerTypeIds } from "@rbee/worker-types";
 import type { ClusterRegistry, HiveEntry, WorkerEntry } from "../registry/cluster-registry.js";
 import type { ReplicaSpec, ReplicaStore } from "../store/replica-store.js";
 import type { HiveClient, ModelProgress } from "./hive-client.js";
 import {
   choosePlacement,
   type DeviceLoad,
-  estimateModelMemory,
+  estimateWorkerMemory,
   formatBytes,
+  hiveRuns,
   type Placement,
   type PlacementCandidate,
   usableMemory,
-  workerTypeFor,
 } from "./placement.js";
 
 export type Narrate = (source: string, message: string) => void;
@@ -33,6 +37,8 @@ export interface ResolveOptions {
   progress?: (p: ModelProgress) => void;
   /** Only this hive (rbee model download --hive). */
   hive?: string;
+  /** The worker type the model is fetched for (its estimate decides where it fits). */
+  workerType?: string;
 }
 
 export interface AcquireOptions {
@@ -43,6 +49,10 @@ export interface AcquireOptions {
   exclude?: ReadonlySet<string>;
   /** A worker to use while it is not overloaded: the one that holds this conversation's prefix in its cache. */
   prefer?: string;
+  /** What the request needs of a worker (default text generation). */
+  capability?: WorkerCapability;
+  /** The worker type to start when no worker serves the model (default: the model's minimum's, else the queen's). */
+  workerType?: string;
 }
 
 /** A request's hold on a worker: release it when the request ends. */
@@ -61,7 +71,9 @@ export interface SpawnOptions {
   parallel?: number;
   threads?: number;
   keepAliveMs: number;
-  workerType?: WorkerType;
+  workerType?: string;
+  /** What the workers it starts must serve (requests waiting for it need this). */
+  capability?: WorkerCapability;
   policy?: PlacementPolicy;
   signal?: AbortSignal;
   narrate?: Narrate;
@@ -79,6 +91,8 @@ export interface SchedulerOptions {
    * the first round of heartbeats, and must not place duplicates before it has heard them.
    */
   settleMs: number;
+  /** The worker type a model gets when neither the request nor its minimum names one. */
+  defaultWorkerType: string;
   log: Logger;
 }
 
@@ -92,6 +106,8 @@ interface PendingSpawn {
   hiveId: string;
   deviceId: string;
   needBytes: number;
+  /** The type being started: requests join it only if it serves what they need. */
+  workerType: WorkerTypeDescriptor;
 }
 
 /** How long a hive has to answer /health when one of its workers refused a connection. */
@@ -166,13 +182,50 @@ export class Scheduler {
 
   /** Finds or makes a worker for `modelRef` and takes a slot on it. */
   async acquire(modelRef: string, o: AcquireOptions): Promise<Lease> {
-    const ready = this.#pick(modelRef, o.exclude, o.prefer);
+    const capability = o.capability ?? "text-generation";
+    const ready = this.#pick(modelRef, o.exclude, o.prefer, capability);
     if (ready) return this.#lease(ready, ready.report.model);
-    const { model, hiveModels } = await this.resolveModel(modelRef, o);
-    const again = this.#pick(model, o.exclude, o.prefer);
+    const type = this.workerTypeFor(modelRef, o.workerType, capability);
+    // a type that loads nothing (the echo example) serves the name it is given: no catalog has it
+    const { model, hiveModels } =
+      type.artifact === "none"
+        ? { model: modelRef.toLowerCase(), hiveModels: [] }
+        : await this.resolveModel(modelRef, { ...o, workerType: type.id });
+    const again = this.#pick(model, o.exclude, o.prefer, capability);
     if (again) return this.#lease(again, model);
-    const worker = await this.#waitForWorker(model, hiveModels, o);
+    const worker = await this.#waitForWorker(model, hiveModels, { ...o, capability }, type);
     return this.#lease(worker, model);
+  }
+
+  /**
+   * The worker type a new worker for a model is started as: the one asked for, else the one its
+   * minimum was set with, else the queen's default; it must serve `capability`.
+   * @throws UnknownWorkerTypeError (400) listing the types the hives have; RbeeError 400
+   *   `worker_type_capability` for a type that does not serve what the request needs.
+   */
+  workerTypeFor(model: string, asked: string | undefined, capability?: WorkerCapability): WorkerTypeDescriptor {
+    const id = asked ?? this.options.replicas.get(model)?.worker_type ?? this.options.defaultWorkerType;
+    const type = findWorkerType(id);
+    if (type === undefined) throw new UnknownWorkerTypeError(id, this.installedTypes(), "the hives have");
+    if (capability !== undefined && !type.capabilities.includes(capability)) {
+      throw new RbeeError(
+        `worker type '${type.id}' does not serve ${capability} (it serves ${type.capabilities.join(", ")}); choose another type (rbee worker types)`,
+        { statusCode: 400, code: "worker_type_capability", param: "worker_type" },
+      );
+    }
+    return type;
+  }
+
+  /** Worker types installed on at least one live hive (or known to rbee, before any hive reported). */
+  installedTypes(): string[] {
+    const ids = new Set<string>();
+    let reported = false;
+    for (const h of this.registry.hives.values()) {
+      if (h.state === "lost" || h.workerTypes === undefined) continue;
+      reported = true;
+      for (const t of h.workerTypes) if (t.status === "Available") ids.add(t.id);
+    }
+    return reported ? [...ids].sort() : workerTypeIds();
   }
 
   /**
@@ -247,11 +300,16 @@ export class Scheduler {
       return { model: inspection.model_id, hiveModels: already };
     }
     const sizeBytes = inspection.files.reduce((n, f) => n + f.size_bytes, 0);
-    const needBytes = estimateModelMemory({ size_bytes: sizeBytes, gguf: inspection.gguf });
+    const facts: ModelFacts = { size_bytes: sizeBytes, gguf: inspection.gguf };
+    const type = this.workerTypeFor(inspection.model_id, o.workerType);
     const candidates = live
       .filter((h) => o.hive === undefined || h.id === o.hive)
-      .map((hive) => ({ hive, needBytes, hasModel: false }));
-    const placement = choosePlacement(candidates, this.#load(inspection.model_id), { policy: this.options.policy });
+      .map((hive) => ({ hive, hasModel: false }));
+    const placement = choosePlacement(candidates, this.#load(inspection.model_id), {
+      policy: this.options.policy,
+      workerType: type,
+      need: (device) => estimateWorkerMemory(type, facts, device.kind),
+    });
     narrate(
       "queen",
       `${inspection.model_id}: ${inspection.gguf.architecture} ${inspection.gguf.quantization}, ${formatBytes(sizeBytes)} to download, needs about ${formatBytes(placement.needBytes)}; fetching it on hive ${placement.hive.id}`,
@@ -308,13 +366,19 @@ export class Scheduler {
    * Spawns workers by request (rbee worker spawn). With `replicas`, the model's minimum is set (and
    * kept from now on) and as many workers are spawned as are missing; else one worker is spawned.
    */
-  async spawn(modelRef: string, o: SpawnOptions & { replicas?: number }): Promise<WorkerEntry[]> {
+  async spawn(modelRef: string, given: SpawnOptions & { replicas?: number }): Promise<WorkerEntry[]> {
+    const type = this.workerTypeFor(modelRef, given.workerType);
+    const o = { ...given, workerType: type.id };
     // not pinned to o.hive: a pinned hive without the model fetches it from another on the LAN
-    const { model, hiveModels } = await this.resolveModel(modelRef, {
-      signal: o.signal,
-      narrate: o.narrate,
-      progress: o.progress,
-    });
+    const { model, hiveModels } =
+      type.artifact === "none"
+        ? { model: modelRef.toLowerCase(), hiveModels: [] }
+        : await this.resolveModel(modelRef, {
+            signal: o.signal,
+            narrate: o.narrate,
+            progress: o.progress,
+            workerType: type.id,
+          });
     if (o.hive !== undefined && !this.#liveHives(false).some((h) => h.id === o.hive)) {
       const known = [...this.registry.hives.keys()].join(", ") || "none";
       throw new RbeeError(`hive '${o.hive}' is not connected; hives: ${known}`, {
@@ -323,7 +387,7 @@ export class Scheduler {
         param: "hive",
       });
     }
-    if (hiveModels.length === 0) {
+    if (hiveModels.length === 0 && type.artifact !== "none") {
       throw new WorkerUnavailableError(
         `no hive has ${model} in its catalog to start a worker from; see \`rbee model ls\``,
       );
@@ -343,6 +407,7 @@ export class Scheduler {
       ctx_size: o.ctxSize,
       parallel: o.parallel,
       threads: o.threads,
+      worker_type: given.workerType,
     });
     const have = this.#countReplicas(model);
     narrate(
@@ -367,7 +432,7 @@ export class Scheduler {
       if (retry && now < retry.at) continue;
       const missing = spec.replicas - this.#countReplicas(model);
       if (missing <= 0) continue;
-      if (this.#holders(model).length === 0) {
+      if (this.#holders(model).length === 0 && findWorkerType(spec.worker_type ?? "")?.artifact !== "none") {
         this.#failedReplica(model, new Error("no live hive has it in its catalog"), now);
         continue;
       }
@@ -403,6 +468,7 @@ export class Scheduler {
         parallel: spec.parallel,
         threads: spec.threads,
         policy: spec.policy,
+        workerType: spec.worker_type,
         keepAliveMs: Number.POSITIVE_INFINITY,
       });
       pending.promise.then(
@@ -439,11 +505,16 @@ export class Scheduler {
     return [...this.registry.workers.values()].filter((w) => norm(w.report.model) === m && !w.stopping);
   }
 
-  #pick(model: string, exclude?: ReadonlySet<string>, prefer?: string): WorkerEntry | undefined {
+  #pick(
+    model: string,
+    exclude: ReadonlySet<string> | undefined,
+    prefer: string | undefined,
+    capability: WorkerCapability,
+  ): WorkerEntry | undefined {
     let best: WorkerEntry | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
     let preferred: { worker: WorkerEntry; load: number } | undefined;
-    for (const w of this.registry.routableWorkers(model)) {
+    for (const w of this.registry.routableWorkers(model, capability)) {
       if (exclude?.has(w.id)) continue;
       const load = w.inFlight / (w.report.heartbeat?.slots ?? 1);
       if (w.id === prefer) preferred = { worker: w, load };
@@ -491,7 +562,8 @@ export class Scheduler {
   async #waitForWorker(
     model: string,
     hiveModels: Array<{ hive: HiveEntry; model: HiveModel }>,
-    o: AcquireOptions,
+    o: AcquireOptions & { capability: WorkerCapability },
+    type: WorkerTypeDescriptor,
   ): Promise<WorkerEntry> {
     const key = norm(model);
     const waiting = this.#waiting.get(key) ?? 0;
@@ -502,9 +574,11 @@ export class Scheduler {
     let toldWaiting = false;
     try {
       for (let attempt = 1; ; attempt++) {
-        // a spawn under way for the model (for requests, a minimum, or a lost hive's model) serves these requests too
-        let pending = this.#pending.get(key) ?? [...this.#pending.values()].find((p) => norm(p.model) === key);
-        if (!pending && hiveModels.length === 0 && this.#holders(model).length === 0) {
+        // a spawn under way for the model (for requests, a minimum, or a lost hive's model) serves
+        // these requests too, if its type serves what they need
+        const serves = (p: PendingSpawn) => norm(p.model) === key && p.workerType.capabilities.includes(o.capability);
+        let pending = [this.#pending.get(key), ...this.#pending.values()].find((p) => p !== undefined && serves(p));
+        if (!pending && type.artifact !== "none" && hiveModels.length === 0 && this.#holders(model).length === 0) {
           throw new WorkerUnavailableError(
             `no worker for ${model} can take requests now, and no hive has it in its catalog to start another; see \`rbee status\``,
           );
@@ -512,10 +586,12 @@ export class Scheduler {
         if (pending) o.narrate?.("queen", `waiting for the ${model} worker that is starting`);
         else {
           try {
-            pending = this.#launch(key, model, {
+            pending = this.#launch(`${key}@${type.id}`, model, {
               keepAliveMs: this.options.defaultKeepAliveMs,
               narrate: o.narrate,
               forRequests: true,
+              workerType: type.id,
+              capability: o.capability,
             });
           } catch (err) {
             // another model holds the memory and is being swapped: wait for the device, then try again
@@ -523,7 +599,7 @@ export class Scheduler {
             if (!toldWaiting) o.narrate?.("queen", "waiting for memory: another model is being swapped in");
             toldWaiting = true;
             await this.#nextChange(o.signal);
-            const ready = this.#pick(model, o.exclude, o.prefer);
+            const ready = this.#pick(model, o.exclude, o.prefer, o.capability);
             if (ready) return ready;
             continue;
           }
@@ -589,16 +665,27 @@ export class Scheduler {
     });
   }
 
-  /** The live hives a worker for `model` can go to, with what it needs there and whether they hold it. */
-  #candidates(model: string, o: SpawnOptions): PlacementCandidate[] {
+  /**
+   * The live hives a worker for `model` can go to and whether they hold it, with what placement
+   * reads of the model (its size and GGUF header) for the type's estimate.
+   */
+  #candidates(
+    model: string,
+    o: SpawnOptions,
+    type: WorkerTypeDescriptor,
+  ): { candidates: PlacementCandidate[]; facts: ModelFacts } {
+    const live = this.#liveHives(false).filter((hive) => o.hive === undefined || hive.id === o.hive);
+    // a type that loads nothing can go to any hive
+    if (type.artifact === "none")
+      return { candidates: live.map((hive) => ({ hive, hasModel: true })), facts: { size_bytes: 0 } };
     const holders = this.#holders(model);
     const info = holders[0]?.model;
-    if (info === undefined) return [];
-    const needBytes = estimateModelMemory(info, { contextSize: o.ctxSize, parallel: o.parallel });
+    if (info === undefined) return { candidates: [], facts: { size_bytes: 0 } };
     // hives without the file fetch it from a holder on the LAN
-    return this.#liveHives(false)
-      .filter((hive) => o.hive === undefined || hive.id === o.hive)
-      .map((hive) => ({ hive, needBytes, hasModel: holders.some((h) => h.hive.id === hive.id) }));
+    return {
+      candidates: live.map((hive) => ({ hive, hasModel: holders.some((h) => h.hive.id === hive.id) })),
+      facts: info,
+    };
   }
 
   #load(model: string): DeviceLoad {
@@ -622,15 +709,31 @@ export class Scheduler {
    * room, and is given up when every request waiting for it goes away.
    */
   #launch(key: string, model: string, o: SpawnOptions & { forRequests?: boolean }): PendingSpawn {
-    const candidates = this.#candidates(model, o);
-    const placementOptions = { policy: o.policy ?? this.options.policy, device: o.device, workerType: o.workerType };
+    const type = this.workerTypeFor(model, o.workerType, o.capability);
+    const { candidates, facts } = this.#candidates(model, o, type);
+    const need = (device: Device) =>
+      estimateWorkerMemory(type, facts, device.kind, { contextSize: o.ctxSize, parallel: o.parallel });
+    const placementOptions = {
+      policy: o.policy ?? this.options.policy,
+      device: o.device,
+      workerType: type,
+      need,
+      elsewhere: (t: WorkerTypeDescriptor) =>
+        o.hive === undefined
+          ? []
+          : this.#liveHives(false)
+              .filter((h) => h.id !== o.hive && h.devices.some((d) => hiveRuns(h, t, d)))
+              .map((h) => h.id),
+    };
     let placement: Placement;
     let victims: WorkerEntry[] = [];
     try {
       placement = choosePlacement(candidates, this.#load(model), placementOptions);
     } catch (err) {
       const room =
-        err instanceof InsufficientMemoryError && o.forRequests ? this.#findRoom(model, candidates, o) : undefined;
+        err instanceof InsufficientMemoryError && o.forRequests
+          ? this.#findRoom(model, candidates, o, type, need)
+          : undefined;
       if (!room) throw err;
       placement = room.placement;
       victims = room.victims;
@@ -646,6 +749,7 @@ export class Scheduler {
       hiveId: placement.hive.id,
       deviceId: placement.device.id,
       needBytes: placement.needBytes,
+      workerType: type,
     };
     this.#pending.set(key, entry);
     entry.promise = (async () => {
@@ -668,15 +772,18 @@ export class Scheduler {
     model: string,
     candidates: PlacementCandidate[],
     o: SpawnOptions,
+    type: WorkerTypeDescriptor,
+    need: (device: Device) => number,
   ): { placement: Placement; victims: WorkerEntry[] } | undefined {
     const m = norm(model);
     const load = this.#load(model);
+    const workerType = type.id;
     let best: { placement: Placement; victims: WorkerEntry[]; busy: number } | undefined;
-    for (const { hive, needBytes, hasModel } of candidates) {
+    for (const { hive, hasModel } of candidates) {
       for (const device of hive.devices) {
         if (o.device !== undefined && device.id !== o.device) continue;
-        const workerType = workerTypeFor(device.kind, o.workerType);
-        if (workerType === undefined) continue;
+        if (!hiveRuns(hive, type, device)) continue;
+        const needBytes = need(device);
         const evictable = [...this.registry.workers.values()]
           .filter(
             (w) =>

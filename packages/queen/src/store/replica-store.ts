@@ -14,6 +14,8 @@ export const ReplicaSpec = z.object({
   ctx_size: z.number().int().optional(),
   parallel: z.number().int().optional(),
   threads: z.number().int().optional(),
+  /** The worker type its workers are spawned as (default: the queen's). */
+  worker_type: z.string().optional(),
 });
 export type ReplicaSpec = z.infer<typeof ReplicaSpec>;
 

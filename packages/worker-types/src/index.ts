@@ -1,0 +1,9 @@
+export {
+  capabilitiesOf,
+  DEFAULT_WORKER_TYPE,
+  findWorkerType,
+  requireWorkerType,
+  UnknownWorkerTypeError,
+  WORKER_TYPES,
+  workerTypeIds,
+} from "./registry.js";
