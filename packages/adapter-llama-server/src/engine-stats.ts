@@ -1,5 +1,5 @@
 import type { Logger } from "@rbee/server-kit";
-import { type EngineClient, parsePrometheusText } from "@rbee/worker-kit";
+import { type EngineClient, parsePrometheusText, processRssAnywhere } from "@rbee/worker-kit";
 
 /** What llama-server's own /metrics says, as of the last poll. */
 export interface LlamaServerStats {
@@ -9,6 +9,8 @@ export interface LlamaServerStats {
   deferred: number;
   /** Generated tokens per second between the last two polls (`llamacpp:tokens_predicted_total`). */
   tokensPerSecond: number;
+  /** Resident memory of llama-server in bytes (0 when it cannot be read). */
+  rss: number;
   /** When the last poll succeeded (ms since the epoch), 0 before. */
   at: number;
 }
@@ -25,12 +27,15 @@ export class EngineStatsPoller {
   #running = false;
   #last: { tokens: number; at: number } | undefined;
   #warned = false;
-  stats: LlamaServerStats = { processing: 0, deferred: 0, tokensPerSecond: 0, at: 0 };
+  #pid: () => number | undefined;
+  stats: LlamaServerStats = { processing: 0, deferred: 0, tokensPerSecond: 0, rss: 0, at: 0 };
 
-  constructor(client: EngineClient, log: Logger, intervalMs: number) {
+  /** `pid`: llama-server's, for its memory (read with the metrics: /proc on Linux, `ps` elsewhere). */
+  constructor(client: EngineClient, log: Logger, intervalMs: number, pid: () => number | undefined) {
     this.#client = client;
     this.#log = log;
     this.#intervalMs = intervalMs;
+    this.#pid = pid;
   }
 
   start(): void {
@@ -46,6 +51,8 @@ export class EngineStatsPoller {
 
   /** One poll now (also used by the loop). */
   async poll(): Promise<void> {
+    const rss = await processRssAnywhere(this.#pid());
+    if (rss > 0) this.stats = { ...this.stats, rss };
     let text: string;
     try {
       text = await this.#client.text("/metrics", { timeoutMs: Math.max(500, this.#intervalMs) });
@@ -72,6 +79,7 @@ export class EngineStatsPoller {
       processing: Math.max(0, Math.round(m.get("llamacpp:requests_processing") ?? this.stats.processing)),
       deferred: Math.max(0, Math.round(m.get("llamacpp:requests_deferred") ?? this.stats.deferred)),
       tokensPerSecond: Math.round(rate * 10) / 10,
+      rss: this.stats.rss,
       at: now,
     };
   }

@@ -269,7 +269,7 @@ export class LlamaServerEngine implements WorkerEngine {
         log.warn({ asked: contextPerSlot, got: nCtx }, "llama-server chose another context per slot");
       }
     } else log.warn({ err: props.error.message }, "llama-server /props unreadable; version unknown");
-    this.#stats = new EngineStatsPoller(client, log, this.#o.statsIntervalMs ?? 1000);
+    this.#stats = new EngineStatsPoller(client, log, this.#o.statsIntervalMs ?? 1000, () => engine.pid);
     this.#stats.start();
     log.info(
       {
@@ -360,13 +360,13 @@ export class LlamaServerEngine implements WorkerEngine {
   }
 
   memory(): { used: number; total: number } {
-    return { used: this.#disposed ? 0 : processRss(this.#process?.pid), total: this.#o.device.memory_total };
+    return { used: this.#engineRss(), total: this.#o.device.memory_total };
   }
 
   heartbeatExtras(standard: Readonly<WorkerHeartbeat>): Partial<WorkerHeartbeat> {
     const extras: Partial<WorkerHeartbeat> = {
       loaded_models: [this.#o.modelId],
-      memory_used: (standard.memory_used ?? 0) + (this.#disposed ? 0 : processRss(this.#process?.pid)),
+      memory_used: (standard.memory_used ?? 0) + this.#engineRss(),
     };
     const stats = this.#stats?.stats;
     if (stats && stats.at > 0) {
@@ -382,6 +382,12 @@ export class LlamaServerEngine implements WorkerEngine {
     this.#disposed = true;
     this.#stats?.stop();
     await this.#process?.stop();
+  }
+
+  /** llama-server's resident memory: /proc now on Linux, else the last poll's (`ps`). */
+  #engineRss(): number {
+    if (this.#disposed) return 0;
+    return processRss(this.#process?.pid) || (this.#stats?.stats.rss ?? 0);
   }
 
   #ready(): EngineClient {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -13,6 +13,8 @@ import {
   EngineProcess,
   EngineStartError,
   findSetpriv,
+  processRss,
+  processRssAnywhere,
 } from "@rbee/worker-kit";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -190,4 +192,21 @@ describe("an engine binary that cannot run is reported with its path, before any
     expect(err).toBeInstanceOf(EngineBinaryError);
     expect(err.message).toContain(`${path}: it is not a program this system can run (exec format error`);
   });
+});
+
+describe("an engine's resident memory", () => {
+  const hasPs = ["/bin/ps", "/usr/bin/ps"].some((p) => existsSync(p));
+  it.skipIf(!hasPs)(
+    "is read from /proc on Linux and with ps elsewhere (both tried here; needs procps' ps); 0 for a process that is gone",
+    async () => {
+      const viaProc = processRss(process.pid);
+      const viaPs = await processRssAnywhere(process.pid, "ps");
+      expect(viaProc).toBeGreaterThan(10 * 1024 * 1024);
+      // the same process, read a moment apart: the same order of magnitude
+      expect(viaPs).toBeGreaterThan(viaProc / 2);
+      expect(viaPs).toBeLessThan(viaProc * 2);
+      expect(await processRssAnywhere(2 ** 22 + 12345, "ps")).toBe(0);
+      expect(processRss(2 ** 22 + 12345)).toBe(0);
+    },
+  );
 });
