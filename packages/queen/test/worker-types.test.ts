@@ -34,7 +34,7 @@ describe("queen: worker types and routing by capability", () => {
       port: 0,
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       sweepIntervalMs: 200,
     });
     hive = await startHive({
@@ -44,7 +44,7 @@ describe("queen: worker types and routing by capability", () => {
       hiveId: "types-hive",
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
       env: { ...process.env, RBEE_DEVICES: "[]" },
     });
@@ -156,7 +156,7 @@ describe.skipIf(LLAMA_SERVER === undefined)("queen: the llama-server type (the r
       port: 0,
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       sweepIntervalMs: 200,
       // models get llama-server workers unless a request or a minimum names another type
       defaultWorkerType: "llama-server",
@@ -168,7 +168,7 @@ describe.skipIf(LLAMA_SERVER === undefined)("queen: the llama-server type (the r
       hiveId: "ls-hive",
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
       env: { ...process.env, RBEE_DEVICES: "[]", RBEE_ENGINES_DIR: engines },
     });
