@@ -1,3 +1,5 @@
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
 import { ClusterWorkerTypes } from "@rbee/contract";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
@@ -5,6 +7,7 @@ import {
   getJson,
   postJson,
   quietLog,
+  requireLlamaServerOrSkip,
   requireStoriesModel,
   runJob,
   runRbee,
@@ -31,7 +34,7 @@ describe("queen: worker types and routing by capability", () => {
       port: 0,
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       sweepIntervalMs: 200,
     });
     hive = await startHive({
@@ -41,7 +44,7 @@ describe("queen: worker types and routing by capability", () => {
       hiveId: "types-hive",
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
       env: { ...process.env, RBEE_DEVICES: "[]" },
     });
@@ -72,7 +75,7 @@ describe("queen: worker types and routing by capability", () => {
   it("an unknown type is refused with the types the hives have, by the job API and by the CLI", async () => {
     const job = await runJob(queen.url, { type: "spawn_worker", model: requireStoriesModel(), worker_type: "vllm" });
     expect(job.error?.code).toBe("unknown_worker_type");
-    expect(job.error?.message).toMatch(/unknown worker type 'vllm': the hives have echo, llm/);
+    expect(job.error?.message).toMatch(/unknown worker type 'vllm': the hives have echo, (llama-server, )?llm/);
     const out = await cli(["worker", "spawn", "-m", requireStoriesModel(), "--type", "vllm"]);
     expect(out.code).not.toBe(0);
     expect(out.stderr).toMatch(/unknown worker type 'vllm'/);
@@ -150,5 +153,104 @@ describe("queen: worker types and routing by capability", () => {
     const cluster = await getJson(`${queen.url}/v1/cluster`);
     const shown = cluster.body.workers.find((w: { worker_id: string }) => w.worker_id === echoId);
     expect(shown.capabilities).toEqual(["text-generation", "chat"]);
+  }, 120_000);
+});
+
+const LLAMA_SERVER = requireLlamaServerOrSkip();
+
+/**
+ * The llama-server type through the queen, on the real llama-server: `rbee worker spawn --type`,
+ * `rbee infer --type`, and the OpenAI API for a queen whose default type is llama-server.
+ */
+describe.skipIf(LLAMA_SERVER === undefined)("queen: the llama-server type (the real llama-server)", () => {
+  const dirs = tempRbeeDirs("queen-llama-server");
+  const engines = join(dirs.root, "engines");
+  let queen: Queen;
+  let hive: Hive;
+  const cli = (args: string[]) =>
+    runRbee(args, { env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" }, timeoutMs: 120_000 });
+
+  beforeAll(async () => {
+    const added = await runRbee(["engine", "add", "llama-server", LLAMA_SERVER as string], {
+      env: { RBEE_ENGINES_DIR: engines },
+    });
+    if (added.code !== 0) throw new Error(`rbee engine add failed: ${added.stderr}`);
+    queen = await startQueen({
+      log: quietLog("queen"),
+      port: 0,
+      configDir: dirs.configDir,
+      cacheDir: dirs.cacheDir,
+      heartbeatIntervalMs: 1000,
+      sweepIntervalMs: 200,
+      // models get llama-server workers unless a request or a minimum names another type
+      defaultWorkerType: "llama-server",
+    });
+    hive = await startHive({
+      log: quietLog("hive"),
+      port: 0,
+      queenUrl: queen.url,
+      hiveId: "ls-hive",
+      configDir: dirs.configDir,
+      cacheDir: dirs.cacheDir,
+      heartbeatIntervalMs: 1000,
+      workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
+      env: { ...process.env, RBEE_DEVICES: "[]", RBEE_ENGINES_DIR: engines },
+    });
+    await waitFor(
+      () =>
+        queen.registry.hives
+          .get("ls-hive")
+          ?.workerTypes?.some((t) => t.id === "llama-server" && t.status === "Available")
+          ? true
+          : undefined,
+      30_000,
+    );
+  }, 90_000);
+  afterAll(async () => {
+    await hive?.close();
+    await queen?.close();
+  }, 60_000);
+
+  it("the OpenAI API starts a llama-server worker for a model when that is the queen's default type", async () => {
+    const r = await postJson(`${queen.url}/v1/completions`, {
+      model: requireStoriesModel(),
+      prompt: "Once upon a time",
+      max_tokens: 12,
+      temperature: 0,
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.choices[0].text).toMatch(/^, there was a little girl named Lily/);
+    const workers = [...queen.registry.workers.values()];
+    expect(workers.map((w) => w.report.worker_type)).toEqual(["llama-server"]);
+    // placement counted its memory like any worker's
+    expect(workers[0]?.memoryBytes).toBeGreaterThan(1024 * 1024);
+  }, 120_000);
+
+  it("`rbee worker spawn --type llm` and `rbee infer --type` choose the type of a new worker", async () => {
+    const spawned = await cli(["worker", "spawn", "-m", "stories260k", "--type", "llm", "--json", "-q"]);
+    expect(spawned.code, spawned.stderr).toBe(0);
+    expect(JSON.parse(spawned.stdout)).toMatchObject({ worker_type: "llm", model: "stories260k" });
+    const types = [...queen.registry.workers.values()].map((w) => w.report.worker_type).sort();
+    expect(types).toEqual(["llama-server", "llm"]);
+    // a model with no worker yet, asked for through `rbee infer --type llama-server`
+    const copy = join(dirs.root, "tale.gguf");
+    copyFileSync(requireStoriesModel(), copy);
+    const out = await cli([
+      "infer",
+      "--type",
+      "llama-server",
+      "-m",
+      copy,
+      "-p",
+      "Once upon a time",
+      "--max-tokens",
+      "8",
+      "--temperature",
+      "0",
+    ]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/^, there was a little girl/);
+    const tale = [...queen.registry.workers.values()].find((w) => w.report.model === "tale");
+    expect(tale?.report.worker_type).toBe("llama-server");
   }, 120_000);
 });

@@ -15,6 +15,12 @@ export interface LoadContext {
   /** Aborted when the worker is told to stop while loading. */
   signal: AbortSignal;
   log: Logger;
+  /**
+   * Tells the worker that the engine cannot serve any more (an adapter's engine process died): the
+   * worker logs the error, stops, and its process exits non-zero, so that its hive restarts it.
+   * May be called at any time after load() started; later calls are ignored.
+   */
+  fail(error: Error): void;
 }
 
 /** What an engine reports once its model is loaded. */
@@ -75,8 +81,12 @@ export interface WorkerEngine {
 
   /** Bytes of device memory the worker holds, and the device's total. */
   memory?(): { used: number; total: number };
-  /** Heartbeat fields beyond the standard ones (several models, batching, workflows, groups). */
-  heartbeatExtras?(): Partial<WorkerHeartbeat>;
+  /**
+   * Heartbeat fields beyond the standard ones (several models, batching, workflows, groups), or
+   * better values of standard ones. `standard` is the heartbeat the kit built (e.g. its own queue).
+   * Called on every heartbeat: return what is at hand, do not wait for the engine.
+   */
+  heartbeatExtras?(standard: Readonly<WorkerHeartbeat>): Partial<WorkerHeartbeat>;
   /** Carries out an `unload_model` command; false means it cannot, and the worker shuts down instead. */
   unloadModel?(model: string): Promise<boolean>;
   /** Frees everything. Called once, after in-flight requests finished or were cancelled. */

@@ -87,6 +87,7 @@ export class WorkerRuntime {
   #rateSamples: number[] = [];
   #rateTimer: NodeJS.Timeout | undefined;
   #lastRequestAt: string | null = null;
+  #failure: Error | undefined;
 
   constructor(engine: WorkerEngine, options: WorkerRuntimeOptions) {
     if (!isLoopback(options.host) && !options.clusterToken) {
@@ -132,6 +133,11 @@ export class WorkerRuntime {
     return this.#modelId;
   }
 
+  /** Why the engine failed, when it told the runtime so (LoadContext.fail); the process then exits non-zero. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
   /**
    * Listens (so that /health answers 503 while loading), loads the engine, and turns Ready.
    * Throws if the port is taken or the engine fails to load; the server is closed again then.
@@ -159,7 +165,11 @@ export class WorkerRuntime {
     this.#rateTimer = setInterval(() => this.#sampleRate(), 1000);
     this.#rateTimer.unref();
     const t0 = performance.now();
-    this.#loading = this.engine.load({ signal: this.#loadAbort.signal, log: this.#log });
+    this.#loading = this.engine.load({
+      signal: this.#loadAbort.signal,
+      log: this.#log,
+      fail: (error) => this.#fail(error),
+    });
     try {
       const loaded = await this.#loading;
       this.#modelId = loaded.modelId;
@@ -215,7 +225,7 @@ export class WorkerRuntime {
 
   heartbeat(): WorkerHeartbeat {
     const mem = this.engine.memory?.() ?? { used: 0, total: this.#o.device.memory_total };
-    return {
+    const standard: WorkerHeartbeat = {
       protocol_version: PROTOCOL_VERSION,
       worker_id: this.#o.workerId,
       status: this.status.status,
@@ -240,8 +250,8 @@ export class WorkerRuntime {
       batch_size: this.#admission?.inFlight ?? 0,
       queue_depth: this.#admission?.queued ?? 0,
       throughput_tokens_per_second: Math.round(this.#throughput * 10) / 10,
-      ...this.engine.heartbeatExtras?.(),
     };
+    return this.engine.heartbeatExtras ? { ...standard, ...this.engine.heartbeatExtras(standard) } : standard;
   }
 
   #routes(): Router {
@@ -428,6 +438,13 @@ export class WorkerRuntime {
     this.metrics.throughput.set(this.#throughput);
   }
 
+  #fail(error: Error): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    this.#log.error({ err: error }, "the engine failed; the worker stops");
+    void this.shutdown(`the engine failed: ${error.message.split("\n")[0]}`);
+  }
+
   #onCommand(cmd: HeartbeatCommand): void {
     this.#log.info({ command: cmd }, "heartbeat command");
     if (cmd.type === "shutdown") {
@@ -470,7 +487,7 @@ export class WorkerRuntime {
       this.#log.error({ err }, "engine dispose failed");
     }
     await this.#stopServing();
-    this.status.transition("Stopped");
+    this.status.transition(this.#failure ? "Failed" : "Stopped");
     await this.#heartbeat?.stopWithFinal();
     this.#log.info({ reason }, "stopped");
     this.#resolveDone();

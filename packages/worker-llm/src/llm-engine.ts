@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { createRequire } from "node:module";
 import {
   type Device,
+  defaultContextSize,
   type EmbedRequest,
   type EmbedResponse,
   type FinishReason,
@@ -205,7 +206,7 @@ export class LlmEngine implements WorkerEngine {
       loadSignal: signal,
     });
     const train = this.#model.trainContextSize;
-    const requested = this.#o.ctxSize ?? Math.min(train, 4096);
+    const requested = this.#o.ctxSize ?? defaultContextSize(train);
     if (this.#o.ctxSize !== undefined && this.#o.ctxSize > train) {
       log.warn({ ctx_size: this.#o.ctxSize, train_context: train }, "context larger than the model was trained on");
     }
