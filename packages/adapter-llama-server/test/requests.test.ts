@@ -112,6 +112,29 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: requests", ()
     expect(e.message).toMatch(/^llama-server refused the request: .*no-such-type/s);
   });
 
+  it("what the adapter does not map yet (logprobs, suffix, tools, tool messages) is a 400 that names it", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ prompt: "Once", logprobs: 2 }, "logprobs"],
+      [{ prompt: "Once", suffix: "end" }, "suffix"],
+      [{ messages: [{ role: "user", content: "x" }], tools: [{ name: "f" }] }, "tools"],
+      [
+        {
+          messages: [
+            { role: "user", content: "x" },
+            { role: "assistant", content: "", tool_calls: [{ id: "c", name: "f", arguments: "{}" }] },
+          ],
+        },
+        "messages[1]",
+      ],
+    ];
+    for (const [body, param] of cases) {
+      const r = await postJson(url("/v1/infer"), { ...body, max_tokens: 2 });
+      expect(r.status, r.text).toBe(400);
+      expect(ErrorBody.parse(r.body).error.param).toBe(param);
+      expect(r.body.error.message).toContain("llm worker");
+    }
+  });
+
   it("a prompt longer than the context: 400 context_length_exceeded with the numbers", async () => {
     const r = await postJson(url("/v1/infer"), { prompt: "hello ".repeat(5000), max_tokens: 4 });
     expect(r.status, r.text).toBe(400);
