@@ -12,7 +12,7 @@ import {
   SharedModel,
   SpawnWorkerRequest,
 } from "./hive-api.js";
-import { ErrorEvent, InferRequest, InferResponse, TokenEvent } from "./infer.js";
+import { ErrorEvent, InferRequest, InferResponse, TokenEvent, ToolCallEvent } from "./infer.js";
 import { JobCreated, JobEvent } from "./jobs.js";
 import { ApiKeyInfo, CatalogListing, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
 import { HealthResponse, WorkerInfo, WorkerStatus } from "./worker.js";
@@ -26,6 +26,7 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   InferRequest,
   InferResponse,
   TokenEvent,
+  ToolCallEvent,
   ErrorEvent,
   EmbedRequest,
   EmbedResponse,

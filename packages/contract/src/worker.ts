@@ -15,13 +15,14 @@ export const SERVING_STATUSES: readonly WorkerStatus[] = ["Ready", "Busy"];
 /**
  * What a worker can do; the queen routes by these. `text-generation` serves /v1/completions and
  * /v1/chat/completions (with `chat` for message histories formatted by the model's template,
- * `json_schema` for constrained output), `embeddings` serves /v1/embeddings, `image-generation`
+ * `json_schema` for constrained output, `tools` for tool calls), `embeddings` serves /v1/embeddings, `image-generation`
  * serves /v1/images/generations, `workflow` runs a workflow engine's graphs.
  */
 export const WorkerCapability = z.enum([
   "text-generation",
   "chat",
   "json_schema",
+  "tools",
   "embeddings",
   "image-generation",
   "workflow",

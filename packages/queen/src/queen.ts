@@ -28,6 +28,7 @@ import { jobRunner } from "./jobs/job-runners.js";
 import { JobStore } from "./jobs/job-store.js";
 import { QueenMetrics } from "./metrics.js";
 import { OpenAiRoutes } from "./openai/openai-routes.js";
+import { ResponsesRoute } from "./openai/responses.js";
 import { ClusterRegistry } from "./registry/cluster-registry.js";
 import { clusterWorkerTypes } from "./registry/worker-types-view.js";
 import { HiveClient } from "./scheduler/hive-client.js";
@@ -165,7 +166,8 @@ export class Queen {
         hint: `hives and workers read it from ${this.config.configDir}/cluster-token (or RBEE_CLUSTER_TOKEN)`,
       }),
     ];
-    const openai = new OpenAiRoutes(this.router, this.registry);
+    const openai = new OpenAiRoutes(this.router, this.registry, this.log);
+    const responses = new ResponsesRoute(this.router, this.log);
     const keyAdmin = [keyAdminAuth(this.keys, this.clusterToken)];
     const dashboard = new Dashboard();
     return new Router()
@@ -191,6 +193,7 @@ export class Queen {
       .post("/v1/chat/completions", (ctx) => openai.chat(ctx), api)
       .post("/v1/completions", (ctx) => openai.completions(ctx), api)
       .post("/v1/embeddings", (ctx) => openai.embeddings(ctx), api)
+      .post("/v1/responses", (ctx) => responses.create(ctx), api)
       .post(
         "/v1/images/generations",
         () => {

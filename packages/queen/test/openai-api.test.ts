@@ -165,17 +165,71 @@ describe("OpenAI API through the queen (official openai client)", () => {
       .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect(bad.param).toBe("temperature");
-    const n = (await client.chat.completions
-      .create({ model: "stories", messages: [{ role: "user", content: "x" }], n: 2 })
+    const top = (await client.chat.completions
+      .create({ model: "stories", messages: [{ role: "user", content: "x" }], logprobs: true, top_logprobs: 50 })
       .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
-    expect(n.param).toBe("n");
-    const unknown = await postJson(`${queen.url}/v1/chat/completions`, { model: "stories", messages: [], bogus: 1 });
-    expect(unknown.status).toBe(400);
-    expect(unknown.body.error.type).toBe("invalid_request_error");
+    expect(top).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(top.param).toBe("top_logprobs");
+    const empty = await postJson(`${queen.url}/v1/chat/completions`, { model: "stories", messages: [] });
+    expect(empty.status).toBe(400);
+    expect(empty.body.error.type).toBe("invalid_request_error");
     const tooLong = (await client.completions
       .create({ model: "stories", prompt: "the cat sat. ".repeat(3000), max_tokens: 2 })
       .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
     expect(tooLong.code).toBe("context_length_exceeded");
+  });
+
+  it("unknown fields are ignored; with X-Rbee-Strict: 1 they are a 400 naming them", async () => {
+    const body = {
+      model: "stories",
+      messages: [{ role: "user", content: "Once" }],
+      max_tokens: 2,
+      reasoning_effort: "low",
+      vendor_extension: { a: 1 },
+    };
+    const lenient = await postJson(`${queen.url}/v1/chat/completions`, body);
+    expect(lenient.status).toBe(200);
+    expect(lenient.body.object).toBe("chat.completion");
+    const strict = await postJson(`${queen.url}/v1/chat/completions`, body, { headers: { "X-Rbee-Strict": "1" } });
+    expect(strict.status).toBe(400);
+    expect(strict.body.error.param).toBe("reasoning_effort");
+    expect(strict.body.error.message).toContain("'vendor_extension'");
+    // the official client's own extra fields go through too
+    const viaClient = await client.chat.completions.create({
+      model: "stories",
+      messages: [{ role: "user", content: "Once" }],
+      max_tokens: 2,
+      parallel_tool_calls: true,
+      store: false,
+      prediction: { type: "content", content: "x" },
+    });
+    expect(viaClient.choices).toHaveLength(1);
+  });
+
+  it("what this model cannot do is a 400 that says so: suffix without FIM tokens, images", async () => {
+    const fim = (await client.completions
+      .create({ model: "stories", prompt: "def f(", suffix: "return x", max_tokens: 4 })
+      .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(fim).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(fim.param).toBe("suffix");
+    expect(fim.message).toContain("FIM tokens");
+    const image = (await client.chat.completions
+      .create({
+        model: "stories",
+        messages: [
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "What is this?" },
+              { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } },
+            ],
+          },
+        ],
+      })
+      .catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(image).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(image.param).toBe("messages[0].content[1]");
+    expect(image.message).toContain("vision");
   });
 
   it("embeddings, as floats and as base64", async () => {

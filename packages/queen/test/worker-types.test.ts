@@ -1,3 +1,5 @@
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
 import { ClusterWorkerTypes } from "@rbee/contract";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
@@ -5,6 +7,7 @@ import {
   getJson,
   postJson,
   quietLog,
+  requireLlamaServerOrSkip,
   requireStoriesModel,
   runJob,
   runRbee,
@@ -31,7 +34,7 @@ describe("queen: worker types and routing by capability", () => {
       port: 0,
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       sweepIntervalMs: 200,
     });
     hive = await startHive({
@@ -41,7 +44,7 @@ describe("queen: worker types and routing by capability", () => {
       hiveId: "types-hive",
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
       env: { ...process.env, RBEE_DEVICES: "[]" },
     });
@@ -59,7 +62,7 @@ describe("queen: worker types and routing by capability", () => {
     expect(types.default_type).toBe("llm");
     expect(types.types.find((t) => t.id === "llm")).toMatchObject({
       available_on: ["types-hive"],
-      capabilities: ["text-generation", "chat", "json_schema", "embeddings"],
+      capabilities: ["text-generation", "chat", "json_schema", "tools", "embeddings"],
     });
     expect(types.types.find((t) => t.id === "echo")?.available_on).toEqual(["types-hive"]);
     const out = await cli(["worker", "types"]);
@@ -72,7 +75,7 @@ describe("queen: worker types and routing by capability", () => {
   it("an unknown type is refused with the types the hives have, by the job API and by the CLI", async () => {
     const job = await runJob(queen.url, { type: "spawn_worker", model: requireStoriesModel(), worker_type: "vllm" });
     expect(job.error?.code).toBe("unknown_worker_type");
-    expect(job.error?.message).toMatch(/unknown worker type 'vllm': the hives have echo, llm/);
+    expect(job.error?.message).toMatch(/unknown worker type 'vllm': the hives have echo, (llama-server, )?llm/);
     const out = await cli(["worker", "spawn", "-m", requireStoriesModel(), "--type", "vllm"]);
     expect(out.code).not.toBe(0);
     expect(out.stderr).toMatch(/unknown worker type 'vllm'/);
@@ -109,11 +112,35 @@ describe("queen: worker types and routing by capability", () => {
     const embed = await postJson(`${queen.url}/v1/embeddings`, { model: "stories260k", input: "Once upon a time" });
     expect(embed.status, embed.text).toBe(200);
     expect(embed.body.data[0].embedding.length).toBeGreaterThan(0);
+
+    // a request with tools needs the `tools` capability: the llm worker takes it, and on a model
+    // without a chat template node-llama-cpp's general function-call format still parses
+    const tools = await postJson(`${queen.url}/v1/chat/completions`, {
+      model: "stories260k",
+      messages: [{ role: "user", content: "What is the weather in Paris?" }],
+      tools: [
+        {
+          type: "function",
+          function: {
+            name: "get_weather",
+            parameters: { type: "object", properties: { city: { type: "string", maxLength: 20 } }, required: ["city"] },
+          },
+        },
+      ],
+      tool_choice: "required",
+      max_tokens: 200,
+      seed: 1,
+    });
+    expect(tools.status, tools.text).toBe(200);
+    expect(tools.body.choices[0].finish_reason).toBe("tool_calls");
+    const call = tools.body.choices[0].message.tool_calls[0];
+    expect(call.function.name).toBe("get_weather");
+    expect(typeof JSON.parse(call.function.arguments).city).toBe("string");
     const workers = [...queen.registry.workers.values()].filter((w) => w.report.model === "stories260k");
     expect(workers.map((w) => w.report.worker_type).sort()).toEqual(["echo", "llm"]);
     const echo = queen.registry.workers.get(echoId);
     expect(echo?.inFlight).toBe(0);
-    // the echo worker never saw the embeddings request: it counts only the chat
+    // the echo worker never saw the embeddings and tools requests: it counts only the chat
     const counted = await waitFor(
       () => {
         const n = queen.registry.workers.get(echoId)?.report.heartbeat?.requests_total;
@@ -126,5 +153,104 @@ describe("queen: worker types and routing by capability", () => {
     const cluster = await getJson(`${queen.url}/v1/cluster`);
     const shown = cluster.body.workers.find((w: { worker_id: string }) => w.worker_id === echoId);
     expect(shown.capabilities).toEqual(["text-generation", "chat"]);
+  }, 120_000);
+});
+
+const LLAMA_SERVER = requireLlamaServerOrSkip();
+
+/**
+ * The llama-server type through the queen, on the real llama-server: `rbee worker spawn --type`,
+ * `rbee infer --type`, and the OpenAI API for a queen whose default type is llama-server.
+ */
+describe.skipIf(LLAMA_SERVER === undefined)("queen: the llama-server type (the real llama-server)", () => {
+  const dirs = tempRbeeDirs("queen-llama-server");
+  const engines = join(dirs.root, "engines");
+  let queen: Queen;
+  let hive: Hive;
+  const cli = (args: string[]) =>
+    runRbee(args, { env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" }, timeoutMs: 120_000 });
+
+  beforeAll(async () => {
+    const added = await runRbee(["engine", "add", "llama-server", LLAMA_SERVER as string], {
+      env: { RBEE_ENGINES_DIR: engines },
+    });
+    if (added.code !== 0) throw new Error(`rbee engine add failed: ${added.stderr}`);
+    queen = await startQueen({
+      log: quietLog("queen"),
+      port: 0,
+      configDir: dirs.configDir,
+      cacheDir: dirs.cacheDir,
+      heartbeatIntervalMs: 1000,
+      sweepIntervalMs: 200,
+      // models get llama-server workers unless a request or a minimum names another type
+      defaultWorkerType: "llama-server",
+    });
+    hive = await startHive({
+      log: quietLog("hive"),
+      port: 0,
+      queenUrl: queen.url,
+      hiveId: "ls-hive",
+      configDir: dirs.configDir,
+      cacheDir: dirs.cacheDir,
+      heartbeatIntervalMs: 1000,
+      workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
+      env: { ...process.env, RBEE_DEVICES: "[]", RBEE_ENGINES_DIR: engines },
+    });
+    await waitFor(
+      () =>
+        queen.registry.hives
+          .get("ls-hive")
+          ?.workerTypes?.some((t) => t.id === "llama-server" && t.status === "Available")
+          ? true
+          : undefined,
+      30_000,
+    );
+  }, 90_000);
+  afterAll(async () => {
+    await hive?.close();
+    await queen?.close();
+  }, 60_000);
+
+  it("the OpenAI API starts a llama-server worker for a model when that is the queen's default type", async () => {
+    const r = await postJson(`${queen.url}/v1/completions`, {
+      model: requireStoriesModel(),
+      prompt: "Once upon a time",
+      max_tokens: 12,
+      temperature: 0,
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.choices[0].text).toMatch(/^, there was a little girl named Lily/);
+    const workers = [...queen.registry.workers.values()];
+    expect(workers.map((w) => w.report.worker_type)).toEqual(["llama-server"]);
+    // placement counted its memory like any worker's
+    expect(workers[0]?.memoryBytes).toBeGreaterThan(1024 * 1024);
+  }, 120_000);
+
+  it("`rbee worker spawn --type llm` and `rbee infer --type` choose the type of a new worker", async () => {
+    const spawned = await cli(["worker", "spawn", "-m", "stories260k", "--type", "llm", "--json", "-q"]);
+    expect(spawned.code, spawned.stderr).toBe(0);
+    expect(JSON.parse(spawned.stdout)).toMatchObject({ worker_type: "llm", model: "stories260k" });
+    const types = [...queen.registry.workers.values()].map((w) => w.report.worker_type).sort();
+    expect(types).toEqual(["llama-server", "llm"]);
+    // a model with no worker yet, asked for through `rbee infer --type llama-server`
+    const copy = join(dirs.root, "tale.gguf");
+    copyFileSync(requireStoriesModel(), copy);
+    const out = await cli([
+      "infer",
+      "--type",
+      "llama-server",
+      "-m",
+      copy,
+      "-p",
+      "Once upon a time",
+      "--max-tokens",
+      "8",
+      "--temperature",
+      "0",
+    ]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/^, there was a little girl/);
+    const tale = [...queen.registry.workers.values()].find((w) => w.report.model === "tale");
+    expect(tale?.report.worker_type).toBe("llama-server");
   }, 120_000);
 });

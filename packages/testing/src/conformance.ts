@@ -1,5 +1,13 @@
-import { ErrorBody, HealthResponse, InferResponse, PROTOCOL_VERSION, TokenEvent, WorkerInfo } from "@rbee/contract";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  EmbedResponse,
+  ErrorBody,
+  HealthResponse,
+  InferResponse,
+  PROTOCOL_VERSION,
+  TokenEvent,
+  WorkerInfo,
+} from "@rbee/contract";
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest";
 import type { ExitInfo } from "./child.js";
 import { getJson, postJson, postSse } from "./http.js";
 
@@ -16,7 +24,15 @@ export interface WorkerUnderTest {
   terminate: () => Promise<ExitInfo>;
 }
 
-export type ConformanceCheck = "chat" | "json_schema" | "deterministic_greedy" | "metrics" | "disconnect" | "sigterm";
+export type ConformanceCheck =
+  | "chat"
+  | "json_schema"
+  | "deterministic_greedy"
+  | "stop"
+  | "embeddings"
+  | "metrics"
+  | "disconnect"
+  | "sigterm";
 
 export interface ConformanceOptions {
   start: () => Promise<WorkerUnderTest>;
@@ -34,7 +50,7 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
   describe(`worker contract: ${name}`, () => {
     let w: WorkerUnderTest;
     const url = (path: string) => new URL(path, w.url).toString();
-    const check = (id: ConformanceCheck, title: string, fn: () => Promise<void>) => {
+    const check = (id: ConformanceCheck, title: string, fn: (ctx: TestContext) => Promise<void>) => {
       const reason = options.skip?.[id];
       if (reason) it.skip(`${title} (skipped: ${reason})`, fn);
       else it(title, fn);
@@ -105,6 +121,52 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
         .map((e) => e.data.text)
         .join("");
       expect(text).toBe(plain.body.text);
+    });
+
+    check("stop", "a stop string ends generation, and is left out of the text, streamed or not", async () => {
+      const body = { prompt: w.prompt, max_tokens: 24, temperature: 0 };
+      const free = await postJson(url("/v1/infer"), body, { token: w.token });
+      expect(free.status, free.text).toBe(200);
+      const text = InferResponse.parse(free.body).text;
+      // a few characters from the middle of what the model says unprompted
+      const at = Math.max(1, text.indexOf(" ", Math.floor(text.length / 3)));
+      const stop = text.slice(at, at + 4);
+      expect(
+        stop.trim().length,
+        `the model's text is too short for a stop string: ${JSON.stringify(text)}`,
+      ).toBeGreaterThan(0);
+      const expected = text.slice(0, text.indexOf(stop));
+      const plain = await postJson(url("/v1/infer"), { ...body, stop: [stop] }, { token: w.token });
+      expect(plain.status, plain.text).toBe(200);
+      const res = InferResponse.parse(plain.body);
+      expect(res.text).toBe(expected);
+      expect(res.finish_reason).toBe("stop");
+      const streamed = await postSse(url("/v1/infer"), { ...body, stop, stream: true }, { token: w.token });
+      const pieces = streamed.events.filter((e) => e.event === "token").map((e) => e.data.text);
+      expect(pieces.join("")).toBe(expected);
+      expect(InferResponse.parse(streamed.events.at(-1)?.data).finish_reason).toBe("stop");
+    });
+
+    check("embeddings", "POST /v1/embed answers one vector per input (when /info lists embeddings)", async (ctx) => {
+      const info = WorkerInfo.parse((await getJson(url("/info"), w.token)).body);
+      if (!info.capabilities.includes("embeddings")) {
+        ctx.skip("the worker does not list the embeddings capability");
+        return;
+      }
+      const r = await postJson(url("/v1/embed"), { input: ["Once upon a time", "a little dog"] }, { token: w.token });
+      expect(r.status, r.text).toBe(200);
+      const res = EmbedResponse.parse(r.body);
+      expect(res.embeddings).toHaveLength(2);
+      const [a, b] = res.embeddings as [number[], number[]];
+      expect(a.length).toBeGreaterThan(0);
+      expect(b).toHaveLength(a.length);
+      expect(a.every(Number.isFinite)).toBe(true);
+      expect(a).not.toEqual(b);
+      expect(res.prompt_tokens).toBeGreaterThan(0);
+      const one = await postJson(url("/v1/embed"), { input: "Once upon a time" }, { token: w.token });
+      expect(one.status, one.text).toBe(200);
+      const single = EmbedResponse.parse(one.body).embeddings[0] as number[];
+      for (const [i, v] of single.entries()) expect(v).toBeCloseTo(a[i] as number, 3);
     });
 
     check("chat", "POST /v1/infer with chat messages answers", async () => {

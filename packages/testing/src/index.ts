@@ -5,6 +5,7 @@ export {
   describeWorkerConformance,
   type WorkerUnderTest,
 } from "./conformance.js";
+export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
 export * from "./gguf/index.js";
 export { getJson, type JsonReply, type ParsedSse, postJson, postSse, runJob, waitFor } from "./http.js";
 export * from "./hub-server/index.js";
@@ -12,4 +13,4 @@ export { quietLog } from "./log.js";
 export { type ForwardedPort, NetworkLink } from "./network-link.js";
 export * from "./paths.js";
 export { makeTestCertificates, type TestCertificates } from "./tls.js";
-export { type StartedWorker, startLlmWorker } from "./worker.js";
+export { type StartedWorker, startLlamaServerWorker, startLlmWorker, startWorker } from "./worker.js";

@@ -3,6 +3,9 @@ import type {
   EmbedResponse,
   FinishReason,
   InferRequest,
+  TokenLogprob,
+  ToolCall,
+  ToolCallEvent,
   WorkerCapability,
   WorkerHeartbeat,
 } from "@rbee/contract";
@@ -12,6 +15,12 @@ export interface LoadContext {
   /** Aborted when the worker is told to stop while loading. */
   signal: AbortSignal;
   log: Logger;
+  /**
+   * Tells the worker that the engine cannot serve any more (an adapter's engine process died): the
+   * worker logs the error, stops, and its process exits non-zero, so that its hive restarts it.
+   * May be called at any time after load() started; later calls are ignored.
+   */
+  fail(error: Error): void;
 }
 
 /** What an engine reports once its model is loaded. */
@@ -33,7 +42,12 @@ export interface InferContext {
    * stands for (it may be 0 for text held back, or more than 1 after a held-back stop prefix).
    * Await the result: it applies the client's backpressure.
    */
-  emit(text: string, tokens: number): Promise<unknown> | undefined;
+  emit(text: string, tokens: number, logprobs?: readonly TokenLogprob[]): Promise<unknown> | undefined;
+  /**
+   * Delivers a piece of a tool call as it is generated (streamed as a `tool_call` event, after the
+   * text emitted before it). Await the result, as for `emit`.
+   */
+  emitToolCall(piece: ToolCallEvent, tokens: number): Promise<unknown> | undefined;
 }
 
 /** What an engine returns for one request; the kit adds timing and the model name. */
@@ -43,6 +57,10 @@ export interface InferResult {
   promptTokens: number;
   cachedTokens?: number;
   finishReason: FinishReason;
+  /** The calls, when the model called tools (finishReason `tool_calls`). */
+  toolCalls?: ToolCall[];
+  /** One entry per generated token, when the request asked for logprobs. */
+  logprobs?: TokenLogprob[];
 }
 
 /**
@@ -63,8 +81,12 @@ export interface WorkerEngine {
 
   /** Bytes of device memory the worker holds, and the device's total. */
   memory?(): { used: number; total: number };
-  /** Heartbeat fields beyond the standard ones (several models, batching, workflows, groups). */
-  heartbeatExtras?(): Partial<WorkerHeartbeat>;
+  /**
+   * Heartbeat fields beyond the standard ones (several models, batching, workflows, groups), or
+   * better values of standard ones. `standard` is the heartbeat the kit built (e.g. its own queue).
+   * Called on every heartbeat: return what is at hand, do not wait for the engine.
+   */
+  heartbeatExtras?(standard: Readonly<WorkerHeartbeat>): Partial<WorkerHeartbeat>;
   /** Carries out an `unload_model` command; false means it cannot, and the worker shuts down instead. */
   unloadModel?(model: string): Promise<boolean>;
   /** Frees everything. Called once, after in-flight requests finished or were cancelled. */

@@ -1,3 +1,4 @@
+export * from "./adapter/index.js";
 export { Admission } from "./admission.js";
 export * from "./devices/index.js";
 export type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "./engine.js";

@@ -5,8 +5,8 @@ import { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";
 
 /**
  * The main of a worker process: starts the runtime, turns SIGTERM/SIGINT into a graceful shutdown
- * (a second signal exits at once), and exits 0 after a clean stop or 1 with one clear line on stderr
- * when the worker cannot start.
+ * (a second signal exits at once), and exits 0 after a clean stop, 1 when the engine failed while
+ * serving (LoadContext.fail), or 1 with one clear line on stderr when the worker cannot start.
  */
 export async function runWorker(engine: WorkerEngine, given: Partial<WorkerRuntimeOptions> = {}): Promise<never> {
   let options: WorkerRuntimeOptions;
@@ -44,7 +44,8 @@ export async function runWorker(engine: WorkerEngine, given: Partial<WorkerRunti
     return fail(err);
   }
   await runtime.done;
-  process.exit(0);
+  // an engine that failed while serving (an adapter whose engine died): exit non-zero, so the hive restarts the pair
+  process.exit(runtime.failure ? 1 : 0);
 }
 
 function fail(err: unknown): never {

@@ -9,6 +9,8 @@ import {
   PROTOCOL_VERSION,
   RbeeError,
   ShuttingDownError,
+  type TokenLogprob,
+  type ToolCallEvent,
   type WorkerHeartbeat,
   type WorkerInfo,
   WorkerStatus,
@@ -85,6 +87,7 @@ export class WorkerRuntime {
   #rateSamples: number[] = [];
   #rateTimer: NodeJS.Timeout | undefined;
   #lastRequestAt: string | null = null;
+  #failure: Error | undefined;
 
   constructor(engine: WorkerEngine, options: WorkerRuntimeOptions) {
     if (!isLoopback(options.host) && !options.clusterToken) {
@@ -130,6 +133,11 @@ export class WorkerRuntime {
     return this.#modelId;
   }
 
+  /** Why the engine failed, when it told the runtime so (LoadContext.fail); the process then exits non-zero. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
   /**
    * Listens (so that /health answers 503 while loading), loads the engine, and turns Ready.
    * Throws if the port is taken or the engine fails to load; the server is closed again then.
@@ -157,7 +165,11 @@ export class WorkerRuntime {
     this.#rateTimer = setInterval(() => this.#sampleRate(), 1000);
     this.#rateTimer.unref();
     const t0 = performance.now();
-    this.#loading = this.engine.load({ signal: this.#loadAbort.signal, log: this.#log });
+    this.#loading = this.engine.load({
+      signal: this.#loadAbort.signal,
+      log: this.#log,
+      fail: (error) => this.#fail(error),
+    });
     try {
       const loaded = await this.#loading;
       this.#modelId = loaded.modelId;
@@ -213,7 +225,7 @@ export class WorkerRuntime {
 
   heartbeat(): WorkerHeartbeat {
     const mem = this.engine.memory?.() ?? { used: 0, total: this.#o.device.memory_total };
-    return {
+    const standard: WorkerHeartbeat = {
       protocol_version: PROTOCOL_VERSION,
       worker_id: this.#o.workerId,
       status: this.status.status,
@@ -238,8 +250,8 @@ export class WorkerRuntime {
       batch_size: this.#admission?.inFlight ?? 0,
       queue_depth: this.#admission?.queued ?? 0,
       throughput_tokens_per_second: Math.round(this.#throughput * 10) / 10,
-      ...this.engine.heartbeatExtras?.(),
     };
+    return this.engine.heartbeatExtras ? { ...standard, ...this.engine.heartbeatExtras(standard) } : standard;
   }
 
   #routes(): Router {
@@ -309,19 +321,33 @@ export class WorkerRuntime {
     const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
     let index = 0;
     let firstTokenAt: number | undefined;
+    const wantLogprobs = request.logprobs !== undefined;
     const batcher = request.stream
-      ? new TokenBatcher((text) => ctx.sse().send("token", { text, index: index++ }), STREAM_BATCH_MS)
+      ? new TokenBatcher<TokenLogprob>(
+          (text, logprobs) =>
+            ctx.sse().send("token", wantLogprobs ? { text, index: index++, logprobs } : { text, index: index++ }),
+          STREAM_BATCH_MS,
+        )
       : undefined;
-    const emit = (text: string, tokens: number): Promise<unknown> | undefined => {
+    const count = (tokens: number) => {
       if (tokens > 0) {
         this.#liveTokens += tokens;
         firstTokenAt ??= performance.now();
       }
-      if (batcher === undefined || text === "") return undefined;
-      return batcher.push(text);
+    };
+    const emit = (text: string, tokens: number, logprobs?: readonly TokenLogprob[]): Promise<unknown> | undefined => {
+      count(tokens);
+      if (batcher === undefined || (text === "" && !logprobs?.length)) return undefined;
+      return batcher.push(text, logprobs);
+    };
+    const emitToolCall = (piece: ToolCallEvent, tokens: number): Promise<unknown> | undefined => {
+      count(tokens);
+      if (batcher === undefined) return undefined;
+      // text generated before the call goes out first
+      return batcher.sendAfter(() => ctx.sse().send("tool_call", piece));
     };
     try {
-      const result = await this.engine.infer(request, { signal, log: this.#log, emit });
+      const result = await this.engine.infer(request, { signal, log: this.#log, emit, emitToolCall });
       const done = performance.now();
       const response: InferResponse = {
         text: result.text,
@@ -333,6 +359,8 @@ export class WorkerRuntime {
           firstTokenAt === undefined ? undefined : Math.round((firstTokenAt - accepted) * 100) / 100,
         finish_reason: result.finishReason,
         model: this.#modelId,
+        ...(result.toolCalls?.length ? { tool_calls: result.toolCalls } : {}),
+        ...(result.logprobs ? { logprobs: result.logprobs } : {}),
       };
       this.#tokensGenerated += result.tokensGenerated;
       this.metrics.tokensGenerated.inc(result.tokensGenerated);
@@ -410,6 +438,13 @@ export class WorkerRuntime {
     this.metrics.throughput.set(this.#throughput);
   }
 
+  #fail(error: Error): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    this.#log.error({ err: error }, "the engine failed; the worker stops");
+    void this.shutdown(`the engine failed: ${error.message.split("\n")[0]}`);
+  }
+
   #onCommand(cmd: HeartbeatCommand): void {
     this.#log.info({ command: cmd }, "heartbeat command");
     if (cmd.type === "shutdown") {
@@ -452,7 +487,7 @@ export class WorkerRuntime {
       this.#log.error({ err }, "engine dispose failed");
     }
     await this.#stopServing();
-    this.status.transition("Stopped");
+    this.status.transition(this.#failure ? "Failed" : "Stopped");
     await this.#heartbeat?.stopWithFinal();
     this.#log.info({ reason }, "stopped");
     this.#resolveDone();

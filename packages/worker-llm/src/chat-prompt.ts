@@ -1,7 +1,11 @@
-import type { ChatMessage } from "@rbee/contract";
+import { type ChatMessage, ValidationError } from "@rbee/contract";
 import {
   type ChatHistoryItem,
+  type ChatModelFunctionCall,
+  type ChatModelFunctions,
+  type ChatModelResponse,
   type ChatWrapper,
+  GeneralChatWrapper,
   type LlamaModel,
   type LlamaText,
   resolveChatWrapper,
@@ -22,7 +26,83 @@ export interface ChatPrompt {
 export interface ChatPromptFormatter {
   /** "template:<name>" for the model's own template, "plain" for the fallback. */
   readonly name: string;
-  format(messages: readonly ChatMessage[]): ChatPrompt;
+  /**
+   * The node-llama-cpp chat wrapper that tool calls are generated with: the model's own template, or
+   * node-llama-cpp's general one for a model without a template.
+   */
+  readonly wrapper: ChatWrapper;
+  /** The prompt for a chat; `functions` are described to the model the way its template does. */
+  format(messages: readonly ChatMessage[], functions?: ChatModelFunctions): ChatPrompt;
+}
+
+/** Arguments and results travel as JSON text; the chat wrappers take values. */
+function parseJsonOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * A chat in node-llama-cpp's terms. An assistant turn with tool calls, the `tool` messages that
+ * answer them and the assistant text after them are one model response, as node-llama-cpp's chat
+ * wrappers render a turn with function calls; a chat that ends in tool results is continued by the
+ * model within that turn.
+ */
+export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = [];
+  const open = new Map<string, ChatModelFunctionCall>();
+  let lastCalls: ChatModelFunctionCall[] = [];
+  for (const [i, m] of messages.entries()) {
+    const last = history.at(-1);
+    if (m.role === "system") history.push({ type: "system", text: m.content });
+    else if (m.role === "user") history.push({ type: "user", text: m.content });
+    else if (m.role === "assistant") {
+      const response: ChatModelResponse["response"] = m.content === "" ? [] : [m.content];
+      const calls = (m.tool_calls ?? []).map(
+        (c, j): ChatModelFunctionCall => ({
+          type: "functionCall",
+          name: c.name,
+          params: parseJsonOr(c.arguments),
+          result: undefined,
+          startsNewChunk: j === 0,
+        }),
+      );
+      for (const [j, c] of calls.entries()) open.set(m.tool_calls?.[j]?.id ?? "", c);
+      lastCalls = calls;
+      // text after tool results continues the turn that called the tools
+      const continues = last?.type === "model" && typeof last.response.at(-1) === "object";
+      if (continues) last.response.push(...response, ...calls);
+      else history.push({ type: "model", response: [...response, ...calls] });
+    } else {
+      const call =
+        (m.tool_call_id !== undefined ? open.get(m.tool_call_id) : undefined) ??
+        lastCalls.find((c) => c.result === undefined && (m.name === undefined || c.name === m.name));
+      if (call === undefined)
+        throw new ValidationError(
+          `messages[${i}] is a tool result, but no assistant tool call before it has id '${m.tool_call_id ?? ""}'`,
+          `messages[${i}].tool_call_id`,
+        );
+      call.result = parseJsonOr(m.content);
+      if (m.tool_call_id !== undefined) open.delete(m.tool_call_id);
+    }
+  }
+  return history;
+}
+
+/** The tools of a request in node-llama-cpp's terms. */
+export function toChatFunctions(
+  tools: ReadonlyArray<{ name: string; description?: string; parameters?: Record<string, unknown> }>,
+): ChatModelFunctions {
+  const functions: Record<string, ChatModelFunctions[string]> = {};
+  for (const t of tools) {
+    functions[t.name] = {
+      ...(t.description === undefined ? {} : { description: t.description }),
+      ...(t.parameters === undefined ? {} : { params: t.parameters as never }),
+    };
+  }
+  return functions;
 }
 
 /**
@@ -35,7 +115,7 @@ export function createChatPromptFormatter(model: LlamaModel): ChatPromptFormatte
   if (typeof template === "string" && template.trim() !== "") {
     return new TemplateChatFormatter(model, resolveChatWrapper(model));
   }
-  return new PlainChatFormatter(model);
+  return new PlainChatFormatter(model, new GeneralChatWrapper());
 }
 
 class TemplateChatFormatter implements ChatPromptFormatter {
@@ -45,20 +125,20 @@ class TemplateChatFormatter implements ChatPromptFormatter {
 
   constructor(
     private readonly model: LlamaModel,
-    private readonly wrapper: ChatWrapper,
+    readonly wrapper: ChatWrapper,
   ) {
     this.name = `template:${wrapper.wrapperName}`;
   }
 
-  format(messages: readonly ChatMessage[]): ChatPrompt {
-    const history: ChatHistoryItem[] = messages.map((m) => {
-      if (m.role === "system") return { type: "system", text: m.content };
-      if (m.role === "user") return { type: "user", text: m.content };
-      return { type: "model", response: [m.content] };
-    });
+  format(messages: readonly ChatMessage[], functions?: ChatModelFunctions): ChatPrompt {
+    const history = toChatHistory(messages);
     // a trailing assistant message is a prefill the model continues; otherwise open a new turn
     if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
-    const state = this.wrapper.generateContextState({ chatHistory: history });
+    const state = this.wrapper.generateContextState({
+      chatHistory: history,
+      availableFunctions: functions,
+      documentFunctionParams: functions === undefined ? undefined : true,
+    });
     if (this.#stopStrings.length === 0 && this.#stopTokens.length === 0)
       this.#readTriggers(state.stopGenerationTriggers);
     return {
@@ -83,9 +163,15 @@ class TemplateChatFormatter implements ChatPromptFormatter {
 class PlainChatFormatter implements ChatPromptFormatter {
   readonly name = "plain";
 
-  constructor(private readonly model: LlamaModel) {}
+  constructor(
+    private readonly model: LlamaModel,
+    readonly wrapper: ChatWrapper,
+  ) {}
 
-  format(messages: readonly ChatMessage[]): ChatPrompt {
+  format(messages: readonly ChatMessage[], functions?: ChatModelFunctions): ChatPrompt {
+    // tools need a format the model's calls can be parsed in: node-llama-cpp's general wrapper's
+    if (functions !== undefined || messages.some((m) => m.role === "tool" || m.tool_calls?.length))
+      return new TemplateChatFormatter(this.model, this.wrapper).format(messages, functions);
     let text = "";
     for (const m of messages) {
       if (m.role === "system") text += `${m.content}\n\n`;

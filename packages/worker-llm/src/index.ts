@@ -1,4 +1,11 @@
-export { type ChatPrompt, type ChatPromptFormatter, createChatPromptFormatter, tokenizePrompt } from "./chat-prompt.js";
+export {
+  type ChatPrompt,
+  type ChatPromptFormatter,
+  createChatPromptFormatter,
+  toChatFunctions,
+  toChatHistory,
+  tokenizePrompt,
+} from "./chat-prompt.js";
 export { LlmEngine, type LlmEngineOptions, SAMPLING_DEFAULTS } from "./llm-engine.js";
 export { type LlmWorkerOptions, modelIdFromPath, runLlmWorker } from "./run-llm-worker.js";
 export { type SequenceLease, SequencePool } from "./sequence-pool.js";

@@ -9,6 +9,7 @@ import {
   type InferRequest,
   PromptTooLongError,
   RbeeError,
+  type TokenLogprob,
   ValidationError,
   type WorkerCapability,
 } from "@rbee/contract";
@@ -32,11 +33,18 @@ import {
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
-import { type ChatPromptFormatter, createChatPromptFormatter, tokenizePrompt } from "./chat-prompt.js";
+import {
+  type ChatPromptFormatter,
+  createChatPromptFormatter,
+  toChatFunctions,
+  toChatHistory,
+  tokenizePrompt,
+} from "./chat-prompt.js";
 import { checkJsonSchema } from "./check-json-schema.js";
 import { SequencePool } from "./sequence-pool.js";
 import { StopMatcher } from "./stop-matcher.js";
 import { TokenTextDecoder } from "./token-text.js";
+import { generateWithTools } from "./tool-calls.js";
 
 const require = createRequire(import.meta.url);
 const VERSION = (require("../package.json") as { version: string }).version;
@@ -82,6 +90,28 @@ function backendFor(device: Device): { gpu: GpuChoice; visibleEnv?: [string, str
   }
 }
 
+/** A generated token's log-probability and the `top` most likely tokens at its position. */
+function tokenLogprob(
+  model: LlamaModel,
+  token: Token,
+  probabilities: Map<Token, number>,
+  top: number,
+  before: readonly Token[],
+): TokenLogprob {
+  const entry = (t: Token, p: number) => {
+    // detokenized after the tokens before it, so that a word's leading space is kept
+    const text = model.detokenize([t], true, before);
+    // a probability of 0 (a token the sampler ruled out) has no finite logarithm: JSON cannot say -Infinity
+    return { token: text, logprob: p > 0 ? Math.log(p) : -9999, bytes: [...Buffer.from(text, "utf8")] };
+  };
+  const alternatives: TokenLogprob["top_logprobs"] = [];
+  for (const [t, p] of probabilities) {
+    if (alternatives.length >= top) break;
+    alternatives.push(entry(t, p));
+  }
+  return { ...entry(token, probabilities.get(token) ?? 0), top_logprobs: alternatives };
+}
+
 function fileSize(path: string): number {
   let stat: ReturnType<typeof statSync>;
   try {
@@ -109,7 +139,13 @@ export class LlmEngine implements WorkerEngine {
   readonly workerType = "llm";
   readonly implementation = "rbee-llm";
   readonly version = VERSION;
-  readonly capabilities: readonly WorkerCapability[] = ["text-generation", "chat", "json_schema", "embeddings"];
+  readonly capabilities: readonly WorkerCapability[] = [
+    "text-generation",
+    "chat",
+    "json_schema",
+    "tools",
+    "embeddings",
+  ];
 
   #o: LlmEngineOptions;
   #llama: Llama | undefined;
@@ -202,11 +238,26 @@ export class LlmEngine implements WorkerEngine {
     let promptTokens: Token[];
     let stopStrings: string[] = [];
     let stopTokens: readonly Token[] = [];
+    const tools = request.tools !== undefined && request.tools.length > 0 ? request.tools : undefined;
+    const callTools = tools !== undefined && request.tool_choice !== "none";
+    if (callTools && request.json_schema !== undefined)
+      throw new ValidationError(
+        "json_schema cannot be combined with tools that may be called; send tool_choice 'none', or describe the output as a tool",
+        "json_schema",
+      );
+    if (callTools && request.logprobs !== undefined)
+      throw new ValidationError("logprobs are not available for turns that may call tools", "logprobs");
+    if (tools !== undefined)
+      for (const [i, t] of tools.entries())
+        if (t.parameters !== undefined) await this.#grammarFor(t.parameters, `tools[${i}].parameters`);
+    const functions = tools === undefined ? undefined : toChatFunctions(tools);
     if (request.messages !== undefined) {
-      const chat = (this.#chat as ChatPromptFormatter).format(request.messages);
+      const chat = (this.#chat as ChatPromptFormatter).format(request.messages, functions);
       promptTokens = chat.tokens;
       stopStrings = chat.stopStrings.slice();
       stopTokens = chat.stopTokens;
+    } else if (request.suffix !== undefined) {
+      promptTokens = this.#infillPrompt(request.prompt ?? "", request.suffix);
     } else {
       promptTokens = tokenizePrompt(model, request.prompt ?? "");
     }
@@ -216,11 +267,40 @@ export class LlmEngine implements WorkerEngine {
     if (request.stop !== undefined)
       stopStrings.push(...(typeof request.stop === "string" ? [request.stop] : request.stop));
     const grammar = request.json_schema === undefined ? undefined : await this.#grammarFor(request.json_schema);
+    // a JSON grammar lets whitespace follow the value; its own trigger (blank lines) ends the output
+    if (grammar)
+      for (const t of grammar.stopGenerationTriggers)
+        if (typeof t !== "object" || !Array.isArray(t)) stopStrings.push(t.toString());
     if (ctx.signal.aborted)
       return { text: "", tokensGenerated: 0, promptTokens: promptTokens.length, finishReason: "cancelled" };
 
     const lease = await pool.acquire(promptTokens);
     try {
+      if (callTools && request.messages !== undefined && functions !== undefined) {
+        const history = toChatHistory(request.messages);
+        if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
+        const userStops =
+          request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop;
+        const result = await generateWithTools({
+          request,
+          ctx,
+          sequence: lease.sequence,
+          wrapper: (this.#chat as ChatPromptFormatter).wrapper,
+          history,
+          functions,
+          promptTokens: promptTokens.length,
+          stopStrings: userStops,
+          sampling: this.#sampling(request),
+        });
+        return {
+          text: result.text,
+          tokensGenerated: result.tokensGenerated,
+          promptTokens: promptTokens.length,
+          cachedTokens: lease.reused,
+          finishReason: result.finishReason,
+          toolCalls: result.toolCalls,
+        };
+      }
       return await this.#generate(
         request,
         ctx,
@@ -261,7 +341,7 @@ export class LlmEngine implements WorkerEngine {
       (request.repeat_penalty !== undefined && request.repeat_penalty !== 1) ||
       (request.presence_penalty ?? 0) !== 0 ||
       (request.frequency_penalty ?? 0) !== 0;
-    const iterator = sequence.evaluate(promptTokens.slice(reused), {
+    const evaluateOptions = {
       temperature,
       topK: request.top_k ?? SAMPLING_DEFAULTS.top_k,
       topP: request.top_p ?? SAMPLING_DEFAULTS.top_p,
@@ -277,15 +357,30 @@ export class LlmEngine implements WorkerEngine {
           }
         : undefined,
       grammarEvaluationState: grammar ? new LlamaGrammarEvaluationState({ model, grammar }) : undefined,
-    });
+    };
+    const topLogprobs = request.logprobs;
+    const logprobs: TokenLogprob[] | undefined = topLogprobs === undefined ? undefined : [];
+    let pendingLogprobs: TokenLogprob[] = [];
+    // token probabilities cost a pass over the vocabulary: only when asked for
+    const iterator: AsyncGenerator<Token | { token: Token; probabilities: Map<Token, number> }, void, void> =
+      topLogprobs === undefined
+        ? sequence.evaluate(promptTokens.slice(reused), evaluateOptions)
+        : sequence.evaluateWithMetadata(promptTokens.slice(reused), { probabilities: true }, evaluateOptions);
     let stopped = false;
-    let next: Promise<IteratorResult<Token, void>> | undefined = iterator.next();
+    let next: Promise<IteratorResult<Token | { token: Token; probabilities: Map<Token, number> }, void>> | undefined =
+      iterator.next();
+    const send = (piece: string, tokens: number) => {
+      if (logprobs === undefined) return ctx.emit(piece, tokens);
+      const these = pendingLogprobs;
+      pendingLogprobs = [];
+      return ctx.emit(piece, tokens, these);
+    };
     try {
       while (next !== undefined) {
-        const step: IteratorResult<Token, void> = await next;
+        const step = await next;
         next = undefined;
         if (step.done) break;
-        const token = step.value;
+        const token = typeof step.value === "number" ? step.value : step.value.token;
         if (ctx.signal.aborted) {
           finishReason = "cancelled";
           break;
@@ -293,6 +388,12 @@ export class LlmEngine implements WorkerEngine {
         if (stopSet.has(token)) break;
         generated.push(token);
         pendingTokens++;
+        if (logprobs !== undefined && typeof step.value === "object") {
+          const before = generated.length > 1 ? generated.slice(-5, -1) : promptTokens.slice(-4);
+          const entry = tokenLogprob(model, token, step.value.probabilities, topLogprobs ?? 0, before);
+          logprobs.push(entry);
+          pendingLogprobs.push(entry);
+        }
         const atLimit = generated.length >= maxTokens || promptTokens.length + generated.length >= limit;
         // Ask for the next token before handling this one: the engine decodes on its own thread while
         // this token is detokenized and written to the client, so that work costs the stream no time.
@@ -302,7 +403,7 @@ export class LlmEngine implements WorkerEngine {
           const { emit, stopped: hit } = stops.push(piece);
           if (emit !== "") {
             text += emit;
-            const wait = ctx.emit(emit, pendingTokens);
+            const wait = send(emit, pendingTokens);
             pendingTokens = 0;
             if (wait) await wait;
           }
@@ -325,13 +426,15 @@ export class LlmEngine implements WorkerEngine {
       const rest = stops.push(decoder.flush()).emit + stops.flush();
       if (rest !== "" || pendingTokens > 0) {
         text += rest;
-        const wait = ctx.emit(rest, pendingTokens);
+        const wait = send(rest, pendingTokens);
         if (wait) await wait;
       }
     } else if (pendingTokens > 0) {
-      await ctx.emit("", pendingTokens);
+      await send("", pendingTokens);
     }
+    if (grammar?.trimWhitespaceSuffix) text = text.trimEnd();
     return {
+      logprobs,
       text,
       tokensGenerated: generated.length,
       promptTokens: promptTokens.length,
@@ -383,19 +486,59 @@ export class LlmEngine implements WorkerEngine {
     return this.#model;
   }
 
-  #grammarFor(schema: Record<string, unknown>): Promise<LlamaGrammar> {
+  /** Sampling settings of a request in node-llama-cpp's terms, llama.cpp's defaults filled in. */
+  #sampling(request: InferRequest) {
+    const penalize =
+      (request.repeat_penalty !== undefined && request.repeat_penalty !== 1) ||
+      (request.presence_penalty ?? 0) !== 0 ||
+      (request.frequency_penalty ?? 0) !== 0;
+    return {
+      temperature: request.temperature ?? SAMPLING_DEFAULTS.temperature,
+      topK: request.top_k ?? SAMPLING_DEFAULTS.top_k,
+      topP: request.top_p ?? SAMPLING_DEFAULTS.top_p,
+      minP: request.min_p ?? SAMPLING_DEFAULTS.min_p,
+      seed: request.seed,
+      repeatPenalty: penalize
+        ? {
+            penalty: request.repeat_penalty ?? 1,
+            presencePenalty: request.presence_penalty ?? 0,
+            frequencyPenalty: request.frequency_penalty ?? 0,
+          }
+        : (false as const),
+    };
+  }
+
+  /**
+   * A fill-in-the-middle prompt in llama.cpp's order (prefix, suffix, middle), from the model's own
+   * FIM tokens; a model without them cannot do it.
+   */
+  #infillPrompt(prefix: string, suffix: string): Token[] {
+    const model = this.#loaded();
+    const { prefix: pre, suffix: suf, middle: mid } = model.tokens.infill;
+    if (pre === null || suf === null || mid === null)
+      throw new ValidationError(
+        `suffix (fill-in-the-middle) needs a model with FIM tokens, and ${this.#o.modelId} has none; use a code model trained for infill (its GGUF has tokenizer.ggml.fim_pre_token_id), or send the prompt without suffix`,
+        "suffix",
+      );
+    const tokens: Token[] = [pre, ...model.tokenize(prefix, false), suf, ...model.tokenize(suffix, false), mid];
+    const bos = model.tokens.bos;
+    if (model.tokens.shouldPrependBosToken && bos !== null) tokens.unshift(bos);
+    return tokens;
+  }
+
+  #grammarFor(schema: Record<string, unknown>, param = "json_schema"): Promise<LlamaGrammar> {
     const key = JSON.stringify(schema);
     let grammar = this.#grammars.get(key);
     if (grammar === undefined) {
-      checkJsonSchema(schema);
+      checkJsonSchema(schema, param);
       const llama = this.#llama as Llama;
       grammar = Promise.resolve()
         .then(() => llama.createGrammarForJsonSchema(schema as never))
         .catch((err: unknown) => {
           this.#grammars.delete(key);
           throw new ValidationError(
-            `json_schema cannot be used: ${err instanceof Error ? err.message : String(err)}; use a schema of objects, arrays, strings, numbers, booleans, enums and const`,
-            "json_schema",
+            `${param} cannot be used: ${err instanceof Error ? err.message : String(err)}; use a schema of objects, arrays, strings, numbers, booleans, enums and const`,
+            param,
           );
         });
       if (this.#grammars.size >= 64) this.#grammars.delete(this.#grammars.keys().next().value as string);

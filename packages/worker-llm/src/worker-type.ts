@@ -57,7 +57,7 @@ export function nodeLlamaCppBuilds(): EngineBinary[] {
 export const llmWorkerType: WorkerTypeDescriptor = Object.freeze<WorkerTypeDescriptor>({
   id: "llm",
   description: "llama.cpp in-process (node-llama-cpp): GGUF models on CPU, CUDA, Vulkan or Metal",
-  capabilities: Object.freeze(["text-generation", "chat", "json_schema", "embeddings"] as const),
+  capabilities: Object.freeze(["text-generation", "chat", "json_schema", "tools", "embeddings"] as const),
   deviceKinds: Object.freeze(["cpu", "cuda", "metal", "vulkan", "rocm"] as const),
   artifact: "gguf",
   defaults: LLAMA_CPP_DEFAULTS,

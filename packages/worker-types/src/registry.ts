@@ -1,3 +1,4 @@
+import { llamaServerWorkerType } from "@rbee/adapter-llama-server/worker-type";
 import { RbeeError, type WorkerCapability, type WorkerTypeDescriptor } from "@rbee/contract";
 import { echoWorkerType } from "@rbee/worker-echo";
 import { llmWorkerType } from "@rbee/worker-llm/worker-type";
@@ -9,6 +10,7 @@ import { llmWorkerType } from "@rbee/worker-llm/worker-type";
  */
 export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Object.freeze({
   llm: llmWorkerType,
+  "llama-server": llamaServerWorkerType,
   echo: echoWorkerType,
 });
 

@@ -1,31 +1,56 @@
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "@rbee/contract";
+import { DEFAULT_ENGINE_START_TIMEOUT_MS } from "@rbee/adapter-llama-server";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, LLAMA_CPP_DEFAULTS } from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit";
-import type { LlmWorkerOptions } from "@rbee/worker-llm";
 import { Command, Option } from "commander";
 import { CliError, EXIT } from "../exit-codes.js";
 import { intArg, secondsArg, urlArg } from "../parse.js";
 
-/** The worker's options as commander parses them: durations arrive in ms under the flag names. */
-type ServeLlmFlags = Omit<
-  LlmWorkerOptions,
-  "heartbeatIntervalMs" | "orphanTimeoutMs" | "shutdownGraceMs" | "clusterToken"
-> & {
+/** The flags every `rbee worker serve <type>` takes, as commander parses them (durations in ms). */
+interface ServeFlags {
+  model: string;
+  modelId?: string;
+  workerId?: string;
+  host: string;
+  port: number;
+  device: string;
+  threads?: number;
+  ctxSize?: number;
+  parallel: number;
+  maxQueue: number;
+  batchSize?: number;
+  heartbeatUrl?: string;
   heartbeatInterval: number;
   orphanTimeout: number;
   shutdownGrace: number;
-};
+}
 
-/** `rbee worker serve ...`: run a worker in this process (the hive uses this to spawn workers). */
-export function workerServeCommand(): Command {
-  const serve = new Command("serve").description(
-    "run a worker in the foreground, serving the worker contract over HTTP",
-  );
-  serve
-    .command("llm")
-    .description("serve a GGUF model with llama.cpp (node-llama-cpp), on CPU, CUDA, Vulkan or Metal")
+/** The worker options the shared flags give, in the names runLlmWorker and runLlamaServerWorker take. */
+function workerOptions(flags: ServeFlags) {
+  if (flags.modelId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(flags.modelId)) {
+    throw new CliError(
+      `--model-id '${flags.modelId}' may use letters, digits, '.', '_', ':', '/' and '-' only`,
+      EXIT.usage,
+    );
+  }
+  const { heartbeatInterval, orphanTimeout, shutdownGrace, ...options } = flags;
+  return {
+    ...options,
+    heartbeatIntervalMs: heartbeatInterval,
+    orphanTimeoutMs: orphanTimeout,
+    shutdownGraceMs: shutdownGrace,
+    clusterToken: envString("RBEE_CLUSTER_TOKEN"),
+  };
+}
+
+/**
+ * Adds the flags every worker type shares (model, ids, address, device, threads, context, slots,
+ * queue, heartbeats, shutdown), so that the hive starts every type with the same command line.
+ */
+function withWorkerFlags(command: Command, type: string, parallelHelp: string): Command {
+  return command
     .requiredOption("-m, --model <path>", "path of the .gguf model file")
     .option("--model-id <id>", "the name the model is served under (default: the file name without .gguf)")
-    .option("--worker-id <id>", "this worker's id in heartbeats (default: llm-<random>)")
+    .option("--worker-id <id>", `this worker's id in heartbeats (default: ${type}-<random>)`)
     .addOption(new Option("--host <addr>", "address to listen on").default(envString("RBEE_WORKER_HOST", "127.0.0.1")))
     .addOption(
       new Option("-p, --port <n>", "port to listen on (0 picks a free one)")
@@ -40,10 +65,10 @@ export function workerServeCommand(): Command {
     )
     .option(
       "-c, --ctx-size <n>",
-      "tokens of context per parallel request (default: the model's, at most 4096)",
+      `tokens of context per parallel request (default: the model's, at most ${LLAMA_CPP_DEFAULTS.maxContextSize})`,
       intArg(16, 1 << 20),
     )
-    .option("--parallel <n>", "requests generated at the same time, batched in one context", intArg(1, 256), 4)
+    .option("--parallel <n>", parallelHelp, intArg(1, 256), LLAMA_CPP_DEFAULTS.parallel)
     .option("--max-queue <n>", "requests that may wait for a slot; more are refused with 429", intArg(0, 100_000), 64)
     .option("--batch-size <n>", "tokens per decode batch for prompt processing", intArg(1, 1 << 16))
     .addOption(
@@ -51,30 +76,85 @@ export function workerServeCommand(): Command {
         .argParser(urlArg)
         .default(envString("RBEE_HEARTBEAT_URL")),
     )
-    .option("--heartbeat-interval <s>", "seconds between heartbeats", secondsArg(0.05), DEFAULT_HEARTBEAT_INTERVAL_MS)
+    .addOption(seconds("--heartbeat-interval <s>", "seconds between heartbeats", DEFAULT_HEARTBEAT_INTERVAL_MS, 0.05))
+    .addOption(seconds("--orphan-timeout <s>", "stop when no heartbeat got through for this long (0: never)", 60_000))
+    .addOption(seconds("--shutdown-grace <s>", "how long in-flight requests may finish after SIGTERM", 30_000));
+}
+
+/** A duration flag given in seconds, parsed to milliseconds, whose help shows its default in seconds. */
+function seconds(flags: string, description: string, defaultMs: number, min = 0): Option {
+  return new Option(flags, description).argParser(secondsArg(min)).default(defaultMs, `${defaultMs / 1000} s`);
+}
+
+/** `rbee worker serve ...`: run a worker in this process (the hive uses this to spawn workers). */
+export function workerServeCommand(): Command {
+  const serve = new Command("serve").description(
+    "run a worker in the foreground, serving the worker contract over HTTP",
+  );
+  withWorkerFlags(
+    serve
+      .command("llm")
+      .description("serve a GGUF model with llama.cpp (node-llama-cpp), on CPU, CUDA, Vulkan or Metal"),
+    "llm",
+    "requests generated at the same time, batched in one context",
+  ).action(async (flags: ServeFlags) => {
+    const { runLlmWorker } = await import("@rbee/worker-llm");
+    await runLlmWorker(workerOptions(flags));
+  });
+
+  withWorkerFlags(
+    serve
+      .command("llama-server")
+      .description(
+        "serve a GGUF model with llama.cpp's own llama-server, started and stopped by this adapter (llama-server never outlives it)",
+      ),
+    "llama-server",
+    "requests generated at the same time (llama-server's --parallel, continuous batching)",
+  )
     .option(
-      "--orphan-timeout <s>",
-      "stop when no heartbeat got through for this long (0: never)",
-      secondsArg(0),
-      60_000,
+      "--engine <path>",
+      "the llama-server binary (default: RBEE_LLAMA_SERVER, else the best of `rbee engine ls`: added, built, on PATH)",
     )
-    .option("--shutdown-grace <s>", "how long in-flight requests may finish after SIGTERM", secondsArg(0), 30_000)
-    .action(async (flags: ServeLlmFlags) => {
-      const { runLlmWorker } = await import("@rbee/worker-llm");
-      if (flags.modelId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(flags.modelId)) {
-        throw new CliError(
-          `--model-id '${flags.modelId}' may use letters, digits, '.', '_', ':', '/' and '-' only`,
-          EXIT.usage,
-        );
-      }
-      const { heartbeatInterval, orphanTimeout, shutdownGrace, ...options } = flags;
-      await runLlmWorker({
-        ...options,
-        heartbeatIntervalMs: heartbeatInterval,
-        orphanTimeoutMs: orphanTimeout,
-        shutdownGraceMs: shutdownGrace,
-        clusterToken: envString("RBEE_CLUSTER_TOKEN"),
-      });
-    });
+    .option("--no-embeddings", "do not serve embeddings (llama-server without --embeddings)")
+    .addOption(
+      seconds(
+        "--engine-start-timeout <s>",
+        "stop llama-server and fail when it is not ready after this long",
+        DEFAULT_ENGINE_START_TIMEOUT_MS,
+        0.1,
+      ),
+    )
+    .option(
+      "--engine-arg <arg>",
+      "one more llama-server argument, passed as it is (repeat the flag for each; e.g. --engine-arg=-ngl --engine-arg=99)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .addOption(
+      new Option("--engine-guard <how>", "how llama-server is tied to the adapter's life (tests)")
+        .choices(["setpriv", "sh", "none"])
+        .hideHelp(),
+    )
+    .action(
+      async (
+        flags: ServeFlags & {
+          engine?: string;
+          embeddings: boolean;
+          engineStartTimeout: number;
+          engineArg?: string[];
+          engineGuard?: "setpriv" | "sh" | "none";
+        },
+      ) => {
+        const { runLlamaServerWorker } = await import("@rbee/adapter-llama-server");
+        const { engine, embeddings, engineStartTimeout, engineArg, engineGuard, ...shared } = flags;
+        await runLlamaServerWorker({
+          ...workerOptions(shared),
+          engine,
+          embeddings,
+          engineStartTimeoutMs: engineStartTimeout,
+          engineArgs: engineArg,
+          guard: engineGuard,
+        });
+      },
+    );
   return serve;
 }

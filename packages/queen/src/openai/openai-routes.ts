@@ -1,8 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { type InferResponse, ModelNotFoundError, toRbeeError } from "@rbee/contract";
-import type { HttpContext, SseWriter } from "@rbee/server-kit";
+import {
+  type InferResponse,
+  ModelNotFoundError,
+  type TokenLogprob,
+  type ToolCallEvent,
+  toRbeeError,
+} from "@rbee/contract";
+import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
 import type { ClusterRegistry } from "../registry/cluster-registry.js";
-import type { InferenceRouter } from "../scheduler/inference-router.js";
+import type { InferenceRouter, InferOptions, InferOutcome } from "../scheduler/inference-router.js";
+import { readLenientBody } from "./lenient-body.js";
 import { ChatCompletionRequest, CompletionRequest, EmbeddingsRequest } from "./schemas.js";
 import {
   openaiFinishReason,
@@ -12,17 +19,18 @@ import {
   translateEmbeddings,
 } from "./translate.js";
 
-/** Chat histories and prompts can be long. */
-const BODY_LIMIT = 16 * 1024 * 1024;
-
 type Kind = "chat" | "text";
 
-function usage(r: InferResponse) {
+/** Usage of the choices of one request: the prompt counted once, as OpenAI counts it for n > 1. */
+function usage(responses: readonly InferResponse[]) {
+  const first = responses[0];
+  const prompt = first?.prompt_tokens ?? 0;
+  const completion = responses.reduce((sum, r) => sum + r.tokens_generated, 0);
   return {
-    prompt_tokens: r.prompt_tokens,
-    completion_tokens: r.tokens_generated,
-    total_tokens: r.prompt_tokens + r.tokens_generated,
-    prompt_tokens_details: { cached_tokens: r.cached_tokens ?? 0 },
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: first?.cached_tokens ?? 0 },
   };
 }
 
@@ -33,6 +41,7 @@ export class OpenAiRoutes {
   constructor(
     private readonly router: InferenceRouter,
     private readonly registry: ClusterRegistry,
+    private readonly log: Logger,
   ) {}
 
   models(ctx: HttpContext): void {
@@ -47,17 +56,17 @@ export class OpenAiRoutes {
   }
 
   async chat(ctx: HttpContext): Promise<void> {
-    const req = await ctx.json(ChatCompletionRequest, "chat completion request", BODY_LIMIT);
+    const req = await readLenientBody(ctx, ChatCompletionRequest, "chat completion request", this.log);
     await this.#complete(ctx, "chat", translateChat(req));
   }
 
   async completions(ctx: HttpContext): Promise<void> {
-    const req = await ctx.json(CompletionRequest, "completion request", BODY_LIMIT);
+    const req = await readLenientBody(ctx, CompletionRequest, "completion request", this.log);
     await this.#complete(ctx, "text", translateCompletion(req));
   }
 
   async embeddings(ctx: HttpContext): Promise<void> {
-    const req = translateEmbeddings(await ctx.json(EmbeddingsRequest, "embeddings request", BODY_LIMIT));
+    const req = translateEmbeddings(await readLenientBody(ctx, EmbeddingsRequest, "embeddings request", this.log));
     const res = await this.router.embed(
       req.model,
       { input: req.input },
@@ -84,33 +93,51 @@ export class OpenAiRoutes {
     const created = Math.floor(Date.now() / 1000);
     const object = kind === "chat" ? "chat.completion" : "text_completion";
     ctx.logFields.model = t.model;
+    if (t.n > 1) ctx.logFields.n = t.n;
     if (!t.stream) {
-      const { response } = await this.router.infer(t.model, t.infer, {
-        signal: ctx.signal,
-        keepAliveMs: t.keepAliveMs,
-      });
-      const finish_reason = openaiFinishReason(response.finish_reason);
-      const choice =
-        kind === "chat"
-          ? {
-              index: 0,
-              message: { role: "assistant", content: response.text, refusal: null },
-              logprobs: null,
-              finish_reason,
-            }
-          : { index: 0, text: response.text, logprobs: null, finish_reason };
+      const outcomes = await this.#inferAll(ctx, t, () => ({}));
       ctx.send(200, {
         id,
         object,
         created,
         model: t.model,
         system_fingerprint: null,
-        choices: [choice],
-        usage: usage(response),
+        choices: outcomes.map((o, index) => choice(kind, index, o.response, t.logprobs)),
+        usage: usage(outcomes.map((o) => o.response)),
       });
       return;
     }
     await this.#stream(ctx, kind, t, id, created);
+  }
+
+  /**
+   * Runs the request's `n` generations at once (n > 1 is n requests to the workers, seeded
+   * seed, seed+1, ... when a seed is given so that the choices differ). The first failure cancels the rest.
+   */
+  async #inferAll(
+    ctx: HttpContext,
+    t: TranslatedInfer,
+    callbacks: (index: number) => Pick<InferOptions, "onToken" | "onToolCall">,
+  ): Promise<InferOutcome[]> {
+    const failed = new AbortController();
+    const signal = AbortSignal.any([ctx.signal, failed.signal]);
+    const one = async (index: number) => {
+      const seed = t.infer.seed;
+      const infer = index === 0 || seed === undefined ? t.infer : { ...t.infer, seed: (seed + index) >>> 0 };
+      try {
+        return await this.router.infer(t.model, infer, { signal, keepAliveMs: t.keepAliveMs, ...callbacks(index) });
+      } catch (err) {
+        failed.abort(err);
+        throw err;
+      }
+    };
+    const settled = await Promise.allSettled(Array.from({ length: t.n }, (_, i) => one(i)));
+    const first = settled.find((r) => r.status === "rejected");
+    if (first) {
+      // the failure that aborted the others, not one of the aborts it caused
+      throw failed.signal.aborted ? failed.signal.reason : (first as PromiseRejectedResult).reason;
+    }
+    return settled.map((r) => (r as PromiseFulfilledResult<InferOutcome>).value);
   }
 
   /**
@@ -120,47 +147,81 @@ export class OpenAiRoutes {
   async #stream(ctx: HttpContext, kind: Kind, t: TranslatedInfer, id: string, created: number): Promise<void> {
     const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
     const extra = t.includeUsage ? { usage: null } : {};
-    const chunk = (choice: Record<string, unknown>) => ({
+    const chunk = (c: Record<string, unknown>) => ({
       id,
       object,
       created,
       model: t.model,
       system_fingerprint: null,
-      choices: [choice],
+      choices: [c],
       ...extra,
     });
     let sse: SseWriter | undefined;
-    const open = (): SseWriter => {
-      if (sse) return sse;
-      sse = ctx.sse();
-      if (kind === "chat")
+    const opened = new Set<number>();
+    const open = (index: number): SseWriter => {
+      sse ??= ctx.sse();
+      if (kind === "chat" && !opened.has(index)) {
+        opened.add(index);
         void sse.send(
           undefined,
-          chunk({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
+          chunk({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
         );
+      }
       return sse;
     };
-    const piece = (text: string) =>
-      kind === "chat"
-        ? chunk({ index: 0, delta: { content: text }, logprobs: null, finish_reason: null })
-        : chunk({ index: 0, text, logprobs: null, finish_reason: null });
-    try {
-      const { response } = await this.router.infer(t.model, t.infer, {
-        signal: ctx.signal,
-        keepAliveMs: t.keepAliveMs,
-        onToken: (text) =>
-          open()
-            .send(undefined, piece(text))
-            .then(() => undefined),
+    const offsets = new Map<number, number>();
+    const piece = (index: number, text: string, logprobs: TokenLogprob[] | undefined) => {
+      if (kind === "chat")
+        return chunk({
+          index,
+          delta: { content: text },
+          logprobs: t.logprobs ? { content: (logprobs ?? []).map(chatLogprob), refusal: null } : null,
+          finish_reason: null,
+        });
+      const offset = offsets.get(index) ?? 0;
+      offsets.set(index, offset + text.length);
+      return chunk({
+        index,
+        text,
+        logprobs: t.logprobs ? legacyLogprobs(logprobs ?? [], offset) : null,
+        finish_reason: null,
       });
-      const w = open();
-      const finish_reason = openaiFinishReason(response.finish_reason);
-      await w.send(
-        undefined,
-        kind === "chat"
-          ? chunk({ index: 0, delta: {}, logprobs: null, finish_reason })
-          : chunk({ index: 0, text: "", logprobs: null, finish_reason }),
-      );
+    };
+    const toolPiece = (index: number, p: ToolCallEvent) =>
+      chunk({
+        index,
+        delta: {
+          tool_calls: [
+            p.id !== undefined
+              ? { index: p.index, id: p.id, type: "function", function: { name: p.name ?? "", arguments: p.arguments } }
+              : { index: p.index, function: { arguments: p.arguments } },
+          ],
+        },
+        logprobs: null,
+        finish_reason: null,
+      });
+    try {
+      const outcomes = await this.#inferAll(ctx, t, (index) => ({
+        onToken: (text, _i, logprobs) =>
+          open(index)
+            .send(undefined, piece(index, text, logprobs))
+            .then(() => undefined),
+        onToolCall: (p) =>
+          open(index)
+            .send(undefined, toolPiece(index, p))
+            .then(() => undefined),
+      }));
+      for (const [index, { response }] of outcomes.entries()) {
+        const w = open(index);
+        const finish_reason = openaiFinishReason(response.finish_reason);
+        await w.send(
+          undefined,
+          kind === "chat"
+            ? chunk({ index, delta: {}, logprobs: null, finish_reason })
+            : chunk({ index, text: "", logprobs: null, finish_reason }),
+        );
+      }
+      const w = open(0);
       if (t.includeUsage)
         await w.send(undefined, {
           id,
@@ -169,7 +230,7 @@ export class OpenAiRoutes {
           model: t.model,
           system_fingerprint: null,
           choices: [],
-          usage: usage(response),
+          usage: usage(outcomes.map((o) => o.response)),
         });
       await w.send(undefined, "[DONE]");
     } catch (err) {
@@ -180,4 +241,62 @@ export class OpenAiRoutes {
       await sse.send(undefined, e.toBody());
     }
   }
+}
+
+/** One choice of a reply that is not streamed. */
+function choice(kind: Kind, index: number, r: InferResponse, withLogprobs: boolean) {
+  const finish_reason = openaiFinishReason(r.finish_reason);
+  if (kind === "text")
+    return {
+      index,
+      text: r.text,
+      logprobs: withLogprobs ? legacyLogprobs(r.logprobs ?? [], 0) : null,
+      finish_reason,
+    };
+  const calls = r.tool_calls ?? [];
+  return {
+    index,
+    message: {
+      role: "assistant",
+      content: calls.length > 0 && r.text === "" ? null : r.text,
+      refusal: null,
+      ...(calls.length > 0
+        ? {
+            tool_calls: calls.map((c) => ({
+              id: c.id,
+              type: "function",
+              function: { name: c.name, arguments: c.arguments },
+            })),
+          }
+        : {}),
+    },
+    logprobs: withLogprobs ? { content: (r.logprobs ?? []).map(chatLogprob), refusal: null } : null,
+    finish_reason,
+  };
+}
+
+/** A token's logprobs in the chat completions' shape. */
+function chatLogprob(l: TokenLogprob) {
+  return {
+    token: l.token,
+    logprob: l.logprob,
+    bytes: l.bytes,
+    top_logprobs: l.top_logprobs.map((a) => ({ token: a.token, logprob: a.logprob, bytes: a.bytes })),
+  };
+}
+
+/** Logprobs in the legacy completions' shape; `offset` is where the first token's text starts. */
+function legacyLogprobs(list: readonly TokenLogprob[], offset: number) {
+  const text_offset: number[] = [];
+  let at = offset;
+  for (const l of list) {
+    text_offset.push(at);
+    at += l.token.length;
+  }
+  return {
+    tokens: list.map((l) => l.token),
+    token_logprobs: list.map((l) => l.logprob),
+    top_logprobs: list.map((l) => Object.fromEntries(l.top_logprobs.map((a) => [a.token, a.logprob]))),
+    text_offset,
+  };
 }

@@ -1,4 +1,12 @@
-import { type ChatMessage, type FinishReason, type InferRequest, keepAliveMs, ValidationError } from "@rbee/contract";
+import {
+  type ChatMessage,
+  type FinishReason,
+  type InferRequest,
+  keepAliveMs,
+  type ToolChoice,
+  type ToolDefinition,
+  ValidationError,
+} from "@rbee/contract";
 import type { ChatCompletionRequest, CompletionRequest, EmbeddingsRequest } from "./schemas.js";
 
 export interface TranslatedInfer {
@@ -7,20 +15,29 @@ export interface TranslatedInfer {
   stream: boolean;
   includeUsage: boolean;
   keepAliveMs: number | undefined;
+  /** Choices to generate (OpenAI's `n`): that many requests, with seeds seed, seed+1, ... when seeded. */
+  n: number;
+  /** Whether the answer carries logprobs (and in which of OpenAI's two shapes: chat's or legacy's). */
+  logprobs: boolean;
 }
 
 function unsupported(param: string, what: string, instead?: string): never {
   throw new ValidationError(`${what} is not supported by rbee yet${instead ? `; ${instead}` : ""}`, param);
 }
 
-function contentText(content: unknown, index: number): string {
+export function contentText(content: unknown, param: string): string {
   if (content === null || content === undefined) return "";
   if (typeof content === "string") return content;
   const parts = content as Array<{ type: string; text?: string }>;
   return parts
     .map((p, j) => {
-      if (p.type !== "text")
-        unsupported(`messages[${index}].content[${j}]`, `content of type '${p.type}'`, "send text parts only");
+      if (p.type === "image_url" || p.type === "input_image" || p.type === "image")
+        throw new ValidationError(
+          `${param}[${j}] is an image, and this model cannot see images: images need a vision model (a GGUF with its multimodal projector), which rbee's workers do not load yet; send text only`,
+          `${param}[${j}]`,
+        );
+      if (p.type !== "text" && p.type !== "input_text" && p.type !== "output_text")
+        unsupported(`${param}[${j}]`, `content of type '${p.type}'`, "send text parts only");
       return p.text ?? "";
     })
     .join("\n");
@@ -30,7 +47,6 @@ function contentText(content: unknown, index: number): string {
 function sampling(
   req: ChatCompletionRequest | CompletionRequest,
 ): Omit<InferRequest, "model" | "stream" | "prompt" | "messages"> {
-  if ((req.n ?? 1) !== 1) unsupported("n", "n other than 1", "send n requests instead");
   if (req.logit_bias && Object.keys(req.logit_bias).length > 0) unsupported("logit_bias", "logit_bias");
   const stop = req.stop ?? undefined;
   return {
@@ -51,25 +67,69 @@ function keepAlive(value: CompletionRequest["keep_alive"]): number | undefined {
   return value === undefined ? undefined : keepAliveMs(value);
 }
 
-export function translateChat(req: ChatCompletionRequest): TranslatedInfer {
-  if (req.tools && req.tools.length > 0)
-    unsupported(
-      "tools",
-      "tool calling",
-      "describe the tools in the system message and ask for JSON with response_format",
-    );
-  if (req.functions && req.functions.length > 0) unsupported("functions", "function calling");
-  if (req.logprobs) unsupported("logprobs", "logprobs");
-  const messages: ChatMessage[] = req.messages.map((m, i) => {
+/** OpenAI's tools (and the older `functions`) in the worker contract's terms. */
+function tools(req: ChatCompletionRequest): { tools?: ToolDefinition[]; tool_choice?: ToolChoice } {
+  const defs = [...(req.tools ?? []).map((t) => t.function), ...(req.functions ?? [])].map(
+    (f): ToolDefinition => ({
+      name: f.name,
+      ...(f.description === undefined ? {} : { description: f.description }),
+      ...(f.parameters === undefined ? {} : { parameters: f.parameters }),
+    }),
+  );
+  for (const [i, d] of defs.entries())
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(d.name))
+      throw new ValidationError(
+        `tools[${i}].function.name '${d.name}' must be 1-64 letters, digits, '_', '.' or '-'`,
+        `tools[${i}].function.name`,
+      );
+  const choice = req.tool_choice ?? req.function_call ?? undefined;
+  let tool_choice: ToolChoice | undefined;
+  if (typeof choice === "string") tool_choice = choice;
+  else if (choice !== undefined) {
+    const name = "function" in choice ? (choice.function as { name: string }).name : (choice as { name: string }).name;
+    if (!defs.some((d) => d.name === name))
+      throw new ValidationError(`tool_choice names '${name}', which is not one of the tools`, "tool_choice");
+    tool_choice = { name };
+  }
+  if (defs.length === 0) {
+    if (tool_choice === "required" || typeof tool_choice === "object")
+      throw new ValidationError("tool_choice asks for a tool call, but the request has no tools", "tool_choice");
+    return {};
+  }
+  return { tools: defs, ...(tool_choice === undefined ? {} : { tool_choice }) };
+}
+
+function chatMessages(req: ChatCompletionRequest): ChatMessage[] {
+  return req.messages.map((m, i): ChatMessage => {
+    const content = contentText(m.content, `messages[${i}].content`);
     if (m.role === "tool" || m.role === "function")
-      unsupported(`messages[${i}].role`, `messages with role '${m.role}'`);
-    const role = m.role === "developer" ? "system" : (m.role as ChatMessage["role"]);
-    return { role, content: contentText(m.content, i) };
+      return {
+        role: "tool",
+        content,
+        ...(m.tool_call_id === undefined ? {} : { tool_call_id: m.tool_call_id }),
+        ...(m.name === undefined ? {} : { name: m.name }),
+      };
+    if (m.role === "assistant") {
+      const calls = [
+        ...(m.tool_calls ?? []).map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })),
+        ...(m.function_call
+          ? [{ id: `call_${i}`, name: m.function_call.name, arguments: m.function_call.arguments }]
+          : []),
+      ];
+      return { role: "assistant", content, ...(calls.length > 0 ? { tool_calls: calls } : {}) };
+    }
+    return { role: m.role === "developer" ? "system" : m.role, content };
   });
+}
+
+export function translateChat(req: ChatCompletionRequest): TranslatedInfer {
+  const messages = chatMessages(req);
   let json_schema: Record<string, unknown> | undefined;
   const format = req.response_format;
   if (format?.type === "json_object") json_schema = { type: "object" };
-  else if (format?.type === "json_schema") json_schema = format.json_schema.schema ?? { type: "object" };
+  else if (format?.type === "json_schema")
+    json_schema = (format.json_schema as { schema?: Record<string, unknown> }).schema ?? { type: "object" };
+  const logprobs = req.logprobs === true;
   return {
     model: req.model,
     infer: {
@@ -77,10 +137,15 @@ export function translateChat(req: ChatCompletionRequest): TranslatedInfer {
       messages,
       max_tokens: req.max_completion_tokens ?? req.max_tokens ?? undefined,
       json_schema,
+      ...tools(req),
+      ...(req.parallel_tool_calls === false ? { parallel_tool_calls: false } : {}),
+      ...(logprobs ? { logprobs: req.top_logprobs ?? 0 } : {}),
     },
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
     keepAliveMs: keepAlive(req.keep_alive),
+    n: req.n ?? 1,
+    logprobs,
   };
 }
 
@@ -89,9 +154,7 @@ export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
 export function translateCompletion(req: CompletionRequest): TranslatedInfer {
   if (req.echo) unsupported("echo", "echo");
-  if (req.suffix) unsupported("suffix", "suffix (fill-in-the-middle)");
-  if (req.logprobs !== null && req.logprobs !== undefined) unsupported("logprobs", "logprobs");
-  if ((req.best_of ?? 1) !== 1) unsupported("best_of", "best_of other than 1");
+  if ((req.best_of ?? 1) !== 1) unsupported("best_of", "best_of other than 1", "use n");
   let prompt: string;
   if (typeof req.prompt === "string") prompt = req.prompt;
   else if (req.prompt.length === 1 && typeof req.prompt[0] === "string") prompt = req.prompt[0];
@@ -100,10 +163,18 @@ export function translateCompletion(req: CompletionRequest): TranslatedInfer {
   else unsupported("prompt", "prompts given as token ids", "send the prompt as text");
   return {
     model: req.model,
-    infer: { ...sampling(req), prompt, max_tokens: req.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS },
+    infer: {
+      ...sampling(req),
+      prompt,
+      max_tokens: req.max_tokens ?? COMPLETIONS_DEFAULT_MAX_TOKENS,
+      ...(req.suffix ? { suffix: req.suffix } : {}),
+      ...(req.logprobs !== null && req.logprobs !== undefined ? { logprobs: req.logprobs } : {}),
+    },
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
     keepAliveMs: keepAlive(req.keep_alive),
+    n: req.n ?? 1,
+    logprobs: req.logprobs !== null && req.logprobs !== undefined,
   };
 }
 
@@ -132,6 +203,6 @@ export function translateEmbeddings(req: EmbeddingsRequest): {
 }
 
 /** The worker's finish reasons in OpenAI's words. */
-export function openaiFinishReason(reason: FinishReason): "stop" | "length" {
-  return reason === "length" ? "length" : "stop";
+export function openaiFinishReason(reason: FinishReason): "stop" | "length" | "tool_calls" {
+  return reason === "length" ? "length" : reason === "tool_calls" ? "tool_calls" : "stop";
 }

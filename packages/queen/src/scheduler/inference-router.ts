@@ -8,6 +8,8 @@ import {
   RbeeError,
   SseParser,
   safeParse,
+  type TokenLogprob,
+  ToolCallEvent,
   type WorkerCapability,
   WorkerUnavailableError,
 } from "@rbee/contract";
@@ -32,7 +34,9 @@ export interface InferOptions {
   /** Download progress when the model must be fetched first. */
   progress?: (p: ModelProgress) => void;
   /** Receives text as it streams; without it the worker answers in one piece. */
-  onToken?: (text: string, index: number) => void | Promise<void>;
+  onToken?: (text: string, index: number, logprobs?: TokenLogprob[]) => void | Promise<void>;
+  /** Receives the pieces of tool calls as they stream. */
+  onToolCall?: (piece: ToolCallEvent) => void | Promise<void>;
   /** The worker type to start when no worker serves the model yet. */
   workerType?: string;
 }
@@ -73,8 +77,13 @@ export class InferenceRouter {
   ): Promise<InferOutcome> {
     const messages = request.messages;
     const prefer = messages && this.affinity.lookup(modelRef, messages);
-    // a constrained output needs a worker with a grammar engine
-    const capability = request.json_schema !== undefined ? "json_schema" : "text-generation";
+    // a constrained output needs a worker with a grammar engine, tool calls one that can make them
+    const capability: WorkerCapability =
+      request.tools !== undefined && request.tools.length > 0 && request.tool_choice !== "none"
+        ? "tools"
+        : request.json_schema !== undefined
+          ? "json_schema"
+          : "text-generation";
     return this.#withWorker(modelRef, { ...o, prefer, capability }, async (lease, started, signal) => {
       const body = { ...request, model: lease.model, stream: o.onToken !== undefined };
       const url = `${lease.worker.report.url}/v1/infer`;
@@ -195,11 +204,20 @@ export class InferenceRouter {
         const parsed = parseJson(e.data);
         if (!parsed.ok) return bad("sent an event that is not JSON");
         if (e.event === "token") {
-          const t = parsed.value as { text?: unknown; index?: unknown };
+          const t = parsed.value as { text?: unknown; index?: unknown; logprobs?: TokenLogprob[] };
           if (typeof t.text !== "string" || typeof t.index !== "number")
             return bad("sent a token event without text and index");
           started.value = true;
-          const wait = onToken(t.text, t.index);
+          const wait = onToken(t.text, t.index, t.logprobs);
+          if (wait) {
+            res.pause();
+            wait.then(() => res.resume(), fail);
+          }
+        } else if (e.event === "tool_call") {
+          const piece = safeParse(ToolCallEvent, parsed.value, `tool_call event from ${what}`);
+          if (!piece.ok) return bad(`sent a malformed tool_call event: ${piece.error.message}`);
+          started.value = true;
+          const wait = o.onToolCall?.(piece.value);
           if (wait) {
             res.pause();
             wait.then(() => res.resume(), fail);

@@ -24,6 +24,8 @@ export {
   type GgufValue,
 } from "./gguf-format.js";
 export { type GgufHeader, parseGgufHeader, readGgufHeader, readGgufHeaderSync } from "./read-gguf-header.js";
+export { type GgufMetadataChanges, rewriteGgufMetadata } from "./rewrite-gguf-metadata.js";
+export { QWEN25_TOOLS_TEMPLATE, TEST_FIM_TOKEN_IDS, toolCallingTestModel } from "./tool-calling-model.js";
 export {
   encodeGgufHeader,
   type GgufLayout,

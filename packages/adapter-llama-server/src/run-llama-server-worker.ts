@@ -1,0 +1,91 @@
+import { randomBytes } from "node:crypto";
+import { basename } from "node:path";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, type Device } from "@rbee/contract";
+import { createLogger } from "@rbee/server-kit";
+import {
+  checkThreadCount,
+  detectCpu,
+  detectDevices,
+  type EngineGuard,
+  resolveDevice,
+  runWorker,
+} from "@rbee/worker-kit";
+import { resolveLlamaServer } from "./find-llama-server.js";
+import { LlamaServerEngine } from "./llama-server-engine.js";
+
+export interface LlamaServerWorkerOptions {
+  /** The llama-server binary; default RBEE_LLAMA_SERVER, `llama-server` on PATH, or one `rbee engine build` made. */
+  engine?: string;
+  model: string;
+  modelId?: string;
+  workerId?: string;
+  host: string;
+  port: number;
+  device: string;
+  threads?: number;
+  ctxSize?: number;
+  parallel: number;
+  maxQueue: number;
+  batchSize?: number;
+  embeddings?: boolean;
+  engineStartTimeoutMs?: number;
+  heartbeatUrl?: string;
+  heartbeatIntervalMs?: number;
+  orphanTimeoutMs: number;
+  shutdownGraceMs: number;
+  clusterToken?: string;
+  /** How llama-server is tied to the adapter (tests force the shell guard). */
+  guard?: EngineGuard;
+  /** More llama-server arguments, after rbee's own. */
+  engineArgs?: readonly string[];
+}
+
+async function findDevice(id: string): Promise<Device> {
+  const devices = id === "cpu" ? [detectCpu()] : await detectDevices();
+  return resolveDevice(id, devices);
+}
+
+/** `rbee worker serve llama-server`: resolves the options, then runs the adapter until it is stopped. */
+export async function runLlamaServerWorker(o: LlamaServerWorkerOptions): Promise<never> {
+  const workerId = o.workerId ?? `llama-server-${randomBytes(4).toString("hex")}`;
+  const modelId = o.modelId ?? basename(o.model).replace(/\.gguf$/i, "");
+  const log = createLogger({ service: "worker", bindings: { worker_id: workerId } });
+  let device: Device;
+  let binary: string;
+  try {
+    device = await findDevice(o.device);
+    binary = await resolveLlamaServer(o.engine, { deviceKind: device.simulated ? "cpu" : device.kind });
+    if (o.threads !== undefined) checkThreadCount(o.threads);
+  } catch (err) {
+    process.stderr.write(`rbee worker: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const engine = new LlamaServerEngine({
+    binary,
+    modelPath: o.model,
+    modelId,
+    device,
+    threads: o.threads,
+    ctxSize: o.ctxSize,
+    parallel: o.parallel,
+    batchSize: o.batchSize,
+    embeddings: o.embeddings,
+    startTimeoutMs: o.engineStartTimeoutMs,
+    guard: o.guard,
+    extraArgs: o.engineArgs,
+  });
+  return runWorker(engine, {
+    workerId,
+    modelId,
+    host: o.host,
+    port: o.port,
+    device,
+    maxQueue: o.maxQueue,
+    heartbeatUrl: o.heartbeatUrl,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+    orphanTimeoutMs: o.orphanTimeoutMs,
+    clusterToken: o.clusterToken,
+    shutdownGraceMs: o.shutdownGraceMs,
+    log,
+  });
+}

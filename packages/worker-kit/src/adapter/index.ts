@@ -1,0 +1,16 @@
+export { checkEngineBinary } from "./check-binary.js";
+export { EngineClient, type EngineErrorReply, EngineHttpError, readEngineError } from "./engine-client.js";
+export {
+  describeExit,
+  EngineBinaryError,
+  type EngineExit,
+  EngineExitedError,
+  EngineStartError,
+  type EngineStartFacts,
+  type EngineState,
+} from "./engine-errors.js";
+export { EngineProcess, type EngineProcessOptions } from "./engine-process.js";
+export { LineSplitter, LogTail } from "./log-lines.js";
+export { processRss, processRssAnywhere } from "./process-memory.js";
+export { parsePrometheusText } from "./prometheus-text.js";
+export { defaultEngineGuard, type EngineGuard, findSetpriv, type GuardedChild, spawnGuarded } from "./spawn-guarded.js";
