@@ -124,7 +124,8 @@ export async function probe(o: RemoteOptions): Promise<Probe> {
     `[ -n "$node" ] && "$node" -e 'console.log("node_version=" + process.versions.node + "\\nplatform=" + process.platform + "\\narch=" + process.arch)' 2>/dev/null`,
     `command -v tar >/dev/null 2>&1 && echo "tar=yes"`,
     `command -v nvidia-smi >/dev/null 2>&1 && echo "gpu=cuda"`,
-    `for f in /usr/lib/*/libvulkan.so.1 /usr/lib64/libvulkan.so.1 /usr/lib/libvulkan.so.1; do [ -e "$f" ] && echo "gpu=vulkan" && break; done`,
+    // a Vulkan loader alone is no GPU (a browser brings one): it needs a GPU's render node too
+    `if ls /dev/dri/renderD* >/dev/null 2>&1; then for f in /usr/lib/*/libvulkan.so.1 /usr/lib64/libvulkan.so.1 /usr/lib/libvulkan.so.1; do [ -e "$f" ] && echo "gpu=vulkan" && break; done; fi`,
     `[ -f "$base/current/${MANIFEST}" ] && echo "manifest=$(tr -d '\\n' < "$base/current/${MANIFEST}")"`,
     "exit 0",
   ].join("\n");
