@@ -1,0 +1,118 @@
+import { randomBytes } from "node:crypto";
+import { toRbeeError } from "@rbee/contract";
+import type { HttpContext, SseWriter } from "@rbee/server-kit";
+import type { InferenceRouter } from "../scheduler/inference-router.js";
+import { anthropicErrorBody } from "./anthropic-errors.js";
+import { CountTokensRequest, MessagesRequest } from "./anthropic-schemas.js";
+import { chatOf, stopReason, usageOf } from "./anthropic-translate.js";
+
+/** Chat histories (an agent's especially) can be long. */
+const BODY_LIMIT = 32 * 1024 * 1024;
+
+/**
+ * Anthropic's Messages API (`/v1/messages`, `/v1/messages/count_tokens`), translated onto the router
+ * like the OpenAI routes. Streams use Anthropic's event types; errors use its shape (anthropic-errors.ts).
+ */
+export class AnthropicRoutes {
+  constructor(private readonly router: InferenceRouter) {}
+
+  async messages(ctx: HttpContext): Promise<void> {
+    const req = await ctx.json(MessagesRequest, "messages request", BODY_LIMIT);
+    const messages = chatOf(req);
+    const infer = {
+      messages,
+      max_tokens: req.max_tokens,
+      temperature: req.temperature,
+      top_p: req.top_p,
+      top_k: req.top_k,
+      stop: req.stop_sequences?.filter((s) => s !== ""),
+    };
+    if (infer.stop?.length === 0) infer.stop = undefined;
+    const id = `msg_${randomBytes(12).toString("hex")}`;
+    ctx.logFields.model = req.model;
+    ctx.res.setHeader("request-id", ctx.requestId);
+    if (!req.stream) {
+      const { response } = await this.router.infer(req.model, infer, { signal: ctx.signal });
+      ctx.send(200, {
+        id,
+        type: "message",
+        role: "assistant",
+        model: req.model,
+        content: response.text === "" ? [] : [{ type: "text", text: response.text }],
+        ...stopReason(response),
+        usage: usageOf(response),
+      });
+      return;
+    }
+    // The stream starts at the first token, so that a failure before it (an unknown model, nothing
+    // fits) is a plain error with its status, which the SDKs raise as their own error classes.
+    let sse: SseWriter | undefined;
+    const open = (): SseWriter => {
+      if (sse) return sse;
+      sse = ctx.sse();
+      void sse.send("message_start", {
+        type: "message_start",
+        message: {
+          id,
+          type: "message",
+          role: "assistant",
+          model: req.model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          // the prompt's tokens are counted by the worker and known at the end: message_delta has them
+          usage: { input_tokens: 0, output_tokens: 0 },
+        },
+      });
+      void sse.send("content_block_start", {
+        type: "content_block_start",
+        index: 0,
+        content_block: { type: "text", text: "" },
+      });
+      void sse.send("ping", { type: "ping" });
+      return sse;
+    };
+    try {
+      const { response } = await this.router.infer(req.model, infer, {
+        signal: ctx.signal,
+        onToken: (text) =>
+          open()
+            .send("content_block_delta", {
+              type: "content_block_delta",
+              index: 0,
+              delta: { type: "text_delta", text },
+            })
+            .then(() => undefined),
+      });
+      const w = open();
+      await w.send("content_block_stop", { type: "content_block_stop", index: 0 });
+      await w.send("message_delta", {
+        type: "message_delta",
+        delta: stopReason(response),
+        usage: usageOf(response),
+      });
+      await w.send("message_stop", { type: "message_stop" });
+    } catch (err) {
+      if (!sse) throw err;
+      const e = toRbeeError(err);
+      ctx.logFields.error_code = e.code;
+      await sse.send("error", anthropicErrorBody(e));
+    }
+  }
+
+  /**
+   * Counts the prompt's tokens exactly as the model sees them (its chat template and tokenizer), by
+   * asking a worker for one greedy token and reading the prompt_tokens it reports. The worker
+   * contract has no tokenize call, and this works with every worker type; its cost is one prompt
+   * evaluation, which the worker's prefix cache then reuses for the real request.
+   */
+  async countTokens(ctx: HttpContext): Promise<void> {
+    const req = await ctx.json(CountTokensRequest, "count_tokens request", BODY_LIMIT);
+    const { response } = await this.router.infer(
+      req.model,
+      { messages: chatOf(req), max_tokens: 1, temperature: 0 },
+      { signal: ctx.signal },
+    );
+    ctx.send(200, { input_tokens: response.prompt_tokens });
+  }
+}
