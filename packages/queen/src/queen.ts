@@ -20,9 +20,9 @@ import {
   Router,
   type ServerTls,
 } from "@rbee/server-kit";
-import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./config.js";
-import { AnthropicRoutes } from "./anthropic/anthropic-routes.js";
 import { writeAnthropicError } from "./anthropic/anthropic-errors.js";
+import { AnthropicRoutes } from "./anthropic/anthropic-routes.js";
+import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./config.js";
 import { apiKeyAuth, keyAdminAuth } from "./http/api-key-auth.js";
 import { Dashboard } from "./http/dashboard.js";
 import { sendWorkerLogs } from "./http/worker-logs.js";
@@ -207,10 +207,7 @@ export class Queen {
     for (const t of this.#timers) clearInterval(t);
     for (const end of this.#eventStreams) end();
     const servers = this.#ollamaHttp ? [this.#http, this.#ollamaHttp] : [this.#http];
-    await Promise.race([
-      Promise.all(servers.map((s) => s.close())),
-      new Promise((r) => setTimeout(r, 2000).unref()),
-    ]);
+    await Promise.race([Promise.all(servers.map((s) => s.close())), new Promise((r) => setTimeout(r, 2000).unref())]);
     for (const s of servers) s.destroyConnections();
   }
 

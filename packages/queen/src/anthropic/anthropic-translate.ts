@@ -15,7 +15,8 @@ function blocksText(content: MessageParam["content"], at: string): string {
   content.forEach((block, j) => {
     if (block.type === "text") {
       const text = (block as { text?: unknown }).text;
-      if (typeof text !== "string") throw new ValidationError(`${at}.content.${j}.text: Field required`, `${at}.content.${j}.text`);
+      if (typeof text !== "string")
+        throw new ValidationError(`${at}.content.${j}.text: Field required`, `${at}.content.${j}.text`);
       texts.push(text);
     } else if (SKIPPED.has(block.type)) {
       // dropped: a thinking block from an earlier turn carries no text to give the model again

@@ -6,7 +6,7 @@ import {
   toRbeeError,
   WorkerInfo,
 } from "@rbee/contract";
-import { type HttpContext, type Logger, requestJson, Router } from "@rbee/server-kit";
+import { type HttpContext, type Logger, Router, requestJson } from "@rbee/server-kit";
 import type { ClusterRegistry, WorkerEntry } from "../registry/cluster-registry.js";
 import type { HiveClient } from "../scheduler/hive-client.js";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
@@ -328,7 +328,12 @@ export class OllamaRoutes {
     ctx.logFields.model = model;
     const reply = (text: string, done: boolean) =>
       kind === "chat"
-        ? { model: req.model, created_at: new Date().toISOString(), message: { role: "assistant", content: text }, done }
+        ? {
+            model: req.model,
+            created_at: new Date().toISOString(),
+            message: { role: "assistant", content: text },
+            done,
+          }
         : { model: req.model, created_at: new Date().toISOString(), response: text, done };
     if (input === undefined) {
       const reason = keepAliveMs === 0 ? await this.#unload(model) : await this.#load(model, ctx, keepAliveMs);
@@ -347,7 +352,11 @@ export class OllamaRoutes {
     });
     const stream = req.stream ?? true;
     if (!stream) {
-      const { response } = await this.d.router.infer(model, { ...sampling, ...input }, { signal: ctx.signal, keepAliveMs });
+      const { response } = await this.d.router.infer(
+        model,
+        { ...sampling, ...input },
+        { signal: ctx.signal, keepAliveMs },
+      );
       ctx.send(200, { ...reply(response.text, true), ...final(response) });
       return;
     }

@@ -47,7 +47,10 @@ const common = {
   format: Format.nullable().optional(),
   options: OllamaOptions.nullable().optional(),
   keep_alive: OllamaKeepAlive.nullable().optional(),
-  think: z.union([z.boolean(), z.enum(["high", "medium", "low"])]).nullable().optional(),
+  think: z
+    .union([z.boolean(), z.enum(["high", "medium", "low"])])
+    .nullable()
+    .optional(),
 };
 
 /** `POST /api/chat`. An empty `messages` loads the model (or, with keep_alive 0, unloads it). */

@@ -23,7 +23,7 @@ export function ollamaName(id: string): string {
   return id.includes(":") ? id : `${id}:latest`;
 }
 
-const GO_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const GO_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
  * Ollama's keep_alive in milliseconds (Infinity for "forever"): a number of seconds, or a Go duration
@@ -103,10 +103,20 @@ export function chatMessages(req: OllamaChatRequest): ChatMessage[] {
 export function generateInput(req: OllamaGenerateRequest): Pick<InferRequest, "prompt" | "messages"> {
   checkThink(req.think, req.model);
   if (req.images && req.images.length > 0) unsupported("images", "images");
-  if (req.suffix) unsupported("suffix", "suffix (fill-in-the-middle) on /api/generate", "send raw: true with your own FIM prompt");
-  if (req.template) unsupported("template", "a template override", "the model's own chat template is used; send raw: true to format the prompt yourself");
+  if (req.suffix)
+    unsupported("suffix", "suffix (fill-in-the-middle) on /api/generate", "send raw: true with your own FIM prompt");
+  if (req.template)
+    unsupported(
+      "template",
+      "a template override",
+      "the model's own chat template is used; send raw: true to format the prompt yourself",
+    );
   if (req.context && req.context.length > 0)
-    unsupported("context", "context (token ids of an earlier answer)", "send the conversation as messages to /api/chat");
+    unsupported(
+      "context",
+      "context (token ids of an earlier answer)",
+      "send the conversation as messages to /api/chat",
+    );
   const prompt = req.prompt ?? "";
   if (req.raw) return { prompt };
   const messages: ChatMessage[] = [];
