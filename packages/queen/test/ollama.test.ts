@@ -129,7 +129,7 @@ describe("Ollama API through the queen (official ollama client, real hive and wo
       options: { temperature: 0, num_predict: 20 },
     });
     expect(r.model).toBe(model);
-    expect(r.response.startsWith(STORIES_GREEDY_PREFIX)).toBe(true);
+    expect(r.response?.startsWith(STORIES_GREEDY_PREFIX)).toBe(true);
     expect(r.done).toBe(true);
     expect(r.done_reason).toBe("length");
     expect(r.eval_count).toBe(20);
@@ -211,7 +211,7 @@ describe("Ollama API through the queen (official ollama client, real hive and wo
       format: "json",
       options: { temperature: 0, num_predict: 60 },
     });
-    expect(typeof JSON.parse(j.response)).toBe("object");
+    expect(typeof JSON.parse(j.response ?? "")).toBe("object");
   });
 
   it("embed (unit vectors) and the older embeddings", async () => {

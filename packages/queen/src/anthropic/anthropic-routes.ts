@@ -26,6 +26,7 @@ export class AnthropicRoutes {
       top_p: req.top_p,
       top_k: req.top_k,
       stop: req.stop_sequences?.filter((s) => s !== ""),
+      json_schema: req.output_config?.format?.schema,
     };
     if (infer.stop?.length === 0) infer.stop = undefined;
     const id = `msg_${randomBytes(12).toString("hex")}`;
@@ -40,6 +41,7 @@ export class AnthropicRoutes {
         model: req.model,
         content: response.text === "" ? [] : [{ type: "text", text: response.text }],
         ...stopReason(response),
+        stop_details: null,
         usage: usageOf(response),
       });
       return;
@@ -60,6 +62,7 @@ export class AnthropicRoutes {
           content: [],
           stop_reason: null,
           stop_sequence: null,
+          stop_details: null,
           // the prompt's tokens are counted by the worker and known at the end: message_delta has them
           usage: { input_tokens: 0, output_tokens: 0 },
         },
@@ -88,7 +91,7 @@ export class AnthropicRoutes {
       await w.send("content_block_stop", { type: "content_block_stop", index: 0 });
       await w.send("message_delta", {
         type: "message_delta",
-        delta: stopReason(response),
+        delta: { ...stopReason(response), stop_details: null },
         usage: usageOf(response),
       });
       await w.send("message_stop", { type: "message_stop" });

@@ -39,9 +39,18 @@ const shared = {
   thinking: Thinking.optional(),
 };
 
+/** Structured output: `output_config.format` `{type: "json_schema", schema}`; `effort` is ignored. */
+const OutputConfig = z.looseObject({
+  format: z
+    .looseObject({ type: z.literal("json_schema"), schema: z.record(z.string(), z.unknown()) })
+    .nullable()
+    .optional(),
+});
+
 /** `POST /v1/messages`. */
 export const MessagesRequest = z.looseObject({
   ...shared,
+  output_config: OutputConfig.optional(),
   max_tokens: z.number().int().min(1),
   stop_sequences: z.array(z.string()).max(16).optional(),
   temperature: z.number().min(0).max(1).optional(),
