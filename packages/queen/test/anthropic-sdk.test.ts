@@ -174,6 +174,31 @@ describe("Anthropic Messages API through the queen (official @anthropic-ai/sdk, 
     expect([3, 4]).toContain(value.legs);
   });
 
+  it("what Claude Code sends besides (recorded from Claude Code 2.1.332) is accepted: system turns, adaptive thinking, context_management, ?beta=true", async () => {
+    const r = await postJson(
+      `${queen.url}/v1/messages?beta=true`,
+      {
+        model,
+        max_tokens: 8,
+        stream: false,
+        system: [{ type: "text", text: "You are a storyteller.", cache_control: { type: "ephemeral" } }],
+        messages: [
+          { role: "user", content: [{ type: "text", text: "Once upon a time" }] },
+          { role: "system", content: [{ type: "text", text: "# Environment\nA test." }] },
+        ],
+        tools: [],
+        metadata: { user_id: "someone" },
+        thinking: { type: "adaptive", display: "omitted" },
+        context_management: { edits: [{ type: "clear_thinking_20251015", keep: "all" }] },
+        output_config: { effort: "high" },
+      },
+      { headers: { "x-api-key": key, "anthropic-version": "2023-06-01", "anthropic-beta": "claude-code-20250219" } },
+    );
+    expect(r.status, r.text).toBe(200);
+    expect(r.body).toMatchObject({ type: "message", role: "assistant", stop_reason: "max_tokens" });
+    expect(r.headers.get("request-id")).toBeTruthy();
+  });
+
   it("count_tokens counts what messages.create bills as input, with the model's own template and tokenizer", async () => {
     const params = {
       model,

@@ -15,8 +15,9 @@ export const TextBlock = z.looseObject({ type: z.literal("text"), text: z.string
 export const ContentBlock = z.looseObject({ type: z.string().min(1) });
 export type ContentBlock = z.infer<typeof ContentBlock>;
 
+/** Turns; `system` turns in the middle of a conversation are what current agents (Claude Code) send too. */
 export const MessageParam = z.looseObject({
-  role: z.enum(["user", "assistant"]),
+  role: z.enum(["user", "assistant", "system"]),
   content: z.union([z.string(), z.array(ContentBlock)]),
 });
 export type MessageParam = z.infer<typeof MessageParam>;
