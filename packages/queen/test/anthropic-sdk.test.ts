@@ -35,7 +35,7 @@ describe("Anthropic Messages API through the queen (official @anthropic-ai/sdk, 
       port: 0,
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
     });
     hive = await startHive({
       log: quietLog("hive"),
@@ -44,7 +44,7 @@ describe("Anthropic Messages API through the queen (official @anthropic-ai/sdk, 
       hiveId: "anthropic-hive",
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
     });
     await waitFor(() => (queen.registry.hives.get("anthropic-hive")?.state === "live" ? true : undefined));

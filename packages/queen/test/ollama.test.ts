@@ -48,7 +48,7 @@ describe("Ollama API through the queen (official ollama client, real hive and wo
       ollamaPort: 0,
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       sweepIntervalMs: 200,
     });
     hive = await startHive({
@@ -58,7 +58,7 @@ describe("Ollama API through the queen (official ollama client, real hive and wo
       hiveId: "ollama-hive",
       configDir: dirs.configDir,
       cacheDir: dirs.cacheDir,
-      heartbeatIntervalMs: 300,
+      heartbeatIntervalMs: 1000,
       workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
       env: { ...process.env, HF_ENDPOINT: hub.url, HF_TOKEN: "", HF_HOME: join(dirs.root, "no-hf-home") },
     });
