@@ -3,6 +3,7 @@ import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
 import { postJson, postSse, quietLog, requireStoriesModel, tempRbeeDirs, waitFor } from "@rbee/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startToolModelCluster, type ToolModelCluster } from "./support/tool-model-cluster.js";
 
 /**
  * Greedy sampling, so that a streamed answer equals the plain one. Anthropic's current SDK types no
@@ -266,7 +267,7 @@ describe("Anthropic Messages API through the queen (official @anthropic-ai/sdk, 
       }),
       Anthropic.BadRequestError,
     );
-    expect(image.message).toMatch(/content blocks of type 'image' is not supported/);
+    expect(image.message).toMatch(/content blocks of type 'image' are not supported/);
     // a streamed request that fails before its first token is a plain HTTP error, raised the same way
     await raised(
       client.messages
@@ -285,5 +286,153 @@ describe("Anthropic Messages API through the queen (official @anthropic-ai/sdk, 
       type: "error",
       error: { type: "not_found_error", message: "no route for POST /v1/messages/batches" },
     });
+  });
+});
+
+// Tool use, on stories260K's weights with Qwen2.5's tool-calling chat template (a real queen and llm
+// worker): the tiny model's choices mean nothing; the wire shapes and the schema validity of its
+// calls do, and those are what is checked.
+describe("Anthropic tool use through the queen (official @anthropic-ai/sdk, tool-calling chat template)", () => {
+  let cluster: ToolModelCluster;
+  let client: Anthropic;
+  const weather: Anthropic.Tool = {
+    name: "get_weather",
+    description: "The weather in a city",
+    input_schema: {
+      type: "object",
+      properties: {
+        city: { type: "string", maxLength: 40 },
+        unit: { type: "string", enum: ["celsius", "fahrenheit"] },
+        days: { type: "number" },
+      },
+      required: ["city", "unit", "days"],
+      additionalProperties: false,
+    },
+  };
+  const time: Anthropic.Tool = { name: "get_time", description: "The time now", input_schema: { type: "object" } };
+  const expectWeatherInput = (input: unknown) => {
+    const args = input as Record<string, unknown>;
+    expect(Object.keys(args).sort()).toEqual(["city", "days", "unit"]);
+    expect(typeof args.city).toBe("string");
+    expect((args.city as string).length).toBeLessThanOrEqual(40);
+    expect(["celsius", "fahrenheit"]).toContain(args.unit);
+    expect(Number.isFinite(args.days)).toBe(true);
+  };
+
+  beforeAll(async () => {
+    cluster = await startToolModelCluster("anthropic-tools");
+    client = new Anthropic({ baseURL: cluster.queen.url, apiKey: "unused-without-keys", maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it("a forced tool: stop_reason tool_use, a tool_use block whose input matches the schema", async () => {
+    const m = await client.messages.create({
+      model: cluster.model,
+      max_tokens: 120,
+      messages: [{ role: "user", content: "What is the weather in Paris for the next two days?" }],
+      tools: [time, weather],
+      tool_choice: { type: "tool", name: "get_weather", disable_parallel_tool_use: true },
+    });
+    expect(m.stop_reason).toBe("tool_use");
+    const uses = m.content.filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
+    expect(uses).toHaveLength(1);
+    const use = uses[0] as Anthropic.ToolUseBlock;
+    expect(use.id.length).toBeGreaterThan(0);
+    expect(use.name).toBe("get_weather");
+    expectWeatherInput(use.input);
+  });
+
+  it("streamed: tool_use blocks with input_json_delta, which messages.stream() assembles into the input", async () => {
+    const stream = client.messages.stream({
+      model: cluster.model,
+      max_tokens: 120,
+      messages: [{ role: "user", content: "Weather in Rome?" }],
+      tools: [weather],
+      tool_choice: { type: "any", disable_parallel_tool_use: true },
+    });
+    const kinds: string[] = [];
+    stream.on("streamEvent", (e) => {
+      if (e.type === "content_block_start") kinds.push(`start:${e.content_block.type}`);
+      if (e.type === "content_block_delta") kinds.push(e.delta.type);
+    });
+    const final = await stream.finalMessage();
+    expect(final.stop_reason).toBe("tool_use");
+    const use = final.content.find((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
+    expect(use?.name).toBe("get_weather");
+    expectWeatherInput(use?.input);
+    expect(kinds).toContain("start:tool_use");
+    expect(kinds).toContain("input_json_delta");
+  });
+
+  it("a history with tool_use and tool_result blocks is taken, and count_tokens counts the tools too", async () => {
+    const messages: Anthropic.MessageParam[] = [
+      { role: "user", content: "Weather in Oslo?" },
+      {
+        role: "assistant",
+        content: [
+          { type: "text", text: "Let me look." },
+          { type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Oslo", unit: "celsius", days: 1 } },
+        ],
+      },
+      {
+        role: "user",
+        content: [
+          { type: "tool_result", tool_use_id: "toolu_1", content: [{ type: "text", text: "-3 degrees, snow" }] },
+        ],
+      },
+    ];
+    const m = await client.messages.create({
+      model: cluster.model,
+      max_tokens: 12,
+      messages,
+      tools: [weather],
+      tool_choice: { type: "none" },
+    });
+    expect(m.stop_reason).toBe("max_tokens");
+    expect(m.content[0]?.type).toBe("text");
+    const withTools = await client.messages.countTokens({ model: cluster.model, messages, tools: [weather] });
+    const without = await client.messages.countTokens({
+      model: cluster.model,
+      messages: [{ role: "user", content: "Weather in Oslo?" }],
+    });
+    expect(withTools.input_tokens).toBeGreaterThan(without.input_tokens + 20);
+  });
+
+  it("bad tools: a server tool, a tool_choice naming no tool, a tool_result in an assistant turn", async () => {
+    const server = await raised(
+      client.messages.create({
+        model: cluster.model,
+        max_tokens: 5,
+        messages: [{ role: "user", content: "x" }],
+        tools: [{ type: "web_search_20250305", name: "web_search" }],
+      }),
+      Anthropic.BadRequestError,
+    );
+    expect(server.message).toMatch(/server tool 'web_search_20250305' runs on Anthropic's servers/);
+    const named = await raised(
+      client.messages.create({
+        model: cluster.model,
+        max_tokens: 5,
+        messages: [{ role: "user", content: "x" }],
+        tools: [weather],
+        tool_choice: { type: "tool", name: "get_time" },
+      }),
+      Anthropic.BadRequestError,
+    );
+    expect(named.message).toMatch(/tool_choice names 'get_time', which is not one of the tools/);
+    const misplaced = await raised(
+      client.messages.create({
+        model: cluster.model,
+        max_tokens: 5,
+        messages: [
+          { role: "user", content: "x" },
+          { role: "assistant", content: [{ type: "tool_result", tool_use_id: "t", content: "y" }] as never },
+        ],
+      }),
+      Anthropic.BadRequestError,
+    );
+    expect(misplaced.message).toMatch(/a tool_result block belongs in a user turn; this turn is the assistant's/);
   });
 });

@@ -14,6 +14,7 @@ import {
 } from "@rbee/testing";
 import { Ollama, type ProgressResponse } from "ollama";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startToolModelCluster, type ToolModelCluster } from "./support/tool-model-cluster.js";
 
 const REF = "ggml-org/models:tinyllamas/stories260K.gguf";
 
@@ -293,5 +294,116 @@ describe("Ollama API through the queen (official ollama client, real hive and wo
     const again = await raised(client.delete({ model }));
     expect(again.status_code).toBe(404);
     expect(again.message).toMatch(/was not found/);
+  });
+});
+
+// Tool calling through /api/chat, on stories260K's weights with Qwen2.5's tool-calling chat template
+// (a real queen and llm worker). Ollama has no tool_choice, and with `auto` the tiny model's choice
+// means nothing; rbee's tool_choice extension (sent through the client as an extra field, which
+// ollama-js passes on) forces a call, so that the wire shape and the schema validity are checked.
+describe("Ollama tool calling through the queen (official ollama client, tool-calling chat template)", () => {
+  let cluster: ToolModelCluster;
+  let client: Ollama;
+  const weather = {
+    type: "function",
+    function: {
+      name: "get_weather",
+      description: "The weather in a city",
+      parameters: {
+        type: "object",
+        properties: {
+          city: { type: "string", maxLength: 40 },
+          unit: { type: "string", enum: ["celsius", "fahrenheit"] },
+          days: { type: "number" },
+        },
+        required: ["city", "unit", "days"],
+      },
+    },
+  };
+  const expectWeatherArguments = (args: Record<string, unknown>) => {
+    expect(Object.keys(args).sort()).toEqual(["city", "days", "unit"]);
+    expect(typeof args.city).toBe("string");
+    expect((args.city as string).length).toBeLessThanOrEqual(40);
+    expect(["celsius", "fahrenheit"]).toContain(args.unit);
+    expect(Number.isFinite(args.days)).toBe(true);
+  };
+  const forced = { tool_choice: "required", parallel_tool_calls: false } as object;
+
+  beforeAll(async () => {
+    cluster = await startToolModelCluster("ollama-tools");
+    client = new Ollama({ host: cluster.queen.url });
+  });
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it("show lists the tools capability of a worker that calls tools", async () => {
+    expect((await client.show({ model: cluster.model })).capabilities).toContain("tools");
+  });
+
+  it("chat with tools: message.tool_calls with arguments as an object that matches the schema", async () => {
+    const r = await client.chat({
+      model: cluster.model,
+      messages: [{ role: "user", content: "What is the weather in Paris for the next two days?" }],
+      tools: [weather],
+      options: { num_predict: 120 },
+      ...forced,
+    });
+    expect(r.done).toBe(true);
+    const calls = r.message.tool_calls ?? [];
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.function.name).toBe("get_weather");
+    expectWeatherArguments(calls[0]?.function.arguments ?? {});
+  });
+
+  it("streamed: the call comes whole in one message before the last line, as Ollama streams it", async () => {
+    const parts = [];
+    for await (const part of await client.chat({
+      model: cluster.model,
+      messages: [{ role: "user", content: "Weather in Rome?" }],
+      tools: [weather],
+      options: { num_predict: 120 },
+      stream: true,
+      ...forced,
+    }))
+      parts.push(part);
+    const withCalls = parts.filter((p) => (p.message.tool_calls ?? []).length > 0);
+    expect(withCalls).toHaveLength(1);
+    expect(withCalls[0]?.done).toBe(false);
+    expectWeatherArguments(withCalls[0]?.message.tool_calls?.[0]?.function.arguments ?? {});
+    expect(parts.at(-1)).toMatchObject({ done: true });
+  });
+
+  it("a history with the assistant's tool_calls and the tool's answer (no ids, as Ollama sends them) is taken", async () => {
+    const r = await client.chat({
+      model: cluster.model,
+      messages: [
+        { role: "user", content: "Weather in Oslo?" },
+        {
+          role: "assistant",
+          content: "",
+          tool_calls: [{ function: { name: "get_weather", arguments: { city: "Oslo", unit: "celsius", days: 1 } } }],
+        },
+        { role: "tool", content: "-3 degrees, snow", tool_name: "get_weather" },
+      ],
+      tools: [weather],
+      options: { num_predict: 8 },
+      ...({ tool_choice: "none" } as object),
+    });
+    expect(r.done_reason).toBe("length");
+    expect(r.message.tool_calls ?? []).toEqual([]);
+  });
+
+  it("bad tools are a 400 naming them", async () => {
+    const e = await raised(
+      client.chat({
+        model: cluster.model,
+        messages: [{ role: "user", content: "x" }],
+        tools: [weather],
+        ...({ tool_choice: { function: { name: "get_time" } } } as object),
+      }),
+    );
+    expect(e.status_code).toBe(400);
+    expect(e.message).toMatch(/tool_choice names 'get_time', which is not one of the tools/);
   });
 });

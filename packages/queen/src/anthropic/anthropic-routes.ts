@@ -4,6 +4,7 @@ import type { HttpContext, SseWriter } from "@rbee/server-kit";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
 import { anthropicErrorBody } from "./anthropic-errors.js";
 import { CountTokensRequest, MessagesRequest } from "./anthropic-schemas.js";
+import { inputOf, toolsOf } from "./anthropic-tools.js";
 import { chatOf, stopReason, usageOf } from "./anthropic-translate.js";
 
 /** Chat histories (an agent's especially) can be long. */
@@ -27,6 +28,7 @@ export class AnthropicRoutes {
       top_k: req.top_k,
       stop: req.stop_sequences?.filter((s) => s !== ""),
       json_schema: req.output_config?.format?.schema,
+      ...toolsOf(req),
     };
     if (infer.stop?.length === 0) infer.stop = undefined;
     const id = `msg_${randomBytes(12).toString("hex")}`;
@@ -39,16 +41,22 @@ export class AnthropicRoutes {
         type: "message",
         role: "assistant",
         model: req.model,
-        content: response.text === "" ? [] : [{ type: "text", text: response.text }],
+        content: [
+          ...(response.text === "" ? [] : [{ type: "text", text: response.text }]),
+          ...(response.tool_calls ?? []).map((c) => ({ type: "tool_use", id: c.id, name: c.name, input: inputOf(c) })),
+        ],
         ...stopReason(response),
         stop_details: null,
         usage: usageOf(response),
       });
       return;
     }
-    // The stream starts at the first token, so that a failure before it (an unknown model, nothing
-    // fits) is a plain error with its status, which the SDKs raise as their own error classes.
+    // The stream starts at the first token or tool call, so that a failure before it (an unknown
+    // model, nothing fits) is a plain error with its status, which the SDKs raise as their own classes.
     let sse: SseWriter | undefined;
+    /** The content block open now: its index and kind. */
+    let block: { index: number; kind: "text" | "tool_use" } | undefined;
+    let blocks = 0;
     const open = (): SseWriter => {
       if (sse) return sse;
       sse = ctx.sse();
@@ -67,28 +75,55 @@ export class AnthropicRoutes {
           usage: { input_tokens: 0, output_tokens: 0 },
         },
       });
-      void sse.send("content_block_start", {
-        type: "content_block_start",
-        index: 0,
-        content_block: { type: "text", text: "" },
-      });
-      void sse.send("ping", { type: "ping" });
       return sse;
+    };
+    const closeBlock = (w: SseWriter) => {
+      if (block) void w.send("content_block_stop", { type: "content_block_stop", index: block.index });
+      block = undefined;
+    };
+    const startBlock = (w: SseWriter, kind: "text" | "tool_use", contentBlock: Record<string, unknown>) => {
+      closeBlock(w);
+      block = { index: blocks++, kind };
+      void w.send("content_block_start", {
+        type: "content_block_start",
+        index: block.index,
+        content_block: contentBlock,
+      });
+      if (block.index === 0) void w.send("ping", { type: "ping" });
+      return block.index;
     };
     try {
       const { response } = await this.router.infer(req.model, infer, {
         signal: ctx.signal,
-        onToken: (text) =>
-          open()
+        onToken: (text) => {
+          const w = open();
+          const index = block?.kind === "text" ? block.index : startBlock(w, "text", { type: "text", text: "" });
+          return w
+            .send("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text } })
+            .then(() => undefined);
+        },
+        onToolCall: (piece) => {
+          const w = open();
+          let index = block?.index ?? -1;
+          if (piece.id !== undefined || block?.kind !== "tool_use")
+            index = startBlock(w, "tool_use", {
+              type: "tool_use",
+              id: piece.id ?? `toolu_${id}_${piece.index}`,
+              name: piece.name ?? "",
+              input: {},
+            });
+          if (piece.arguments === "") return undefined;
+          return w
             .send("content_block_delta", {
               type: "content_block_delta",
-              index: 0,
-              delta: { type: "text_delta", text },
+              index,
+              delta: { type: "input_json_delta", partial_json: piece.arguments },
             })
-            .then(() => undefined),
+            .then(() => undefined);
+        },
       });
       const w = open();
-      await w.send("content_block_stop", { type: "content_block_stop", index: 0 });
+      closeBlock(w);
       await w.send("message_delta", {
         type: "message_delta",
         delta: { ...stopReason(response), stop_details: null },
@@ -111,9 +146,16 @@ export class AnthropicRoutes {
    */
   async countTokens(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(CountTokensRequest, "count_tokens request", BODY_LIMIT);
+    // with the tools described as the model sees them, but none called: one token of text
+    const tools = toolsOf(req);
     const { response } = await this.router.infer(
       req.model,
-      { messages: chatOf(req), max_tokens: 1, temperature: 0 },
+      {
+        messages: chatOf(req),
+        ...(tools.tools ? { tools: tools.tools, tool_choice: "none" as const } : {}),
+        max_tokens: 1,
+        temperature: 0,
+      },
       { signal: ctx.signal },
     );
     ctx.send(200, { input_tokens: response.prompt_tokens });

@@ -21,6 +21,7 @@ import {
   OllamaPullRequest,
   OllamaShowRequest,
 } from "./ollama-schemas.js";
+import { ollamaToolCalls, ollamaTools } from "./ollama-tools.js";
 import {
   chatMessages,
   generateInput,
@@ -160,6 +161,7 @@ export class OllamaRoutes {
     const caps = workers.flatMap((w) => w.report.capabilities ?? w.report.heartbeat?.capabilities ?? []);
     if (workers.length === 0 || caps.includes("text-generation")) capabilities.add("completion");
     if (caps.includes("embeddings")) capabilities.add("embedding");
+    if (caps.includes("tools")) capabilities.add("tools");
     const parameters = contextSize === undefined ? "" : `num_ctx ${contextSize}`;
     ctx.send(200, {
       license: "",
@@ -178,7 +180,8 @@ export class OllamaRoutes {
   async chat(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(OllamaChatRequest, "chat request", BODY_LIMIT);
     const messages = chatMessages(req);
-    await this.#answer(ctx, "chat", req, messages.length === 0 ? undefined : { messages });
+    const tools = ollamaTools(req);
+    await this.#answer(ctx, "chat", req, messages.length === 0 ? undefined : { messages, ...tools });
   }
 
   async generate(ctx: HttpContext): Promise<void> {
@@ -320,18 +323,22 @@ export class OllamaRoutes {
     ctx: HttpContext,
     kind: Kind,
     req: OllamaChatRequest | OllamaGenerateRequest,
-    input: Pick<InferRequest, "prompt" | "messages"> | undefined,
+    input: Pick<InferRequest, "prompt" | "messages" | "tools" | "tool_choice" | "parallel_tool_calls"> | undefined,
   ): Promise<void> {
     const model = modelId(req.model);
     const keepAliveMs = ollamaKeepAliveMs(req.keep_alive);
     const sampling: Sampling = { ...samplingFrom(req.options), json_schema: jsonSchemaFrom(req.format) };
     ctx.logFields.model = model;
-    const reply = (text: string, done: boolean) =>
+    const reply = (text: string, done: boolean, calls?: InferResponse["tool_calls"]) =>
       kind === "chat"
         ? {
             model: req.model,
             created_at: new Date().toISOString(),
-            message: { role: "assistant", content: text },
+            message: {
+              role: "assistant",
+              content: text,
+              ...(calls && calls.length > 0 ? { tool_calls: ollamaToolCalls(calls) } : {}),
+            },
             done,
           }
         : { model: req.model, created_at: new Date().toISOString(), response: text, done };
@@ -357,7 +364,7 @@ export class OllamaRoutes {
         { ...sampling, ...input },
         { signal: ctx.signal, keepAliveMs },
       );
-      ctx.send(200, { ...reply(response.text, true), ...final(response) });
+      ctx.send(200, { ...reply(response.text, true, response.tool_calls), ...final(response) });
       return;
     }
     let out: NdjsonWriter | undefined;
@@ -375,6 +382,8 @@ export class OllamaRoutes {
         },
       );
       out ??= new NdjsonWriter(ctx.res);
+      // Ollama streams each tool call whole, in a message of its own before the last line
+      if (response.tool_calls && response.tool_calls.length > 0) await out.send(reply("", false, response.tool_calls));
       await out.send({ ...reply("", true), ...final(response) });
       out.end();
     } catch (err) {

@@ -58,6 +58,18 @@ export const OllamaChatRequest = z.looseObject({
   ...common,
   messages: z.array(OllamaMessage).nullable().optional(),
   tools: z.array(z.unknown()).nullable().optional(),
+  /**
+   * An rbee extension (Ollama has none; its clients never send it): `auto` (default), `none`,
+   * `required`, or `{name}` / `{function: {name}}` to force a call, as OpenAI's tool_choice.
+   */
+  tool_choice: z
+    .union([
+      z.enum(["auto", "none", "required"]),
+      z.looseObject({ name: z.string().min(1) }),
+      z.looseObject({ function: z.looseObject({ name: z.string().min(1) }) }),
+    ])
+    .optional(),
+  parallel_tool_calls: z.boolean().optional(),
 });
 export type OllamaChatRequest = z.infer<typeof OllamaChatRequest>;
 

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { type ChatMessage, type GgufSummary, type InferRequest, ValidationError } from "@rbee/contract";
 import type { OllamaChatRequest, OllamaGenerateRequest, OllamaOptions } from "./ollama-schemas.js";
+import { ollamaHistory } from "./ollama-tools.js";
 
 /** The sampling part of a worker request. */
 export type Sampling = Omit<InferRequest, "model" | "stream" | "prompt" | "messages">;
@@ -83,17 +84,13 @@ function checkThink(think: OllamaChatRequest["think"], model: string): void {
     throw new ValidationError(`"${model}" does not support thinking: rbee does not separate thinking yet`, "think");
 }
 
-/** `/api/chat` messages as the worker's chat (text only until tool calling reaches the worker contract). */
+/** `/api/chat` messages as the worker's chat: text, and tool calls with their results. */
 export function chatMessages(req: OllamaChatRequest): ChatMessage[] {
   checkThink(req.think, req.model);
-  if (req.tools && req.tools.length > 0)
-    unsupported("tools", "tool calling through /api/chat", "describe the tools in the system message and use format");
-  return (req.messages ?? []).map((m, i) => {
+  (req.messages ?? []).forEach((m, i) => {
     if (m.images && m.images.length > 0) unsupported(`messages[${i}].images`, "images");
-    if (m.role === "tool") unsupported(`messages[${i}].role`, "messages with role 'tool'");
-    if (m.tool_calls && m.tool_calls.length > 0) unsupported(`messages[${i}].tool_calls`, "tool calls");
-    return { role: m.role, content: m.content ?? "" };
   });
+  return ollamaHistory(req);
 }
 
 /**
