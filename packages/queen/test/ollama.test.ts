@@ -257,6 +257,9 @@ describe("Ollama API through the queen (official ollama client, real hive and wo
     );
     expect(images.status_code).toBe(400);
     expect(images.message).toMatch(/images is not supported/);
+    const fim = await raised(client.generate({ model, prompt: "x", suffix: "y" }));
+    expect(fim.status_code).toBe(400);
+    expect(fim.message).toMatch(/needs a model with FIM tokens/);
     const pull = await raised(client.pull({ model: "ggml-org/no-such-repo:x.gguf" }));
     expect(pull.status_code).toBe(404);
     // the raw shapes: unknown fields are ignored as Ollama ignores them; broken JSON is a 400; an unknown /api path a 404
@@ -392,6 +395,18 @@ describe("Ollama tool calling through the queen (official ollama client, tool-ca
     });
     expect(r.done_reason).toBe("length");
     expect(r.message.tool_calls ?? []).toEqual([]);
+  });
+
+  it("generate with suffix: fill-in-the-middle with the model's FIM tokens (Continue's autocomplete)", async () => {
+    const r = await client.generate({
+      model: cluster.model,
+      prompt: "Once upon a time",
+      suffix: " The end.",
+      options: { num_predict: 8, temperature: 0 },
+    });
+    expect(r.done).toBe(true);
+    expect(r.eval_count).toBeGreaterThan(0);
+    expect(typeof r.response).toBe("string");
   });
 
   it("bad tools are a 400 naming them", async () => {

@@ -323,7 +323,9 @@ export class OllamaRoutes {
     ctx: HttpContext,
     kind: Kind,
     req: OllamaChatRequest | OllamaGenerateRequest,
-    input: Pick<InferRequest, "prompt" | "messages" | "tools" | "tool_choice" | "parallel_tool_calls"> | undefined,
+    input:
+      | Pick<InferRequest, "prompt" | "messages" | "suffix" | "tools" | "tool_choice" | "parallel_tool_calls">
+      | undefined,
   ): Promise<void> {
     const model = modelId(req.model);
     const keepAliveMs = ollamaKeepAliveMs(req.keep_alive);

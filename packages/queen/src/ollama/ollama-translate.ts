@@ -95,13 +95,12 @@ export function chatMessages(req: OllamaChatRequest): ChatMessage[] {
 
 /**
  * `/api/generate` as a worker request: the prompt as the user's message of a chat (with `system`
- * before it), formatted by the model's own template as Ollama does; `raw: true` sends it as it is.
+ * before it), formatted by the model's own template as Ollama does; `raw: true` sends it as it is;
+ * with `suffix`, a fill-in-the-middle prompt made with the model's own FIM tokens.
  */
-export function generateInput(req: OllamaGenerateRequest): Pick<InferRequest, "prompt" | "messages"> {
+export function generateInput(req: OllamaGenerateRequest): Pick<InferRequest, "prompt" | "messages" | "suffix"> {
   checkThink(req.think, req.model);
   if (req.images && req.images.length > 0) unsupported("images", "images");
-  if (req.suffix)
-    unsupported("suffix", "suffix (fill-in-the-middle) on /api/generate", "send raw: true with your own FIM prompt");
   if (req.template)
     unsupported(
       "template",
@@ -115,6 +114,7 @@ export function generateInput(req: OllamaGenerateRequest): Pick<InferRequest, "p
       "send the conversation as messages to /api/chat",
     );
   const prompt = req.prompt ?? "";
+  if (req.suffix) return { prompt, suffix: req.suffix };
   if (req.raw) return { prompt };
   const messages: ChatMessage[] = [];
   if (req.system) messages.push({ role: "system", content: req.system });
