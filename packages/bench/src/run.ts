@@ -131,9 +131,9 @@ SUITES["llama-server"] = async () => {
 
 SUITES.compat = async () => {
   console.log(
-    "\n== Ollama and Anthropic routes vs the OpenAI route: streamed chats through one queen to one worker (stories260K), rotating",
+    "\n== Ollama and Anthropic routes vs the OpenAI route: streamed chats through one queen to one worker (stories260K), the APIs in every order",
   );
-  const results = await benchCompat({ rounds: 30, maxTokens: 64, concurrency: [1, 4] });
+  const results = await benchCompat({ rounds: 24, maxTokens: 64, concurrency: [1, 4] });
   for (const r of results) {
     if (r.api === "openai") continue;
     console.log(
