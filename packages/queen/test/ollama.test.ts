@@ -215,6 +215,34 @@ describe("Ollama API through the queen (official ollama client, real hive and wo
     expect(typeof JSON.parse(j.response ?? "")).toBe("object");
   });
 
+  it("logprobs and top_logprobs, in one piece and per streamed message", async () => {
+    const r = await client.generate({
+      model,
+      prompt: "Once upon a time",
+      raw: true,
+      logprobs: true,
+      top_logprobs: 2,
+      options: { temperature: 0, num_predict: 5 },
+    });
+    expect(r.logprobs).toHaveLength(5);
+    const first = r.logprobs?.[0];
+    expect(first?.logprob).toBeLessThanOrEqual(0);
+    expect(first?.top_logprobs).toHaveLength(2);
+    // greedy: the chosen token is the most likely one
+    expect(first?.top_logprobs?.[0]?.token).toBe(first?.token);
+    expect((r.logprobs ?? []).map((l) => l.token).join("")).toBe(r.response);
+    let streamed = 0;
+    for await (const part of await client.chat({
+      model,
+      messages: [{ role: "user", content: "Hi" }],
+      logprobs: true,
+      options: { temperature: 0, num_predict: 5 },
+      stream: true,
+    }))
+      streamed += part.logprobs?.length ?? 0;
+    expect(streamed).toBe(5);
+  });
+
   it("embed (unit vectors) and the older embeddings", async () => {
     const e = await client.embed({ model, input: ["a cat", "a dog"] });
     expect(e.model).toBe(model);

@@ -3,6 +3,7 @@ import {
   type InferRequest,
   type InferResponse,
   ModelNotFoundError,
+  type TokenLogprob,
   toRbeeError,
   WorkerInfo,
 } from "@rbee/contract";
@@ -32,6 +33,7 @@ import {
   modelInfo,
   normalize,
   ollamaKeepAliveMs,
+  ollamaLogprobs,
   ollamaName,
   type Sampling,
   samplingFrom,
@@ -329,7 +331,13 @@ export class OllamaRoutes {
   ): Promise<void> {
     const model = modelId(req.model);
     const keepAliveMs = ollamaKeepAliveMs(req.keep_alive);
-    const sampling: Sampling = { ...samplingFrom(req.options), json_schema: jsonSchemaFrom(req.format) };
+    const sampling: Sampling = {
+      ...samplingFrom(req.options),
+      json_schema: jsonSchemaFrom(req.format),
+      ...(req.logprobs ? { logprobs: Number(req.top_logprobs ?? 0) } : {}),
+    };
+    const withLogprobs = (lp: readonly TokenLogprob[] | undefined) =>
+      req.logprobs && lp ? { logprobs: ollamaLogprobs(lp) } : {};
     ctx.logFields.model = model;
     const reply = (text: string, done: boolean, calls?: InferResponse["tool_calls"]) =>
       kind === "chat"
@@ -366,7 +374,11 @@ export class OllamaRoutes {
         { ...sampling, ...input },
         { signal: ctx.signal, keepAliveMs },
       );
-      ctx.send(200, { ...reply(response.text, true, response.tool_calls), ...final(response) });
+      ctx.send(200, {
+        ...reply(response.text, true, response.tool_calls),
+        ...withLogprobs(response.logprobs),
+        ...final(response),
+      });
       return;
     }
     let out: NdjsonWriter | undefined;
@@ -377,9 +389,9 @@ export class OllamaRoutes {
         {
           signal: ctx.signal,
           keepAliveMs,
-          onToken: (text) => {
+          onToken: (text, _index, logprobs) => {
             out ??= new NdjsonWriter(ctx.res);
-            return out.send(reply(text, false)).then(() => undefined);
+            return out.send({ ...reply(text, false), ...withLogprobs(logprobs) }).then(() => undefined);
           },
         },
       );

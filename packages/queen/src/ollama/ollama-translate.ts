@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { type ChatMessage, type GgufSummary, type InferRequest, ValidationError } from "@rbee/contract";
+import {
+  type ChatMessage,
+  type GgufSummary,
+  type InferRequest,
+  type TokenLogprob,
+  ValidationError,
+} from "@rbee/contract";
 import type { OllamaChatRequest, OllamaGenerateRequest, OllamaOptions } from "./ollama-schemas.js";
 import { ollamaHistory } from "./ollama-tools.js";
 
@@ -184,4 +190,13 @@ export function normalize(vector: number[]): number[] {
   for (const x of vector) sum += x * x;
   const norm = Math.sqrt(sum);
   return norm === 0 ? vector : vector.map((x) => x / norm);
+}
+
+/** The worker's logprobs as Ollama writes them: `{token, logprob, top_logprobs: [{token, logprob}]}`. */
+export function ollamaLogprobs(logprobs: readonly TokenLogprob[]) {
+  return logprobs.map((l) => ({
+    token: l.token,
+    logprob: l.logprob,
+    top_logprobs: l.top_logprobs.map((t) => ({ token: t.token, logprob: t.logprob })),
+  }));
 }
