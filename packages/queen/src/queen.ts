@@ -224,7 +224,7 @@ export class Queen {
     const responses = new ResponsesRoute(this.router, this.log);
     const keyAdmin = [keyAdminAuth(this.keys, this.clusterToken)];
     const dashboard = new Dashboard();
-    const anthropic = new AnthropicRoutes(this.router);
+    const anthropic = new AnthropicRoutes(this.router, this.log);
     return ollama
       .register(new Router(), api)
       .get("/health", (ctx) => ctx.send(200, { status: "ok", version: QUEEN_VERSION }))

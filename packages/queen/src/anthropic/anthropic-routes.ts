@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { toRbeeError } from "@rbee/contract";
-import type { HttpContext, SseWriter } from "@rbee/server-kit";
+import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
+import { noteIgnoredFields } from "../http/ignored-fields.js";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
 import { anthropicErrorBody } from "./anthropic-errors.js";
 import { CountTokensRequest, MessagesRequest } from "./anthropic-schemas.js";
@@ -15,10 +16,14 @@ const BODY_LIMIT = 32 * 1024 * 1024;
  * like the OpenAI routes. Streams use Anthropic's event types; errors use its shape (anthropic-errors.ts).
  */
 export class AnthropicRoutes {
-  constructor(private readonly router: InferenceRouter) {}
+  constructor(
+    private readonly router: InferenceRouter,
+    private readonly log: Logger,
+  ) {}
 
   async messages(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(MessagesRequest, "messages request", BODY_LIMIT);
+    noteIgnoredFields(ctx, this.log, MessagesRequest, req);
     const messages = chatOf(req);
     const infer = {
       messages,
@@ -146,6 +151,7 @@ export class AnthropicRoutes {
    */
   async countTokens(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(CountTokensRequest, "count_tokens request", BODY_LIMIT);
+    noteIgnoredFields(ctx, this.log, CountTokensRequest, req);
     // with the tools described as the model sees them, but none called: one token of text
     const tools = toolsOf(req);
     const { response } = await this.router.infer(

@@ -8,6 +8,7 @@ import {
   WorkerInfo,
 } from "@rbee/contract";
 import { type HttpContext, type Logger, Router, requestJson } from "@rbee/server-kit";
+import { noteIgnoredFields } from "../http/ignored-fields.js";
 import type { ClusterRegistry, WorkerEntry } from "../registry/cluster-registry.js";
 import type { HiveClient } from "../scheduler/hive-client.js";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
@@ -181,6 +182,7 @@ export class OllamaRoutes {
 
   async chat(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(OllamaChatRequest, "chat request", BODY_LIMIT);
+    noteIgnoredFields(ctx, this.d.log, OllamaChatRequest, req);
     const messages = chatMessages(req);
     const tools = ollamaTools(req);
     await this.#answer(ctx, "chat", req, messages.length === 0 ? undefined : { messages, ...tools });
@@ -188,12 +190,14 @@ export class OllamaRoutes {
 
   async generate(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(OllamaGenerateRequest, "generate request", BODY_LIMIT);
+    noteIgnoredFields(ctx, this.d.log, OllamaGenerateRequest, req);
     const input = generateInput(req);
     await this.#answer(ctx, "generate", req, !req.prompt ? undefined : input);
   }
 
   async embed(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(OllamaEmbedRequest, "embed request", BODY_LIMIT);
+    noteIgnoredFields(ctx, this.d.log, OllamaEmbedRequest, req);
     if (req.dimensions !== undefined) unsupported("dimensions", "dimensions");
     const input = typeof req.input === "string" ? [req.input] : req.input;
     const t0 = performance.now();
@@ -213,6 +217,7 @@ export class OllamaRoutes {
 
   async embeddings(ctx: HttpContext): Promise<void> {
     const req = await ctx.json(OllamaEmbeddingsRequest, "embeddings request", BODY_LIMIT);
+    noteIgnoredFields(ctx, this.d.log, OllamaEmbeddingsRequest, req);
     if (req.prompt === "") {
       ctx.send(200, { embedding: [] });
       return;
@@ -280,7 +285,7 @@ export class OllamaRoutes {
     for (const { hive, model } of this.d.registry.findModel(ref)) {
       if (hive.url === "") continue;
       await this.d.hives.removeModel(hive, model.id);
-      hive.models = hive.models.filter((m) => m.id !== model.id);
+      this.d.registry.forgetModel(hive.id, model.id);
       removed++;
     }
     if (removed === 0) throw new ModelNotFoundError(ref, "no hive has it in its catalog; see GET /api/tags");
