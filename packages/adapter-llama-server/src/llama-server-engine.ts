@@ -124,6 +124,13 @@ function finishReasonOf(chunk: CompletionChunk): FinishReason {
   return chunk.stop_type === "limit" || chunk.truncated === true ? "length" : "stop";
 }
 
+/** The request's stop string that ended generation (llama-server's `stopping_word`), for Anthropic's stop_sequence. */
+function stopSequenceOf(chunk: CompletionChunk, request: InferRequest): { stopSequence?: string } {
+  if (chunk.stop_type !== "word" || !chunk.stopping_word) return {};
+  const asked = request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop;
+  return asked.includes(chunk.stopping_word) ? { stopSequence: chunk.stopping_word } : {};
+}
+
 /**
  * llama.cpp's own server behind the worker contract. The adapter starts llama-server on a free
  * loopback port (tied to its own life: see EngineProcess), serves `/v1/infer` through llama-server's
@@ -331,6 +338,7 @@ export class LlamaServerEngine implements WorkerEngine {
       promptTokens,
       cachedTokens: final.timings?.cache_n,
       finishReason: finishReasonOf(final),
+      ...stopSequenceOf(final, request),
     };
   }
 

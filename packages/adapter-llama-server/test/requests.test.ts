@@ -60,6 +60,19 @@ describe.skipIf(LLAMA_SERVER === undefined)("llama-server adapter: requests", ()
     expect(InferResponse.parse(r.body).text.startsWith(STORIES_GREEDY_PREFIX)).toBe(true);
   });
 
+  it("a stop string ends the text before it, and the response names it (stop_sequence)", async () => {
+    const r = await postJson(url("/v1/infer"), {
+      prompt: "Once upon a time",
+      max_tokens: 60,
+      temperature: 0,
+      stop: ["zzz", "Lily"],
+    });
+    expect(r.status, r.text).toBe(200);
+    const body = InferResponse.parse(r.body);
+    expect(body.text).toBe(", there was a little girl named ");
+    expect(body).toMatchObject({ finish_reason: "stop", stop_sequence: "Lily" });
+  });
+
   it("4 requests at once run in the 4 slots and each gives the text it gives alone", async () => {
     const body = { prompt: "Once upon a time", max_tokens: 32, temperature: 0 };
     const alone = InferResponse.parse((await postJson(url("/v1/infer"), body)).body).text;

@@ -2,6 +2,7 @@ import { statSync } from "node:fs";
 import { cachedGeneratedModel, findLlamaServer, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchColdStart } from "./cold-start-bench.js";
+import { benchCompat } from "./compat-bench.js";
 import { benchClusterUpdates, benchFirstLoad, CHROMIUM, chromiumAvailable } from "./dashboard-bench.js";
 import { benchDownload } from "./download-bench.js";
 import { benchFailover } from "./failover-bench.js";
@@ -125,6 +126,35 @@ SUITES["llama-server"] = async () => {
     `llm worker / llama-server: ${large.llm_worker_single_ratio} single, ${large.llm_worker_concurrent4_ratio} 4 concurrent`,
   );
   const file = saveResults("llama-server", { results: [small, large] });
+  console.log(`results: ${file}`);
+};
+
+SUITES.compat = async () => {
+  console.log(
+    "\n== Ollama and Anthropic routes vs the OpenAI route: streamed chats through one queen to one worker (stories260K), the APIs in every order",
+  );
+  const results = await benchCompat({ rounds: 24, maxTokens: 64, concurrency: [1, 4] });
+  for (const r of results) {
+    if (r.api === "openai") continue;
+    console.log(
+      verdictAtMost(
+        `${r.api} / OpenAI time to first token at p50, ${r.concurrency} stream(s) (target: no more than OpenAI's, within 5 %)`,
+        r.ttft_p50_ratio_vs_openai,
+        1.05,
+      ),
+    );
+    console.log(
+      verdict(`${r.api} / OpenAI throughput, ${r.concurrency} stream(s)`, r.throughput_ratio_vs_openai, 0.97),
+    );
+    console.log(
+      verdictAtMost(
+        `${r.api} / OpenAI queen CPU per request, ${r.concurrency} stream(s)`,
+        r.queen_cpu_ratio_vs_openai,
+        1.05,
+      ),
+    );
+  }
+  const file = saveResults("compat", { results });
   console.log(`results: ${file}`);
 };
 

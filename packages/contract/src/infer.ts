@@ -155,6 +155,10 @@ export const InferResponse = z.looseObject({
   finish_reason: FinishReason.describe(
     "stop: the model or a stop string ended it; length: max_tokens or the context; cancelled: the client left or the worker stopped; tool_calls: the model called tools",
   ),
+  stop_sequence: z
+    .string()
+    .optional()
+    .describe("the request's stop string that ended generation (finish_reason stop); absent when the model ended it"),
   model: z.string().optional(),
   tool_calls: z.array(ToolCall).optional().describe("the tools the model called, when finish_reason is tool_calls"),
   logprobs: z

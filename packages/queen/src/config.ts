@@ -24,6 +24,11 @@ export interface QueenOptions {
    * default "llm" (RBEE_WORKER_TYPE).
    */
   defaultWorkerType?: string;
+  /**
+   * Also serve the Ollama API alone on this port (Ollama's own is 11434), for clients that cannot be
+   * given a base URL; default: not (RBEE_OLLAMA_PORT). The queen's port serves it at /api/* anyway.
+   */
+  ollamaPort?: number;
   /** Serve HTTPS with this certificate (PEM); needs tlsKey. Default env RBEE_TLS_CERT. */
   tlsCert?: string;
   /** The certificate's private key (PEM, unencrypted). Default env RBEE_TLS_KEY. */
@@ -42,6 +47,8 @@ export interface QueenConfig {
   sweepIntervalMs: number;
   placement: PlacementPolicy;
   defaultWorkerType: string;
+  /** A second port that serves the Ollama API alone; undefined: none. */
+  ollamaPort: number | undefined;
   /** HTTPS when set. */
   tls: TlsFiles | undefined;
 }
@@ -60,8 +67,13 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,
     placement: o.placement ?? placementFromEnv(env),
     defaultWorkerType: checkWorkerType(o.defaultWorkerType ?? envString("RBEE_WORKER_TYPE", DEFAULT_WORKER_TYPE)),
+    ollamaPort: o.ollamaPort ?? optionalPort(envInt("RBEE_OLLAMA_PORT", -1, 0)),
     tls: tlsFilesFrom(o, env),
   };
+}
+
+function optionalPort(port: number): number | undefined {
+  return port < 0 ? undefined : port;
 }
 
 function checkWorkerType(id: string): string {

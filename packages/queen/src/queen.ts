@@ -20,6 +20,8 @@ import {
   Router,
   type ServerTls,
 } from "@rbee/server-kit";
+import { writeAnthropicError } from "./anthropic/anthropic-errors.js";
+import { AnthropicRoutes } from "./anthropic/anthropic-routes.js";
 import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./config.js";
 import { apiKeyAuth, keyAdminAuth } from "./http/api-key-auth.js";
 import { Dashboard } from "./http/dashboard.js";
@@ -27,6 +29,8 @@ import { sendWorkerLogs } from "./http/worker-logs.js";
 import { jobRunner } from "./jobs/job-runners.js";
 import { JobStore } from "./jobs/job-store.js";
 import { QueenMetrics } from "./metrics.js";
+import { writeOllamaError } from "./ollama/ollama-errors.js";
+import { OllamaRoutes, ollamaOnlyRouter } from "./ollama/ollama-routes.js";
 import { OpenAiRoutes } from "./openai/openai-routes.js";
 import { ResponsesRoute } from "./openai/responses.js";
 import { ClusterRegistry } from "./registry/cluster-registry.js";
@@ -67,6 +71,9 @@ export class Queen {
   readonly clusterToken: string;
   readonly startedAt = new Date().toISOString();
   #http: HttpServer;
+  /** The Ollama API alone on its own port (RBEE_OLLAMA_PORT), when asked for. */
+  #ollamaHttp: HttpServer | undefined;
+  #ollamaUrl = "";
   #url = "";
   #timers: NodeJS.Timeout[] = [];
   #eventStreams = new Set<() => void>();
@@ -105,13 +112,38 @@ export class Queen {
       return this.scheduler.checkHive(worker.hiveId);
     });
     this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
+    const ollama = new OllamaRoutes({
+      router: this.router,
+      registry: this.registry,
+      scheduler: this.scheduler,
+      hives: this.hives,
+      clusterToken: this.clusterToken,
+      log: this.log,
+      rbeeVersion: QUEEN_VERSION,
+    });
     this.#http = new HttpServer({
-      router: this.#routes(),
+      router: this.#routes(ollama),
       log: this.log,
       metrics: this.metrics,
       quietRoutes: ["/health", "/metrics", "/v1/hive-heartbeat", "/v1/worker-heartbeat"],
       tls,
+      // Ollama's and Anthropic's routes answer in their own error shapes, unknown paths under them too
+      errorWriter: (ctx) => {
+        const path = ctx.url.pathname;
+        if (path.startsWith("/api/")) return writeOllamaError;
+        if (path === "/v1/messages" || path.startsWith("/v1/messages/")) return writeAnthropicError;
+        return undefined;
+      },
     });
+    if (this.config.ollamaPort !== undefined)
+      this.#ollamaHttp = new HttpServer({
+        router: ollamaOnlyRouter(ollama, [apiKeyAuth(this.keys, this.clusterToken)]),
+        log: this.log,
+        metrics: this.metrics,
+        quietRoutes: ["/", "/health"],
+        tls,
+        errorWriter: () => writeOllamaError,
+      });
     this.#tls = tls;
   }
 
@@ -119,9 +151,22 @@ export class Queen {
     return this.#url;
   }
 
+  /** Where the Ollama API is served alone (RBEE_OLLAMA_PORT); "" when it is not. */
+  get ollamaUrl(): string {
+    return this.#ollamaUrl;
+  }
+
   async start(): Promise<this> {
     const bound = await this.#http.listen(this.config.port, this.config.host);
     this.#url = bound.url;
+    if (this.#ollamaHttp && this.config.ollamaPort !== undefined) {
+      try {
+        this.#ollamaUrl = (await this.#ollamaHttp.listen(this.config.ollamaPort, this.config.host)).url;
+      } catch (err) {
+        await this.#http.close();
+        throw err;
+      }
+    }
     const sweep = setInterval(() => this.registry.sweep(), 500);
     const idle = setInterval(() => {
       this.scheduler.reconcile();
@@ -146,18 +191,27 @@ export class Queen {
         "serving plain HTTP beyond this machine: API keys and prompts cross the network unencrypted; see docs/security.md to enable TLS",
       );
     }
-    this.log.info({ url: this.#url, version: QUEEN_VERSION, api_keys: this.keys.enabled }, "queen ready");
+    this.log.info(
+      {
+        url: this.#url,
+        version: QUEEN_VERSION,
+        api_keys: this.keys.enabled,
+        ...(this.#ollamaUrl ? { ollama_url: this.#ollamaUrl } : {}),
+      },
+      "queen ready",
+    );
     return this;
   }
 
   async close(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     for (const end of this.#eventStreams) end();
-    await Promise.race([this.#http.close(), new Promise((r) => setTimeout(r, 2000).unref())]);
-    this.#http.destroyConnections();
+    const servers = this.#ollamaHttp ? [this.#http, this.#ollamaHttp] : [this.#http];
+    await Promise.race([Promise.all(servers.map((s) => s.close())), new Promise((r) => setTimeout(r, 2000).unref())]);
+    for (const s of servers) s.destroyConnections();
   }
 
-  #routes(): Router {
+  #routes(ollama: OllamaRoutes): Router {
     const api = [apiKeyAuth(this.keys, this.clusterToken)];
     const cluster = [
       bearerAuth({
@@ -170,7 +224,9 @@ export class Queen {
     const responses = new ResponsesRoute(this.router, this.log);
     const keyAdmin = [keyAdminAuth(this.keys, this.clusterToken)];
     const dashboard = new Dashboard();
-    return new Router()
+    const anthropic = new AnthropicRoutes(this.router, this.log);
+    return ollama
+      .register(new Router(), api)
       .get("/health", (ctx) => ctx.send(200, { status: "ok", version: QUEEN_VERSION }))
       .get("/", (ctx) =>
         dashboard.index(ctx, () => ({
@@ -194,6 +250,8 @@ export class Queen {
       .post("/v1/completions", (ctx) => openai.completions(ctx), api)
       .post("/v1/embeddings", (ctx) => openai.embeddings(ctx), api)
       .post("/v1/responses", (ctx) => responses.create(ctx), api)
+      .post("/v1/messages", (ctx) => anthropic.messages(ctx), api)
+      .post("/v1/messages/count_tokens", (ctx) => anthropic.countTokens(ctx), api)
       .post(
         "/v1/images/generations",
         () => {

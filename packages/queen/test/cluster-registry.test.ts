@@ -106,4 +106,21 @@ describe("ClusterRegistry (heartbeat bookkeeping, with a fake clock)", () => {
     expect(reg.workers.get("b")?.keepAliveMs).toBe(Number.POSITIVE_INFINITY);
     expect(reg.workers.get("c")?.keepAliveMs).toBe(1000);
   });
+
+  it("a model removed on the queen's request stays gone when a heartbeat sent before the removal still lists it", () => {
+    const reg = new ClusterRegistry({ defaultKeepAliveMs: 300_000, heartbeatIntervalMs: INTERVAL });
+    reg.ingestHiveHeartbeat(beat([]), 0);
+    expect(reg.servableModels()).toEqual(["stories260k"]);
+    reg.forgetModel("h1", "stories260k", 100);
+    expect(reg.servableModels()).toEqual([]);
+    reg.ingestHiveHeartbeat(beat([]), 200); // built before the removal: still lists it
+    expect(reg.servableModels()).toEqual([]);
+    reg.ingestHiveHeartbeat({ ...beat([]), models: [] }, 1200); // the hive's own word now
+    reg.ingestHiveHeartbeat(beat([]), 2200); // fetched again: shown again
+    expect(reg.servableModels()).toEqual(["stories260k"]);
+    // a mark that no heartbeat clears lapses after 3 intervals
+    reg.forgetModel("h1", "stories260k", 3000);
+    reg.ingestHiveHeartbeat(beat([]), 3000 + 3 * INTERVAL + 1);
+    expect(reg.servableModels()).toEqual(["stories260k"]);
+  });
 });

@@ -13,7 +13,13 @@ export {
 } from "./http/client.js";
 export { DEFAULT_BODY_LIMIT, HttpContext, PayloadTooLargeError } from "./http/context.js";
 export { type Handler, type Middleware, Router } from "./http/router.js";
-export { HttpServer, type HttpServerOptions, MethodNotAllowedError, writeError } from "./http/server.js";
+export {
+  type ErrorWriter,
+  HttpServer,
+  type HttpServerOptions,
+  MethodNotAllowedError,
+  writeError,
+} from "./http/server.js";
 export { formatSseFrame, SseWriter } from "./http/sse.js";
 export { StaticFiles, type StaticFilesOptions } from "./http/static-files.js";
 export {

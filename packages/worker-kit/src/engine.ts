@@ -61,6 +61,8 @@ export interface InferResult {
   toolCalls?: ToolCall[];
   /** One entry per generated token, when the request asked for logprobs. */
   logprobs?: TokenLogprob[];
+  /** The request's stop string that ended generation, when one did (engines that cannot tell leave it out). */
+  stopSequence?: string;
 }
 
 /**

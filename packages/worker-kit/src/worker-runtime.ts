@@ -358,6 +358,7 @@ export class WorkerRuntime {
         time_to_first_token_ms:
           firstTokenAt === undefined ? undefined : Math.round((firstTokenAt - accepted) * 100) / 100,
         finish_reason: result.finishReason,
+        stop_sequence: result.stopSequence,
         model: this.#modelId,
         ...(result.toolCalls?.length ? { tool_calls: result.toolCalls } : {}),
         ...(result.logprobs ? { logprobs: result.logprobs } : {}),

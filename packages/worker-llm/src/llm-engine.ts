@@ -433,6 +433,10 @@ export class LlmEngine implements WorkerEngine {
       await send("", pendingTokens);
     }
     if (grammar?.trimWhitespaceSuffix) text = text.trimEnd();
+    // the caller's own stop string (not one of the chat template's) is reported, for Anthropic's stop_sequence
+    const asked = request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop;
+    const stopSequence =
+      stopped && stops.matched !== undefined && asked.includes(stops.matched) ? stops.matched : undefined;
     return {
       logprobs,
       text,
@@ -440,6 +444,7 @@ export class LlmEngine implements WorkerEngine {
       promptTokens: promptTokens.length,
       cachedTokens: reused,
       finishReason,
+      ...(stopSequence === undefined ? {} : { stopSequence }),
     };
   }
 

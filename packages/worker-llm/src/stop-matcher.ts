@@ -5,6 +5,7 @@
 export class StopMatcher {
   #stops: string[];
   #held = "";
+  #matched: string | undefined;
 
   constructor(stops: readonly string[]) {
     this.#stops = stops.filter((s) => s.length > 0);
@@ -14,6 +15,11 @@ export class StopMatcher {
     return this.#stops.length > 0;
   }
 
+  /** The stop string that ended the text, once `push` has found one. */
+  get matched(): string | undefined {
+    return this.#matched;
+  }
+
   /** Adds text; returns what may be emitted and whether a stop string was found (its text excluded). */
   push(text: string): { emit: string; stopped: boolean } {
     if (this.#stops.length === 0) return { emit: text, stopped: false };
@@ -21,7 +27,10 @@ export class StopMatcher {
     let cut = -1;
     for (const stop of this.#stops) {
       const i = buffer.indexOf(stop);
-      if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+      if (i >= 0 && (cut < 0 || i < cut)) {
+        cut = i;
+        this.#matched = stop;
+      }
     }
     if (cut >= 0) {
       this.#held = "";

@@ -98,10 +98,13 @@ describe("llm worker on stories260K (real inference)", () => {
     expect(b.body.text).toBe(a.body.text);
   });
 
-  it("stop strings end generation before the stop, with finish_reason stop", async () => {
-    const r = await infer({ prompt: PROMPT, max_tokens: 60, temperature: 0, stop: ["Lily"] });
+  it("stop strings end generation before the stop, with finish_reason stop and the stop that matched", async () => {
+    const r = await infer({ prompt: PROMPT, max_tokens: 60, temperature: 0, stop: ["zzz", "Lily"] });
     expect(r.body.text).toBe(", there was a little girl named ");
     expect(r.body.finish_reason).toBe("stop");
+    expect(r.body.stop_sequence).toBe("Lily");
+    const limited = await infer({ prompt: PROMPT, max_tokens: 3, temperature: 0, stop: ["Lily"] });
+    expect(limited.body.stop_sequence).toBeUndefined();
   });
 
   it("chat messages work with the plain fallback template (the model has none)", async () => {

@@ -35,4 +35,10 @@ describe("StopMatcher", () => {
   it("cuts at the earliest of several stops", () => {
     expect(run(["b", "a"], ["xxabyy"])).toEqual({ out: "xx", stopped: true });
   });
+  it("says which stop ended the text", () => {
+    const m = new StopMatcher(["b", "a"]);
+    expect(m.matched).toBeUndefined();
+    m.push("xxabyy");
+    expect(m.matched).toBe("a");
+  });
 });

@@ -6,15 +6,16 @@ import type { ApiKeyStore } from "../store/api-key-store.js";
  * OpenAI, job and cluster routes: open while no API key exists (the queen then only listens on
  * loopback), otherwise a valid key is required, sent as OpenAI's SDKs send it. The cluster token
  * counts as a key too: whoever can read it (the queen's own machine, its config dir) is its admin,
- * so the local CLI keeps working after the first `rbee key create`.
+ * so the local CLI keeps working after the first `rbee key create`. Anthropic's clients send the key
+ * as `x-api-key` (Claude Code with ANTHROPIC_API_KEY): accepted the same way.
  */
 export function apiKeyAuth(keys: ApiKeyStore, clusterToken: string): Middleware {
   return (ctx) => {
     if (!keys.enabled) return;
-    const token = bearerToken(ctx);
+    const token = bearerToken(ctx) ?? (ctx.header("x-api-key")?.trim() || undefined);
     if (token === undefined) {
       throw new UnauthorizedError(
-        "you didn't provide an API key: send it as 'Authorization: Bearer <key>' (the OpenAI SDKs do this with apiKey); create one with `rbee key create`",
+        "you didn't provide an API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>' (the OpenAI and Anthropic SDKs do this with apiKey); create one with `rbee key create`",
       );
     }
     if (!keys.verify(token) && !secretEquals(token, clusterToken)) {

@@ -116,7 +116,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
           const has = hive.models.find((m) => m.id === op.model.toLowerCase() || m.path === op.model);
           if (!has) continue;
           await deps.hives.removeModel(hive, has.id);
-          hive.models = hive.models.filter((m) => m.id !== has.id);
+          deps.registry.forgetModel(hive.id, has.id);
           ctx.narrate(`hive ${hive.id}`, `removed ${has.id}`);
           removed.push({ hive_id: hive.id, id: has.id });
         }

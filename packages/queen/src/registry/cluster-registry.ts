@@ -77,6 +77,8 @@ export class ClusterRegistry {
   #listeners = new Set<ClusterListener>();
   /** Workers stopped on the queen's request, and when. */
   #stopped = new Map<string, number>();
+  /** Models removed from a hive's catalog on the queen's request ("hive\0model" → when). */
+  #removedModels = new Map<string, number>();
   #defaultKeepAliveMs: number;
   #intervalMs: number;
 
@@ -99,7 +101,7 @@ export class ClusterRegistry {
       startedAt: hb.started_at,
       intervalMs: hb.interval_ms,
       devices: hb.devices,
-      models: hb.models,
+      models: this.#withoutRemoved(hb.hive_id, hb.models, hb.interval_ms, now),
       workerTypes: hb.worker_types,
       lastSeen: now,
       state: "live",
@@ -125,6 +127,31 @@ export class ClusterRegistry {
       if (!w || seen.has(id) || now - w.addedAt < 2 * hb.interval_ms) continue;
       this.removeWorker(id, "its hive no longer reports it", now);
     }
+  }
+
+  /**
+   * Forgets a model the queen just had a hive remove: a heartbeat the hive sent before the removal
+   * may still arrive and list it, so it stays hidden until a heartbeat without it (or 3 intervals).
+   */
+  forgetModel(hiveId: string, modelId: string, now = Date.now()): void {
+    const hive = this.hives.get(hiveId);
+    if (hive) hive.models = hive.models.filter((m) => m.id !== modelId);
+    this.#removedModels.set(`${hiveId}\0${modelId}`, now);
+  }
+
+  /** A model a hive holds again (fetched anew after a removal): its heartbeats show it from now on. */
+  modelAdded(hiveId: string, modelId: string): void {
+    this.#removedModels.delete(`${hiveId}\0${modelId}`);
+  }
+
+  #withoutRemoved(hiveId: string, models: HiveModel[], intervalMs: number, now: number): HiveModel[] {
+    if (this.#removedModels.size === 0) return models;
+    const listed = new Set(models.map((m) => m.id));
+    for (const [key, at] of this.#removedModels) {
+      const [hive, model] = key.split("\0") as [string, string];
+      if (hive === hiveId && (!listed.has(model) || now - at > 3 * intervalMs)) this.#removedModels.delete(key);
+    }
+    return models.filter((m) => !this.#removedModels.has(`${hiveId}\0${m.id}`));
   }
 
   /**

@@ -338,6 +338,7 @@ export class Scheduler {
     byHive.set(hive.id, { model, at: Date.now() });
     this.#provisioned.set(key, byHive);
     // and shown in the cluster's view (GET /v1/models) at once
+    this.registry.modelAdded(hive.id, model.id);
     const current = this.registry.hives.get(hive.id);
     if (current) current.models = [...current.models.filter((m) => m.id !== model.id), model];
   }

@@ -20,7 +20,16 @@ export interface HttpServerOptions {
   quietRoutes?: readonly string[];
   /** Serve HTTPS with this certificate and key; plain HTTP when absent. */
   tls?: ServerTls;
+  /**
+   * The error writer for a request, by its path: APIs with an error shape of their own (Ollama's
+   * `/api/*`, Anthropic's `/v1/messages`) answer in it, unmatched paths and refused keys included.
+   * Default (undefined): `writeError`, rbee's own (OpenAI's) shape.
+   */
+  errorWriter?: (ctx: HttpContext) => ErrorWriter | undefined;
 }
+
+/** Writes an error as the response (or the end of a stream that already started). */
+export type ErrorWriter = (ctx: HttpContext, err: RbeeError) => void;
 
 export class MethodNotAllowedError extends RbeeError {
   constructor(method: string, path: string, allowed: string[]) {
@@ -175,7 +184,7 @@ export class HttpServer {
         log.error({ err: thrown, request_id: requestId, route: ctx.route }, "request failed");
       else if (err.statusCode >= 500)
         log.warn({ request_id: requestId, route: ctx.route, code: err.code, message: err.message }, "request failed");
-      writeError(ctx, err);
+      (this.#options.errorWriter?.(ctx) ?? writeError)(ctx, err);
       ctx.logFields.error_code = err.code;
     } finally {
       ctx.stream?.close();
