@@ -44,6 +44,16 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
+/** The DNS names a certificate lists (`DNS:queen-box, IP Address:10.0.0.2` → queen-box): names the queen serves. */
+function certificateNames(tls: ServerTls | undefined): string[] {
+  if (tls === undefined) return [];
+  return tls.names
+    .split(",")
+    .map((n) => n.trim())
+    .filter((n) => /^DNS:/i.test(n))
+    .map((n) => n.slice(4));
+}
+
 function protocolCheck(version: number, who: string): void {
   if (version !== PROTOCOL_VERSION) {
     throw new RbeeError(
@@ -111,6 +121,9 @@ export class Queen {
       metrics: this.metrics,
       quietRoutes: ["/health", "/metrics", "/v1/hive-heartbeat", "/v1/worker-heartbeat"],
       tls,
+      // the queen's routes are open while no API key exists: a page in the user's browser must not
+      // reach them by DNS rebinding (Host) or cross-site requests (Origin)
+      guard: { checkHost: true, allowedHosts: certificateNames(tls) },
     });
     this.#tls = tls;
   }

@@ -11,9 +11,31 @@ export {
   toStatusError,
   UnreachableError,
 } from "./http/client.js";
-export { DEFAULT_BODY_LIMIT, HttpContext, PayloadTooLargeError } from "./http/context.js";
+export {
+  DEFAULT_BODY_LIMIT,
+  HttpContext,
+  isJsonContentType,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from "./http/context.js";
+export {
+  ForbiddenRequestError,
+  guardFromEnv,
+  hostAllowed,
+  jsonDepthExceeds,
+  listFromEnv,
+  MAX_JSON_DEPTH,
+  type RequestGuardOptions,
+} from "./http/guard.js";
 export { type Handler, type Middleware, Router } from "./http/router.js";
-export { HttpServer, type HttpServerOptions, MethodNotAllowedError, writeError } from "./http/server.js";
+export {
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  HttpServer,
+  type HttpServerOptions,
+  MethodNotAllowedError,
+  writeError,
+} from "./http/server.js";
 export { formatSseFrame, SseWriter } from "./http/sse.js";
 export { StaticFiles, type StaticFilesOptions } from "./http/static-files.js";
 export {
