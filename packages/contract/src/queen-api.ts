@@ -129,8 +129,10 @@ export const ClusterWorker = z.looseObject({
   url: z.string(),
   pid: z.number().int().positive().nullable(),
   status: WorkerStatus,
-  /** False when its hive is stale or lost: nothing new is routed to it. */
+  /** False when it, or its hive, is stale or lost: nothing new is routed to it. */
   routable: z.boolean(),
+  /** True while its hive hears no heartbeat from it (3 intervals): it is not routed to. */
+  stale: z.boolean().optional(),
   /** Memory the queen counts the worker as holding on its device (its estimate at placement). */
   memory_bytes: z.number().nonnegative().optional(),
   /** True while it finishes its requests before being stopped to make room for another model. */

@@ -11,6 +11,12 @@ export interface QueenOptions {
   cacheDir?: string;
   /** The heartbeat interval hives and workers use; stale after 3, lost after 6 (RBEE_HEARTBEAT_INTERVAL_MS). */
   heartbeatIntervalMs?: number;
+  /**
+   * How long a worker may take to send the first byte of its answer (rbee workers send
+   * `102 Processing` as soon as they take a request) before the request goes to another worker:
+   * default 10 s (RBEE_FIRST_BYTE_TIMEOUT_MS).
+   */
+  firstByteTimeoutMs?: number;
   /** Keep-alive of workers the queen spawns for requests; default 5 minutes (RBEE_KEEP_ALIVE, seconds). */
   defaultKeepAliveMs?: number;
   /** Requests that may wait for a worker of one model to come up; more are answered 429. */
@@ -37,6 +43,7 @@ export interface QueenConfig {
   configDir: string;
   cacheDir: string;
   heartbeatIntervalMs: number;
+  firstByteTimeoutMs: number;
   defaultKeepAliveMs: number;
   maxWaitingPerModel: number;
   sweepIntervalMs: number;
@@ -55,6 +62,7 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     cacheDir: o.cacheDir ?? cacheDir(env),
     heartbeatIntervalMs:
       o.heartbeatIntervalMs ?? envInt("RBEE_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS, 10),
+    firstByteTimeoutMs: o.firstByteTimeoutMs ?? envInt("RBEE_FIRST_BYTE_TIMEOUT_MS", 10_000, 1),
     defaultKeepAliveMs: o.defaultKeepAliveMs ?? envInt("RBEE_KEEP_ALIVE", 300, 0) * 1000,
     maxWaitingPerModel: o.maxWaitingPerModel ?? envInt("RBEE_MAX_WAITING", 128, 0),
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,

@@ -107,13 +107,19 @@ export class Queen {
       defaultWorkerType: this.config.defaultWorkerType,
       log: this.log,
     });
-    this.router = new InferenceRouter(this.scheduler, this.clusterToken, this.log, (worker) => {
-      // it did not answer: route nothing more to it until its hive reports it again, and find out
-      // whether the whole machine is gone
-      if (worker.report.status === "Ready" || worker.report.status === "Busy")
-        worker.report = { ...worker.report, status: "Starting" };
-      return this.scheduler.checkHive(worker.hiveId);
-    });
+    this.router = new InferenceRouter(
+      this.scheduler,
+      this.clusterToken,
+      this.log,
+      this.config.firstByteTimeoutMs,
+      (worker) => {
+        // it did not answer: route nothing more to it until its hive reports it again, and find out
+        // whether the whole machine is gone
+        if (worker.report.status === "Ready" || worker.report.status === "Busy")
+          worker.report = { ...worker.report, status: "Starting" };
+        return this.scheduler.checkHive(worker.hiveId);
+      },
+    );
     this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
     this.#http = new HttpServer({
       router: this.#routes(),

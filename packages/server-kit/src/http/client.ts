@@ -43,7 +43,10 @@ export interface ClientRequestOptions {
   token?: string;
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** Gives up (UnreachableError) when no response headers arrived in time. */
+  /**
+   * Gives up (UnreachableError) when no byte of the response arrived in time: neither its headers
+   * nor an interim `102 Processing` (which rbee workers send as soon as they accept a request).
+   */
   timeoutMs?: number;
   /** Names the peer in error messages: "the queen", "hive gpu-box". */
   what?: string;
@@ -72,6 +75,10 @@ function describeNetworkError(err: NodeJS.ErrnoException): string {
   }
 }
 
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
+}
+
 /** Sends a request and resolves the response once its headers arrived. */
 export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<IncomingMessage> {
   const target = new URL(url);
@@ -97,11 +104,16 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
       signal: o.signal,
     });
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     if (o.timeoutMs !== undefined) {
-      timer = setTimeout(() => req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })), o.timeoutMs);
+      timer = setTimeout(() => {
+        timedOut = true;
+        req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
+      }, o.timeoutMs);
     }
     // small writes (a request, a token) must not wait for Nagle's algorithm
     req.once("socket", (socket) => socket.setNoDelay(true));
+    req.once("information", () => clearTimeout(timer));
     req.once("response", (res) => {
       clearTimeout(timer);
       resolve(res);
@@ -112,7 +124,13 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
       else
         reject(
           describeTlsFailure(err, url, o.what ?? "the server") ??
-            new UnreachableError(url, describeNetworkError(err), o.what),
+            new UnreachableError(
+              url,
+              timedOut
+                ? `no answer within ${formatMs(o.timeoutMs ?? 0)} (is it frozen or overloaded?)`
+                : describeNetworkError(err),
+              o.what,
+            ),
         );
     });
     req.end(payload);
