@@ -95,6 +95,9 @@ export class WorkerSupervisor {
   readonly #workerEnv: NodeJS.ProcessEnv;
   #closing = false;
   #watch: NodeJS.Timeout | undefined;
+  #watchEveryMs = 1000;
+  /** When the heartbeat watch last ran: a long gap means this hive itself was not running. */
+  #lastCheckAt: number | undefined;
 
   constructor(options: WorkerSupervisorOptions) {
     this.#o = options;
@@ -104,6 +107,8 @@ export class WorkerSupervisor {
   /** Starts watching heartbeats (staleness, lost workers, adopted workers that are gone). */
   start(): void {
     const every = Math.max(50, Math.min(1000, this.#o.heartbeatIntervalMs / 2));
+    this.#watchEveryMs = every;
+    this.#lastCheckAt = Date.now();
     this.#watch = setInterval(() => this.checkHeartbeats(), every);
     this.#watch.unref();
   }
@@ -280,9 +285,25 @@ export class WorkerSupervisor {
     return w.commands.splice(0);
   }
 
-  /** Marks silent workers stale, kills lost ones, and notices adopted workers whose process is gone. */
+  /**
+   * Marks silent workers stale, kills lost ones, and notices adopted workers whose process is gone.
+   *
+   * Silence is counted only over time this hive could have heard a heartbeat: when the watch itself
+   * ran late by more than a heartbeat interval (the hive was frozen with SIGSTOP, suspended with its
+   * machine, or its event loop was blocked), every worker's silence starts again from now. Workers
+   * retry their heartbeats; a worker that is really gone is still found lost 6 intervals later.
+   */
   checkHeartbeats(now = Date.now()): void {
     const interval = this.#o.heartbeatIntervalMs;
+    const gap = this.#lastCheckAt === undefined ? 0 : now - this.#lastCheckAt;
+    this.#lastCheckAt = now;
+    if (gap > this.#watchEveryMs + Math.max(interval, 1000)) {
+      this.#o.log.warn(
+        { stalled_ms: gap - this.#watchEveryMs, workers: this.#workers.size },
+        "this hive was not running (frozen, suspended or blocked); workers' silence is counted again from now",
+      );
+      for (const w of this.#workers.values()) w.heardFrom(now);
+    }
     for (const w of this.#workers.values()) {
       if (w.state !== "running") continue;
       const adoptedPid = w.adopted?.pid;
