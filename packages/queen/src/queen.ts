@@ -322,6 +322,8 @@ export class Queen {
     const job = this.jobs.get(ctx.params.id ?? "");
     const last = Number(ctx.header("last-event-id") ?? ctx.url.searchParams.get("after") ?? -1);
     const sse = ctx.sse();
+    // the headers leave now, not with the job's first event: a client's first-byte timeout holds
+    void sse.comment(job.id);
     await new Promise<void>((resolve) => {
       const keepAlive = setInterval(() => void sse.comment("keep-alive"), 15_000);
       const finish = () => {

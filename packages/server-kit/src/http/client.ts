@@ -12,6 +12,8 @@ export class UnreachableError extends RbeeError {
     readonly url: string,
     reason: string,
     what = "the server",
+    /** It accepted the connection (or was being reached) but sent nothing in time: up, but frozen or overloaded. */
+    readonly timedOut = false,
   ) {
     super(`cannot reach ${what} at ${url}: ${reason}`, {
       statusCode: 503,
@@ -48,6 +50,8 @@ export interface ClientRequestOptions {
    * nor an interim `102 Processing` (which rbee workers send as soon as they accept a request).
    */
   timeoutMs?: number;
+  /** For streams (streamSse): give up when no byte arrived for this long (keep-alive comments count). */
+  idleTimeoutMs?: number;
   /** Names the peer in error messages: "the queen", "hive gpu-box". */
   what?: string;
   /**
@@ -130,6 +134,7 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
                 ? `no answer within ${formatMs(o.timeoutMs ?? 0)} (is it frozen or overloaded?)`
                 : describeNetworkError(err),
               o.what,
+              timedOut,
             ),
         );
     });
@@ -196,12 +201,27 @@ export async function requestJson<S extends z.ZodType>(
 export async function* streamSse(url: string, o: ClientRequestOptions = {}): AsyncGenerator<SseMessage> {
   const res = await sendRequest(url, { ...o, headers: { accept: "text/event-stream", ...o.headers } });
   if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, o.what);
+  let idle = false;
+  if (o.idleTimeoutMs !== undefined) {
+    res.setTimeout(o.idleTimeoutMs, () => {
+      idle = true;
+      res.destroy(new Error("idle"));
+    });
+  }
   try {
     yield* parseSse(res);
   } catch (err) {
     if (o.signal?.aborted) return;
+    if (idle)
+      throw new UnreachableError(
+        url,
+        `the stream sent nothing for ${formatMs(o.idleTimeoutMs ?? 0)} (is it frozen or overloaded?)`,
+        o.what,
+        true,
+      );
     throw new UnreachableError(url, `the stream broke: ${describeNetworkError(err as NodeJS.ErrnoException)}`, o.what);
   } finally {
+    res.setTimeout(0);
     res.destroy();
   }
 }
