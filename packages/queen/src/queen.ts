@@ -71,7 +71,7 @@ export class Queen {
   readonly scheduler: Scheduler;
   readonly hives: HiveClient;
   readonly router: InferenceRouter;
-  readonly jobs = new JobStore();
+  readonly jobs: JobStore;
   readonly keys: ApiKeyStore;
   readonly metrics: QueenMetrics;
   readonly clusterToken: string;
@@ -85,6 +85,7 @@ export class Queen {
   constructor(options: QueenOptions = {}) {
     this.config = resolveQueenConfig(options);
     this.log = options.log ?? createLogger({ service: "queen" });
+    this.jobs = new JobStore({ maxBytes: this.config.jobsMaxBytes });
     this.keys = new ApiKeyStore(this.config.configDir);
     if (!isLoopback(this.config.host) && !this.keys.enabled) {
       throw new Error(
