@@ -164,6 +164,9 @@ describe("hives over ssh (a real sshd on loopback, a throw-away user)", () => {
       "RBEE_HEARTBEAT_INTERVAL_MS=500",
       "--set-env",
       `RBEE_WORKER_PORT_START=${20_000 + Math.floor(Math.random() * 30_000)}`,
+      // the hive takes path models only from directories its owner allows (docs/security.md)
+      "--set-env",
+      `RBEE_MODELS_DIRS=${root}`,
     ]);
     expect(r.code, r.stderr).toBe(0);
     const conf = readFileSync(join(s.configDir, "hives.conf"), "utf8");

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { ModelCatalog, toHiveModel } from "@rbee/catalog";
+import { hfHubCache, ModelCatalog, toHiveModel } from "@rbee/catalog";
 import {
   type EngineBinary,
   type HeartbeatCommand,
@@ -42,6 +42,7 @@ import { ModelNotAvailableError, WorkerNotFoundError } from "./errors.js";
 import { HiveMetrics } from "./hive-metrics.js";
 import { type HiveOptions, type ResolvedHiveOptions, resolveHiveOptions } from "./hive-options.js";
 import { hiveRoutes } from "./hive-routes.js";
+import { defaultModelRoots, ModelPathPolicy } from "./model-paths.js";
 import { PortAllocator } from "./port-allocator.js";
 import { Provisioner, type ProvisionListener } from "./provisioner.js";
 import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat.js";
@@ -120,7 +121,18 @@ export class Hive {
     const paths = cachePaths(o.cacheDir);
     this.catalog = new ModelCatalog(paths.models);
     mkdirSync(paths.tmp, { recursive: true });
-    this.provisioner = new Provisioner({ catalog: this.catalog, tmpDir: paths.tmp, env: o.env, log, token });
+    const modelPaths = new ModelPathPolicy({
+      explicit: [paths.models, hfHubCache(o.env), ...o.modelsDirs],
+      defaults: o.defaultModelDirs ? defaultModelRoots() : [],
+    });
+    this.provisioner = new Provisioner({
+      catalog: this.catalog,
+      tmpDir: paths.tmp,
+      env: o.env,
+      log,
+      token,
+      modelPaths,
+    });
     this.#logsDir = paths.logs;
     mkdirSync(paths.logs, { recursive: true });
     this.workerCatalog = new WorkerCatalog({

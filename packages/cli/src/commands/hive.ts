@@ -1,3 +1,4 @@
+import { delimiter, resolve } from "node:path";
 import { Command, Option } from "commander";
 import type { CliConfig } from "../config.js";
 import { clientOf, configOf, printJson } from "../context.js";
@@ -36,6 +37,7 @@ interface StartFlags {
   quiet?: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  modelsDir?: string[];
 }
 
 interface InstallFlags {
@@ -70,6 +72,11 @@ function remoteHive(config: CliConfig, alias: string): ResolvedHive {
 
 /** Flags that only mean something for this machine's hive refuse an alias, naming where the setting lives. */
 function refuseLocalFlags(alias: string, flags: StartFlags): void {
+  if (flags.modelsDir !== undefined)
+    throw new CliError(
+      `--models-dir is for this machine's hive; for ${alias}, set RBEE_MODELS_DIRS in its environment (rbee hive add ${alias} --set-env RBEE_MODELS_DIRS=/dir1:/dir2)`,
+      EXIT.usage,
+    );
   const local: Array<[keyof StartFlags, string, string]> = [
     ["port", "--port", "HivePort"],
     ["host", "--host", "HiveListen"],
@@ -254,6 +261,11 @@ export function hiveCommand(): Command {
       "serve HTTPS with this certificate, and so do its workers (default: RBEE_TLS_CERT); see docs/security.md",
     )
     .option("--tls-key <pem>", "the certificate's private key, unencrypted (default: RBEE_TLS_KEY)")
+    .option(
+      "--models-dir <dir>",
+      "a directory requests may name model files in (repeatable; adds to RBEE_MODELS_DIRS). Always allowed: the model cache, the Hugging Face cache, and your home and this directory outside hidden directories",
+      (dir: string, dirs: string[] = []) => [...dirs, resolve(dir)],
+    )
     .addHelpText(
       "after",
       "\nThe queen it joins is the global --queen-url (else RBEE_QUEEN_URL, config.json, http://127.0.0.1:7833).",
@@ -279,6 +291,12 @@ export function hiveCommand(): Command {
           `hive ${alias} started (${h.advertiseUrl}, id ${h.hiveId}, queen ${queenUrl})${flags.wait !== false ? "; the queen sees it" : ""}\n`,
         );
         return;
+      }
+      if (flags.modelsDir !== undefined && flags.modelsDir.length > 0) {
+        // the hive reads it from its environment, also when started in the background
+        process.env.RBEE_MODELS_DIRS = [process.env.RBEE_MODELS_DIRS, ...flags.modelsDir]
+          .filter(Boolean)
+          .join(delimiter);
       }
       const listen = hiveListen(flags);
       if (flags.foreground) {
