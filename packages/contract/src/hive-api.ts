@@ -41,7 +41,8 @@ export const SpawnWorkerRequest = z.strictObject({
   worker_id: SafeId.optional(),
   ctx_size: z.number().int().min(16).optional(),
   parallel: z.number().int().min(1).max(256).optional(),
-  threads: z.number().int().min(1).optional(),
+  /** CPU threads; at most the cores of this machine. */
+  threads: z.number().int().min(1).max(1024).optional(),
   max_queue: z.number().int().min(0).optional(),
   /** How long the spawn may take before it fails (and the worker is stopped). Default 120 s. */
   ready_timeout_ms: z.number().int().positive().optional(),

@@ -72,7 +72,8 @@ export const JobOperation = z.discriminatedUnion("type", [
     device: DeviceId.optional(),
     ctx_size: z.number().int().min(16).optional(),
     parallel: z.number().int().min(1).max(256).optional(),
-    threads: z.number().int().min(1).optional(),
+    /** CPU threads; at most the cores of the hive it lands on (checked when the job is created). */
+    threads: z.number().int().min(1).max(1024).optional(),
     /** Default for a worker spawned by hand: it stays until stopped. */
     keep_alive: KeepAlive.optional(),
     /**

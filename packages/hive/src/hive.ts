@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { networkInterfaces } from "node:os";
+import { availableParallelism, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { hfHubCache, ModelCatalog, toHiveModel } from "@rbee/catalog";
 import {
@@ -204,6 +204,7 @@ export class Hive {
       readyTimeoutMs: o.readyTimeoutMs,
       records: new WorkerRecords(join(paths.run, "workers"), log, paths.workers),
       onChange: (urgent) => this.#queen.beatSoon(urgent ? DEBOUNCE_MS : LOAD_DEBOUNCE_MS),
+      onStartFailed: (spec) => void this.#recheckModel(spec.modelId),
     });
   }
 
@@ -303,6 +304,12 @@ export class Hive {
    */
   async spawnWorker(request: SpawnWorkerInput, signal?: AbortSignal): Promise<HiveWorkerReport> {
     if (this.closing) throw new ShuttingDownError("this hive");
+    const cores = availableParallelism();
+    if (request.threads !== undefined && request.threads > cores)
+      throw new ValidationError(
+        `threads: ${request.threads} is more than the ${cores} cores of this machine; use at most ${cores}`,
+        "threads",
+      );
     const device = this.devices.find(request.device);
     const { descriptor } = await this.workerCatalog.resolve(request.worker_type, device);
     let model: { id: string; path?: string };
@@ -422,6 +429,21 @@ export class Hive {
       },
       "hive ready",
     );
+  }
+
+  /**
+   * A worker could not load its model: look at the model's files again (the catalog compares them
+   * with what it recorded), so that a file truncated or replaced since it was added is reported
+   * Failed to the queen now, which then places no worker for it.
+   */
+  async #recheckModel(modelId: string): Promise<void> {
+    const entry = await this.catalog.get(modelId).catch(() => undefined);
+    if (entry?.artifact.status === "Failed")
+      this.log.warn(
+        { model: modelId, error: entry.artifact.error },
+        "a worker failed to load a model whose file changed",
+      );
+    this.#queen.beatSoon();
   }
 
   /** A command from the queen, in the reply to a heartbeat. */

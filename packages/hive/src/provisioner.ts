@@ -28,6 +28,7 @@ import {
 import { type DownloadProgress, downloadFiles } from "@rbee/downloader";
 import { estimateLlamaCppWorker, type GgufInfo, inspectGguf, readGgufHeader } from "@rbee/gguf";
 import { type Logger, requestJson } from "@rbee/server-kit";
+import { ModelNotAvailableError } from "./errors.js";
 import type { ModelPathPolicy } from "./model-paths.js";
 
 /** A refusal from the Hub, said with what to do about it; other errors pass unchanged. */
@@ -418,6 +419,8 @@ export class Provisioner {
           ? await this.#o.catalog.registerLocalFile(parsed.path)
           : await this.#o.catalog.get(parsed.id);
       if (entry?.path === undefined) throw new ModelNotFoundError(ref, NOT_IN_CATALOG);
+      if (entry.artifact.status !== "Available")
+        throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
       const { header } = await readGgufHeader(entry.path);
       const info = inspectGguf(header, entry.artifact.size_bytes);
       return {

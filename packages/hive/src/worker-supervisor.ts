@@ -72,6 +72,8 @@ export interface WorkerSupervisorOptions {
    * crashed, restarted, stale...; not for a worker turning Busy or Ready again (load changes).
    */
   onChange: (urgent: boolean) => void;
+  /** A worker failed to start (or to restart): the hive looks at its model file again. */
+  onStartFailed?: (spec: WorkerSpec) => void;
 }
 
 export interface SpawnOptions {
@@ -382,6 +384,7 @@ export class WorkerSupervisor {
     }
     metrics.spawns.inc({ outcome: "failed" });
     log.warn({ worker_id: w.id, err: err instanceof Error ? err.message : String(err) }, "worker failed to start");
+    this.#o.onStartFailed?.(w.spec);
     await w.process?.stop(this.#o.stopGraceMs);
     w.state = "failed";
     this.#remove(w);
@@ -408,7 +411,10 @@ export class WorkerSupervisor {
       this.#scheduleRestart(w);
       return;
     }
-    if (w.state === "restarting") this.#o.metrics.crashes.inc();
+    if (w.state === "restarting") {
+      this.#o.metrics.crashes.inc();
+      this.#o.onStartFailed?.(w.spec); // it died while restarting: loading its model, most likely
+    }
     this.#o.log.info(facts, "worker process exited");
     this.#changed();
   }
@@ -451,6 +457,7 @@ export class WorkerSupervisor {
     } catch (err) {
       if (w.state !== "restarting") return;
       this.#o.log.warn({ worker_id: w.id, err: err instanceof Error ? err.message : String(err) }, "restart failed");
+      this.#o.onStartFailed?.(w.spec);
       this.#scheduleRestart(w);
       return;
     }

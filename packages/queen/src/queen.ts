@@ -6,6 +6,7 @@ import {
   isTerminalJobEvent,
   PROTOCOL_VERSION,
   RbeeError,
+  ValidationError,
   WorkerHeartbeat,
 } from "@rbee/contract";
 import {
@@ -310,6 +311,8 @@ export class Queen {
 
   async #createJob(ctx: HttpContext): Promise<void> {
     const { operation } = await ctx.json(CreateJobRequest, "job request");
+    if (operation.type === "spawn_worker" && operation.threads !== undefined)
+      checkThreads(operation.threads, this.registry, operation.hive);
     const job = this.jobs.start(operation, jobRunner(operation, this));
     job.subscribe((e) => {
       if (isTerminalJobEvent(e)) this.metrics.jobs.inc({ operation: operation.type, outcome: e.type });
@@ -360,6 +363,24 @@ export class Queen {
       this.#eventStreams.add(end);
       ctx.signal.addEventListener("abort", end, { once: true });
     });
+  }
+}
+
+/**
+ * A spawn that asks for more threads than the cores of the hive it names (or of every live hive)
+ * would only fail at the worker: refuse it with a 400 when the job is created.
+ */
+function checkThreads(threads: number, registry: ClusterRegistry, hiveId: string | undefined): void {
+  let most = 0;
+  for (const hive of registry.hives.values()) {
+    if (hive.state !== "live" || (hiveId !== undefined && hive.id !== hiveId)) continue;
+    for (const d of hive.devices) if (d.kind === "cpu" && d.cores !== undefined) most = Math.max(most, d.cores);
+  }
+  if (most > 0 && threads > most) {
+    throw new ValidationError(
+      `threads: ${threads} is more than the ${most} cores of ${hiveId === undefined ? "the largest hive" : `hive ${hiveId}`}; use at most ${most}`,
+      "operation.threads",
+    );
   }
 }
 
