@@ -1,4 +1,5 @@
 import { delimiter, resolve } from "node:path";
+import { envInt } from "@rbee/server-kit";
 import { Command, Option } from "commander";
 import type { CliConfig } from "../config.js";
 import { clientOf, configOf, printJson } from "../context.js";
@@ -25,6 +26,29 @@ import { daemonStatus, printDaemonStatus, stopAndReport } from "./daemon.js";
 
 /** How long a stopping hive may take (it stops its workers first, each with a grace period) before it is killed. */
 export const HIVE_STOP_GRACE_MS = 40_000;
+
+/** How long a hive may take to stop its workers before it is killed: 40 s, or RBEE_HIVE_STOP_GRACE_MS. */
+export function hiveStopGraceMs(): number {
+  return envInt("RBEE_HIVE_STOP_GRACE_MS", HIVE_STOP_GRACE_MS, 1);
+}
+
+/**
+ * Stops this machine's hive, then any of its workers still running (the hive was killed before it
+ * stopped them: it was stuck, or took longer than its grace), so that the command returns only
+ * once no worker of this cache directory runs.
+ */
+export async function stopLocalHive(config: CliConfig): Promise<void> {
+  try {
+    await stopAndReport(config, "hive", hiveStopGraceMs(), hiveListen().url);
+  } finally {
+    const { stopLeftoverWorkers } = await import("@rbee/hive");
+    for (const w of await stopLeftoverWorkers(config.cacheDir, 10_000)) {
+      process.stdout.write(
+        `worker ${w.workerId} stopped (pid ${w.pid}, ${w.how === "exited" ? "it exited" : w.how}): its hive had not stopped it\n`,
+      );
+    }
+  }
+}
 
 interface StartFlags {
   port?: number;
@@ -342,7 +366,7 @@ export function hiveCommand(): Command {
         process.stdout.write(`${alias}: ${said}\n`);
         return;
       }
-      await stopAndReport(config, "hive", HIVE_STOP_GRACE_MS, hiveListen().url);
+      await stopLocalHive(config);
     });
   hive
     .command("status")
