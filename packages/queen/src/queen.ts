@@ -78,6 +78,7 @@ export class Queen {
   readonly clusterToken: string;
   readonly startedAt = new Date().toISOString();
   #http: HttpServer;
+  #router: Router;
   #url = "";
   #timers: NodeJS.Timeout[] = [];
   #eventStreams = new Set<() => void>();
@@ -123,8 +124,9 @@ export class Queen {
       },
     );
     this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
+    this.#router = this.#routes();
     this.#http = new HttpServer({
-      router: this.#routes(),
+      router: this.#router,
       log: this.log,
       metrics: this.metrics,
       quietRoutes: ["/health", "/metrics", "/v1/hive-heartbeat", "/v1/worker-heartbeat"],
@@ -138,6 +140,11 @@ export class Queen {
 
   get url(): string {
     return this.#url;
+  }
+
+  /** Every route the queen serves (so that the security and fuzz tests walk them all). */
+  routes(): ReadonlyArray<{ method: string; pattern: string }> {
+    return this.#router.routes();
   }
 
   async start(): Promise<this> {

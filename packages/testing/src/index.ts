@@ -6,6 +6,16 @@ export {
   type WorkerUnderTest,
 } from "./conformance.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
+export {
+  type FuzzBody,
+  type FuzzReply,
+  fuzzRequest,
+  HOSTILE_IDS,
+  Rng,
+  randomBody,
+  randomJson,
+  rawExchange,
+} from "./fuzz.js";
 export * from "./gguf/index.js";
 export { getJson, type JsonReply, type ParsedSse, postJson, postSse, runJob, waitFor } from "./http.js";
 export * from "./hub-server/index.js";
