@@ -266,18 +266,19 @@ export class Hive {
     listener?: ProvisionListener,
     signal?: AbortSignal,
     peers?: readonly ModelPeer[],
+    anyPath = false,
   ): Promise<HiveModel> {
     this.#queen.beatSoon();
     try {
-      return await this.provisioner.provision(ref, listener, signal, peers);
+      return await this.provisioner.provision(ref, listener, signal, peers, anyPath);
     } finally {
       this.#queen.beatSoon();
     }
   }
 
   /** What a model is and needs, from its GGUF header only (fetched by Range for a remote model). */
-  inspectModel(ref: string, ctxSize?: number, parallel?: number): Promise<ModelInspection> {
-    return this.provisioner.inspect(ref, ctxSize, parallel);
+  inspectModel(ref: string, ctxSize?: number, parallel?: number, anyPath = false): Promise<ModelInspection> {
+    return this.provisioner.inspect(ref, ctxSize, parallel, anyPath);
   }
 
   /**
@@ -323,7 +324,7 @@ export class Hive {
         );
       model = { id };
     } else {
-      const provisioned = await this.provisioner.provision(request.model, {}, signal);
+      const provisioned = await this.provisioner.provision(request.model, {}, signal, [], request.any_path === true);
       const entry = await this.catalog.resolve(provisioned.id);
       if (entry.artifact.status !== "Available" || entry.path === undefined) {
         throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);

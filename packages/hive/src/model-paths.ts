@@ -102,7 +102,17 @@ export class ModelPathPolicy {
    * no file passes (the catalog says there is no file there).
    * @throws ModelPathNotAllowedError (403).
    */
-  async check(given: string, shownAs = given): Promise<void> {
+  async check(given: string, shownAs = given, anywhere = false): Promise<void> {
+    // the cluster's administrator (see any_path in the hive API) may name a file anywhere but in system directories
+    if (anywhere) {
+      if (!/\.gguf$/i.test(given) || isSystemPath(resolve(given))) throw new ModelPathNotAllowedError(shownAs);
+      try {
+        if (isSystemPath(await realpath(given))) throw new ModelPathNotAllowedError(shownAs);
+      } catch (err) {
+        if (err instanceof ModelPathNotAllowedError) throw err;
+      }
+      return;
+    }
     if (!this.allows(given)) throw new ModelPathNotAllowedError(shownAs);
     let real: string;
     try {

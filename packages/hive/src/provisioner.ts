@@ -207,10 +207,11 @@ export class Provisioner {
     listener: ProvisionListener = {},
     signal?: AbortSignal,
     peers: readonly ModelPeer[] = [],
+    anyPath = false,
   ): Promise<HiveModel> {
     const parsed = parseModelRef(ref);
     if (parsed.kind === "local") {
-      await this.#checkPath(ref, parsed.path);
+      await this.#checkPath(ref, parsed.path, anyPath);
       return this.#withGguf(await this.#o.catalog.registerLocalFile(parsed.path));
     }
     if (parsed.kind === "id") {
@@ -400,19 +401,19 @@ export class Provisioner {
    * A file named by a request must be given by its absolute path, in a place this hive's owner
    * allows (ModelPathPolicy); a relative path would be resolved against the hive's own directory.
    */
-  async #checkPath(ref: string, path: string): Promise<void> {
+  async #checkPath(ref: string, path: string, anyPath: boolean): Promise<void> {
     if (!isAbsolute(ref.trim()))
       throw new ValidationError(
         `'${ref.slice(0, 300)}' is a relative path: a hive takes model files by their absolute path only (the CLI sends the absolute path of a file on its own machine)`,
         "model",
       );
-    await this.#o.modelPaths?.check(path, ref.trim());
+    await this.#o.modelPaths?.check(path, ref.trim(), anyPath);
   }
 
   /** What a model is and what it needs, reading only its GGUF header (over the network if need be). */
-  async inspect(ref: string, ctxSize?: number, parallel?: number): Promise<ModelInspection> {
+  async inspect(ref: string, ctxSize?: number, parallel?: number, anyPath = false): Promise<ModelInspection> {
     const parsed = parseModelRef(ref);
-    if (parsed.kind === "local") await this.#checkPath(ref, parsed.path);
+    if (parsed.kind === "local") await this.#checkPath(ref, parsed.path, anyPath);
     if (parsed.kind === "local" || parsed.kind === "id") {
       const entry =
         parsed.kind === "local"

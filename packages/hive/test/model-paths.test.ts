@@ -53,6 +53,19 @@ describe("path models: only where the hive's owner allows, every other path answ
     expect([...answers][0]).toMatch(/--models-dir, RBEE_MODELS_DIRS/);
   });
 
+  it("with any_path (the queen, for the cluster's administrator) a file outside them is taken, but never in system directories", async () => {
+    const ok = await t.api.post("/v1/models", { ref: STORIES_MODEL, any_path: true });
+    expect(ok.status, ok.text).toBe(200);
+    for (const ref of ["/etc/x.gguf", "/proc/self/x.gguf", "/etc/passwd"]) {
+      const r = await t.api.post("/v1/models/inspect", { ref, any_path: true });
+      expect(r.status, `${ref}: ${r.text}`).toBe(403);
+    }
+    const relative = await t.api.post("/v1/models", { ref: "../x.gguf", any_path: true });
+    expect(relative.status, relative.text).toBe(400);
+    const removed = await t.api.delete(`/v1/models/${ok.body.id}`);
+    expect(removed.status, removed.text).toBe(200);
+  });
+
   it("relative paths are refused (they would be resolved against the hive's working directory)", async () => {
     for (const ref of ["../../../../etc/passwd", "./x.gguf", "models/../x.gguf", "x.gguf", "~/x.gguf"]) {
       const r = await t.api.post("/v1/models", { ref });
