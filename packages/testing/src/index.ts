@@ -23,5 +23,6 @@ export { quietLog } from "./log.js";
 export { type ForwardedPort, NetworkLink } from "./network-link.js";
 export * from "./paths.js";
 export { trickleRequest } from "./raw-http.js";
+export { inCi, requireOrSkip } from "./requirements.js";
 export { makeTestCertificates, type TestCertificates } from "./tls.js";
 export { type StartedWorker, startLlamaServerWorker, startLlmWorker, startWorker } from "./worker.js";
