@@ -8,7 +8,12 @@ import { defineConfig } from "vitest/config";
  * models live in the shared test data and in temporary directories.
  */
 const SHARED_DIR = resolve(process.env.RBEE_SHARED_DIR ?? fileURLToPath(new URL("../shared", import.meta.url)));
-const TEST_MODEL_DIRS = [join(SHARED_DIR, "models"), tmpdir()].join(delimiter);
+/** The shared models, temporary directories, and the generated GGUFs' cache (`<repo>/.cache/models`). */
+const TEST_MODEL_DIRS = [
+  join(SHARED_DIR, "models"),
+  tmpdir(),
+  fileURLToPath(new URL("./.cache/models", import.meta.url)),
+].join(delimiter);
 
 // Tests run against the built packages (npm test builds first) and start real daemons and
 // child processes, so they are slow-ish and CPU-bound: two files at a time on a 2-core machine.

@@ -221,7 +221,8 @@ export async function* streamSse(url: string, o: ClientRequestOptions = {}): Asy
       );
     throw new UnreachableError(url, `the stream broke: ${describeNetworkError(err as NodeJS.ErrnoException)}`, o.what);
   } finally {
-    res.setTimeout(0);
+    // the socket may be reused (keep-alive): no idle timer of this stream stays on it
+    if (o.idleTimeoutMs !== undefined && res.socket) res.socket.setTimeout(0);
     res.destroy();
   }
 }
