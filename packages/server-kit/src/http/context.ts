@@ -53,7 +53,9 @@ export class HttpContext {
     this.requestId = requestId;
     this.url = new URL(req.url ?? "/", "http://localhost");
     res.once("close", () => {
-      if (!res.writableFinished) this.#abort.abort(new Error("client disconnected"));
+      // a client that went away is not a failure of this daemon: a 499 that is logged as a request, not with a stack
+      if (!res.writableFinished)
+        this.#abort.abort(new RbeeError("client disconnected", { statusCode: 499, code: "client_closed" }));
     });
   }
 
