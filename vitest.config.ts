@@ -1,4 +1,19 @@
+import { tmpdir } from "node:os";
+import { delimiter, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+
+/**
+ * Hives take model files only from directories their owner allows (docs/security.md): the tests'
+ * models live in the shared test data and in temporary directories.
+ */
+const SHARED_DIR = resolve(process.env.RBEE_SHARED_DIR ?? fileURLToPath(new URL("../shared", import.meta.url)));
+/** The shared models, temporary directories, and the generated GGUFs' cache (`<repo>/.cache/models`). */
+const TEST_MODEL_DIRS = [
+  join(SHARED_DIR, "models"),
+  tmpdir(),
+  fileURLToPath(new URL("./.cache/models", import.meta.url)),
+].join(delimiter);
 
 // Tests run against the built packages (npm test builds first) and start real daemons and
 // child processes, so they are slow-ish and CPU-bound: two files at a time on a 2-core machine.
@@ -10,5 +25,6 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     fileParallelism: true,
+    env: { RBEE_MODELS_DIRS: process.env.RBEE_MODELS_DIRS ?? TEST_MODEL_DIRS },
   },
 });

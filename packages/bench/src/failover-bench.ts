@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { freePort } from "@rbee/server-kit";
 import { getJson, postJson, RBEE_BIN, REPO_ROOT, requireStoriesModel, waitFor } from "@rbee/testing";
 import { keepAliveAgent, postJson as post } from "./http-load.js";
@@ -62,7 +62,19 @@ class HiveGroup {
   ) {
     this.proc = spawn(
       process.execPath,
-      [RBEE_BIN, "hive", "start", "--foreground", "--port", String(port), "--hive-id", id],
+      // the shared test model may be named by path (hives take path models only from allowed directories)
+      [
+        RBEE_BIN,
+        "hive",
+        "start",
+        "--foreground",
+        "--port",
+        String(port),
+        "--hive-id",
+        id,
+        "--models-dir",
+        dirname(requireStoriesModel()),
+      ],
       { cwd: REPO_ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] },
     );
     this.proc.stdout?.setEncoding("utf8").on("data", (d: string) => this.#keep(d));

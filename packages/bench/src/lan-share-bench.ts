@@ -12,6 +12,7 @@ import { freePort } from "@rbee/server-kit";
 import {
   type ChildHandle,
   cachedGeneratedModel,
+  GENERATED_MODEL_DIR,
   getJson,
   postJson,
   REPO_ROOT,
@@ -98,7 +99,9 @@ async function sha256Ms(path: string): Promise<number> {
 /** A hive in a process of its own (`rbee hive start --foreground`), as on another machine. */
 async function startBenchHive(root: string, name: string): Promise<{ url: string; child: ChildHandle }> {
   const port = await freePort();
-  const child = startRbee(["hive", "start", "--foreground", "--port", String(port), "--hive-id", name], {
+  // the generated models are named by path: their directory must be allowed (docs/security.md)
+  const args = ["hive", "start", "--foreground", "--port", String(port), "--hive-id", name];
+  const child = startRbee([...args, "--models-dir", GENERATED_MODEL_DIR], {
     env: {
       RBEE_CACHE_DIR: join(root, name, "cache"),
       RBEE_CONFIG_DIR: join(root, name, "config"),

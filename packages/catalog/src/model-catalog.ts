@@ -1,5 +1,5 @@
 import { readdir, rm, stat } from "node:fs/promises";
-import { basename, isAbsolute, resolve } from "node:path";
+import { basename, isAbsolute, join, resolve } from "node:path";
 import { type Artifact, type ArtifactMetadata, ModelNotFoundError, RbeeError } from "@rbee/contract";
 import { brokenEntry, type CatalogEntry, entryFromMetadata } from "./catalog-entry.js";
 import { checkGgufFile } from "./gguf-file.js";
@@ -149,7 +149,7 @@ export class ModelCatalog {
     if (!read.ok) return brokenEntry(id, dir, read.error);
     const entry = entryFromMetadata(id, dir, read.metadata);
     if (entry.artifact.status !== "Available" || entry.path === undefined) return entry;
-    const missing = await fileProblem(entry.path);
+    const missing = await filesProblem(entry);
     if (missing === undefined) return entry;
     return { ...entry, artifact: { ...entry.artifact, status: "Failed", error: missing } };
   }
@@ -213,11 +213,27 @@ export class ModelCatalog {
   }
 }
 
-async function fileProblem(path: string): Promise<string | undefined> {
-  try {
-    const info = await stat(path);
-    return info.isFile() ? undefined : `the model file ${path} is not a file any more`;
-  } catch {
-    return `the model file ${path} is missing; register it again or remove this model`;
+/**
+ * What is wrong with an Available entry's files now: one missing, or not of the size it had when it
+ * was added (truncated, or replaced): a worker could not load it, and the queen must not place one
+ * for it. Looked at on every read (a stat per file), so a file changed behind the catalog's back is
+ * reported Failed at the next heartbeat.
+ */
+async function filesProblem(entry: CatalogEntry): Promise<string | undefined> {
+  const files = entry.artifact.files ?? [{ path: entry.path as string, size_bytes: undefined }];
+  for (const f of files) {
+    const path = isAbsolute(f.path) ? f.path : join(entry.dir, f.path);
+    let info: Awaited<ReturnType<typeof stat>>;
+    try {
+      info = await stat(path);
+    } catch {
+      return `the model file ${path} is missing; register it again or remove this model`;
+    }
+    if (!info.isFile()) return `the model file ${path} is not a file any more`;
+    if (f.size_bytes !== undefined && info.size !== f.size_bytes) {
+      const how = info.size < f.size_bytes ? "truncated" : "replaced";
+      return `the model file ${path} is ${info.size} bytes but was ${f.size_bytes} when it was added (${how}?); download the model again, or register the file again if you changed it on purpose`;
+    }
   }
+  return undefined;
 }

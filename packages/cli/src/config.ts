@@ -25,7 +25,16 @@ export interface CliConfig {
   apiKey: string | undefined;
   configDir: string;
   cacheDir: string;
+  /**
+   * How long a call to the queen may wait for the connection and the first byte of the answer, and a
+   * stream for its next byte (RBEE_CLIENT_TIMEOUT_MS, default 15 s); a queen that does not answer
+   * in time is "unreachable" (exit 3).
+   */
+  timeoutMs: number;
 }
+
+/** Default time the CLI waits for the queen's answer to start (and for a stream's next byte). */
+export const DEFAULT_CLIENT_TIMEOUT_MS = 15_000;
 
 /** The options every command inherits from `rbee` itself. */
 export interface GlobalFlags {
@@ -114,7 +123,20 @@ export function resolveCliConfig(flags: GlobalFlags = {}, env: NodeJS.ProcessEnv
     apiKey: flags.apiKey || env.RBEE_API_KEY || file.api_key || undefined,
     configDir: dir,
     cacheDir: cacheDir(env),
+    timeoutMs: clientTimeout(env),
   };
+}
+
+function clientTimeout(env: NodeJS.ProcessEnv): number {
+  const text = env.RBEE_CLIENT_TIMEOUT_MS;
+  if (text === undefined || text === "") return DEFAULT_CLIENT_TIMEOUT_MS;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CliError(
+      `RBEE_CLIENT_TIMEOUT_MS=${JSON.stringify(text)} must be a whole number of milliseconds ≥ 1`,
+      EXIT.usage,
+    );
+  return n;
 }
 
 /** True for URLs on this machine (127.0.0.0/8, ::1, localhost): the ones `rbee` may start a queen for. */

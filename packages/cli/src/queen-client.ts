@@ -24,7 +24,7 @@ import {
   toStatusError,
   UnreachableError,
 } from "@rbee/server-kit";
-import { type CliConfig, isLoopbackUrl } from "./config.js";
+import { type CliConfig, DEFAULT_CLIENT_TIMEOUT_MS, isLoopbackUrl } from "./config.js";
 import { CliError, EXIT, exitCodeForError } from "./exit-codes.js";
 
 export interface QueenHealth {
@@ -37,6 +37,17 @@ export interface CreatedKey extends ApiKeyInfo {
 }
 
 const WHAT = "the queen";
+
+/** The queen is there (it took the connection) but does not answer: frozen, stopped (SIGSTOP) or overloaded. */
+export class QueenNotAnsweringError extends CliError {
+  constructor(message: string) {
+    super(message, EXIT.unavailable);
+    this.name = "QueenNotAnsweringError";
+  }
+}
+
+type ClientConfig = Pick<CliConfig, "queenUrl" | "queenUrlSource" | "apiKey" | "configDir"> &
+  Partial<Pick<CliConfig, "timeoutMs">>;
 
 /** The hint after "cannot reach the queen": how to start it, or where the URL came from. */
 function unreachableHint(config: Pick<CliConfig, "queenUrl" | "queenUrlSource">): string {
@@ -53,11 +64,13 @@ function unreachableHint(config: Pick<CliConfig, "queenUrl" | "queenUrlSource">)
  */
 export class QueenClient {
   readonly url: string;
-  readonly #config: Pick<CliConfig, "queenUrl" | "queenUrlSource" | "apiKey" | "configDir">;
+  readonly #config: ClientConfig;
+  readonly #timeoutMs: number;
 
-  constructor(config: Pick<CliConfig, "queenUrl" | "queenUrlSource" | "apiKey" | "configDir">) {
+  constructor(config: ClientConfig) {
     this.url = config.queenUrl;
     this.#config = config;
+    this.#timeoutMs = config.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
   }
 
   /**
@@ -90,6 +103,11 @@ export class QueenClient {
         / \(is it running\?\)$/,
         "",
       );
+      if (err.timedOut) {
+        return new QueenNotAnsweringError(
+          `${WHAT} at ${this.url} does not answer: ${reason}; it took the connection, so it runs but is stuck (stopped with SIGSTOP, or overloaded): look at its log, or restart it with \`rbee queen stop\` and \`rbee queen start\``,
+        );
+      }
       return new CliError(
         `cannot reach ${WHAT} at ${this.url}: ${reason} (${unreachableHint(this.#config)})`,
         EXIT.unavailable,
@@ -113,8 +131,14 @@ export class QueenClient {
     }
   }
 
+  /** Every call has a connect-and-first-byte timeout, and streams an idle timeout (the queen sends keep-alives). */
   #options(o: ClientRequestOptions = {}): ClientRequestOptions {
-    return { what: WHAT, token: this.#token, ...o };
+    return { what: WHAT, token: this.#token, timeoutMs: this.#timeoutMs, idleTimeoutMs: this.#streamIdleMs, ...o };
+  }
+
+  /** Streams carry a keep-alive comment every 15 s: three missed ones mean the queen stopped. */
+  get #streamIdleMs(): number {
+    return Math.max(this.#timeoutMs, 45_000);
   }
 
   /** GET/POST/DELETE a path and return the reply's JSON (undefined for an empty body). */
@@ -149,6 +173,8 @@ export class QueenClient {
       await this.health(timeoutMs);
       return true;
     } catch (err) {
+      // a queen that took the connection but does not answer is up: starting another would fail
+      if (err instanceof QueenNotAnsweringError) throw err;
       if (err instanceof CliError && err.exitCode === EXIT.unavailable) return false;
       throw err;
     }

@@ -2,7 +2,7 @@ import { isTerminalJobEvent, JobEvent, type JobOperation, parseJson, safeParse }
 import type { Command } from "commander";
 import { clientOf, configOf } from "./context.js";
 import { CliError, EXIT, exitCodeForError } from "./exit-codes.js";
-import type { QueenClient } from "./queen-client.js";
+import { type QueenClient, QueenNotAnsweringError } from "./queen-client.js";
 import { type Narrator, narrationLine, stderrNarrator } from "./render/narration.js";
 
 /** A job that was cancelled (by Ctrl+C here, or by someone else): exit 130. */
@@ -91,6 +91,8 @@ export async function runJob(client: QueenClient, operation: JobOperation, o: Ru
       } catch (err) {
         if (streamAbort.signal.aborted && cancelRequested) throw new JobCancelledError();
         if (!(err instanceof CliError) || err.exitCode !== EXIT.unavailable || reconnects >= MAX_RECONNECTS) throw err;
+        // a queen that took the connection and went silent is stuck, not restarting: say so now
+        if (err instanceof QueenNotAnsweringError) throw err;
       }
       if (reconnects >= MAX_RECONNECTS) {
         throw new CliError(`the event stream of job ${created.job_id} keeps ending early; gave up`, EXIT.unavailable);

@@ -108,9 +108,11 @@ export class PromptTooLongError extends RbeeError {
   constructor(
     readonly promptTokens: number,
     readonly contextSize: number,
+    /** The count is a lower bound: the prompt was refused before it was tokenized in full. */
+    atLeast = false,
   ) {
     super(
-      `the prompt is ${promptTokens} tokens but the context holds ${contextSize}: shorten the prompt or start the worker with a larger --ctx-size`,
+      `the prompt is ${atLeast ? "at least " : ""}${promptTokens} tokens but the context holds ${contextSize}: shorten the prompt or start the worker with a larger --ctx-size`,
       {
         statusCode: 400,
         code: "context_length_exceeded",

@@ -32,6 +32,14 @@ import { WorkerTypeId } from "./worker-types.js";
  * - `GET  /v1/worker-types`       → HiveWorkerTypes: the hive's worker catalog (types, engines, status)
  */
 
+/**
+ * Set by the queen when the request it serves comes from the cluster's administrator (the cluster
+ * token, or a queen without API keys, on loopback): a model file may then be named anywhere on the
+ * hive's machine outside system directories, not only in the directories the hive allows for
+ * everyone else (docs/security.md).
+ */
+const AnyPath = z.boolean().optional();
+
 export const SpawnWorkerRequest = z.strictObject({
   /** A worker type of the hive's worker catalog (GET /v1/worker-types); default "llm". */
   worker_type: WorkerTypeId.default("llm"),
@@ -41,7 +49,8 @@ export const SpawnWorkerRequest = z.strictObject({
   worker_id: SafeId.optional(),
   ctx_size: z.number().int().min(16).optional(),
   parallel: z.number().int().min(1).max(256).optional(),
-  threads: z.number().int().min(1).optional(),
+  /** CPU threads; at most the cores of this machine. */
+  threads: z.number().int().min(1).max(1024).optional(),
   max_queue: z.number().int().min(0).optional(),
   /** How long the spawn may take before it fails (and the worker is stopped). Default 120 s. */
   ready_timeout_ms: z.number().int().positive().optional(),
@@ -55,6 +64,7 @@ export const SpawnWorkerRequest = z.strictObject({
    * reports it back, so that placement counts it until the device's own figures show it.
    */
   memory_bytes: z.number().int().nonnegative().optional(),
+  any_path: AnyPath,
 });
 export type SpawnWorkerRequest = z.input<typeof SpawnWorkerRequest>;
 
@@ -79,6 +89,7 @@ export const ResolveModelRequest = z.strictObject({
    * delivers, the hive falls back to the reference's own source and says why.
    */
   peers: z.array(ModelPeer).max(32).optional(),
+  any_path: AnyPath,
 });
 export type ResolveModelRequest = z.infer<typeof ResolveModelRequest>;
 
@@ -104,6 +115,7 @@ export const InspectModelRequest = z.strictObject({
   /** Tokens of context per sequence for the estimate; default the model's, at most 4096. */
   ctx_size: z.number().int().min(16).optional(),
   parallel: z.number().int().min(1).max(256).optional(),
+  any_path: AnyPath,
 });
 export type InspectModelRequest = z.infer<typeof InspectModelRequest>;
 

@@ -72,7 +72,8 @@ export const JobOperation = z.discriminatedUnion("type", [
     device: DeviceId.optional(),
     ctx_size: z.number().int().min(16).optional(),
     parallel: z.number().int().min(1).max(256).optional(),
-    threads: z.number().int().min(1).optional(),
+    /** CPU threads; at most the cores of the hive it lands on (checked when the job is created). */
+    threads: z.number().int().min(1).max(1024).optional(),
     /** Default for a worker spawned by hand: it stays until stopped. */
     keep_alive: KeepAlive.optional(),
     /**
@@ -129,8 +130,10 @@ export const ClusterWorker = z.looseObject({
   url: z.string(),
   pid: z.number().int().positive().nullable(),
   status: WorkerStatus,
-  /** False when its hive is stale or lost: nothing new is routed to it. */
+  /** False when it, or its hive, is stale or lost: nothing new is routed to it. */
   routable: z.boolean(),
+  /** True while its hive hears no heartbeat from it (3 intervals): it is not routed to. */
+  stale: z.boolean().optional(),
   /** Memory the queen counts the worker as holding on its device (its estimate at placement). */
   memory_bytes: z.number().nonnegative().optional(),
   /** True while it finishes its requests before being stopped to make room for another model. */

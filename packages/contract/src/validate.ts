@@ -19,7 +19,7 @@ function describePath(path: readonly PropertyKey[]): string {
 export function describeIssues(issues: readonly z.core.$ZodIssue[]): { message: string; param: string | null } {
   const parts: string[] = [];
   let param: string | null = null;
-  for (const issue of issues.slice(0, 5)) {
+  for (const issue of issues.slice(0, 5).map(closestBranch)) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         const field = describePath([...issue.path, key]);
@@ -34,6 +34,25 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): { message: 
   }
   if (issues.length > 5) parts.push(`and ${issues.length - 5} more`);
   return { message: parts.join("; "), param };
+}
+
+/**
+ * For a value that matched none of a union's options ("Invalid input"), the issue of the option it
+ * came closest to: one whose type it has (its issues are not a wrong type of the value itself),
+ * with the fewest issues. `input: at most 2048 inputs` says more than "Invalid input".
+ */
+function closestBranch(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union" || !Array.isArray(issue.errors)) return issue;
+  const typed = issue.errors.filter(
+    (branch) => branch.length > 0 && !branch.some((i) => i.code === "invalid_type" && i.path.length === 0),
+  );
+  const best = typed.sort((a, b) => a.length - b.length)[0];
+  const first = best?.[0];
+  if (best === undefined || first === undefined) return issue;
+  // options that come equally close must say the same thing, else none is picked
+  const tied = typed.filter((b) => b.length === best.length);
+  if (tied.some((b) => b.map((i) => i.message).join() !== best.map((i) => i.message).join())) return issue;
+  return closestBranch({ ...first, path: [...issue.path, ...first.path] } as z.core.$ZodIssue);
 }
 
 /** Validates `value` against `schema` without throwing. `what` names the thing in the message. */

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runRbee, tempRbeeDirs } from "@rbee/testing";
+import { requireOrSkip, runRbee, tempRbeeDirs } from "@rbee/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildId, llamaCppPaths, llamaCppSource, which } from "../src/index.js";
 
@@ -28,8 +28,15 @@ esac
 }
 
 const cxx = which("c++") ?? which("g++") ?? which("clang++");
+const ready =
+  process.platform !== "win32" &&
+  requireOrSkip(
+    cxx !== undefined,
+    "the failing engine build test",
+    "it needs a C++ compiler: install g++ (apt-get install -y g++)",
+  );
 
-describe.skipIf(cxx === undefined || process.platform === "win32")("a failing `rbee engine build`", () => {
+describe.skipIf(!ready)("a failing `rbee engine build`", () => {
   it("prints the failed step, its last 30 lines and the log's path, and exits 1", async () => {
     const source = await llamaCppSource();
     const p = llamaCppPaths(engines, buildId(source.commit, "cpu"));

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { startRbee, tempRbeeDirs, waitFor } from "@rbee/testing";
+import { requireOrSkip, startRbee, tempRbeeDirs, waitFor } from "@rbee/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { findToolchain } from "../src/index.js";
 
@@ -26,9 +26,13 @@ function processesMentioning(needle: string): string[] {
 }
 
 const tools = await findToolchain();
-const ready = tools.cmake && tools.cxx && tools.git && process.platform === "linux";
-if (!ready)
-  process.stderr.write("skipping the interrupted build test: it needs cmake, a C++ compiler and git (Linux)\n");
+const ready =
+  process.platform === "linux" &&
+  requireOrSkip(
+    Boolean(tools.cmake && tools.cxx && tools.git),
+    "the interrupted engine build test",
+    "it needs cmake, a C++ compiler and git: install them (apt-get install -y cmake g++ git)",
+  );
 
 describe.skipIf(!ready)("an interrupted `rbee engine build`", () => {
   it("stops cmake and every compiler it started on Ctrl+C, exits 130, and keeps its work tree", async () => {

@@ -1,5 +1,6 @@
 import { currentBuild, type EngineBuildRecord, type EngineId } from "@rbee/engines";
 import { enginesDir } from "@rbee/server-kit";
+import { inCi } from "@rbee/testing";
 import { it } from "vitest";
 
 /** This machine's engines dir (where `npx rbee engine build llama.cpp` puts its build), as the tests' environment says. */
@@ -21,7 +22,7 @@ const BUILD_COMMAND = "npx rbee engine build llama.cpp";
 export function needsBuild(found: unknown, what: string): boolean {
   if (found) return true;
   const why = `no llama.cpp build in ${MACHINE_ENGINES_DIR}; run \`${BUILD_COMMAND}\``;
-  if (process.env.CI) {
+  if (inCi()) {
     it(`${what}: the llama.cpp build is there (CI builds it before the tests)`, () => {
       throw new Error(why);
     });

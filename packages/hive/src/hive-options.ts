@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { delimiter, isAbsolute } from "node:path";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, type EngineBinary, SafeId } from "@rbee/contract";
 import {
   cacheDir as defaultCacheDir,
@@ -40,6 +41,15 @@ export interface HiveOptions {
   cacheDir?: string;
   /** Default RBEE_CONFIG_DIR, else ~/.config/rbee (the cluster token). */
   configDir?: string;
+  /**
+   * Directories a request may name model files in (`"model": "/models/x.gguf"`), besides the model
+   * cache, the Hugging Face cache, and (unless `defaultModelDirs` is false) the user's home and the
+   * working directory outside hidden directories. Default env RBEE_MODELS_DIRS (':'-separated),
+   * `rbee hive start --models-dir`. See model-paths.ts.
+   */
+  modelsDirs?: string[];
+  /** Whether the user's home and the working directory are allowed too. Default true (env RBEE_MODELS_DIRS_ONLY=1 turns it off). */
+  defaultModelDirs?: boolean;
   /** Heartbeats to the queen, and from the workers. Default 5000, env RBEE_HEARTBEAT_INTERVAL_MS. */
   heartbeatIntervalMs?: number;
   /** Workers shut down when no heartbeat reached the hive for this long (--orphan-timeout). Default 60000. */
@@ -79,6 +89,8 @@ export interface ResolvedHiveOptions {
   tls: TlsFiles | undefined;
   cacheDir: string;
   configDir: string;
+  modelsDirs: string[];
+  defaultModelDirs: boolean;
   heartbeatIntervalMs: number;
   workerOrphanTimeoutMs: number;
   restart: RestartPolicyOptions;
@@ -121,6 +133,8 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
     tls: tlsFilesFrom(given, env),
     cacheDir: given.cacheDir ?? defaultCacheDir(env),
     configDir: given.configDir ?? defaultConfigDir(env),
+    modelsDirs: given.modelsDirs ?? dirList(str("RBEE_MODELS_DIRS")),
+    defaultModelDirs: given.defaultModelDirs ?? !/^(1|true|yes)$/i.test(str("RBEE_MODELS_DIRS_ONLY") ?? ""),
     heartbeatIntervalMs:
       given.heartbeatIntervalMs ?? int("RBEE_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS, 50),
     workerOrphanTimeoutMs: given.workerOrphanTimeoutMs ?? 60_000,
@@ -138,6 +152,15 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
   if (options.heartbeatIntervalMs < 50) throw new Error("heartbeatIntervalMs must be at least 50 ms");
   checkAdvertisedScheme(options.advertiseUrl, options.tls !== undefined);
   return options;
+}
+
+/** A list of directories, ':' (or ';' on Windows) separated, as PATH is; each must be absolute. */
+function dirList(text: string | undefined): string[] {
+  const dirs = (text ?? "").split(delimiter).filter((d) => d.trim() !== "");
+  for (const d of dirs) {
+    if (!isAbsolute(d)) throw new Error(`RBEE_MODELS_DIRS names '${d}', which is not an absolute path`);
+  }
+  return dirs;
 }
 
 /** The host name as a hive id: lower case, runs of other characters as '-', at most 64 characters. */

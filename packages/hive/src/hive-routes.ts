@@ -74,7 +74,7 @@ export function hiveRoutes(hive: Hive): Router {
         "/v1/models/inspect",
         async (ctx) => {
           const r = await ctx.json(InspectModelRequest, "inspect request");
-          ctx.send(200, await hive.inspectModel(r.ref, r.ctx_size, r.parallel));
+          ctx.send(200, await hive.inspectModel(r.ref, r.ctx_size, r.parallel, r.any_path === true));
         },
         auth,
       )
@@ -121,7 +121,7 @@ export function hiveRoutes(hive: Hive): Router {
 async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
   const request = await ctx.json(ResolveModelRequest, "model request");
   if (!(ctx.header("accept") ?? "").includes("text/event-stream")) {
-    ctx.send(200, await hive.resolveModel(request.ref, {}, ctx.signal, request.peers));
+    ctx.send(200, await hive.resolveModel(request.ref, {}, ctx.signal, request.peers, request.any_path === true));
     return;
   }
   const sse = ctx.sse();
@@ -146,6 +146,7 @@ async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
     },
     ctx.signal,
     request.peers,
+    request.any_path === true,
   );
   await sse.send("done", { model });
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { networkInterfaces } from "node:os";
+import { availableParallelism, networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { ModelCatalog, toHiveModel } from "@rbee/catalog";
+import { hfHubCache, ModelCatalog, toHiveModel } from "@rbee/catalog";
 import {
   type EngineBinary,
   type HeartbeatCommand,
@@ -42,6 +42,7 @@ import { ModelNotAvailableError, WorkerNotFoundError } from "./errors.js";
 import { HiveMetrics } from "./hive-metrics.js";
 import { type HiveOptions, type ResolvedHiveOptions, resolveHiveOptions } from "./hive-options.js";
 import { hiveRoutes } from "./hive-routes.js";
+import { defaultModelRoots, ModelPathPolicy } from "./model-paths.js";
 import { PortAllocator } from "./port-allocator.js";
 import { Provisioner, type ProvisionListener } from "./provisioner.js";
 import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat.js";
@@ -120,7 +121,18 @@ export class Hive {
     const paths = cachePaths(o.cacheDir);
     this.catalog = new ModelCatalog(paths.models);
     mkdirSync(paths.tmp, { recursive: true });
-    this.provisioner = new Provisioner({ catalog: this.catalog, tmpDir: paths.tmp, env: o.env, log, token });
+    const modelPaths = new ModelPathPolicy({
+      explicit: [paths.models, hfHubCache(o.env), ...o.modelsDirs],
+      defaults: o.defaultModelDirs ? defaultModelRoots() : [],
+    });
+    this.provisioner = new Provisioner({
+      catalog: this.catalog,
+      tmpDir: paths.tmp,
+      env: o.env,
+      log,
+      token,
+      modelPaths,
+    });
     this.#logsDir = paths.logs;
     mkdirSync(paths.logs, { recursive: true });
     this.workerCatalog = new WorkerCatalog({
@@ -192,6 +204,7 @@ export class Hive {
       readyTimeoutMs: o.readyTimeoutMs,
       records: new WorkerRecords(join(paths.run, "workers"), log, paths.workers),
       onChange: (urgent) => this.#queen.beatSoon(urgent ? DEBOUNCE_MS : LOAD_DEBOUNCE_MS),
+      onStartFailed: (spec) => void this.#recheckModel(spec.modelId),
     });
   }
 
@@ -253,18 +266,19 @@ export class Hive {
     listener?: ProvisionListener,
     signal?: AbortSignal,
     peers?: readonly ModelPeer[],
+    anyPath = false,
   ): Promise<HiveModel> {
     this.#queen.beatSoon();
     try {
-      return await this.provisioner.provision(ref, listener, signal, peers);
+      return await this.provisioner.provision(ref, listener, signal, peers, anyPath);
     } finally {
       this.#queen.beatSoon();
     }
   }
 
   /** What a model is and needs, from its GGUF header only (fetched by Range for a remote model). */
-  inspectModel(ref: string, ctxSize?: number, parallel?: number): Promise<ModelInspection> {
-    return this.provisioner.inspect(ref, ctxSize, parallel);
+  inspectModel(ref: string, ctxSize?: number, parallel?: number, anyPath = false): Promise<ModelInspection> {
+    return this.provisioner.inspect(ref, ctxSize, parallel, anyPath);
   }
 
   /**
@@ -291,6 +305,12 @@ export class Hive {
    */
   async spawnWorker(request: SpawnWorkerInput, signal?: AbortSignal): Promise<HiveWorkerReport> {
     if (this.closing) throw new ShuttingDownError("this hive");
+    const cores = availableParallelism();
+    if (request.threads !== undefined && request.threads > cores)
+      throw new ValidationError(
+        `threads: ${request.threads} is more than the ${cores} cores of this machine; use at most ${cores}`,
+        "threads",
+      );
     const device = this.devices.find(request.device);
     const { descriptor } = await this.workerCatalog.resolve(request.worker_type, device);
     let model: { id: string; path?: string };
@@ -304,7 +324,7 @@ export class Hive {
         );
       model = { id };
     } else {
-      const provisioned = await this.provisioner.provision(request.model, {}, signal);
+      const provisioned = await this.provisioner.provision(request.model, {}, signal, [], request.any_path === true);
       const entry = await this.catalog.resolve(provisioned.id);
       if (entry.artifact.status !== "Available" || entry.path === undefined) {
         throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
@@ -410,6 +430,21 @@ export class Hive {
       },
       "hive ready",
     );
+  }
+
+  /**
+   * A worker could not load its model: look at the model's files again (the catalog compares them
+   * with what it recorded), so that a file truncated or replaced since it was added is reported
+   * Failed to the queen now, which then places no worker for it.
+   */
+  async #recheckModel(modelId: string): Promise<void> {
+    const entry = await this.catalog.get(modelId).catch(() => undefined);
+    if (entry?.artifact.status === "Failed")
+      this.log.warn(
+        { model: modelId, error: entry.artifact.error },
+        "a worker failed to load a model whose file changed",
+      );
+    this.#queen.beatSoon();
   }
 
   /** A command from the queen, in the reply to a heartbeat. */

@@ -12,6 +12,7 @@ export { Hive, type SpawnWorkerInput, startHive } from "./hive.js";
 export { HiveMetrics } from "./hive-metrics.js";
 export { type HiveOptions, hiveIdFromHostname, type ResolvedHiveOptions, resolveHiveOptions } from "./hive-options.js";
 export { hiveRoutes } from "./hive-routes.js";
+export { type LeftoverWorker, stopLeftoverWorkers } from "./leftover-workers.js";
 export type { ManagedWorker, SupervisionState, WorkerSpec } from "./managed-worker.js";
 export { isPortFree, PortAllocator } from "./port-allocator.js";
 export { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";

@@ -57,6 +57,8 @@ export class ManagedWorker {
   readyAt: number | null = null;
   startedAt = new Date();
   stale = false;
+  /** From when this hive could hear the worker again after it was itself not running (see heardFrom). */
+  #listeningSince = 0;
   /** Commands for the worker, handed over in the reply to its next heartbeat. */
   readonly commands: HeartbeatCommand[] = [];
   restartTimer: NodeJS.Timeout | undefined;
@@ -102,9 +104,17 @@ export class ManagedWorker {
     }
   }
 
-  /** Milliseconds since the last heartbeat (or since it became ready, if none came since). */
+  /**
+   * Milliseconds since the last heartbeat (or since it became ready, if none came since), counted
+   * from no earlier than the last time the hive itself resumed (heardFrom).
+   */
   silenceMs(now: number): number {
-    return now - Math.max(this.heartbeatAt ?? 0, this.readyAt ?? 0);
+    return now - Math.max(this.heartbeatAt ?? 0, this.readyAt ?? 0, this.#listeningSince);
+  }
+
+  /** The hive was not running until `now`: a silence before it is not the worker's. */
+  heardFrom(now: number): void {
+    this.#listeningSince = now;
   }
 
   report(urlOf: (port: number) => string, now = Date.now()): HiveWorkerReport {

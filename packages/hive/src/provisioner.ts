@@ -1,4 +1,4 @@
-import { basename, join } from "node:path";
+import { basename, isAbsolute, join } from "node:path";
 import {
   type CatalogEntry,
   catalogIdFor,
@@ -23,10 +23,13 @@ import {
   RbeeError,
   SharedModel,
   toRbeeError,
+  ValidationError,
 } from "@rbee/contract";
 import { type DownloadProgress, downloadFiles } from "@rbee/downloader";
 import { estimateLlamaCppWorker, type GgufInfo, inspectGguf, readGgufHeader } from "@rbee/gguf";
 import { type Logger, requestJson } from "@rbee/server-kit";
+import { ModelNotAvailableError } from "./errors.js";
+import type { ModelPathPolicy } from "./model-paths.js";
 
 /** A refusal from the Hub, said with what to do about it; other errors pass unchanged. */
 function hubError(err: unknown, repo: string): unknown {
@@ -52,6 +55,8 @@ export interface ProvisionerOptions {
   log: Logger;
   /** The cluster token: what this hive shows the other hives it fetches models from. */
   token?: string;
+  /** Which files a request may name as a model; absent: any absolute path (embedding, tests of the catalog). */
+  modelPaths?: ModelPathPolicy;
 }
 
 /** Why one peer hive did not deliver a model. */
@@ -202,9 +207,13 @@ export class Provisioner {
     listener: ProvisionListener = {},
     signal?: AbortSignal,
     peers: readonly ModelPeer[] = [],
+    anyPath = false,
   ): Promise<HiveModel> {
     const parsed = parseModelRef(ref);
-    if (parsed.kind === "local") return this.#withGguf(await this.#o.catalog.registerLocalFile(parsed.path));
+    if (parsed.kind === "local") {
+      await this.#checkPath(ref, parsed.path, anyPath);
+      return this.#withGguf(await this.#o.catalog.registerLocalFile(parsed.path));
+    }
     if (parsed.kind === "id") {
       const entry = await this.#o.catalog.get(parsed.id);
       if (entry?.artifact.status === "Available") return toHiveModel(entry);
@@ -388,15 +397,31 @@ export class Provisioner {
     }
   }
 
+  /**
+   * A file named by a request must be given by its absolute path, in a place this hive's owner
+   * allows (ModelPathPolicy); a relative path would be resolved against the hive's own directory.
+   */
+  async #checkPath(ref: string, path: string, anyPath: boolean): Promise<void> {
+    if (!isAbsolute(ref.trim()))
+      throw new ValidationError(
+        `'${ref.slice(0, 300)}' is a relative path: a hive takes model files by their absolute path only (the CLI sends the absolute path of a file on its own machine)`,
+        "model",
+      );
+    await this.#o.modelPaths?.check(path, ref.trim(), anyPath);
+  }
+
   /** What a model is and what it needs, reading only its GGUF header (over the network if need be). */
-  async inspect(ref: string, ctxSize?: number, parallel?: number): Promise<ModelInspection> {
+  async inspect(ref: string, ctxSize?: number, parallel?: number, anyPath = false): Promise<ModelInspection> {
     const parsed = parseModelRef(ref);
+    if (parsed.kind === "local") await this.#checkPath(ref, parsed.path, anyPath);
     if (parsed.kind === "local" || parsed.kind === "id") {
       const entry =
         parsed.kind === "local"
           ? await this.#o.catalog.registerLocalFile(parsed.path)
           : await this.#o.catalog.get(parsed.id);
       if (entry?.path === undefined) throw new ModelNotFoundError(ref, NOT_IN_CATALOG);
+      if (entry.artifact.status !== "Available")
+        throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
       const { header } = await readGgufHeader(entry.path);
       const info = inspectGguf(header, entry.artifact.size_bytes);
       return {

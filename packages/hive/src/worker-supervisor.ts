@@ -72,6 +72,8 @@ export interface WorkerSupervisorOptions {
    * crashed, restarted, stale...; not for a worker turning Busy or Ready again (load changes).
    */
   onChange: (urgent: boolean) => void;
+  /** A worker failed to start (or to restart): the hive looks at its model file again. */
+  onStartFailed?: (spec: WorkerSpec) => void;
 }
 
 export interface SpawnOptions {
@@ -95,6 +97,9 @@ export class WorkerSupervisor {
   readonly #workerEnv: NodeJS.ProcessEnv;
   #closing = false;
   #watch: NodeJS.Timeout | undefined;
+  #watchEveryMs = 1000;
+  /** When the heartbeat watch last ran: a long gap means this hive itself was not running. */
+  #lastCheckAt: number | undefined;
 
   constructor(options: WorkerSupervisorOptions) {
     this.#o = options;
@@ -104,6 +109,8 @@ export class WorkerSupervisor {
   /** Starts watching heartbeats (staleness, lost workers, adopted workers that are gone). */
   start(): void {
     const every = Math.max(50, Math.min(1000, this.#o.heartbeatIntervalMs / 2));
+    this.#watchEveryMs = every;
+    this.#lastCheckAt = Date.now();
     this.#watch = setInterval(() => this.checkHeartbeats(), every);
     this.#watch.unref();
   }
@@ -280,9 +287,25 @@ export class WorkerSupervisor {
     return w.commands.splice(0);
   }
 
-  /** Marks silent workers stale, kills lost ones, and notices adopted workers whose process is gone. */
+  /**
+   * Marks silent workers stale, kills lost ones, and notices adopted workers whose process is gone.
+   *
+   * Silence is counted only over time this hive could have heard a heartbeat: when the watch itself
+   * ran late by more than a heartbeat interval (the hive was frozen with SIGSTOP, suspended with its
+   * machine, or its event loop was blocked), every worker's silence starts again from now. Workers
+   * retry their heartbeats; a worker that is really gone is still found lost 6 intervals later.
+   */
   checkHeartbeats(now = Date.now()): void {
     const interval = this.#o.heartbeatIntervalMs;
+    const gap = this.#lastCheckAt === undefined ? 0 : now - this.#lastCheckAt;
+    this.#lastCheckAt = now;
+    if (gap > this.#watchEveryMs + Math.max(interval, 1000)) {
+      this.#o.log.warn(
+        { stalled_ms: gap - this.#watchEveryMs, workers: this.#workers.size },
+        "this hive was not running (frozen, suspended or blocked); workers' silence is counted again from now",
+      );
+      for (const w of this.#workers.values()) w.heardFrom(now);
+    }
     for (const w of this.#workers.values()) {
       if (w.state !== "running") continue;
       const adoptedPid = w.adopted?.pid;
@@ -361,6 +384,7 @@ export class WorkerSupervisor {
     }
     metrics.spawns.inc({ outcome: "failed" });
     log.warn({ worker_id: w.id, err: err instanceof Error ? err.message : String(err) }, "worker failed to start");
+    this.#o.onStartFailed?.(w.spec);
     await w.process?.stop(this.#o.stopGraceMs);
     w.state = "failed";
     this.#remove(w);
@@ -387,7 +411,10 @@ export class WorkerSupervisor {
       this.#scheduleRestart(w);
       return;
     }
-    if (w.state === "restarting") this.#o.metrics.crashes.inc();
+    if (w.state === "restarting") {
+      this.#o.metrics.crashes.inc();
+      this.#o.onStartFailed?.(w.spec); // it died while restarting: loading its model, most likely
+    }
     this.#o.log.info(facts, "worker process exited");
     this.#changed();
   }
@@ -430,6 +457,7 @@ export class WorkerSupervisor {
     } catch (err) {
       if (w.state !== "restarting") return;
       this.#o.log.warn({ worker_id: w.id, err: err instanceof Error ? err.message : String(err) }, "restart failed");
+      this.#o.onStartFailed?.(w.spec);
       this.#scheduleRestart(w);
       return;
     }

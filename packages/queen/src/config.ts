@@ -1,6 +1,7 @@
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, PlacementPolicy } from "@rbee/contract";
 import { cacheDir, configDir, envInt, envString, type Logger, type TlsFiles, tlsFilesFrom } from "@rbee/server-kit";
 import { DEFAULT_WORKER_TYPE, findWorkerType, workerTypeIds } from "@rbee/worker-types";
+import { DEFAULT_JOBS_MAX_BYTES } from "./jobs/job-store.js";
 
 export interface QueenOptions {
   /** Default 7833 (RBEE_QUEEN_PORT); 0 picks a free port. */
@@ -11,6 +12,17 @@ export interface QueenOptions {
   cacheDir?: string;
   /** The heartbeat interval hives and workers use; stale after 3, lost after 6 (RBEE_HEARTBEAT_INTERVAL_MS). */
   heartbeatIntervalMs?: number;
+  /**
+   * How long a worker may take to send the first byte of its answer (rbee workers send
+   * `102 Processing` as soon as they take a request) before the request goes to another worker:
+   * default 10 s (RBEE_FIRST_BYTE_TIMEOUT_MS).
+   */
+  firstByteTimeoutMs?: number;
+  /**
+   * What finished jobs may hold in memory together (their events: tokens, results), in bytes; the
+   * oldest finished jobs are forgotten first. Default 64 MiB (RBEE_JOBS_MAX_BYTES).
+   */
+  jobsMaxBytes?: number;
   /** Keep-alive of workers the queen spawns for requests; default 5 minutes (RBEE_KEEP_ALIVE, seconds). */
   defaultKeepAliveMs?: number;
   /** Requests that may wait for a worker of one model to come up; more are answered 429. */
@@ -42,6 +54,8 @@ export interface QueenConfig {
   configDir: string;
   cacheDir: string;
   heartbeatIntervalMs: number;
+  firstByteTimeoutMs: number;
+  jobsMaxBytes: number;
   defaultKeepAliveMs: number;
   maxWaitingPerModel: number;
   sweepIntervalMs: number;
@@ -62,6 +76,8 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     cacheDir: o.cacheDir ?? cacheDir(env),
     heartbeatIntervalMs:
       o.heartbeatIntervalMs ?? envInt("RBEE_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS, 10),
+    firstByteTimeoutMs: o.firstByteTimeoutMs ?? envInt("RBEE_FIRST_BYTE_TIMEOUT_MS", 10_000, 1),
+    jobsMaxBytes: o.jobsMaxBytes ?? envInt("RBEE_JOBS_MAX_BYTES", DEFAULT_JOBS_MAX_BYTES, 0),
     defaultKeepAliveMs: o.defaultKeepAliveMs ?? envInt("RBEE_KEEP_ALIVE", 300, 0) * 1000,
     maxWaitingPerModel: o.maxWaitingPerModel ?? envInt("RBEE_MAX_WAITING", 128, 0),
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,

@@ -6,6 +6,7 @@ import {
   isTerminalJobEvent,
   PROTOCOL_VERSION,
   RbeeError,
+  ValidationError,
   WorkerHeartbeat,
 } from "@rbee/contract";
 import {
@@ -48,6 +49,16 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
+/** The DNS names a certificate lists (`DNS:queen-box, IP Address:10.0.0.2` → queen-box): names the queen serves. */
+function certificateNames(tls: ServerTls | undefined): string[] {
+  if (tls === undefined) return [];
+  return tls.names
+    .split(",")
+    .map((n) => n.trim())
+    .filter((n) => /^DNS:/i.test(n))
+    .map((n) => n.slice(4));
+}
+
 function protocolCheck(version: number, who: string): void {
   if (version !== PROTOCOL_VERSION) {
     throw new RbeeError(
@@ -65,7 +76,7 @@ export class Queen {
   readonly scheduler: Scheduler;
   readonly hives: HiveClient;
   readonly router: InferenceRouter;
-  readonly jobs = new JobStore();
+  readonly jobs: JobStore;
   readonly keys: ApiKeyStore;
   readonly metrics: QueenMetrics;
   readonly clusterToken: string;
@@ -74,6 +85,7 @@ export class Queen {
   /** The Ollama API alone on its own port (RBEE_OLLAMA_PORT), when asked for. */
   #ollamaHttp: HttpServer | undefined;
   #ollamaUrl = "";
+  #router: Router;
   #url = "";
   #timers: NodeJS.Timeout[] = [];
   #eventStreams = new Set<() => void>();
@@ -82,6 +94,7 @@ export class Queen {
   constructor(options: QueenOptions = {}) {
     this.config = resolveQueenConfig(options);
     this.log = options.log ?? createLogger({ service: "queen" });
+    this.jobs = new JobStore({ maxBytes: this.config.jobsMaxBytes });
     this.keys = new ApiKeyStore(this.config.configDir);
     if (!isLoopback(this.config.host) && !this.keys.enabled) {
       throw new Error(
@@ -104,13 +117,19 @@ export class Queen {
       defaultWorkerType: this.config.defaultWorkerType,
       log: this.log,
     });
-    this.router = new InferenceRouter(this.scheduler, this.clusterToken, this.log, (worker) => {
-      // it did not answer: route nothing more to it until its hive reports it again, and find out
-      // whether the whole machine is gone
-      if (worker.report.status === "Ready" || worker.report.status === "Busy")
-        worker.report = { ...worker.report, status: "Starting" };
-      return this.scheduler.checkHive(worker.hiveId);
-    });
+    this.router = new InferenceRouter(
+      this.scheduler,
+      this.clusterToken,
+      this.log,
+      this.config.firstByteTimeoutMs,
+      (worker) => {
+        // it did not answer: route nothing more to it until its hive reports it again, and find out
+        // whether the whole machine is gone
+        if (worker.report.status === "Ready" || worker.report.status === "Busy")
+          worker.report = { ...worker.report, status: "Starting" };
+        return this.scheduler.checkHive(worker.hiveId);
+      },
+    );
     this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
     const ollama = new OllamaRoutes({
       router: this.router,
@@ -121,8 +140,9 @@ export class Queen {
       log: this.log,
       rbeeVersion: QUEEN_VERSION,
     });
+    this.#router = this.#routes(ollama);
     this.#http = new HttpServer({
-      router: this.#routes(ollama),
+      router: this.#router,
       log: this.log,
       metrics: this.metrics,
       quietRoutes: ["/health", "/metrics", "/v1/hive-heartbeat", "/v1/worker-heartbeat"],
@@ -134,6 +154,9 @@ export class Queen {
         if (path === "/v1/messages" || path.startsWith("/v1/messages/")) return writeAnthropicError;
         return undefined;
       },
+      // the queen's routes are open while no API key exists: a page in the user's browser must not
+      // reach them by DNS rebinding (Host) or cross-site requests (Origin)
+      guard: { checkHost: true, allowedHosts: certificateNames(tls) },
     });
     if (this.config.ollamaPort !== undefined)
       this.#ollamaHttp = new HttpServer({
@@ -154,6 +177,11 @@ export class Queen {
   /** Where the Ollama API is served alone (RBEE_OLLAMA_PORT); "" when it is not. */
   get ollamaUrl(): string {
     return this.#ollamaUrl;
+  }
+
+  /** Every route the queen serves (so that the security and fuzz tests walk them all). */
+  routes(): ReadonlyArray<{ method: string; pattern: string }> {
+    return this.#router.routes();
   }
 
   async start(): Promise<this> {
@@ -348,6 +376,8 @@ export class Queen {
 
   async #createJob(ctx: HttpContext): Promise<void> {
     const { operation } = await ctx.json(CreateJobRequest, "job request");
+    if (operation.type === "spawn_worker" && operation.threads !== undefined)
+      checkThreads(operation.threads, this.registry, operation.hive);
     const job = this.jobs.start(operation, jobRunner(operation, this));
     job.subscribe((e) => {
       if (isTerminalJobEvent(e)) this.metrics.jobs.inc({ operation: operation.type, outcome: e.type });
@@ -361,6 +391,8 @@ export class Queen {
     const job = this.jobs.get(ctx.params.id ?? "");
     const last = Number(ctx.header("last-event-id") ?? ctx.url.searchParams.get("after") ?? -1);
     const sse = ctx.sse();
+    // the headers leave now, not with the job's first event: a client's first-byte timeout holds
+    void sse.comment(job.id);
     await new Promise<void>((resolve) => {
       const keepAlive = setInterval(() => void sse.comment("keep-alive"), 15_000);
       const finish = () => {
@@ -396,6 +428,24 @@ export class Queen {
       this.#eventStreams.add(end);
       ctx.signal.addEventListener("abort", end, { once: true });
     });
+  }
+}
+
+/**
+ * A spawn that asks for more threads than the cores of the hive it names (or of every live hive)
+ * would only fail at the worker: refuse it with a 400 when the job is created.
+ */
+function checkThreads(threads: number, registry: ClusterRegistry, hiveId: string | undefined): void {
+  let most = 0;
+  for (const hive of registry.hives.values()) {
+    if (hive.state !== "live" || (hiveId !== undefined && hive.id !== hiveId)) continue;
+    for (const d of hive.devices) if (d.kind === "cpu" && d.cores !== undefined) most = Math.max(most, d.cores);
+  }
+  if (most > 0 && threads > most) {
+    throw new ValidationError(
+      `threads: ${threads} is more than the ${most} cores of ${hiveId === undefined ? "the largest hive" : `hive ${hiveId}`}; use at most ${most}`,
+      "operation.threads",
+    );
   }
 }
 

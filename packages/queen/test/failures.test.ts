@@ -375,19 +375,16 @@ describe("failures: queen restart, hive restart, network loss, crash loop (real 
     expect(status.stdout).toMatch(new RegExp(`${id}.*Failed`));
     expect(status.stdout).toMatch(/exited with code 1/);
 
-    // a request for its model is not routed to it and does not hang: the queen places a new worker,
-    // whose start fails the same way, and the client gets that failure in words
+    // a request for its model is not routed to it and does not hang: the hive found the model's file
+    // changed (issue 15), so no worker is started for it, and the client is told why at once
     const r = await completion(queen, { model });
-    expect(r.status).toBe(500);
-    expect(r.body.error.code).toBe("worker_start_failed");
-    expect(r.body.error.message).toMatch(/exited with code 1 while starting; its last log lines/);
-    expect(hive.workers().map((w) => [w.worker_id, w.status])).toEqual([[id, "Failed"]]);
-    // the queen saw the new worker Starting in a heartbeat; it forgets it once the hive stops reporting it
-    await waitFor(
-      () => (queen.registry.workers.size === 1 ? true : undefined),
-      LONG,
-      "the failed start to be forgotten",
+    expect(r.status, r.text).toBe(503);
+    expect(r.body.error.code).toBe("worker_unavailable");
+    expect(r.body.error.message).toMatch(
+      /hive test-hive has it, but it is Failed: the model file \S+flaky\.gguf is 4100 bytes but was \d+ when it was added \(truncated\?\)/,
     );
+    expect(hive.workers().map((w) => [w.worker_id, w.status])).toEqual([[id, "Failed"]]);
+    expect(queen.registry.workers.size).toBe(1);
     expect(queen.registry.workers.get(id)?.report.status).toBe("Failed");
 
     // what `rbee status` suggests clears it

@@ -11,9 +11,27 @@ export {
   toStatusError,
   UnreachableError,
 } from "./http/client.js";
-export { DEFAULT_BODY_LIMIT, HttpContext, PayloadTooLargeError } from "./http/context.js";
+export {
+  DEFAULT_BODY_LIMIT,
+  HttpContext,
+  isJsonContentType,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from "./http/context.js";
+export {
+  ForbiddenRequestError,
+  guardFromEnv,
+  hostAllowed,
+  jsonDepthExceeds,
+  listFromEnv,
+  MAX_JSON_DEPTH,
+  type RequestGuardOptions,
+} from "./http/guard.js";
+export { type RequestFacts, requestFacts, withRequestFacts } from "./http/request-facts.js";
 export { type Handler, type Middleware, Router } from "./http/router.js";
 export {
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
   type ErrorWriter,
   HttpServer,
   type HttpServerOptions,

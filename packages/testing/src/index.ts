@@ -6,11 +6,23 @@ export {
   type WorkerUnderTest,
 } from "./conformance.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
+export {
+  type FuzzBody,
+  type FuzzReply,
+  fuzzRequest,
+  HOSTILE_IDS,
+  Rng,
+  randomBody,
+  randomJson,
+  rawExchange,
+} from "./fuzz.js";
 export * from "./gguf/index.js";
 export { getJson, type JsonReply, type ParsedSse, postJson, postSse, runJob, waitFor } from "./http.js";
 export * from "./hub-server/index.js";
 export { quietLog } from "./log.js";
 export { type ForwardedPort, NetworkLink } from "./network-link.js";
 export * from "./paths.js";
+export { trickleRequest } from "./raw-http.js";
+export { inCi, requireOrSkip } from "./requirements.js";
 export { makeTestCertificates, type TestCertificates } from "./tls.js";
 export { type StartedWorker, startLlamaServerWorker, startLlmWorker, startWorker } from "./worker.js";

@@ -306,6 +306,9 @@ export class WorkerRuntime {
     const request = await ctx.json(InferRequest, "infer request", INFER_BODY_LIMIT);
     this.#checkModel(request.model);
     const admission = this.#assertServing();
+    // the first byte of the answer, at once: the queen knows this worker is alive and has the
+    // request, and stops its first-byte timeout (the final status follows when there is one)
+    ctx.res.writeProcessing();
     const accepted = performance.now();
     let release: () => void;
     this.metrics.queueDepth.set(admission.queued + 1);
@@ -400,6 +403,7 @@ export class WorkerRuntime {
     const request = await ctx.json(EmbedRequest, "embed request", INFER_BODY_LIMIT);
     this.#checkModel(request.model);
     const admission = this.#assertServing();
+    ctx.res.writeProcessing();
     const release = await admission.acquire(ctx.signal);
     this.#onAdmitted(admission);
     try {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { freePort, isPidAlive } from "@rbee/server-kit";
-import { ChildHandle, waitFor } from "@rbee/testing";
+import { ChildHandle, requireOrSkip, waitFor } from "@rbee/testing";
 import {
   EngineBinaryError,
   type EngineExitedError,
@@ -195,7 +195,11 @@ describe("an engine binary that cannot run is reported with its path, before any
 });
 
 describe("an engine's resident memory", () => {
-  const hasPs = ["/bin/ps", "/usr/bin/ps"].some((p) => existsSync(p));
+  const hasPs = requireOrSkip(
+    ["/bin/ps", "/usr/bin/ps"].some((p) => existsSync(p)),
+    "the engine memory test's ps half",
+    "it needs ps: install procps (apt-get install -y procps)",
+  );
   it.skipIf(!hasPs)(
     "is read from /proc on Linux and with ps elsewhere (both tried here; needs procps' ps); 0 for a process that is gone",
     async () => {

@@ -41,6 +41,7 @@ import {
   tokenizePrompt,
 } from "./chat-prompt.js";
 import { checkJsonSchema } from "./check-json-schema.js";
+import { checkPromptSize, maxTokenBytes } from "./prompt-size.js";
 import { SequencePool } from "./sequence-pool.js";
 import { StopMatcher } from "./stop-matcher.js";
 import { TokenTextDecoder } from "./token-text.js";
@@ -154,6 +155,8 @@ export class LlmEngine implements WorkerEngine {
   #pool: SequencePool | undefined;
   #chat: ChatPromptFormatter | undefined;
   #contextSize = 0;
+  /** No token stands for more bytes of text than this (see prompt-size.ts); undefined when unknown. */
+  #maxTokenBytes: number | undefined;
   #threads = 1;
   #grammars = new Map<string, Promise<LlamaGrammar>>();
   #embedding: Promise<LlamaEmbeddingContext> | undefined;
@@ -219,6 +222,7 @@ export class LlmEngine implements WorkerEngine {
     });
     this.#contextSize = this.#context.contextSize;
     this.#pool = new SequencePool(this.#context, this.#o.parallel);
+    this.#maxTokenBytes = maxTokenBytes(this.#model);
     this.#chat = createChatPromptFormatter(this.#model);
     log.info(
       {
@@ -238,6 +242,13 @@ export class LlmEngine implements WorkerEngine {
     let promptTokens: Token[];
     let stopStrings: string[] = [];
     let stopTokens: readonly Token[] = [];
+    // a prompt that cannot fit is refused before it is tokenized, and a large one is looked at in
+    // chunks, so that /health and heartbeats keep answering meanwhile
+    const texts =
+      request.messages !== undefined
+        ? request.messages.map((m) => m.content)
+        : [request.prompt ?? "", ...(request.suffix !== undefined ? [request.suffix] : [])];
+    await checkPromptSize(model, texts, this.#contextSize, this.#maxTokenBytes, ctx.signal);
     const tools = request.tools !== undefined && request.tools.length > 0 ? request.tools : undefined;
     const callTools = tools !== undefined && request.tool_choice !== "none";
     if (callTools && request.json_schema !== undefined)
@@ -459,6 +470,7 @@ export class LlmEngine implements WorkerEngine {
     for (const input of inputs) {
       if (ctx.signal.aborted)
         throw new RbeeError("embedding cancelled: the client went away", { statusCode: 499, code: "cancelled" });
+      await checkPromptSize(model, [input], embedContext, this.#maxTokenBytes, ctx.signal);
       const count = model.tokenize(input).length;
       if (count >= embedContext) throw new PromptTooLongError(count, embedContext);
       tokens += count;

@@ -1,3 +1,5 @@
+import { delimiter, resolve } from "node:path";
+import { envInt } from "@rbee/server-kit";
 import { Command, Option } from "commander";
 import type { CliConfig } from "../config.js";
 import { clientOf, configOf, printJson } from "../context.js";
@@ -25,6 +27,29 @@ import { daemonStatus, printDaemonStatus, stopAndReport } from "./daemon.js";
 /** How long a stopping hive may take (it stops its workers first, each with a grace period) before it is killed. */
 export const HIVE_STOP_GRACE_MS = 40_000;
 
+/** How long a hive may take to stop its workers before it is killed: 40 s, or RBEE_HIVE_STOP_GRACE_MS. */
+export function hiveStopGraceMs(): number {
+  return envInt("RBEE_HIVE_STOP_GRACE_MS", HIVE_STOP_GRACE_MS, 1);
+}
+
+/**
+ * Stops this machine's hive, then any of its workers still running (the hive was killed before it
+ * stopped them: it was stuck, or took longer than its grace), so that the command returns only
+ * once no worker of this cache directory runs.
+ */
+export async function stopLocalHive(config: CliConfig): Promise<void> {
+  try {
+    await stopAndReport(config, "hive", hiveStopGraceMs(), hiveListen().url);
+  } finally {
+    const { stopLeftoverWorkers } = await import("@rbee/hive");
+    for (const w of await stopLeftoverWorkers(config.cacheDir, 10_000)) {
+      process.stdout.write(
+        `worker ${w.workerId} stopped (pid ${w.pid}, ${w.how === "exited" ? "it exited" : w.how}): its hive had not stopped it\n`,
+      );
+    }
+  }
+}
+
 interface StartFlags {
   port?: number;
   host?: string;
@@ -36,6 +61,7 @@ interface StartFlags {
   quiet?: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  modelsDir?: string[];
 }
 
 interface InstallFlags {
@@ -70,6 +96,11 @@ function remoteHive(config: CliConfig, alias: string): ResolvedHive {
 
 /** Flags that only mean something for this machine's hive refuse an alias, naming where the setting lives. */
 function refuseLocalFlags(alias: string, flags: StartFlags): void {
+  if (flags.modelsDir !== undefined)
+    throw new CliError(
+      `--models-dir is for this machine's hive; for ${alias}, set RBEE_MODELS_DIRS in its environment (rbee hive add ${alias} --set-env RBEE_MODELS_DIRS=/dir1:/dir2)`,
+      EXIT.usage,
+    );
   const local: Array<[keyof StartFlags, string, string]> = [
     ["port", "--port", "HivePort"],
     ["host", "--host", "HiveListen"],
@@ -254,6 +285,11 @@ export function hiveCommand(): Command {
       "serve HTTPS with this certificate, and so do its workers (default: RBEE_TLS_CERT); see docs/security.md",
     )
     .option("--tls-key <pem>", "the certificate's private key, unencrypted (default: RBEE_TLS_KEY)")
+    .option(
+      "--models-dir <dir>",
+      "a directory requests may name model files in (repeatable; adds to RBEE_MODELS_DIRS). Always allowed: the model cache, the Hugging Face cache, and your home and this directory outside hidden directories",
+      (dir: string, dirs: string[] = []) => [...dirs, resolve(dir)],
+    )
     .addHelpText(
       "after",
       "\nThe queen it joins is the global --queen-url (else RBEE_QUEEN_URL, config.json, http://127.0.0.1:7833).",
@@ -279,6 +315,12 @@ export function hiveCommand(): Command {
           `hive ${alias} started (${h.advertiseUrl}, id ${h.hiveId}, queen ${queenUrl})${flags.wait !== false ? "; the queen sees it" : ""}\n`,
         );
         return;
+      }
+      if (flags.modelsDir !== undefined && flags.modelsDir.length > 0) {
+        // the hive reads it from its environment, also when started in the background
+        process.env.RBEE_MODELS_DIRS = [process.env.RBEE_MODELS_DIRS, ...flags.modelsDir]
+          .filter(Boolean)
+          .join(delimiter);
       }
       const listen = hiveListen(flags);
       if (flags.foreground) {
@@ -324,7 +366,7 @@ export function hiveCommand(): Command {
         process.stdout.write(`${alias}: ${said}\n`);
         return;
       }
-      await stopAndReport(config, "hive", HIVE_STOP_GRACE_MS, hiveListen().url);
+      await stopLocalHive(config);
     });
   hive
     .command("status")

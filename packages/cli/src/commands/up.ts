@@ -4,7 +4,7 @@ import { clientOf, configOf, printJson } from "../context.js";
 import { CliError, EXIT } from "../exit-codes.js";
 import { hiveListen, queenListen, startHiveDaemon, startQueenDaemon, waitForHive } from "../local-cluster.js";
 import { stopAndReport } from "./daemon.js";
-import { HIVE_STOP_GRACE_MS } from "./hive.js";
+import { stopLocalHive } from "./hive.js";
 import { QUEEN_STOP_GRACE_MS } from "./queen.js";
 
 /** `rbee up`: the queen and this machine's hive, in the background. */
@@ -49,7 +49,7 @@ export function downCommand(): Command {
       const config = configOf(cmd);
       const errors: unknown[] = [];
       for (const step of [
-        () => stopAndReport(config, "hive", HIVE_STOP_GRACE_MS, hiveListen().url),
+        () => stopLocalHive(config),
         () => stopAndReport(config, "queen", QUEEN_STOP_GRACE_MS, queenListen(config).url),
       ]) {
         await step().catch((err: unknown) => errors.push(err));

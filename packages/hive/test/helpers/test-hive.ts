@@ -57,9 +57,10 @@ export async function startTestHive(options: HiveOptions = {}): Promise<TestHive
     workerShutdownGraceMs: 2_000,
     stopGraceMs: 5_000,
     workerPortStart: randomPortBase(),
-    env: { RBEE_DEVICES: "[]" },
     log: createLogger({ service: "hive", destination: join(tmp, "hive.log"), level: "debug" }),
     ...options,
+    // the model directories the test run allows (vitest.config.ts), unless the test says otherwise
+    env: { RBEE_DEVICES: "[]", RBEE_MODELS_DIRS: process.env.RBEE_MODELS_DIRS ?? "", ...options.env },
   });
   return {
     hive,

@@ -1,5 +1,5 @@
 import { RbeeError, UnauthorizedError } from "@rbee/contract";
-import { bearerToken, type Middleware, secretEquals } from "@rbee/server-kit";
+import { bearerToken, type Middleware, requestFacts, secretEquals } from "@rbee/server-kit";
 import type { ApiKeyStore } from "../store/api-key-store.js";
 
 /**
@@ -11,14 +11,24 @@ import type { ApiKeyStore } from "../store/api-key-store.js";
  */
 export function apiKeyAuth(keys: ApiKeyStore, clusterToken: string): Middleware {
   return (ctx) => {
-    if (!keys.enabled) return;
+    const facts = requestFacts();
+    if (!keys.enabled) {
+      // open (no keys): the queen listens on loopback only, and refuses browsers' cross-site requests
+      if (facts) facts.admin = true;
+      return;
+    }
     const token = bearerToken(ctx) ?? (ctx.header("x-api-key")?.trim() || undefined);
     if (token === undefined) {
       throw new UnauthorizedError(
         "you didn't provide an API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>' (the OpenAI and Anthropic SDKs do this with apiKey); create one with `rbee key create`",
       );
     }
-    if (!keys.verify(token) && !secretEquals(token, clusterToken)) {
+    // the cluster token and admin keys are the cluster's administrator (see RequestFacts)
+    if (secretEquals(token, clusterToken) || keys.verifyAdmin(token)) {
+      if (facts) facts.admin = true;
+      return;
+    }
+    if (!keys.verify(token)) {
       throw new UnauthorizedError(
         `incorrect API key provided: ${token.slice(0, 8)}…; list valid keys with \`rbee key ls\``,
       );

@@ -1,4 +1,4 @@
-import { KeepAlive } from "@rbee/contract";
+import { KeepAlive, MAX_EMBED_INPUTS } from "@rbee/contract";
 import { z } from "zod";
 
 /**
@@ -113,7 +113,12 @@ export type CompletionRequest = z.infer<typeof CompletionRequest>;
 
 export const EmbeddingsRequest = z.object({
   model: z.string().min(1),
-  input: z.union([z.string(), z.array(z.string()).min(1), z.array(z.number()), z.array(z.array(z.number()))]),
+  input: z.union([
+    z.string(),
+    z.array(z.string()).min(1).max(MAX_EMBED_INPUTS, `at most ${MAX_EMBED_INPUTS} inputs per request`),
+    z.array(z.number()),
+    z.array(z.array(z.number())).max(MAX_EMBED_INPUTS, `at most ${MAX_EMBED_INPUTS} inputs per request`),
+  ]),
   encoding_format: z.enum(["float", "base64"]).optional(),
   dimensions: z.number().int().optional(),
   user: z.string().optional(),

@@ -270,6 +270,8 @@ export class ClusterRegistry {
 
   isRoutable(w: WorkerEntry, now = Date.now()): boolean {
     if (w.stopping || w.draining || !SERVING_STATUSES.includes(w.report.status)) return false;
+    // its hive no longer hears its heartbeats (frozen, or stuck): requests sent to it would hang
+    if (w.report.stale === true) return false;
     // a hand-started worker answers for itself: stale after 3 of its own missed heartbeats
     if (w.hiveId === DIRECT_HIVE_ID) return now - w.lastReport <= 3 * this.#intervalMs;
     return this.hives.get(w.hiveId)?.state === "live";
@@ -336,6 +338,7 @@ export class ClusterRegistry {
       pid: w.report.pid,
       status: w.report.status,
       routable: this.isRoutable(w),
+      stale: w.report.stale === true || undefined,
       memory_bytes: w.memoryBytes,
       draining: w.draining || undefined,
       slots: hb?.slots ?? 1,

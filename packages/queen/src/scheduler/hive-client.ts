@@ -1,3 +1,4 @@
+import { isAbsolute } from "node:path";
 import {
   ErrorEvent,
   HiveModel,
@@ -9,7 +10,7 @@ import {
   type SpawnWorkerRequest,
   safeParse,
 } from "@rbee/contract";
-import { requestJson, sendRequest, streamSse, toStatusError } from "@rbee/server-kit";
+import { requestFacts, requestJson, sendRequest, streamSse, toStatusError } from "@rbee/server-kit";
 import type { HiveEntry } from "../registry/cluster-registry.js";
 
 /** Download progress as a hive reports it. */
@@ -25,6 +26,23 @@ export interface ProvisionCallbacks {
   progress?: (p: ModelProgress) => void;
 }
 
+/**
+ * `any_path: true` for a model named by its path when the request being served comes from the
+ * cluster's administrator (see RequestFacts): the hive then takes the file from anywhere outside
+ * system directories. Sent only with a path, so that hives of an earlier version see nothing new
+ * otherwise.
+ */
+function anyPath(ref: string): { any_path?: true } {
+  return requestFacts()?.admin === true && isAbsolute(ref.trim()) ? { any_path: true } : {};
+}
+
+/** Errors a hive reports in a model stream that are the request's fault, with their HTTP status. */
+const CLIENT_ERRORS: Record<string, number> = {
+  invalid_request: 400,
+  model_path_not_allowed: 403,
+  model_not_available: 409,
+};
+
 /** The queen's calls to a hive's API, with the cluster token. */
 export class HiveClient {
   constructor(private readonly token: string) {}
@@ -32,7 +50,7 @@ export class HiveClient {
   /** Asks the hive to spawn a worker; resolves once it is Ready. Aborting the signal stops the spawn. */
   spawnWorker(hive: HiveEntry, body: SpawnWorkerRequest, signal?: AbortSignal): Promise<HiveWorkerReport> {
     return requestJson(`${hive.url}/v1/workers`, HiveWorkerReport, {
-      body,
+      body: { ...body, ...anyPath(body.model) },
       token: this.token,
       signal,
       what: `hive ${hive.id}`,
@@ -72,7 +90,7 @@ export class HiveClient {
     peers?: readonly ModelPeer[],
   ): Promise<HiveModel> {
     const what = `hive ${hive.id}`;
-    const body = peers && peers.length > 0 ? { ref, peers } : { ref };
+    const body = { ref, ...(peers && peers.length > 0 ? { peers } : {}), ...anyPath(ref) };
     for await (const e of streamSse(`${hive.url}/v1/models`, { body, token: this.token, signal, what })) {
       const parsed = parseJson(e.data);
       const data = (parsed.ok ? parsed.value : {}) as Record<string, unknown>;
@@ -91,7 +109,7 @@ export class HiveClient {
             ? 401
             : code === "insufficient_disk"
               ? 507
-              : 502;
+              : (CLIENT_ERRORS[code] ?? 502);
         throw new RbeeError(`${what}: ${err.ok ? err.value.message : e.data}`, { statusCode: status, code });
       }
     }
@@ -106,7 +124,7 @@ export class HiveClient {
     signal?: AbortSignal,
   ): Promise<ModelInspection> {
     return requestJson(`${hive.url}/v1/models/inspect`, ModelInspection, {
-      body: { ref, ctx_size: ctxSize, parallel },
+      body: { ref, ctx_size: ctxSize, parallel, ...anyPath(ref) },
       token: this.token,
       signal,
       what: `hive ${hive.id}`,

@@ -66,6 +66,8 @@ export class InferenceRouter {
     private readonly scheduler: Scheduler,
     private readonly token: string,
     private readonly log: Logger,
+    /** A worker that sends no byte of its answer within this long is given up for another. */
+    private readonly firstByteTimeoutMs: number,
     /** A worker could not be reached; the next attempt waits for this (it finds out whether its hive is gone). */
     private readonly onWorkerFailed: (worker: WorkerEntry, err: unknown) => void | Promise<void>,
   ) {}
@@ -90,7 +92,13 @@ export class InferenceRouter {
       const what = `worker ${lease.worker.id}`;
       const response = o.onToken
         ? await this.#stream(url, body, what, { ...o, signal }, started)
-        : await requestJson(url, InferResponse, { body, token: this.token, signal, what });
+        : await requestJson(url, InferResponse, {
+            body,
+            token: this.token,
+            signal,
+            what,
+            timeoutMs: this.firstByteTimeoutMs,
+          });
       if (messages) this.affinity.record(modelRef, messages, response.text, lease.worker.id);
       return { response, workerId: lease.worker.id, model: lease.model };
     });
@@ -109,6 +117,7 @@ export class InferenceRouter {
         token: this.token,
         signal,
         what: `worker ${lease.worker.id}`,
+        timeoutMs: this.firstByteTimeoutMs,
       });
       return { ...res, model: lease.model };
     });
@@ -185,6 +194,7 @@ export class InferenceRouter {
       signal: o.signal,
       what,
       headers: { accept: "text/event-stream" },
+      timeoutMs: this.firstByteTimeoutMs,
     });
     if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, what);
     // the hot path of every streamed token: events are handled synchronously as bytes arrive, and the

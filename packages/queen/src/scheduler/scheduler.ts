@@ -560,6 +560,19 @@ export class Scheduler {
     };
   }
 
+  /** Catalog entries of a model that cannot be served (Failed: a file truncated or gone), said in words. */
+  #unusableCopies(model: string): string {
+    const key = norm(model);
+    const found: string[] = [];
+    for (const hive of this.registry.hives.values()) {
+      for (const m of hive.models) {
+        if (m.status !== "Available" && (norm(m.id) === key || m.path === model))
+          found.push(`hive ${hive.id} has it, but it is ${m.status}${m.error ? `: ${m.error}` : ""}`);
+      }
+    }
+    return found.length > 0 ? ` (${found.join("; ")})` : "";
+  }
+
   async #waitForWorker(
     model: string,
     hiveModels: Array<{ hive: HiveEntry; model: HiveModel }>,
@@ -581,7 +594,7 @@ export class Scheduler {
         let pending = [this.#pending.get(key), ...this.#pending.values()].find((p) => p !== undefined && serves(p));
         if (!pending && type.artifact !== "none" && hiveModels.length === 0 && this.#holders(model).length === 0) {
           throw new WorkerUnavailableError(
-            `no worker for ${model} can take requests now, and no hive has it in its catalog to start another; see \`rbee status\``,
+            `no worker for ${model} can take requests now, and no hive has it in its catalog to start another${this.#unusableCopies(model)}; see \`rbee status\``,
           );
         }
         if (pending) o.narrate?.("queen", `waiting for the ${model} worker that is starting`);

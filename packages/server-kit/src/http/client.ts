@@ -12,6 +12,8 @@ export class UnreachableError extends RbeeError {
     readonly url: string,
     reason: string,
     what = "the server",
+    /** It accepted the connection (or was being reached) but sent nothing in time: up, but frozen or overloaded. */
+    readonly timedOut = false,
   ) {
     super(`cannot reach ${what} at ${url}: ${reason}`, {
       statusCode: 503,
@@ -43,8 +45,13 @@ export interface ClientRequestOptions {
   token?: string;
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** Gives up (UnreachableError) when no response headers arrived in time. */
+  /**
+   * Gives up (UnreachableError) when no byte of the response arrived in time: neither its headers
+   * nor an interim `102 Processing` (which rbee workers send as soon as they accept a request).
+   */
   timeoutMs?: number;
+  /** For streams (streamSse): give up when no byte arrived for this long (keep-alive comments count). */
+  idleTimeoutMs?: number;
   /** Names the peer in error messages: "the queen", "hive gpu-box". */
   what?: string;
   /**
@@ -72,6 +79,10 @@ function describeNetworkError(err: NodeJS.ErrnoException): string {
   }
 }
 
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
+}
+
 /** Sends a request and resolves the response once its headers arrived. */
 export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<IncomingMessage> {
   const target = new URL(url);
@@ -97,11 +108,16 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
       signal: o.signal,
     });
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     if (o.timeoutMs !== undefined) {
-      timer = setTimeout(() => req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })), o.timeoutMs);
+      timer = setTimeout(() => {
+        timedOut = true;
+        req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
+      }, o.timeoutMs);
     }
     // small writes (a request, a token) must not wait for Nagle's algorithm
     req.once("socket", (socket) => socket.setNoDelay(true));
+    req.once("information", () => clearTimeout(timer));
     req.once("response", (res) => {
       clearTimeout(timer);
       resolve(res);
@@ -112,7 +128,14 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
       else
         reject(
           describeTlsFailure(err, url, o.what ?? "the server") ??
-            new UnreachableError(url, describeNetworkError(err), o.what),
+            new UnreachableError(
+              url,
+              timedOut
+                ? `no answer within ${formatMs(o.timeoutMs ?? 0)} (is it frozen or overloaded?)`
+                : describeNetworkError(err),
+              o.what,
+              timedOut,
+            ),
         );
     });
     req.end(payload);
@@ -178,12 +201,28 @@ export async function requestJson<S extends z.ZodType>(
 export async function* streamSse(url: string, o: ClientRequestOptions = {}): AsyncGenerator<SseMessage> {
   const res = await sendRequest(url, { ...o, headers: { accept: "text/event-stream", ...o.headers } });
   if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, o.what);
+  let idle = false;
+  if (o.idleTimeoutMs !== undefined) {
+    res.setTimeout(o.idleTimeoutMs, () => {
+      idle = true;
+      res.destroy(new Error("idle"));
+    });
+  }
   try {
     yield* parseSse(res);
   } catch (err) {
     if (o.signal?.aborted) return;
+    if (idle)
+      throw new UnreachableError(
+        url,
+        `the stream sent nothing for ${formatMs(o.idleTimeoutMs ?? 0)} (is it frozen or overloaded?)`,
+        o.what,
+        true,
+      );
     throw new UnreachableError(url, `the stream broke: ${describeNetworkError(err as NodeJS.ErrnoException)}`, o.what);
   } finally {
+    // the socket may be reused (keep-alive): no idle timer of this stream stays on it
+    if (o.idleTimeoutMs !== undefined && res.socket) res.socket.setTimeout(0);
     res.destroy();
   }
 }

@@ -1,9 +1,26 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseJson, parseOrThrow, RbeeError, ValidationError } from "@rbee/contract";
 import type { z } from "zod";
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./guard.js";
 import { SseWriter } from "./sse.js";
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** A body of another type than JSON sent to a route that reads JSON. */
+export class UnsupportedMediaTypeError extends RbeeError {
+  constructor(given: string) {
+    super(
+      `this route takes a JSON body: send it with 'Content-Type: application/json' (got ${given === "" ? "no Content-Type" : `'${given.slice(0, 100)}'`})`,
+      { statusCode: 415, code: "unsupported_media_type" },
+    );
+  }
+}
+
+/** True for `application/json` and `application/<x>+json`, with any parameters. */
+export function isJsonContentType(value: string): boolean {
+  const type = (value.split(";")[0] ?? "").trim().toLowerCase();
+  return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+}
 
 export class PayloadTooLargeError extends RbeeError {
   constructor(limit: number) {
@@ -36,7 +53,9 @@ export class HttpContext {
     this.requestId = requestId;
     this.url = new URL(req.url ?? "/", "http://localhost");
     res.once("close", () => {
-      if (!res.writableFinished) this.#abort.abort(new Error("client disconnected"));
+      // a client that went away is not a failure of this daemon: a 499 that is logged as a request, not with a stack
+      if (!res.writableFinished)
+        this.#abort.abort(new RbeeError("client disconnected", { statusCode: 499, code: "client_closed" }));
     });
   }
 
@@ -76,14 +95,34 @@ export class HttpContext {
       req.once("end", () =>
         resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")),
       );
-      req.once("error", reject);
+      // a client that went away mid-body is not a server failure
+      req.once("error", () =>
+        reject(
+          new RbeeError("the client went away before its request body arrived", {
+            statusCode: 400,
+            code: "client_closed",
+          }),
+        ),
+      );
     });
   }
 
   /** Reads, parses and validates a JSON body; every failure is a 4xx that says what is wrong. */
   async json<S extends z.ZodType>(schema: S, what = "request body", limit = DEFAULT_BODY_LIMIT): Promise<z.output<S>> {
+    // a web page can send text/plain (or a form) cross-site without asking first; JSON it cannot.
+    // Browsers name the page's Origin on such requests: those must be JSON. Command-line clients send
+    // no Origin, and are read as JSON whatever they call it (`curl -d` says form-urlencoded, as in
+    // Ollama's and llama.cpp's own examples, which those servers accept)
+    const type = this.header("content-type") ?? "";
+    const hasBody = Number(this.header("content-length") ?? "0") > 0 || this.header("transfer-encoding") !== undefined;
+    const fromBrowser = this.header("origin") !== undefined;
+    if (fromBrowser && (type !== "" || hasBody) && !isJsonContentType(type)) throw new UnsupportedMediaTypeError(type);
     const text = await this.text(limit);
     if (text.trim() === "") throw new ValidationError(`${what} is empty; send a JSON object`);
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH))
+      throw new ValidationError(
+        `${what} is nested more than ${MAX_JSON_DEPTH} levels deep (objects and arrays); the limit is ${MAX_JSON_DEPTH}`,
+      );
     const parsed = parseJson(text);
     if (!parsed.ok) throw new ValidationError(`${what} is not valid JSON (${parsed.message}); send a JSON object`);
     if (parsed.value === null || typeof parsed.value !== "object" || Array.isArray(parsed.value)) {

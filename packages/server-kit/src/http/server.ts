@@ -5,8 +5,11 @@ import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { NotFoundError, RbeeError, toRbeeError } from "@rbee/contract";
 import type { Logger } from "pino";
+import { envInt } from "../env.js";
 import type { DaemonMetrics } from "../metrics.js";
 import { HttpContext } from "./context.js";
+import { guardFromEnv, guardRequest, type RequestGuardOptions } from "./guard.js";
+import { withRequestFacts } from "./request-facts.js";
 import type { Middleware, Router } from "./router.js";
 import type { ServerTls } from "./tls.js";
 
@@ -26,10 +29,23 @@ export interface HttpServerOptions {
    * Default (undefined): `writeError`, rbee's own (OpenAI's) shape.
    */
   errorWriter?: (ctx: HttpContext) => ErrorWriter | undefined;
+  /** Origin and Host checks (see guard.ts); RBEE_ALLOWED_ORIGINS and RBEE_ALLOWED_HOSTS add to them. */
+  guard?: RequestGuardOptions;
+  /**
+   * How long a client may take to send a request's headers, and the whole request with its body,
+   * before it is answered 408 and disconnected. Defaults: RBEE_HEADERS_TIMEOUT_MS (15 s) and
+   * RBEE_REQUEST_TIMEOUT_MS (60 s).
+   */
+  timeouts?: { headersMs?: number; requestMs?: number };
 }
 
 /** Writes an error as the response (or the end of a stream that already started). */
 export type ErrorWriter = (ctx: HttpContext, err: RbeeError) => void;
+
+/** Default time to receive a request's headers. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 15_000;
+/** Default time to receive a whole request, body included (16 MB at 2 Mbit/s). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 export class MethodNotAllowedError extends RbeeError {
   constructor(method: string, path: string, allowed: string[]) {
@@ -74,20 +90,45 @@ export class HttpServer {
   readonly server: Server | HttpsServer;
   #options: HttpServerOptions;
   #quiet: Set<string>;
+  #guard: ReturnType<typeof guardFromEnv>;
 
   constructor(options: HttpServerOptions) {
     this.#options = options;
     this.#quiet = new Set(options.quietRoutes ?? []);
     const handler = (req: IncomingMessage, res: ServerResponse) => {
-      void this.#handle(req, res);
+      void withRequestFacts(() => this.#handle(req, res));
     };
-    this.server = options.tls ? this.#httpsServer(options.tls, handler) : createServer(handler);
+    this.#guard = guardFromEnv(options.guard);
+    const requestMs = options.timeouts?.requestMs ?? envInt("RBEE_REQUEST_TIMEOUT_MS", DEFAULT_REQUEST_TIMEOUT_MS, 1);
+    const headersMs = Math.min(
+      requestMs,
+      options.timeouts?.headersMs ?? envInt("RBEE_HEADERS_TIMEOUT_MS", DEFAULT_HEADERS_TIMEOUT_MS, 1),
+    );
+    // Node checks both timeouts every connectionsCheckingInterval (30 s by default): check often
+    // enough that a short timeout holds
+    const serverOptions = { connectionsCheckingInterval: Math.max(100, Math.min(1000, headersMs / 4)) };
+    this.server = options.tls
+      ? this.#httpsServer(options.tls, handler, serverOptions)
+      : createServer(serverOptions, handler);
+    // a trickled request (headers or body) is answered 408 and cut off; responses (streams) are not limited
+    this.server.headersTimeout = headersMs;
+    this.server.requestTimeout = requestMs;
     this.server.keepAliveTimeout = 65_000;
-    this.server.headersTimeout = 66_000;
-    this.server.requestTimeout = 0;
     this.server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
       if (err.code === "ECONNRESET" || !socket.writable) {
         socket.destroy();
+        return;
+      }
+      if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+        const body = JSON.stringify(
+          new RbeeError("the request (its headers or its body) took too long to arrive; send it at once", {
+            statusCode: 408,
+            code: "request_timeout",
+          }).toBody(),
+        );
+        socket.end(
+          `HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        );
         return;
       }
       const body = JSON.stringify(
@@ -108,8 +149,12 @@ export class HttpServer {
    * (written on the raw socket, as OpenSSL recognised the request), not a bare reset; a failed
    * handshake (a client that does not trust the certificate) is logged.
    */
-  #httpsServer(tls: ServerTls, handler: (req: IncomingMessage, res: ServerResponse) => void): HttpsServer {
-    const server = createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
+  #httpsServer(
+    tls: ServerTls,
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    extra: { connectionsCheckingInterval: number },
+  ): HttpsServer {
+    const server = createHttpsServer({ cert: tls.cert, key: tls.key, ...extra }, handler);
     server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       // the raw TCP socket under the TLS one; Node keeps it as `_parent` (undocumented, so checked)
       const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
@@ -167,6 +212,21 @@ export class HttpServer {
     const ctx = new HttpContext(req, res, requestId);
     const { log, metrics, router } = this.#options;
     try {
+      const corsOrigin = guardRequest(ctx, this.#guard);
+      if (corsOrigin !== undefined) {
+        res.setHeader("access-control-allow-origin", corsOrigin);
+        res.setHeader("vary", "Origin");
+        if (ctx.method === "OPTIONS") {
+          res.writeHead(204, {
+            "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
+            "access-control-allow-headers":
+              ctx.header("access-control-request-headers") ?? "authorization, content-type",
+            "access-control-max-age": "600",
+          });
+          res.end();
+          return;
+        }
+      }
       const match = router.match(ctx.method, ctx.url.pathname);
       if (match.route === undefined) {
         if (match.allowed.length > 0) throw new MethodNotAllowedError(ctx.method, ctx.url.pathname, match.allowed);
