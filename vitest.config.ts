@@ -1,3 +1,4 @@
+import { existsSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,9 +9,15 @@ import { defineConfig } from "vitest/config";
  * models live in the shared test data and in temporary directories.
  */
 const SHARED_DIR = resolve(process.env.RBEE_SHARED_DIR ?? fileURLToPath(new URL("../shared", import.meta.url)));
-/** The shared models, temporary directories, and the generated GGUFs' cache (`<repo>/.cache/models`). */
+const SHARED_MODELS = join(SHARED_DIR, "models");
+/**
+ * The shared models (and where they really are, when ../shared is a link: a hive follows links and
+ * takes a model only where its target lies), temporary directories, and the generated GGUFs' cache
+ * (`<repo>/.cache/models`).
+ */
 const TEST_MODEL_DIRS = [
-  join(SHARED_DIR, "models"),
+  SHARED_MODELS,
+  ...(existsSync(SHARED_MODELS) ? [realpathSync(SHARED_MODELS)] : []),
   tmpdir(),
   fileURLToPath(new URL("./.cache/models", import.meta.url)),
 ].join(delimiter);
