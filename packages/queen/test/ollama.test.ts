@@ -377,7 +377,7 @@ describe("Ollama tool calling through the queen (official ollama client, tool-ca
       model: cluster.model,
       messages: [{ role: "user", content: "What is the weather in Paris for the next two days?" }],
       tools: [weather],
-      options: { num_predict: 120 },
+      options: { num_predict: 120, temperature: 0, seed: 3 },
       ...forced,
     });
     expect(r.done).toBe(true);
@@ -393,7 +393,7 @@ describe("Ollama tool calling through the queen (official ollama client, tool-ca
       model: cluster.model,
       messages: [{ role: "user", content: "Weather in Rome?" }],
       tools: [weather],
-      options: { num_predict: 120 },
+      options: { num_predict: 120, temperature: 0, seed: 3 },
       stream: true,
       ...forced,
     }))
