@@ -156,5 +156,67 @@ export function workerServeCommand(): Command {
         });
       },
     );
+
+  withWorkerFlags(
+    serve
+      .command("ollama")
+      .description(
+        "serve an Ollama model through Ollama: attach to a running Ollama (default), or start `ollama serve` with --start (it never outlives this adapter)",
+      ),
+    "ollama",
+    "requests this worker sends Ollama at once (set OLLAMA_NUM_PARALLEL on Ollama to match)",
+  )
+    .option(
+      "--ollama-url <url>",
+      "attach to the Ollama at this URL (default: RBEE_OLLAMA_URL, else OLLAMA_HOST as Ollama reads it, else http://127.0.0.1:11434)",
+      urlArg,
+    )
+    .option("--start", "start `ollama serve` on a free loopback port instead of attaching (also RBEE_OLLAMA_START=1)")
+    .option(
+      "--engine <path>",
+      "the ollama binary for --start (default: RBEE_OLLAMA, else `rbee engine add ollama`, else ollama on PATH)",
+    )
+    .option(
+      "--keep-alive <duration>",
+      "Ollama's keep_alive on every request: how long Ollama keeps the model loaded after it (5m, 1h, -1 forever, 0 unload at once; default RBEE_OLLAMA_KEEP_ALIVE, else Ollama's own)",
+    )
+    .addOption(
+      seconds(
+        "--engine-start-timeout <s>",
+        "with --start: fail when ollama serve does not answer after this long",
+        60_000,
+        0.1,
+      ),
+    )
+    .addOption(
+      new Option("--engine-guard <how>", "how ollama serve is tied to the adapter's life (tests)")
+        .choices(["setpriv", "sh", "none"])
+        .hideHelp(),
+    )
+    .action(
+      async (
+        flags: ServeFlags & {
+          ollamaUrl?: string;
+          start?: boolean;
+          engine?: string;
+          keepAlive?: string;
+          engineStartTimeout: number;
+          engineGuard?: "setpriv" | "sh" | "none";
+        },
+      ) => {
+        const { runOllamaWorker } = await import("@rbee/adapter-ollama");
+        const { ollamaUrl, start, engine, keepAlive, engineStartTimeout, engineGuard, ...shared } = flags;
+        const { threads: _t, batchSize: _b, ...rest } = workerOptions(shared);
+        await runOllamaWorker({
+          ...rest,
+          ollamaUrl,
+          start,
+          engine,
+          keepAlive,
+          engineStartTimeoutMs: engineStartTimeout,
+          guard: engineGuard,
+        });
+      },
+    );
   return serve;
 }
