@@ -1,0 +1,67 @@
+import { type OllamaApiFixture as Fixture, OllamaApiFixture, postJson, postSse, startWorker } from "@rbee/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startAttached, startFixture } from "./helpers.js";
+
+// Ollama's failures, as the Ollama API FIXTURE replays them, through the adapter: each a clear rbee
+// error with Ollama's own words, and a worker that goes on serving.
+let fixture: Fixture;
+const stops: (() => Promise<unknown>)[] = [];
+beforeAll(async () => {
+  fixture = await startFixture({ models: ["fixture-llama:latest"] });
+});
+afterEach(async () => {
+  await Promise.all(stops.splice(0).map((s) => s()));
+});
+afterAll(async () => {
+  await fixture.stop();
+});
+
+describe("ollama adapter on the Ollama API fixture: errors", () => {
+  it("a model Ollama does not have fails the load with Ollama's words", async () => {
+    await expect(startAttached(fixture, [], "no-such-model")).rejects.toThrow(
+      /could not pull 'no-such-model'.*pull model manifest: file does not exist/,
+    );
+  });
+
+  it("no Ollama at the URL fails the load saying what to do", async () => {
+    const gone = new OllamaApiFixture();
+    const url = await gone.start();
+    await gone.stop();
+    await expect(startWorker("ollama", ["--ollama-url", url], { model: "fixture-llama" })).rejects.toThrow(
+      /no Ollama answers at http:\/\/127\.0\.0\.1:\d+.*ollama serve/,
+    );
+  });
+
+  it("out of memory is a 503 insufficient_memory with Ollama's words", async () => {
+    const w = await startAttached(fixture, [], "huge:70b");
+    stops.push(() => w.child.stop());
+    const r = await postJson(`${w.url}/v1/infer`, { prompt: "Once", max_tokens: 4 });
+    expect(r.status, r.text).toBe(503);
+    expect(r.body.error.code).toBe("insufficient_memory");
+    expect(r.body.error.message).toMatch(/model requires more system memory \(40\.0 GiB\) than is available/);
+  });
+
+  it("a stream cut mid-way ends with one error event, and the worker serves the next request", async () => {
+    const w = await startAttached(fixture);
+    stops.push(() => w.child.stop());
+    const cut = await postSse(`${w.url}/v1/infer`, { prompt: "CUT-STREAM please", max_tokens: 20, stream: true });
+    expect(cut.status, JSON.stringify(cut)).toBe(200);
+    expect(cut.events.filter((e) => e.event === "token")).toHaveLength(3);
+    const terminal = cut.events.filter((e) => e.event === "done" || e.event === "error");
+    expect(terminal.map((e) => e.event)).toEqual(["error"]);
+    expect(JSON.stringify(terminal[0]?.data)).toMatch(/engine_stream_broken|closed mid-stream/);
+    const plain = await postJson(`${w.url}/v1/infer`, { prompt: "CUT-STREAM again", max_tokens: 20 });
+    expect(plain.status).toBe(502);
+    const next = await postJson(`${w.url}/v1/infer`, { prompt: "Once upon a time", max_tokens: 3 });
+    expect(next.status, next.text).toBe(200);
+    expect(next.body.text).toBe(", there was");
+  });
+
+  it("the fixture answers Ollama's 400 for a request without a model, and for a bad format", async () => {
+    const a = await postJson(`${fixture.url}/api/generate`, { prompt: "x" });
+    expect(a).toMatchObject({ status: 400, body: { error: "model is required" } });
+    const b = await postJson(`${fixture.url}/api/generate`, { model: "fixture-llama", prompt: "x", format: 7 });
+    expect(b.status).toBe(400);
+    expect(b.body.error).toMatch(/invalid format/);
+  });
+});
