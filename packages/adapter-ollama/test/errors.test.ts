@@ -57,6 +57,24 @@ describe("ollama adapter on the Ollama API fixture: errors", () => {
     expect(next.body.text).toBe(", there was");
   });
 
+  it("an Ollama that restarts mid-stream ends that request with an error event, and the worker serves after it", async () => {
+    const slow = await startFixture({ chunkDelayMs: 30 });
+    const port = Number(new URL(slow.url).port);
+    const w = await startAttached(slow);
+    stops.push(() => w.child.stop());
+    const streaming = postSse(`${w.url}/v1/infer`, { prompt: "Once upon a time", max_tokens: 50, stream: true });
+    await new Promise((r) => setTimeout(r, 150));
+    await slow.stop(); // Ollama goes away in the middle of the stream...
+    const cut = await streaming;
+    expect(cut.events.filter((e) => e.event === "token").length).toBeGreaterThan(0);
+    expect(cut.events.at(-1)?.event).toBe("error");
+    const again = await startFixture({ port, pulled: ["fixture-llama"] }); // ...and comes back
+    stops.push(() => again.stop());
+    const next = await postJson(`${w.url}/v1/infer`, { prompt: "Once upon a time", max_tokens: 3 });
+    expect(next.status, next.text).toBe(200);
+    expect(next.body.text).toBe(", there was");
+  });
+
   it("the fixture answers Ollama's 400 for a request without a model, and for a bad format", async () => {
     const a = await postJson(`${fixture.url}/api/generate`, { prompt: "x" });
     expect(a).toMatchObject({ status: 400, body: { error: "model is required" } });
