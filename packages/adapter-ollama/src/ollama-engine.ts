@@ -157,7 +157,15 @@ export class OllamaEngine implements WorkerEngine {
       { engine: "ollama", url: this.#base, version: this.#version, model: this.#o.model },
       "pulling the model through ollama",
     );
-    await this.#pull(ctx);
+    let pullError: Error | undefined;
+    try {
+      await this.#pull(ctx);
+    } catch (err) {
+      // an Ollama with no way to its registry (offline) cannot pull even a model it has: go on
+      // when /api/show finds the model, say why otherwise
+      if (ctx.signal.aborted) throw err;
+      pullError = err as Error;
+    }
     try {
       const show = safeParse(
         ShowReply,
@@ -166,7 +174,10 @@ export class OllamaEngine implements WorkerEngine {
       );
       if (!show.ok) log.warn({ err: show.error.message }, "ollama /api/show unreadable");
     } catch (err) {
-      throw toRbeeError(err, this.#o.model);
+      throw pullError ?? toRbeeError(err, this.#o.model);
+    }
+    if (pullError !== undefined) {
+      log.warn({ err: pullError.message }, "ollama could not pull the model, but has it: serving the copy it has");
     }
     await this.#poll();
     this.#timer = setInterval(() => void this.#poll(), this.#o.statsIntervalMs ?? 2000);

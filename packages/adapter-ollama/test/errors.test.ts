@@ -23,6 +23,17 @@ describe("ollama adapter on the Ollama API fixture: errors", () => {
     );
   });
 
+  it("an Ollama that cannot pull (offline) but has the model serves it, saying so in the log", async () => {
+    const offline = await startFixture({ models: [], pulled: ["local-only"] });
+    stops.push(() => offline.stop());
+    const w = await startAttached(offline, [], "local-only");
+    stops.push(() => w.child.stop());
+    const warning = w.child.stdout.split("\n").find((l) => l.includes("could not pull the model, but has it"));
+    expect(warning).toMatch(/pull model manifest: file does not exist/);
+    const r = await postJson(`${w.url}/v1/infer`, { prompt: "Once upon a time", max_tokens: 2 });
+    expect(r.status, r.text).toBe(200);
+  });
+
   it("no Ollama at the URL fails the load saying what to do", async () => {
     const gone = new OllamaApiFixture();
     const url = await gone.start();
