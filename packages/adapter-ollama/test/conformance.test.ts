@@ -19,9 +19,5 @@ describe("ollama adapter", () => {
       await worker?.child.stop();
       await fixture?.stop();
     },
-    skip: {
-      json_schema:
-        "the fixture cannot constrain generation to a schema (it answers a fixed JSON object); the adapter's mapping json_schema → format is checked in requests.test.ts",
-    },
   });
 });
