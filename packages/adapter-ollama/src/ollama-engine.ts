@@ -328,8 +328,10 @@ export class OllamaEngine implements WorkerEngine {
   }
 
   memory(): { used: number; total: number } {
-    const used = this.#ps.reduce((n, m) => n + (m.size_vram ?? 0), 0);
-    return { used, total: this.#o.device.memory_total };
+    // this worker's model only: other models in the same Ollama are not this worker's memory
+    const tagged = this.#o.model.includes(":") ? this.#o.model : `${this.#o.model}:latest`;
+    const mine = this.#ps.find((m) => m.name === this.#o.model || m.name === tagged);
+    return { used: mine?.size_vram ?? 0, total: this.#o.device.memory_total };
   }
 
   heartbeatExtras(_standard: Readonly<WorkerHeartbeat>): Partial<WorkerHeartbeat> {

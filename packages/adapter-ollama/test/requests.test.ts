@@ -123,5 +123,6 @@ describe("ollama adapter on the Ollama API fixture: requests", () => {
     );
     expect(hb.loaded_models).toEqual(["fixture-llama:latest"]);
     expect(hb.vram_allocations).toEqual({ "fixture-llama:latest": 200 * 1024 * 1024 });
+    expect(hb.vram_used).toBe(200 * 1024 * 1024);
   });
 });
