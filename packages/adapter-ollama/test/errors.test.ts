@@ -1,4 +1,11 @@
-import { type OllamaApiFixture as Fixture, OllamaApiFixture, postJson, postSse, startWorker } from "@rbee/testing";
+import {
+  type OllamaApiFixture as Fixture,
+  OllamaApiFixture,
+  postJson,
+  postSse,
+  startWorker,
+  waitFor,
+} from "@rbee/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startAttached, startFixture } from "./helpers.js";
 
@@ -84,6 +91,26 @@ describe("ollama adapter on the Ollama API fixture: errors", () => {
     const next = await postJson(`${w.url}/v1/infer`, { prompt: "Once upon a time", max_tokens: 3 });
     expect(next.status, next.text).toBe(200);
     expect(next.body.text).toBe(", there was");
+  });
+
+  it("a client that goes away closes the request to Ollama, which stops generating", async () => {
+    const slow = await startFixture({ chunkDelayMs: 40 });
+    stops.push(() => slow.stop());
+    const w = await startAttached(slow);
+    stops.push(() => w.child.stop());
+    const ac = new AbortController();
+    const res = await fetch(`${w.url}/v1/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 40, stream: true }),
+      signal: ac.signal,
+    });
+    const reader = res.body?.getReader();
+    await reader?.read(); // the first bytes: generation is under way
+    ac.abort();
+    const stopped = await waitFor(() => slow.cancelled[0], 10_000, "the fixture to see its stream closed");
+    expect(stopped.path).toBe("/api/generate");
+    expect(stopped.sent).toBeLessThan(40);
   });
 
   it("the fixture answers Ollama's 400 for a request without a model, and for a bad format", async () => {
