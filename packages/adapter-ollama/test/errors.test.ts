@@ -3,6 +3,7 @@ import {
   OllamaApiFixture,
   postJson,
   postSse,
+  runRbee,
   startWorker,
   waitFor,
 } from "@rbee/testing";
@@ -111,6 +112,12 @@ describe("ollama adapter on the Ollama API fixture: errors", () => {
     const stopped = await waitFor(() => slow.cancelled[0], 10_000, "the fixture to see its stream closed");
     expect(stopped.path).toBe("/api/generate");
     expect(stopped.sent).toBeLessThan(40);
+  });
+
+  it("a --keep-alive that is not a duration is refused before anything starts", async () => {
+    const r = await runRbee(["worker", "serve", "ollama", "-m", "fixture-llama", "--keep-alive", "soon"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--keep-alive.*'soon' is invalid.*5m, 1h/);
   });
 
   it("the fixture answers Ollama's 400 for a request without a model, and for a bad format", async () => {

@@ -1,7 +1,7 @@
 import { DEFAULT_ENGINE_START_TIMEOUT_MS } from "@rbee/adapter-llama-server";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, LLAMA_CPP_DEFAULTS } from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit";
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError, EXIT } from "../exit-codes.js";
 import { intArg, secondsArg, urlArg } from "../parse.js";
 
@@ -79,6 +79,14 @@ function withWorkerFlags(command: Command, type: string, parallelHelp: string): 
     .addOption(seconds("--heartbeat-interval <s>", "seconds between heartbeats", DEFAULT_HEARTBEAT_INTERVAL_MS, 0.05))
     .addOption(seconds("--orphan-timeout <s>", "stop when no heartbeat got through for this long (0: never)", 60_000))
     .addOption(seconds("--shutdown-grace <s>", "how long in-flight requests may finish after SIGTERM", 30_000));
+}
+
+/** Ollama's keep_alive: a number of seconds, or a Go duration such as 5m, 1h30m, 500ms; negative is forever. */
+function keepAliveArg(value: string): string {
+  if (!/^-?(\d+(\.\d+)?(ns|us|ms|s|m|h))+$|^-?\d+$/.test(value)) {
+    throw new InvalidArgumentError(`expected a duration such as 5m, 1h, 30s, -1 (forever) or 0, got '${value}'`);
+  }
+  return value;
 }
 
 /** A duration flag given in seconds, parsed to milliseconds, whose help shows its default in seconds. */
@@ -179,6 +187,7 @@ export function workerServeCommand(): Command {
     .option(
       "--keep-alive <duration>",
       "Ollama's keep_alive on every request: how long Ollama keeps the model loaded after it (5m, 1h, -1 forever, 0 unload at once; default RBEE_OLLAMA_KEEP_ALIVE, else Ollama's own)",
+      keepAliveArg,
     )
     .addOption(
       seconds(
