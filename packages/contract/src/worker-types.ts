@@ -144,6 +144,12 @@ export interface WorkerTypeDescriptor {
   readonly artifact: WorkerArtifact;
   /** The engine binary it needs from the machine's engines (e.g. "llama-server"); none for an in-process engine. */
   readonly engine?: string | undefined;
+  /**
+   * The type runs without a binary of its `engine` too (an adapter that attaches to an engine already
+   * running, such as the user's own Ollama): the catalog shows it Available on every device kind of
+   * the type even when no binary is found, and a launch gets the binary only when there is one.
+   */
+  readonly engineOptional?: boolean | undefined;
   /** What to tell a user whose machine lacks the engine. */
   readonly installHint?: string | undefined;
   /** Context per sequence and parallel sequences when a spawn names none. */

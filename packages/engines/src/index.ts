@@ -28,6 +28,7 @@ export {
   DEFAULT_PROBE_TIMEOUT_MS,
   looksLikeRpcServerUsage,
   parseLlamaVersion,
+  parseOllamaVersion,
   probeVersion,
   type VersionProbe,
   VersionProbeCache,

@@ -1,7 +1,8 @@
 import { join } from "node:path";
 
 /** The engine binaries rbee knows, by id: what `rbee engine add` accepts and what discovery looks for. */
-export const ENGINE_IDS = Object.freeze(["llama-server", "ggml-rpc-server", "llama-bench"] as const);
+/** `ollama` is Ollama's own program (`ollama serve`), run by the Ollama adapter in its start mode. */
+export const ENGINE_IDS = Object.freeze(["llama-server", "ggml-rpc-server", "llama-bench", "ollama"] as const);
 export type EngineId = (typeof ENGINE_IDS)[number];
 
 export function isEngineId(value: string): value is EngineId {
@@ -13,6 +14,7 @@ export const PATH_NAMES: Readonly<Record<EngineId, readonly string[]>> = Object.
   "llama-server": ["llama-server"],
   "ggml-rpc-server": ["ggml-rpc-server", "rpc-server"],
   "llama-bench": ["llama-bench"],
+  ollama: ["ollama"],
 });
 
 /** The GPU (or CPU) backends llama.cpp can be built for; each build is its own directory. */

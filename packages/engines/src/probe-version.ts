@@ -36,6 +36,15 @@ export function parseLlamaVersion(output: string): { version: string; build?: nu
 }
 
 /**
+ * Ollama's version, as `ollama --version` prints it: `ollama version is 0.5.7`, or, with no server
+ * running, `Warning: client version is 0.5.7`.
+ */
+export function parseOllamaVersion(output: string): { version: string } | undefined {
+  const v = /\b(?:ollama|client) version is\s+(\S+)/.exec(output)?.[1];
+  return v === undefined ? undefined : { version: v };
+}
+
+/**
  * ggml-rpc-server knows no `--version`: it prints its usage (and exits 0). Recognised by that text:
  * "Usage: ./ggml-rpc-server [options]" and its --host/--port options.
  */
@@ -125,6 +134,18 @@ export async function probeVersion(
               resolve({
                 ok: false,
                 error: `\`--version\` exited with code ${error.code}${said === "" ? "" : `: ${said}`}`,
+              });
+            }
+            return;
+          }
+          if (expect === "ollama") {
+            const ollama = parseOllamaVersion(output);
+            if (ollama) resolve({ ok: true, ...ollama });
+            else {
+              const said = firstLine(output);
+              resolve({
+                ok: false,
+                error: `not Ollama: \`--version\` printed no "ollama version is ..." line${said === "" ? "" : ` (it printed: ${said.slice(0, 120)})`}`,
               });
             }
             return;

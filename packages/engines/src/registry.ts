@@ -39,7 +39,7 @@ export interface AddEngineOptions {
 
 /**
  * Registers a binary the user already has, after checking that it exists, is executable and answers
- * `--version` like a llama.cpp binary (ggml-rpc-server, which has no `--version`, by its usage text). Adding the same path again updates its version.
+ * `--version` like a llama.cpp binary (ggml-rpc-server, which has no `--version`, by its usage text; ollama by its "ollama version is" line). Adding the same path again updates its version.
  *
  * @throws UnknownEngineError, EngineRefusedError (with the path and the reason), RecordFileError
  *   when engines.json is corrupt (it is never overwritten then).

@@ -190,6 +190,10 @@ export function describeInstalled(
     type.engine !== undefined ? machineEngines.filter((e) => e.id === type.engine) : (type.bundledEngines?.() ?? []);
   const working = engines.filter((e) => e.status === "ok");
   const needsOne = type.engine !== undefined || type.bundledEngines !== undefined;
+  if (needsOne && working.length === 0 && type.engineOptional === true) {
+    // an adapter that attaches to a running engine needs no binary here
+    return { ...base, version, status: "Available", engines, runs_on: [...type.deviceKinds] };
+  }
   if (needsOne && working.length === 0) {
     const broken = engines.map((e) => `${e.path || e.id}: ${e.error ?? "broken"}`);
     const missing =

@@ -1,4 +1,5 @@
 import { llamaServerWorkerType } from "@rbee/adapter-llama-server/worker-type";
+import { ollamaWorkerType } from "@rbee/adapter-ollama/worker-type";
 import { RbeeError, type WorkerCapability, type WorkerTypeDescriptor } from "@rbee/contract";
 import { echoWorkerType } from "@rbee/worker-echo";
 import { llmWorkerType } from "@rbee/worker-llm/worker-type";
@@ -12,6 +13,7 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
   llm: llmWorkerType,
   "llama-server": llamaServerWorkerType,
   echo: echoWorkerType,
+  ollama: ollamaWorkerType,
 });
 
 /** The type a model gets when neither the request, the model nor the queen names another. */

@@ -58,7 +58,7 @@ function renderEngines(list: readonly EngineBinary[]): string {
 /** `rbee engine build|add|rm|ls`: the engine binaries of this machine (llama.cpp's llama-server and friends). */
 export function engineCommand(): Command {
   const engine = new Command("engine").description(
-    "build, register and list the engine binaries of this machine (llama.cpp's llama-server, ggml-rpc-server, llama-bench)",
+    "build, register and list the engine binaries of this machine (llama.cpp's llama-server, ggml-rpc-server, llama-bench; ollama)",
   );
   engine
     .command("build")

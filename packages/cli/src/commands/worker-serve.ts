@@ -1,7 +1,7 @@
 import { DEFAULT_ENGINE_START_TIMEOUT_MS } from "@rbee/adapter-llama-server";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, LLAMA_CPP_DEFAULTS } from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit";
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError, EXIT } from "../exit-codes.js";
 import { intArg, secondsArg, urlArg } from "../parse.js";
 
@@ -81,6 +81,14 @@ function withWorkerFlags(command: Command, type: string, parallelHelp: string): 
     .addOption(seconds("--shutdown-grace <s>", "how long in-flight requests may finish after SIGTERM", 30_000));
 }
 
+/** Ollama's keep_alive: a number of seconds, or a Go duration such as 5m, 1h30m, 500ms; negative is forever. */
+function keepAliveArg(value: string): string {
+  if (!/^-?(\d+(\.\d+)?(ns|us|ms|s|m|h))+$|^-?\d+$/.test(value)) {
+    throw new InvalidArgumentError(`expected a duration such as 5m, 1h, 30s, -1 (forever) or 0, got '${value}'`);
+  }
+  return value;
+}
+
 /** A duration flag given in seconds, parsed to milliseconds, whose help shows its default in seconds. */
 function seconds(flags: string, description: string, defaultMs: number, min = 0): Option {
   return new Option(flags, description).argParser(secondsArg(min)).default(defaultMs, `${defaultMs / 1000} s`);
@@ -152,6 +160,69 @@ export function workerServeCommand(): Command {
           embeddings,
           engineStartTimeoutMs: engineStartTimeout,
           engineArgs: engineArg,
+          guard: engineGuard,
+        });
+      },
+    );
+
+  withWorkerFlags(
+    serve
+      .command("ollama")
+      .description(
+        "serve an Ollama model through Ollama: attach to a running Ollama (default), or start `ollama serve` with --start (it never outlives this adapter)",
+      ),
+    "ollama",
+    "requests this worker sends Ollama at once (set OLLAMA_NUM_PARALLEL on Ollama to match)",
+  )
+    .option(
+      "--ollama-url <url>",
+      "attach to the Ollama at this URL (default: RBEE_OLLAMA_URL, else OLLAMA_HOST as Ollama reads it, else http://127.0.0.1:11434)",
+      urlArg,
+    )
+    .option("--start", "start `ollama serve` on a free loopback port instead of attaching (also RBEE_OLLAMA_START=1)")
+    .option(
+      "--engine <path>",
+      "the ollama binary for --start (default: RBEE_OLLAMA, else `rbee engine add ollama`, else ollama on PATH)",
+    )
+    .option(
+      "--keep-alive <duration>",
+      "Ollama's keep_alive on every request: how long Ollama keeps the model loaded after it (5m, 1h, -1 forever, 0 unload at once; default RBEE_OLLAMA_KEEP_ALIVE, else Ollama's own)",
+      keepAliveArg,
+    )
+    .addOption(
+      seconds(
+        "--engine-start-timeout <s>",
+        "with --start: fail when ollama serve does not answer after this long",
+        60_000,
+        0.1,
+      ),
+    )
+    .addOption(
+      new Option("--engine-guard <how>", "how ollama serve is tied to the adapter's life (tests)")
+        .choices(["setpriv", "sh", "none"])
+        .hideHelp(),
+    )
+    .action(
+      async (
+        flags: ServeFlags & {
+          ollamaUrl?: string;
+          start?: boolean;
+          engine?: string;
+          keepAlive?: string;
+          engineStartTimeout: number;
+          engineGuard?: "setpriv" | "sh" | "none";
+        },
+      ) => {
+        const { runOllamaWorker } = await import("@rbee/adapter-ollama");
+        const { ollamaUrl, start, engine, keepAlive, engineStartTimeout, engineGuard, ...shared } = flags;
+        const { threads: _t, batchSize: _b, ...rest } = workerOptions(shared);
+        await runOllamaWorker({
+          ...rest,
+          ollamaUrl,
+          start,
+          engine,
+          keepAlive,
+          engineStartTimeoutMs: engineStartTimeout,
           guard: engineGuard,
         });
       },

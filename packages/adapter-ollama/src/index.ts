@@ -1,0 +1,14 @@
+export { ollamaUrlFromHost, resolveOllama } from "./find-ollama.js";
+export { streamNdjson } from "./ndjson-stream.js";
+export {
+  DEFAULT_OLLAMA_START_TIMEOUT_MS,
+  DEFAULT_OLLAMA_URL,
+  OLLAMA_HINT,
+  OllamaEngine,
+  type OllamaEngineOptions,
+  ollamaBody,
+  refuseUnserved,
+  toRbeeError,
+} from "./ollama-engine.js";
+export { type OllamaWorkerOptions, ollamaMode, runOllamaWorker } from "./run-ollama-worker.js";
+export { OLLAMA_ENGINE, ollamaWorkerType } from "./worker-type.js";
