@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, type Device } from "@rbee/contract";
+import type { Device } from "@rbee/contract";
 import { createLogger } from "@rbee/server-kit";
 import {
   checkThreadCount,
@@ -8,6 +8,7 @@ import {
   detectDevices,
   type EngineGuard,
   resolveDevice,
+  runtimeOptionsFromFlags,
   runWorker,
 } from "@rbee/worker-kit";
 import { resolveLlamaServer } from "./find-llama-server.js";
@@ -74,18 +75,5 @@ export async function runLlamaServerWorker(o: LlamaServerWorkerOptions): Promise
     guard: o.guard,
     extraArgs: o.engineArgs,
   });
-  return runWorker(engine, {
-    workerId,
-    modelId,
-    host: o.host,
-    port: o.port,
-    device,
-    maxQueue: o.maxQueue,
-    heartbeatUrl: o.heartbeatUrl,
-    heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
-    orphanTimeoutMs: o.orphanTimeoutMs,
-    clusterToken: o.clusterToken,
-    shutdownGraceMs: o.shutdownGraceMs,
-    log,
-  });
+  return runWorker(engine, runtimeOptionsFromFlags(o, { workerId, modelId, device, log }));
 }

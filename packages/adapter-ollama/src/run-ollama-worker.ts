@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, type Device } from "@rbee/contract";
+import type { Device } from "@rbee/contract";
 import { createLogger } from "@rbee/server-kit";
-import { detectCpu, detectDevices, type EngineGuard, resolveDevice, runWorker } from "@rbee/worker-kit";
+import {
+  detectCpu,
+  detectDevices,
+  type EngineGuard,
+  resolveDevice,
+  runtimeOptionsFromFlags,
+  runWorker,
+} from "@rbee/worker-kit";
 import { ollamaUrlFromHost, resolveOllama } from "./find-ollama.js";
 import { DEFAULT_OLLAMA_URL, OllamaEngine } from "./ollama-engine.js";
 
@@ -74,18 +81,5 @@ export async function runOllamaWorker(o: OllamaWorkerOptions): Promise<never> {
     keepAlive: o.keepAlive ?? env.RBEE_OLLAMA_KEEP_ALIVE,
     ...(binary !== undefined ? { start: { binary, startTimeoutMs: o.engineStartTimeoutMs, guard: o.guard } } : { url }),
   });
-  return runWorker(engine, {
-    workerId,
-    modelId,
-    host: o.host,
-    port: o.port,
-    device,
-    maxQueue: o.maxQueue,
-    heartbeatUrl: o.heartbeatUrl,
-    heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
-    orphanTimeoutMs: o.orphanTimeoutMs,
-    clusterToken: o.clusterToken,
-    shutdownGraceMs: o.shutdownGraceMs,
-    log,
-  });
+  return runWorker(engine, runtimeOptionsFromFlags(o, { workerId, modelId, device, log }));
 }

@@ -4,6 +4,7 @@ export * from "./devices/index.js";
 export type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "./engine.js";
 export { HeartbeatTask, type HeartbeatTaskOptions } from "./heartbeat.js";
 export { runWorker } from "./run-worker.js";
+export { runtimeOptionsFromFlags, type ServeFlags } from "./serve-flags.js";
 export { WorkerStatusMachine } from "./status.js";
 export { BYTES_PER_THREAD, checkThreadCount, chooseThreadCount, type ThreadChoice } from "./threads.js";
 export { WorkerMetrics } from "./worker-metrics.js";

@@ -1,8 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, type Device } from "@rbee/contract";
+import type { Device } from "@rbee/contract";
 import { createLogger } from "@rbee/server-kit";
-import { checkThreadCount, detectCpu, detectDevices, resolveDevice, runWorker } from "@rbee/worker-kit";
+import {
+  checkThreadCount,
+  detectCpu,
+  detectDevices,
+  resolveDevice,
+  runtimeOptionsFromFlags,
+  runWorker,
+} from "@rbee/worker-kit";
 import { LlmEngine } from "./llm-engine.js";
 
 export interface LlmWorkerOptions {
@@ -56,18 +63,5 @@ export async function runLlmWorker(o: LlmWorkerOptions): Promise<never> {
     parallel: o.parallel,
     batchSize: o.batchSize,
   });
-  return runWorker(engine, {
-    workerId,
-    modelId,
-    host: o.host,
-    port: o.port,
-    device,
-    maxQueue: o.maxQueue,
-    heartbeatUrl: o.heartbeatUrl,
-    heartbeatIntervalMs: o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
-    orphanTimeoutMs: o.orphanTimeoutMs,
-    clusterToken: o.clusterToken,
-    shutdownGraceMs: o.shutdownGraceMs,
-    log,
-  });
+  return runWorker(engine, runtimeOptionsFromFlags(o, { workerId, modelId, device, log }));
 }
