@@ -15,7 +15,6 @@ import {
   type ModelPeer,
   PROTOCOL_VERSION,
   RbeeError,
-  SafeId,
   ShuttingDownError,
   type SpawnWorkerRequest,
   ValidationError,
@@ -315,11 +314,12 @@ export class Hive {
     const { descriptor } = await this.workerCatalog.resolve(request.worker_type, device);
     let model: { id: string; path?: string };
     if (descriptor.artifact === "none") {
-      // a type that loads nothing serves the model name it is given
+      // a type that loads nothing serves the model name it is given (an Ollama name may carry a
+      // tag and a namespace: `llama3.2:1b`, `hf.co/owner/repo:Q4_K_M`); it names no file here
       const id = request.model.toLowerCase();
-      if (!SafeId.safeParse(id).success)
+      if (!SERVED_MODEL_NAME.test(id) || id.includes(".."))
         throw new ValidationError(
-          `model '${request.model}' is not a name a ${descriptor.id} worker can serve: use letters, digits, '.', '_' and '-'`,
+          `model '${request.model}' is not a name a ${descriptor.id} worker can serve: use letters, digits, '.', '_', '-', ':' and '/' (at most 128)`,
           "model",
         );
       model = { id };
@@ -457,13 +457,20 @@ export class Hive {
   }
 
   #newWorkerId(workerType: string, modelId: string): string {
-    const short = modelId.slice(0, 40).replace(/[._-]+$/, "");
+    // worker ids name files (logs, records): a model name's ':' and '/' become '-'
+    const short = modelId
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .slice(0, 40)
+      .replace(/[._-]+$/, "");
     for (;;) {
       const id = `${workerType}-${short}-${randomBytes(2).toString("hex")}`;
       if (!this.#supervisor.has(id)) return id;
     }
   }
 }
+
+/** A model name a type that loads no artifact serves: the worker contract's --model-id, lower case. */
+const SERVED_MODEL_NAME = /^[a-z0-9][a-z0-9._:/-]{0,127}$/;
 
 /** Starts a hive in this process (tests, embedding); see {@link Hive.start}. */
 export function startHive(options: HiveOptions = {}): Promise<Hive> {

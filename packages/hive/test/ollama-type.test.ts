@@ -42,4 +42,22 @@ describe("hive: the ollama type (on the Ollama API fixture)", () => {
     expect(fixture.requests.some((q) => q.path === "/api/pull")).toBe(true);
     expect((await t.api.delete("/v1/workers/ollama-1")).status).toBe(200);
   });
+
+  it("an Ollama name with a tag and a namespace is served as given; the worker id it gets names no file with ':' or '/'", async () => {
+    const r = await t.api.post("/v1/workers", { worker_type: "ollama", model: "fixture-llama:latest" });
+    expect(r.status, r.text).toBe(201);
+    expect(r.body.model).toBe("fixture-llama:latest");
+    expect(r.body.worker_id).toMatch(/^ollama-fixture-llama-latest-[0-9a-f]{4}$/);
+    const reply = await postJson(
+      `${r.body.url}/v1/infer`,
+      { prompt: "Once upon a time", max_tokens: 2, model: "fixture-llama:latest" },
+      { token: t.hive.token },
+    );
+    expect(reply.status, reply.text).toBe(200);
+    expect((await t.api.delete(`/v1/workers/${r.body.worker_id}`)).status).toBe(200);
+    // a name that could climb out of a directory is refused, whatever the type does with it
+    const bad = await t.api.post("/v1/workers", { worker_type: "ollama", model: "a/../../b" });
+    expect(bad.status, bad.text).toBe(400);
+    expect(bad.body.error.param).toBe("model");
+  });
 });
