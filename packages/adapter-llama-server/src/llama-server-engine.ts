@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { statSync } from "node:fs";
 import {
   type ChatMessage,
   type Device,
@@ -29,6 +28,7 @@ import {
   type InferResult,
   type LoadContext,
   type LoadedModel,
+  modelFileSize,
   processRss,
   readEngineError,
   type WorkerEngine,
@@ -74,25 +74,6 @@ const OaiEmbeddingsReply = z.looseObject({
   data: z.array(z.looseObject({ index: z.number().int().nonnegative(), embedding: z.array(z.number()) })),
   usage: z.looseObject({ prompt_tokens: z.number().int().nonnegative() }).optional(),
 });
-
-function fileSize(path: string): number {
-  let stat: ReturnType<typeof statSync>;
-  try {
-    stat = statSync(path);
-  } catch {
-    throw new RbeeError(`model file not found: ${path}; pass the path of a .gguf file with --model`, {
-      statusCode: 404,
-      code: "model_not_found",
-    });
-  }
-  if (!stat.isFile()) {
-    throw new RbeeError(`model path is not a file: ${path}; pass the path of a .gguf file with --model`, {
-      statusCode: 400,
-      code: "model_not_a_file",
-    });
-  }
-  return stat.size;
-}
 
 /** The pooling the model declares for embeddings (`<arch>.pooling_type`), if any. */
 function declaresPooling(metadata: Map<string, unknown>, arch: string): boolean {
@@ -176,7 +157,7 @@ export class LlamaServerEngine implements WorkerEngine {
 
   async load(ctx: LoadContext): Promise<LoadedModel> {
     const { log } = ctx;
-    const size = fileSize(this.#o.modelPath);
+    const size = modelFileSize(this.#o.modelPath);
     let trainContext = 0;
     let pooling = false;
     try {

@@ -3,6 +3,7 @@ export { Admission } from "./admission.js";
 export * from "./devices/index.js";
 export type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "./engine.js";
 export { HeartbeatTask, type HeartbeatTaskOptions } from "./heartbeat.js";
+export { modelFileSize } from "./model-file.js";
 export { runWorker } from "./run-worker.js";
 export { runtimeOptionsFromFlags, type ServeFlags } from "./serve-flags.js";
 export { WorkerStatusMachine } from "./status.js";

@@ -1,4 +1,3 @@
-import { statSync } from "node:fs";
 import { createRequire } from "node:module";
 import {
   type Device,
@@ -19,6 +18,7 @@ import {
   type InferResult,
   type LoadContext,
   type LoadedModel,
+  modelFileSize,
   type WorkerEngine,
 } from "@rbee/worker-kit";
 import {
@@ -113,25 +113,6 @@ function tokenLogprob(
   return { ...entry(token, probabilities.get(token) ?? 0), top_logprobs: alternatives };
 }
 
-function fileSize(path: string): number {
-  let stat: ReturnType<typeof statSync>;
-  try {
-    stat = statSync(path);
-  } catch {
-    throw new RbeeError(`model file not found: ${path}; pass the path of a .gguf file with --model`, {
-      statusCode: 404,
-      code: "model_not_found",
-    });
-  }
-  if (!stat.isFile()) {
-    throw new RbeeError(`model path is not a file: ${path}; pass the path of a .gguf file with --model`, {
-      statusCode: 400,
-      code: "model_not_a_file",
-    });
-  }
-  return stat.size;
-}
-
 /**
  * The bespoke llm worker: llama.cpp in-process through node-llama-cpp. One context holds one
  * sequence per parallel slot; node-llama-cpp batches the sequences' tokens into shared decodes.
@@ -172,7 +153,7 @@ export class LlmEngine implements WorkerEngine {
   }
 
   async load({ signal, log }: LoadContext): Promise<LoadedModel> {
-    const size = fileSize(this.#o.modelPath);
+    const size = modelFileSize(this.#o.modelPath);
     const backend = backendFor(this.#o.device);
     if (backend.visibleEnv) process.env[backend.visibleEnv[0]] = backend.visibleEnv[1];
     const llamaLog = log.child({ component: "llama.cpp" });
