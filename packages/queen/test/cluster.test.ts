@@ -13,7 +13,8 @@ import {
 } from "@rbee/testing";
 import { afterEach, describe, expect, it } from "vitest";
 
-const HEARTBEAT_MS = 300;
+// 1 s: at 300 ms (stale at 0.9 s) a loaded 2-core machine made workers stale, and stale workers are not routed to
+const HEARTBEAT_MS = 1000;
 
 interface Cluster {
   queen: Queen;
