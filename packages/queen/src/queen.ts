@@ -407,7 +407,8 @@ export class Queen {
         },
         Number.isFinite(last) ? last : -1,
       );
-      ctx.signal.addEventListener("abort", finish, { once: true });
+      if (ctx.signal.aborted) finish();
+      else ctx.signal.addEventListener("abort", finish, { once: true });
       if (job.done && (job.events.at(-1)?.seq ?? -1) <= last) finish();
     });
   }
@@ -426,7 +427,8 @@ export class Queen {
         resolve();
       };
       this.#eventStreams.add(end);
-      ctx.signal.addEventListener("abort", end, { once: true });
+      if (ctx.signal.aborted) end();
+      else ctx.signal.addEventListener("abort", end, { once: true });
     });
   }
 }

@@ -129,6 +129,20 @@ describe("cross-site requests, DNS rebinding, deep JSON and slow clients (issue 
     expect(preflight.headers["access-control-allow-headers"]).toBe("authorization, content-type");
   });
 
+  it("HEAD on a stream (events, a job's stream) answers its headers and ends, rather than streaming forever", async () => {
+    const events = await call(`${queen.url}/v1/events`, { method: "HEAD", timeoutMs: 10_000 });
+    expect(events.status).toBe(200);
+    expect(events.headers["content-type"]).toMatch(/^text\/event-stream/);
+    const job = await call(`${queen.url}/v1/jobs`, {
+      method: "POST",
+      body: JOB,
+      headers: { "content-type": "application/json" },
+    });
+    expect(job.status, job.text).toBe(202);
+    const stream = await call(`${queen.url}${job.body.sse_url}`, { method: "HEAD", timeoutMs: 10_000 });
+    expect(stream.status).toBe(200);
+  });
+
   it("the queen answers only to host names of this machine (DNS rebinding)", async () => {
     const port = new URL(queen.url).port;
     for (const host of ["attacker.example", `attacker.example:${port}`, "127.0.0.1.nip.io"]) {

@@ -152,7 +152,15 @@ export class HttpContext {
 
   /** Starts an SSE response (idempotent; the options of the first call hold). */
   sse(options?: { headers?: Record<string, string>; flushIntervalMs?: number }): SseWriter {
-    this.#sse ??= new SseWriter(this.res, options);
+    if (this.#sse === undefined) {
+      this.#sse = new SseWriter(this.res, options);
+      // HEAD asks for the headers only: the stream ends at once, and a handler waiting for the client
+      // to go away (ctx.signal) is let go, rather than holding an endless stream nobody reads
+      if (this.method === "HEAD") {
+        this.#sse.close();
+        this.#abort.abort(new RbeeError("HEAD: the stream's headers only", { statusCode: 200, code: "head" }));
+      }
+    }
     return this.#sse;
   }
 
