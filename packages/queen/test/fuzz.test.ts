@@ -33,7 +33,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
  * requests per daemon (default 150). Loopback only: the hive's Hugging Face endpoint is a closed
  * port, so no generated model reference leaves the machine.
  */
-const SEED = process.env.RBEE_FUZZ_SEED ? Number(process.env.RBEE_FUZZ_SEED) : randomInt(2 ** 31);
+/**
+ * A new seed every run on a developer's machine (to find what no run found yet); under CI a fixed one,
+ * so that a submission is judged on the same requests as the run before it (this seed found HEAD on
+ * streams hanging). A failing seed is printed: fix what it found and keep a test for it.
+ */
+const CI_SEED = 1606418393;
+const SEED = process.env.RBEE_FUZZ_SEED
+  ? Number(process.env.RBEE_FUZZ_SEED)
+  : /^(1|true|yes)$/i.test(process.env.CI ?? "")
+    ? CI_SEED
+    : randomInt(2 ** 31);
 const COUNT = Number(process.env.RBEE_FUZZ_COUNT ?? 150);
 /** Generous: a body the worker accepts generates until its context is full (2,048 tokens). */
 const TIMEOUT_MS = 45_000;
