@@ -10,31 +10,25 @@ import {
   resolveDevice,
   runtimeOptionsFromFlags,
   runWorker,
+  type ServeFlags,
 } from "@rbee/worker-kit";
 import { resolveLlamaServer } from "./find-llama-server.js";
 import { LlamaServerEngine } from "./llama-server-engine.js";
 
-export interface LlamaServerWorkerOptions {
+/** Its own options, and the serve flags every worker type takes. */
+export interface LlamaServerWorkerOptions extends ServeFlags {
   /** The llama-server binary; default RBEE_LLAMA_SERVER, `llama-server` on PATH, or one `rbee engine build` made. */
   engine?: string;
   model: string;
   modelId?: string;
   workerId?: string;
-  host: string;
-  port: number;
   device: string;
   threads?: number;
   ctxSize?: number;
   parallel: number;
-  maxQueue: number;
   batchSize?: number;
   embeddings?: boolean;
   engineStartTimeoutMs?: number;
-  heartbeatUrl?: string;
-  heartbeatIntervalMs?: number;
-  orphanTimeoutMs: number;
-  shutdownGraceMs: number;
-  clusterToken?: string;
   /** How llama-server is tied to the adapter (tests force the shell guard). */
   guard?: EngineGuard;
   /** More llama-server arguments, after rbee's own. */

@@ -8,21 +8,20 @@ import {
   resolveDevice,
   runtimeOptionsFromFlags,
   runWorker,
+  type ServeFlags,
 } from "@rbee/worker-kit";
 import { ollamaUrlFromHost, resolveOllama } from "./find-ollama.js";
 import { DEFAULT_OLLAMA_URL, OllamaEngine } from "./ollama-engine.js";
 
-export interface OllamaWorkerOptions {
+/** Its own options, and the serve flags every worker type takes. */
+export interface OllamaWorkerOptions extends ServeFlags {
   /** The Ollama model name (`llama3.2:1b`). */
   model: string;
   modelId?: string;
   workerId?: string;
-  host: string;
-  port: number;
   device: string;
   ctxSize?: number;
   parallel: number;
-  maxQueue: number;
   /** Attach to this Ollama (default: OLLAMA_HOST as Ollama reads it, else http://127.0.0.1:11434). */
   ollamaUrl?: string;
   /** Start `ollama serve` instead of attaching (also RBEE_OLLAMA_START=1). */
@@ -31,11 +30,6 @@ export interface OllamaWorkerOptions {
   engine?: string;
   keepAlive?: string;
   engineStartTimeoutMs?: number;
-  heartbeatUrl?: string;
-  heartbeatIntervalMs?: number;
-  orphanTimeoutMs: number;
-  shutdownGraceMs: number;
-  clusterToken?: string;
   guard?: EngineGuard;
   env?: NodeJS.ProcessEnv;
 }

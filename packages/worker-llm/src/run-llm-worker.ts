@@ -9,26 +9,20 @@ import {
   resolveDevice,
   runtimeOptionsFromFlags,
   runWorker,
+  type ServeFlags,
 } from "@rbee/worker-kit";
 import { LlmEngine } from "./llm-engine.js";
 
-export interface LlmWorkerOptions {
+/** Its own options, and the serve flags every worker type takes. */
+export interface LlmWorkerOptions extends ServeFlags {
   model: string;
   modelId?: string;
   workerId?: string;
-  host: string;
-  port: number;
   device: string;
   threads?: number;
   ctxSize?: number;
   parallel: number;
-  maxQueue: number;
   batchSize?: number;
-  heartbeatUrl?: string;
-  heartbeatIntervalMs?: number;
-  orphanTimeoutMs: number;
-  shutdownGraceMs: number;
-  clusterToken?: string;
 }
 
 /** The model id a path is served under when none is given: the file name without `.gguf`. */
