@@ -32,6 +32,8 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     fileParallelism: true,
-    env: { RBEE_MODELS_DIRS: process.env.RBEE_MODELS_DIRS ?? TEST_MODEL_DIRS },
+    // hives keep no spare worker process in tests (one per hive would load llama.cpp for nothing);
+    // the tests of the spare itself turn it on
+    env: { RBEE_MODELS_DIRS: process.env.RBEE_MODELS_DIRS ?? TEST_MODEL_DIRS, RBEE_SPARE_WORKER: "0" },
   },
 });

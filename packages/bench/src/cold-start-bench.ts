@@ -1,5 +1,7 @@
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
 import { freePort } from "@rbee/server-kit";
-import { requireStoriesModel, runRbee, startRbee, tempRbeeDirs } from "@rbee/testing";
+import { postJson, requireStoriesModel, runRbee, startRbee, tempRbeeDirs } from "@rbee/testing";
 import { median, printTable, round } from "./stats.js";
 
 export interface ColdStartResult {
@@ -9,7 +11,18 @@ export interface ColdStartResult {
   total_p50_ms: number;
   /** The same `rbee infer` with the cluster already up and the worker loaded. */
   warm_first_token_p50_ms: number;
+  /**
+   * A model not loaded yet (a copy of the file under another name), with the queen and the hive up
+   * for a few seconds: `POST /v1/completions` to the queen until its answer (HTTP, no CLI), and the
+   * same through `rbee infer` (first token).
+   */
+  new_model_http_ms: number[];
+  new_model_http_p50_ms: number;
+  new_model_cli_p50_ms: number;
 }
+
+/** How long the cluster is left alone before the new-model request: the hive's spare worker gets ready. */
+const SETTLE_MS = 6000;
 
 /**
  * `rbee infer` from nothing running: a fresh cache and config, no queen, no hive; the CLI starts
@@ -21,6 +34,8 @@ export async function benchColdStart(runs: number): Promise<ColdStartResult> {
   const cold: number[] = [];
   const totals: number[] = [];
   const warm: number[] = [];
+  const newHttp: number[] = [];
+  const newCli: number[] = [];
   for (let i = 0; i < runs; i++) {
     const dirs = tempRbeeDirs("bench-cold");
     const queenPort = await freePort();
@@ -30,6 +45,7 @@ export async function benchColdStart(runs: number): Promise<ColdStartResult> {
       RBEE_QUEEN_URL: `http://127.0.0.1:${queenPort}`,
       RBEE_HIVE_PORT: String(await freePort()),
       RBEE_WORKER_PORT_START: String(20_000 + Math.floor(Math.random() * 30_000)),
+      RBEE_MODELS_DIRS: dirs.root,
     };
     try {
       for (const phase of ["cold", "warm", "warm"] as const) {
@@ -49,6 +65,32 @@ export async function benchColdStart(runs: number): Promise<ColdStartResult> {
           totals.push(performance.now() - t0);
         } else warm.push(first);
       }
+      for (const via of ["http", "cli"] as const) {
+        const copy = join(dirs.root, `stories-${via}.gguf`);
+        copyFileSync(model, copy);
+        await new Promise((r) => setTimeout(r, SETTLE_MS));
+        const t0 = performance.now();
+        if (via === "http") {
+          const reply = await postJson(`${env.RBEE_QUEEN_URL}/v1/completions`, {
+            model: copy,
+            prompt: "Once upon a time",
+            max_tokens: 8,
+            temperature: 0,
+          });
+          if (reply.status !== 200)
+            throw new Error(`a completion on a new model failed (${reply.status}): ${reply.text}`);
+          newHttp.push(performance.now() - t0);
+        } else {
+          const cli = startRbee(["infer", "-m", copy, "-p", "Once upon a time", "--max-tokens", "8"], { env });
+          let first = -1;
+          cli.proc.stdout?.once("data", () => {
+            first = performance.now() - t0;
+          });
+          const exit = await cli.waitForExit(120_000);
+          if (exit.code !== 0) throw new Error(`rbee infer failed (${exit.code}):\n${cli.tail()}`);
+          newCli.push(first);
+        }
+      }
     } finally {
       await runRbee(["down"], { env, timeoutMs: 60_000 });
     }
@@ -59,6 +101,9 @@ export async function benchColdStart(runs: number): Promise<ColdStartResult> {
     first_token_p50_ms: round(median(cold), 0),
     total_p50_ms: round(median(totals), 0),
     warm_first_token_p50_ms: round(median(warm), 0),
+    new_model_http_ms: newHttp.map((x) => round(x, 0)),
+    new_model_http_p50_ms: round(median(newHttp), 0),
+    new_model_cli_p50_ms: round(median(newCli), 0),
   };
   printTable([
     {
@@ -69,6 +114,16 @@ export async function benchColdStart(runs: number): Promise<ColdStartResult> {
     {
       case: "warm (all running, model loaded)",
       "first token p50 ms": result.warm_first_token_p50_ms,
+      "whole command p50 ms": "",
+    },
+    {
+      case: "a model not loaded yet, queen and hive up: POST /v1/completions answered",
+      "first token p50 ms": "",
+      "whole command p50 ms": result.new_model_http_p50_ms,
+    },
+    {
+      case: "a model not loaded yet, queen and hive up: rbee infer",
+      "first token p50 ms": result.new_model_cli_p50_ms,
       "whole command p50 ms": "",
     },
   ]);

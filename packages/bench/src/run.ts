@@ -161,6 +161,9 @@ SUITES.compat = async () => {
 SUITES["cold-start"] = async () => {
   console.log("\n== cold start: `rbee infer` with nothing running, to the first token on stdout");
   const result = await benchColdStart(3);
+  console.log(verdictAtMost("from nothing to the first token, p50", result.first_token_p50_ms, 2000, " ms"));
+  console.log(verdictAtMost("warm rbee infer to the first token, p50", result.warm_first_token_p50_ms, 200, " ms"));
+  console.log(verdictAtMost("a model not loaded yet, answered, p50", result.new_model_http_p50_ms, 1000, " ms"));
   const file = saveResults("cold-start", { result });
   console.log(`results: ${file}`);
 };

@@ -225,7 +225,7 @@ export async function startInBackground(o: BackgroundStart): Promise<DaemonRecor
         `the ${o.name} did not answer ${o.url}/health within ${Math.round((o.timeoutMs ?? 30_000) / 1000)} s and was stopped (log: ${logFile})`,
       );
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

@@ -10,6 +10,7 @@ import {
   localUrl,
   probeHealth,
   startInBackground,
+  stopDaemon,
 } from "./daemons.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import type { QueenClient } from "./queen-client.js";
@@ -141,6 +142,27 @@ export function startHiveDaemon(
 }
 
 /**
+ * Starts the queen and this machine's hive at the same time (each unless it runs): the hive retries
+ * its first heartbeat until the queen answers, so neither waits for the other to start. When the
+ * queen fails, a hive started here is stopped again and the queen's error is thrown.
+ */
+export async function startQueenAndHive(
+  config: Pick<CliConfig, "queenUrl" | "cacheDir">,
+): Promise<{ queen: Started; hive: Started }> {
+  const [queen, hive] = await Promise.allSettled([
+    startQueenDaemon(config, queenListen(config)),
+    startHiveDaemon(config, hiveListen(), config.queenUrl),
+  ]);
+  if (queen.status === "rejected") {
+    if (hive.status === "fulfilled" && hive.value.started)
+      await stopDaemon(config.cacheDir, "hive", 5000).catch(() => {});
+    throw queen.reason;
+  }
+  if (hive.status === "rejected") throw hive.reason;
+  return { queen: queen.value, hive: hive.value };
+}
+
+/**
  * Waits until the queen lists a live hive listening on `hivePort` (its first heartbeat arrived),
  * so that what follows (a job, `rbee status`) sees it.
  */
@@ -155,7 +177,7 @@ export async function waitForHive(client: QueenClient, hivePort: number, timeout
         `the hive on port ${hivePort} runs but the queen at ${client.url} has not heard from it within ${timeoutMs / 1000} s; look at the hive's log (rbee hive status)`,
       );
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 
@@ -182,19 +204,20 @@ export async function ensureLocalCluster(
     if (!local) return;
     const cluster = await client.cluster();
     if (cluster.hives.length > 0) return;
-  } else {
-    if (!local) await client.health(); // throws the "cannot reach the queen" error, exit 3
-    narrator.say("rbee: starting queen");
-    const queen = await startQueenDaemon(config, queenListen(config));
-    if (urlPort(queen.record.url) !== urlPort(config.queenUrl)) {
-      throw new CliError(
-        `started a queen at ${queen.record.url}, but the queen URL is ${config.queenUrl}: make RBEE_QUEEN_PORT and the queen URL agree`,
-        EXIT.usage,
-      );
-    }
+    narrator.say("rbee: starting hive");
+    const hive = await startHiveDaemon(config, hiveListen(), config.queenUrl);
+    await waitForHive(client, urlPort(hive.record.url));
+    return;
   }
+  if (!local) await client.health(); // throws the "cannot reach the queen" error, exit 3
+  narrator.say("rbee: starting queen");
   narrator.say("rbee: starting hive");
-  const listen = hiveListen();
-  const hive = await startHiveDaemon(config, listen, config.queenUrl);
+  const { queen, hive } = await startQueenAndHive(config);
+  if (urlPort(queen.record.url) !== urlPort(config.queenUrl)) {
+    throw new CliError(
+      `started a queen at ${queen.record.url}, but the queen URL is ${config.queenUrl}: make RBEE_QUEEN_PORT and the queen URL agree`,
+      EXIT.usage,
+    );
+  }
   await waitForHive(client, urlPort(hive.record.url));
 }

@@ -70,6 +70,11 @@ export interface HiveOptions {
   stopGraceMs?: number;
   /** How often GPUs are detected again. Default 30000. */
   gpuRefreshMs?: number;
+  /**
+   * Keep a spare llm worker process ready (Node started, llama.cpp's CPU build loaded), so that the
+   * next worker placed on the CPU only loads its model. Default true; env RBEE_SPARE_WORKER=0 turns it off.
+   */
+  spareWorker?: boolean;
   /** Where the environment defaults (and RBEE_DEVICES) are read from. Default process.env. */
   env?: NodeJS.ProcessEnv;
   /**
@@ -101,6 +106,7 @@ export interface ResolvedHiveOptions {
   workerShutdownGraceMs: number;
   stopGraceMs: number;
   gpuRefreshMs: number;
+  spareWorker: boolean;
   env: NodeJS.ProcessEnv;
   findEngines: (() => Promise<EngineBinary[]>) | undefined;
 }
@@ -146,6 +152,9 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
     workerShutdownGraceMs,
     stopGraceMs: given.stopGraceMs ?? workerShutdownGraceMs + 5_000,
     gpuRefreshMs: given.gpuRefreshMs ?? 30_000,
+    // read from the process too when a given environment does not say (tests turn spares off for all hives)
+    spareWorker:
+      given.spareWorker ?? !/^(0|false|no)$/i.test(str("RBEE_SPARE_WORKER") ?? process.env.RBEE_SPARE_WORKER ?? ""),
     env,
     findEngines: given.findEngines,
   };

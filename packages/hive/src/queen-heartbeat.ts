@@ -7,6 +7,13 @@ export const DEBOUNCE_MS = 50;
 /** Load changes (a worker turning Busy or Ready again) wait longer, so that traffic does not flood the queen. */
 export const LOAD_DEBOUNCE_MS = 1000;
 const FIRST_RETRY_MS = 250;
+/**
+ * Before the queen was ever reached (it is usually starting beside this hive: `rbee up` starts both
+ * at once) the first heartbeat is retried every 100 ms for its first 5 s, so that the hive joins
+ * within 100 ms of the queen listening instead of after a backoff step.
+ */
+const STARTUP_RETRY_MS = 100;
+const STARTUP_RETRIES = 50;
 
 export interface QueenHeartbeatOptions {
   queenUrl: string;
@@ -21,8 +28,9 @@ export interface QueenHeartbeatOptions {
 
 /**
  * Sends the hive's heartbeat to the queen: every interval, ~50 ms after `beatSoon()` (a worker
- * changed status) and within a second after `beatSoon(LOAD_DEBOUNCE_MS)` (Ready ⇄ Busy). A failed post is retried with backoff (250 ms doubling up to the interval) and
- * logged once per outage: a queen that is not up yet is normal.
+ * changed status) and within a second after `beatSoon(LOAD_DEBOUNCE_MS)` (Ready ⇄ Busy). A failed post is retried with backoff (250 ms doubling up to the interval;
+ * every 100 ms for the first 5 s before the queen was ever reached) and logged once per outage: a
+ * queen that is not up yet is normal.
  */
 export class QueenHeartbeat {
   readonly #o: QueenHeartbeatOptions;
@@ -104,7 +112,10 @@ export class QueenHeartbeat {
     } catch (err) {
       this.#failures++;
       this.#o.metrics.queenHeartbeats.inc({ outcome: "failed" });
-      delay = Math.min(this.#o.intervalMs, FIRST_RETRY_MS * 2 ** Math.min(this.#failures - 1, 10));
+      delay =
+        !this.#everDelivered && this.#failures <= STARTUP_RETRIES
+          ? Math.min(this.#o.intervalMs, STARTUP_RETRY_MS)
+          : Math.min(this.#o.intervalMs, FIRST_RETRY_MS * 2 ** Math.min(this.#failures - 1, 10));
       if (this.#failures === 1) {
         const facts = { queen_url: this.#o.queenUrl, err: err instanceof Error ? err.message : String(err) };
         if (this.#everDelivered) this.#o.log.warn(facts, "queen unreachable; retrying (logged once per outage)");

@@ -6,7 +6,7 @@ import { describeExit, type ExitInfo } from "./exit-reason.js";
 import { formatLogLine, isHealthPollLine, openWorkerLog, readLastLines } from "./worker-log-file.js";
 
 /** How often GET /health is polled while a worker starts. */
-const READY_POLL_MS = 100;
+const READY_POLL_MS = 25;
 /** Log lines quoted in a start error. */
 const LOG_TAIL_LINES = 20;
 /** The line the hive writes into a worker's log before each start. */
@@ -25,6 +25,8 @@ export interface WorkerProcessOptions {
   localUrl: string;
   /** The cluster token: the worker requires it, and GET /info is checked with it. */
   token: string;
+  /** A spare process that already runs as this worker (see SpareWorker.take), instead of a new one. */
+  spare?: ChildProcess;
 }
 
 /**
@@ -55,11 +57,13 @@ export class WorkerProcess {
       command: [options.command, ...options.args].join(" "),
     });
     try {
-      this.child = spawn(options.command, options.args, {
-        env: options.env,
-        stdio: ["ignore", fd, fd],
-        detached: false,
-      });
+      this.child =
+        options.spare ??
+        spawn(options.command, options.args, {
+          env: options.env,
+          stdio: ["ignore", fd, fd],
+          detached: false,
+        });
     } finally {
       closeSync(fd);
     }

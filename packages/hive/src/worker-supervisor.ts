@@ -17,6 +17,7 @@ import type { HiveMetrics } from "./hive-metrics.js";
 import { ManagedWorker, type WorkerSpec } from "./managed-worker.js";
 import type { PortAllocator } from "./port-allocator.js";
 import type { RestartPolicy } from "./restart-policy.js";
+import { SpareWorker } from "./spare-worker.js";
 import { workerLogPath } from "./worker-log-file.js";
 import { WorkerProcess } from "./worker-process.js";
 import type { WorkerRecords } from "./worker-records.js";
@@ -74,6 +75,8 @@ export interface WorkerSupervisorOptions {
   onChange: (urgent: boolean) => void;
   /** A worker failed to start (or to restart): the hive looks at its model file again. */
   onStartFailed?: (spec: WorkerSpec) => void;
+  /** Keep a spare llm worker process ready for the next CPU worker (see SpareWorker). */
+  spareWorker?: boolean;
 }
 
 export interface SpawnOptions {
@@ -101,9 +104,15 @@ export class WorkerSupervisor {
   /** When the heartbeat watch last ran: a long gap means this hive itself was not running. */
   #lastCheckAt: number | undefined;
 
+  readonly #spare: SpareWorker | undefined;
+
   constructor(options: WorkerSupervisorOptions) {
     this.#o = options;
     this.#workerEnv = { ...options.env, RBEE_CLUSTER_TOKEN: options.token };
+    if (options.spareWorker) {
+      const { node, rbeeBin, logsDir, log } = options;
+      this.#spare = new SpareWorker({ node, rbeeBin, logsDir, log, env: this.#workerEnv });
+    }
   }
 
   /** Starts watching heartbeats (staleness, lost workers, adopted workers that are gone). */
@@ -113,6 +122,7 @@ export class WorkerSupervisor {
     this.#lastCheckAt = Date.now();
     this.#watch = setInterval(() => this.checkHeartbeats(), every);
     this.#watch.unref();
+    this.#spare?.start();
   }
 
   /**
@@ -239,6 +249,7 @@ export class WorkerSupervisor {
   /** Refuses new spawns and stops every worker (for the hive's shutdown). */
   async stopAll(reason: string): Promise<void> {
     this.#closing = true;
+    this.#spare?.close();
     const all = [...this.#workers.values()];
     await Promise.all(all.map((w) => this.stop(w.id, reason).catch(() => undefined)));
   }
@@ -246,6 +257,7 @@ export class WorkerSupervisor {
   /** Stops the heartbeat watch and pending restarts (the workers themselves are left alone). */
   dispose(): void {
     this.#closing = true;
+    this.#spare?.close();
     clearInterval(this.#watch);
     for (const w of this.#workers.values()) clearTimeout(w.restartTimer);
   }
@@ -338,14 +350,16 @@ export class WorkerSupervisor {
       orphanTimeoutMs: o.orphanTimeoutMs,
       shutdownGraceMs: o.workerShutdownGraceMs,
     });
+    const logFile = workerLogPath(o.logsDir, w.id);
     const p = new WorkerProcess({
       workerId: w.id,
       command: launch.command,
       args: launch.args,
       env: launch.env ? { ...this.#workerEnv, ...launch.env } : this.#workerEnv,
-      logFile: workerLogPath(o.logsDir, w.id),
+      logFile,
       localUrl: this.#localUrl(w.port),
       token: o.token,
+      spare: this.#spare?.take(launch, logFile),
     });
     w.process = p;
     w.adopted = undefined;

@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Device } from "@rbee/contract";
 import { describe, expect, it } from "vitest";
 import {
@@ -10,6 +12,7 @@ import {
   NVIDIA_SMI_LEGACY_ARGS,
   ROCM_SMI_ARGS,
   runCommand,
+  vulkanLoaderPresent,
 } from "../src/devices/index.js";
 
 const MIB = 1024 * 1024;
@@ -252,5 +255,31 @@ describe.skipIf(process.platform === "win32")("runCommand", () => {
     const warnings: string[] = [];
     await expect(runCommand("sleep", ["10"], 200, (m) => warnings.push(m))).resolves.toBeNull();
     expect(warnings).toEqual(["sleep did not finish within 200 ms and was stopped; its devices are skipped"]);
+  });
+});
+
+describe("vulkanLoaderPresent: no Vulkan probe where no Vulkan program can run", () => {
+  it("finds libvulkan.so.1 on LD_LIBRARY_PATH, and vulkan-1.dll in System32", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rbee-vulkan-"));
+    try {
+      const env = { LD_LIBRARY_PATH: `/nonexistent:${dir}`, SystemRoot: dir };
+      const before = { linux: vulkanLoaderPresent("linux", env), win32: vulkanLoaderPresent("win32", env) };
+      writeFileSync(join(dir, "libvulkan.so.1"), "");
+      mkdirSync(join(dir, "System32"));
+      writeFileSync(join(dir, "System32", "vulkan-1.dll"), "");
+      expect(vulkanLoaderPresent("linux", env)).toBe(true);
+      expect(vulkanLoaderPresent("win32", env)).toBe(true);
+      expect(before.win32).toBe(false);
+      // on Linux the system's own directories are looked at too: false unless this machine has Vulkan
+      expect(before.linux).toBe(vulkanLoaderPresent("linux", {}));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("still looks for Vulkan with replayed tools, whatever this machine has", async () => {
+    const { run, calls } = replay({});
+    await detectDevices({ run, platform: "linux", env: {} });
+    expect(calls).toContain("node-llama-cpp-probe");
   });
 });

@@ -91,6 +91,27 @@ function backendFor(device: Device): { gpu: GpuChoice; visibleEnv?: [string, str
   }
 }
 
+/** A CPU llama.cpp made ready before this process knew its model (see {@link prewarmCpuLlama}). */
+let prewarmed: Promise<Llama> | undefined;
+
+/**
+ * Loads llama.cpp's CPU build now, before a model is known: node-llama-cpp first tests a prebuilt
+ * binary in a child process (about half a second here), which a spare worker process can do while
+ * it waits for its model. The first CPU engine of this process then takes it instead of loading its
+ * own; its log level and logger are set then.
+ */
+export function prewarmCpuLlama(): Promise<Llama> {
+  prewarmed ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.warn, logger: () => {} });
+  return prewarmed;
+}
+
+/** The prewarmed CPU llama.cpp, once (a second engine of the process loads its own). */
+function takePrewarmed(): Promise<Llama> | undefined {
+  const p = prewarmed;
+  prewarmed = undefined;
+  return p;
+}
+
 /** A generated token's log-probability and the `top` most likely tokens at its position. */
 function tokenLogprob(
   model: LlamaModel,
@@ -157,18 +178,19 @@ export class LlmEngine implements WorkerEngine {
     const backend = backendFor(this.#o.device);
     if (backend.visibleEnv) process.env[backend.visibleEnv[0]] = backend.visibleEnv[1];
     const llamaLog = log.child({ component: "llama.cpp" });
-    this.#llama = await getLlama({
-      gpu: backend.gpu,
-      build: "never",
-      logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => {
-        const text = message.trim();
-        if (text === "") return;
-        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) llamaLog.error(text);
-        else if (level === LlamaLogLevel.warn) llamaLog.warn(text);
-        else llamaLog.debug(text);
-      },
-    });
+    const logger = (level: LlamaLogLevel, message: string) => {
+      const text = message.trim();
+      if (text === "") return;
+      if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) llamaLog.error(text);
+      else if (level === LlamaLogLevel.warn) llamaLog.warn(text);
+      else llamaLog.debug(text);
+    };
+    const ready = backend.gpu === false ? await takePrewarmed()?.catch(() => undefined) : undefined;
+    if (ready) {
+      ready.logLevel = LlamaLogLevel.warn;
+      ready.logger = logger;
+    }
+    this.#llama = ready ?? (await getLlama({ gpu: backend.gpu, build: "never", logLevel: LlamaLogLevel.warn, logger }));
     const choice =
       this.#o.threads !== undefined
         ? { threads: this.#o.threads, reason: "--threads" }

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { isLoopbackUrl, urlPort } from "../config.js";
 import { clientOf, configOf, printJson } from "../context.js";
 import { CliError, EXIT } from "../exit-codes.js";
-import { hiveListen, queenListen, startHiveDaemon, startQueenDaemon, waitForHive } from "../local-cluster.js";
+import { queenListen, startQueenAndHive, waitForHive } from "../local-cluster.js";
 import { stopAndReport } from "./daemon.js";
 import { stopLocalHive } from "./hive.js";
 import { QUEEN_STOP_GRACE_MS } from "./queen.js";
@@ -22,8 +22,7 @@ export function upCommand(): Command {
           EXIT.usage,
         );
       }
-      const queen = await startQueenDaemon(config, queenListen(config));
-      const hive = await startHiveDaemon(config, hiveListen(), config.queenUrl);
+      const { queen, hive } = await startQueenAndHive(config);
       const hiveId = await waitForHive(clientOf(config), urlPort(hive.record.url));
       if (flags.json) {
         printJson({

@@ -106,7 +106,8 @@ export function workerServeCommand(): Command {
     "llm",
     "requests generated at the same time, batched in one context",
   ).action(async (flags: ServeFlags) => {
-    const { runLlmWorker } = await import("@rbee/worker-llm");
+    const { prewarmCpuLlama, runLlmWorker } = await import("@rbee/worker-llm");
+    if (flags.device === "cpu") void prewarmCpuLlama().catch(() => {}); // loads llama.cpp while the server starts
     await runLlmWorker(workerOptions(flags));
   });
 
@@ -228,4 +229,48 @@ export function workerServeCommand(): Command {
       },
     );
   return serve;
+}
+
+/**
+ * `rbee worker warm`: a spare llm worker process a hive keeps ready (not for people: hidden). It
+ * loads node-llama-cpp and llama.cpp's CPU build at once, then reads one line from stdin, the JSON
+ * array of the `worker serve ...` arguments the hive would have started a worker with, and becomes
+ * that worker. It exits quietly when stdin closes first (the hive stopped or no longer wants it).
+ */
+export function workerWarmCommand(): Command {
+  return new Command("warm")
+    .description("a spare llm worker that waits on stdin for its `worker serve` arguments (started by a hive)")
+    .action(async () => {
+      const { prewarmCpuLlama } = await import("@rbee/worker-llm");
+      void prewarmCpuLlama().catch(() => {});
+      const line = await firstLine(process.stdin);
+      if (line === undefined) return;
+      let args: unknown;
+      try {
+        args = JSON.parse(line);
+      } catch {
+        args = undefined;
+      }
+      if (!Array.isArray(args) || args[0] !== "serve" || !args.every((a) => typeof a === "string")) {
+        throw new CliError("a warm worker expects one JSON array of `worker serve ...` arguments on stdin", EXIT.usage);
+      }
+      const serve = workerServeCommand();
+      serve.exitOverride();
+      await serve.parseAsync(args.slice(1), { from: "user" });
+    })
+    .helpOption(false);
+}
+
+/** The first line of a stream (without its newline); undefined when it ends before one. */
+async function firstLine(stream: NodeJS.ReadableStream): Promise<string | undefined> {
+  let text = "";
+  for await (const chunk of stream) {
+    text += String(chunk);
+    const end = text.indexOf("\n");
+    if (end >= 0) {
+      stream.pause();
+      return text.slice(0, end);
+    }
+  }
+  return undefined;
 }

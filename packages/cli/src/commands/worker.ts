@@ -6,7 +6,7 @@ import { modelRef } from "../model-ref.js";
 import { intArg, keepAliveArg, workerTypeArg } from "../parse.js";
 import { renderWorkers, renderWorkerTypes } from "../render/cluster.js";
 import { runWithNarration } from "../run-job.js";
-import { workerServeCommand } from "./worker-serve.js";
+import { workerServeCommand, workerWarmCommand } from "./worker-serve.js";
 
 interface SpawnFlags {
   model: string;
@@ -134,5 +134,6 @@ export function workerCommand(): Command {
       else process.stdout.write(`${renderWorkerTypes(types)}\n`);
     });
   worker.addCommand(workerServeCommand());
+  worker.addCommand(workerWarmCommand(), { hidden: true });
   return worker;
 }

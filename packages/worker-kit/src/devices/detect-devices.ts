@@ -11,6 +11,7 @@ import {
 } from "./detect-gpus.js";
 import { runCommand } from "./run-command.js";
 import type { CommandRunner, WarningSink } from "./types.js";
+import { vulkanLoaderPresent } from "./vulkan-loader.js";
 
 /** How long one vendor tool may run before it is killed and its devices skipped. */
 export const DEFAULT_DETECT_TIMEOUT_MS = 10_000;
@@ -22,7 +23,11 @@ export interface DetectOptions {
   onWarning?: WarningSink;
   /** Stands in for `process.platform`: Apple GPUs are looked for on darwin only, ROCm on linux only. */
   platform?: NodeJS.Platform;
-  /** `false` skips Vulkan. Vulkan is only looked at when no CUDA, ROCm or Metal GPU was found: those are the same GPUs. */
+  /**
+   * `false` skips Vulkan, `true` looks for it. By default it is looked for when the Vulkan loader is
+   * on this machine ({@link vulkanLoaderPresent}), or when `run` replays recorded tools. Vulkan is
+   * only looked at when no CUDA, ROCm or Metal GPU was found: those are the same GPUs.
+   */
   vulkan?: boolean;
   /**
    * A declared (simulated) inventory used instead of GPU detection; the CPU is still detected unless
@@ -68,7 +73,9 @@ export async function detectDevices(options: DetectOptions = {}): Promise<Device
   ]);
   if (apple.memoryFreeBytes !== undefined) cpu = withMemoryFree(cpu, apple.memoryFreeBytes);
   const gpus = [...cuda, ...rocm, ...apple.devices];
-  const lookForVulkan = gpus.length === 0 && options.vulkan !== false && platform !== "darwin";
+  const vulkanWanted =
+    options.vulkan ?? (options.run !== undefined || vulkanLoaderPresent(platform, options.env ?? process.env));
+  const lookForVulkan = gpus.length === 0 && vulkanWanted && platform !== "darwin";
   const vulkan = lookForVulkan ? await detectVulkanGpus(ctx) : [];
   return [cpu, ...gpus, ...vulkan];
 }

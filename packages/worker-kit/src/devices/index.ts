@@ -11,3 +11,4 @@ export * from "./parse-vulkaninfo.js";
 export * from "./resolve-device.js";
 export * from "./run-command.js";
 export type * from "./types.js";
+export * from "./vulkan-loader.js";
