@@ -146,6 +146,7 @@ export class InferenceRouter {
         prefer: o.prefer,
         capability: o.capability,
         workerType: o.workerType,
+        keepAliveMs: o.keepAliveMs,
       });
       const started = { value: false };
       try {

@@ -53,6 +53,8 @@ export interface AcquireOptions {
   capability?: WorkerCapability;
   /** The worker type to start when no worker serves the model (default: the model's minimum's, else the queen's). */
   workerType?: string;
+  /** The request's keep-alive: a worker started for it gets this one from its spawn on (default the queen's). */
+  keepAliveMs?: number;
 }
 
 /** A request's hold on a worker: release it when the request ends. */
@@ -116,6 +118,9 @@ const PROBE_TIMEOUT_MS = 1000;
 const PROVISIONED_MEMORY_MS = 30_000;
 /** A model whose minimum could not be restored is tried again after this, doubling up to a minute. */
 const REPLICA_RETRY_MS = 2000;
+/** A model that failed to start on a hive is not started there for requests again before this, doubling up to a minute. */
+const SPAWN_RETRY_MS = 2000;
+const SPAWN_RETRY_MAX_MS = 60_000;
 
 const silent: Narrate = () => {};
 const norm = (s: string) => s.toLowerCase();
@@ -153,6 +158,8 @@ export class Scheduler {
   #changeWaiters = new Set<() => void>();
   #changeQueued = false;
   #replicaRetry = new Map<string, { failures: number; at: number }>();
+  /** Failed starts by "model\0hive": requests do not start the model there again until `until`. */
+  #spawnFailures = new Map<string, { err: unknown; failures: number; at: number; until: number }>();
   readonly #startedAt = Date.now();
   #provisioned = new Map<string, Map<string, { model: HiveModel; at: number }>>();
 
@@ -601,7 +608,7 @@ export class Scheduler {
         else {
           try {
             pending = this.#launch(`${key}@${type.id}`, model, {
-              keepAliveMs: this.options.defaultKeepAliveMs,
+              keepAliveMs: o.keepAliveMs ?? this.options.defaultKeepAliveMs,
               narrate: o.narrate,
               forRequests: true,
               workerType: type.id,
@@ -725,6 +732,7 @@ export class Scheduler {
   #launch(key: string, model: string, o: SpawnOptions & { forRequests?: boolean }): PendingSpawn {
     const type = this.workerTypeFor(model, o.workerType, o.capability);
     const { candidates, facts } = this.#candidates(model, o, type);
+    if (o.forRequests) this.#skipFailedHives(model, candidates);
     const need = (device: Device) =>
       estimateWorkerMemory(type, facts, device.kind, { contextSize: o.ctxSize, parallel: o.parallel });
     const placementOptions = {
@@ -831,6 +839,28 @@ export class Scheduler {
     return best;
   }
 
+  /**
+   * Leaves out the hives where the model failed to start within its backoff. When that leaves none
+   * of those that could run it, the last failure is thrown at once (with when it is tried again),
+   * rather than loading a model that fails to load again for every request.
+   */
+  #skipFailedHives(model: string, candidates: PlacementCandidate[]): void {
+    const now = Date.now();
+    let last: { err: unknown; at: number; until: number } | undefined;
+    for (let i = candidates.length - 1; i >= 0; i--) {
+      const failed = this.#spawnFailures.get(`${norm(model)}\0${(candidates[i] as PlacementCandidate).hive.id}`);
+      if (failed === undefined || failed.until <= now) continue;
+      candidates.splice(i, 1);
+      if (last === undefined || failed.at > last.at) last = failed;
+    }
+    if (candidates.length > 0 || last === undefined) return;
+    const inSeconds = Math.max(1, Math.ceil((last.until - now) / 1000));
+    const message = `${last.err instanceof Error ? last.err.message : String(last.err)} (the last start of ${model} failed ${Math.round((now - last.at) / 1000)} s ago; it is tried again in ${inSeconds} s)`;
+    const status = last.err instanceof RbeeError ? last.err.statusCode : 503;
+    const code = last.err instanceof RbeeError ? last.err.code : "worker_start_failed";
+    throw new RbeeError(message, { statusCode: status, code, retryAfterSeconds: inSeconds });
+  }
+
   /** Lets the victims finish their requests (taking no new ones), then stops them. Aborting takes them back. */
   async #evict(
     victims: WorkerEntry[],
@@ -867,20 +897,34 @@ export class Scheduler {
       `spawning ${workerType} worker for ${model} on hive ${hive.id} (${device.id}; needs about ${formatBytes(needBytes)}, ${formatBytes(device.memory_free)} free)`,
     );
     const t0 = performance.now();
-    const report = await this.hives.spawnWorker(
-      hive,
-      {
-        worker_type: workerType,
-        model,
-        device: device.id,
-        ctx_size: o.ctxSize,
-        parallel: o.parallel,
-        threads: o.threads,
-        keep_alive_ms: Number.isFinite(o.keepAliveMs) ? o.keepAliveMs : null,
-        memory_bytes: needBytes,
-      },
-      signal,
-    );
+    const failureKey = `${norm(model)}\0${hive.id}`;
+    let report: Awaited<ReturnType<HiveClient["spawnWorker"]>>;
+    try {
+      report = await this.hives.spawnWorker(
+        hive,
+        {
+          worker_type: workerType,
+          model,
+          device: device.id,
+          ctx_size: o.ctxSize,
+          parallel: o.parallel,
+          threads: o.threads,
+          keep_alive_ms: Number.isFinite(o.keepAliveMs) ? o.keepAliveMs : null,
+          memory_bytes: needBytes,
+        },
+        signal,
+      );
+    } catch (err) {
+      // a worker that could not start (not a cancelled spawn, not a hive out of reach: checkHive handles those)
+      if (!signal.aborted && !(err instanceof UnreachableError)) {
+        const failures = (this.#spawnFailures.get(failureKey)?.failures ?? 0) + 1;
+        const now = Date.now();
+        const until = now + Math.min(SPAWN_RETRY_MAX_MS, SPAWN_RETRY_MS * 2 ** (failures - 1));
+        this.#spawnFailures.set(failureKey, { err, failures, at: now, until });
+      }
+      throw err;
+    }
+    this.#spawnFailures.delete(failureKey);
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     narrate(`hive ${hive.id}`, `worker ${report.worker_id} ready: model loaded in ${seconds} s`);
     this.options.log.info(
