@@ -76,5 +76,10 @@ export const HiveHeartbeat = z.looseObject({
   models: z.array(HiveModel),
   /** The hive's worker catalog: the worker types it can run, with their engines. */
   worker_types: z.array(InstalledWorkerType).optional(),
+  /**
+   * True in the last heartbeat of a hive that stops gracefully (its workers already stopped): the
+   * queen routes and places nothing there from then on, until the hive heartbeats again.
+   */
+  stopping: z.boolean().optional(),
 });
 export type HiveHeartbeat = z.infer<typeof HiveHeartbeat>;

@@ -162,6 +162,8 @@ export const ClusterHive = z.looseObject({
   started_at: Timestamp,
   devices: z.array(Device),
   models: z.array(HiveModel),
+  /** Its last heartbeat said it stops: nothing is routed or placed there (it turns stale, then lost, as it goes quiet). */
+  stopping: z.boolean().optional(),
 });
 export type ClusterHive = z.infer<typeof ClusterHive>;
 

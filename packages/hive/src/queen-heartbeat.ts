@@ -74,10 +74,13 @@ export class QueenHeartbeat {
     await this.#inFlight;
   }
 
-  /** One last heartbeat (best effort, short timeout), so that the queen's last word is the final state. */
+  /**
+   * One last heartbeat (best effort, short timeout), so that the queen's last word is the final
+   * state, and that this hive stops (`stopping: true`): it is gone from routing at once.
+   */
   async sendFinal(timeoutMs = 1000): Promise<void> {
     try {
-      await this.#post(timeoutMs);
+      await this.#post(timeoutMs, true);
     } catch {
       // the queen may be gone
     }
@@ -130,8 +133,8 @@ export class QueenHeartbeat {
     this.#schedule(delay);
   }
 
-  async #post(timeoutMs: number): Promise<void> {
-    const body = await this.#o.payload();
+  async #post(timeoutMs: number, stopping = false): Promise<void> {
+    const body = stopping ? { ...(await this.#o.payload()), stopping: true } : await this.#o.payload();
     const res = await sendRequest(this.#endpoint, {
       method: "POST",
       body,

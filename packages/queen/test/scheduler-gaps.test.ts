@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Hive, type HiveOptions, startHive } from "@rbee/hive";
 import { type Queen, type QueenOptions, startQueen } from "@rbee/queen";
-import { postJson, quietLog, requireStoriesModel, tempRbeeDirs, waitFor } from "@rbee/testing";
+import { getJson, postJson, quietLog, requireStoriesModel, tempRbeeDirs, waitFor } from "@rbee/testing";
 import { afterEach, describe, expect, it } from "vitest";
 
 /**
@@ -95,5 +95,70 @@ describe("the scheduler's gaps (issue 16), real queen, hives and workers", () =>
     expect(r.status, r.text).toBe(200);
     const [worker] = hive.workers();
     expect(worker?.keep_alive_ms).toBe(7 * 60_000);
+  });
+
+  it("a request waits for a worker its hive is restarting, instead of spawning a second one", async () => {
+    const dirs = tempRbeeDirs("gap-restart");
+    const queen = await queenIn(dirs);
+    const hive = await hiveIn(queen, dirs, "hive-a", {
+      restart: { maxRestarts: 5, backoffMs: 1500, maxBackoffMs: 1500, windowMs: 60_000 },
+    });
+    expect((await completion(queen, { model: requireStoriesModel() })).status).toBe(200);
+    const [worker] = hive.workers();
+    const id = worker?.worker_id as string;
+    process.kill(worker?.pid as number, "SIGKILL");
+    await waitFor(
+      () => (queen.registry.workers.get(id)?.report.status === "Starting" ? true : undefined),
+      LONG,
+      "the queen to hear that the hive restarts the worker",
+    );
+    const again = await completion(queen, { model: "stories260k" });
+    expect(again.status, again.text).toBe(200);
+    expect(hive.workers().map((w) => [w.worker_id, w.restarts])).toEqual([[id, 1]]);
+    expect([...queen.registry.workers.keys()]).toEqual([id]);
+  });
+
+  it("a hive that stops gracefully says so in its last heartbeat and is gone from routing at once", async () => {
+    const dirs = tempRbeeDirs("gap-stop");
+    const queen = await queenIn(dirs);
+    const hive = await hiveIn(queen, dirs, "hive-a");
+    expect((await completion(queen, { model: requireStoriesModel() })).status).toBe(200);
+    expect(queen.registry.findModel("stories260k")).toHaveLength(1);
+    await hive.close();
+    // at once: not after 3 heartbeat intervals of silence
+    const hives = (await getJson(`${queen.url}/v1/cluster`)).body.hives;
+    expect(hives).toMatchObject([{ id: "hive-a", state: "live", stopping: true }]);
+    expect(queen.registry.findModel("stories260k")).toEqual([]);
+    expect(queen.registry.routableWorkers("stories260k")).toEqual([]);
+    const refused = await completion(queen, { model: "stories260k" });
+    expect(refused.status).toBeGreaterThanOrEqual(400);
+    expect(refused.body.error.message).not.toMatch(/cannot reach/);
+  });
+
+  it("a hive that comes back after its models were placed elsewhere is reconciled: no worker beyond the minimum stays", async () => {
+    const dirs = tempRbeeDirs("gap-return");
+    const queen = await queenIn(dirs);
+    const a = await hiveIn(queen, dirs, "hive-a");
+    expect((await completion(queen, { model: requireStoriesModel() })).status).toBe(200);
+    const [original] = a.workers();
+    const b = await hiveIn(queen, dirs, "hive-b");
+    const added = await postJson(`${b.url}/v1/models`, { ref: requireStoriesModel() }, { token: b.token });
+    expect(added.status, added.text).toBe(200);
+    await waitFor(() => (queen.registry.findModel("stories260k").length === 2 ? true : undefined), LONG);
+    // hive-a found unreachable (as when one of its workers refuses a connection and the hive does not
+    // answer): its model is placed on hive-b at once; its next heartbeat (within a second) brings it
+    // back with its worker
+    queen.registry.suspect("hive-a", "the test says it did not answer");
+    expect(queen.registry.hives.get("hive-a")?.state).toBe("stale");
+    expect(queen.scheduler.stats.replacements).toBe(1);
+    await waitFor(() => (queen.registry.hives.get("hive-a")?.state === "live" ? true : undefined), LONG);
+    // whatever hive-b was given meanwhile goes again, long before any keep-alive
+    await waitFor(
+      () => (b.workers().length === 0 && queen.registry.workers.size === 1 ? true : undefined),
+      30_000,
+      "the replacement on hive-b to be given up",
+    );
+    expect([...queen.registry.workers.keys()]).toEqual([original?.worker_id]);
+    expect((await completion(queen, { model: "stories260k" })).status).toBe(200);
   });
 });

@@ -20,7 +20,7 @@ function progressOf(ctx: JobContext) {
 /** The hives a model operation may use: the one named, or every live one. */
 function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
   const live = [...deps.registry.hives.values()].filter(
-    (h) => h.state === "live" && h.url !== "" && (hive === undefined || h.id === hive),
+    (h) => deps.registry.isUsable(h) && h.url !== "" && (hive === undefined || h.id === hive),
   );
   if (live.length === 0) {
     throw new RbeeError(

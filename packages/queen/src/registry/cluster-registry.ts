@@ -31,6 +31,8 @@ export interface HiveEntry {
   workerTypes?: InstalledWorkerType[] | undefined;
   lastSeen: number;
   state: HiveState;
+  /** Its last heartbeat said it stops gracefully: nothing is routed or placed there. */
+  stopping?: boolean;
 }
 
 /** What a worker serves: what its hive or its own heartbeat says, else what its type's descriptor says. */
@@ -105,6 +107,7 @@ export class ClusterRegistry {
       workerTypes: hb.worker_types,
       lastSeen: now,
       state: "live",
+      ...(hb.stopping === true ? { stopping: true } : {}),
     };
     this.hives.set(hb.hive_id, entry);
     if (!existing) this.#emit({ type: "hive_joined", at: now, hive_id: hb.hive_id, url: entry.url });
@@ -274,7 +277,12 @@ export class ClusterRegistry {
     if (w.report.stale === true) return false;
     // a hand-started worker answers for itself: stale after 3 of its own missed heartbeats
     if (w.hiveId === DIRECT_HIVE_ID) return now - w.lastReport <= 3 * this.#intervalMs;
-    return this.hives.get(w.hiveId)?.state === "live";
+    return this.isUsable(this.hives.get(w.hiveId));
+  }
+
+  /** A hive requests may go to and workers may be placed on: live, and not stopping. */
+  isUsable(hive: HiveEntry | undefined): hive is HiveEntry {
+    return hive?.state === "live" && hive.stopping !== true;
   }
 
   /** Workers that can take a request for `model` now (that serve `capability`, when given). */
@@ -296,7 +304,7 @@ export class ClusterRegistry {
         norm(w.report.model) === m &&
         w.report.status === "Starting" &&
         !w.stopping &&
-        this.hives.get(w.hiveId)?.state === "live",
+        this.isUsable(this.hives.get(w.hiveId)),
     );
   }
 
@@ -305,7 +313,7 @@ export class ClusterRegistry {
     const r = norm(ref);
     const out: Array<{ hive: HiveEntry; model: HiveModel }> = [];
     for (const hive of this.hives.values()) {
-      if (hive.state !== "live") continue;
+      if (!this.isUsable(hive)) continue;
       for (const model of hive.models) {
         if (model.status !== "Available") continue;
         if (norm(model.id) === r || model.path === ref) out.push({ hive, model });
@@ -363,6 +371,7 @@ export class ClusterRegistry {
         version: h.version,
         state: h.state,
         last_seen_ms: now - h.lastSeen,
+        ...(h.stopping ? { stopping: true } : {}),
         started_at: h.startedAt,
         devices: h.devices,
         models: h.models,

@@ -14,7 +14,12 @@ import {
 } from "@rbee/contract";
 import { type Logger, UnreachableError } from "@rbee/server-kit";
 import { findWorkerType, UnknownWorkerTypeError, workerTypeIds } from "@rbee/worker-types";
-import type { ClusterRegistry, HiveEntry, WorkerEntry } from "../registry/cluster-registry.js";
+import {
+  type ClusterRegistry,
+  type HiveEntry,
+  type WorkerEntry,
+  workerCapabilities,
+} from "../registry/cluster-registry.js";
 import type { ReplicaSpec, ReplicaStore } from "../store/replica-store.js";
 import type { HiveClient, ModelProgress } from "./hive-client.js";
 import {
@@ -110,6 +115,8 @@ interface PendingSpawn {
   needBytes: number;
   /** The type being started: requests join it only if it serves what they need. */
   workerType: WorkerTypeDescriptor;
+  /** Started in place of a lost hive's worker or for a minimum: given up if that hive comes back. */
+  replacement?: boolean;
 }
 
 /** How long a hive has to answer /health when one of its workers refused a connection. */
@@ -158,6 +165,8 @@ export class Scheduler {
   #changeWaiters = new Set<() => void>();
   #changeQueued = false;
   #replicaRetry = new Map<string, { failures: number; at: number }>();
+  /** Workers started in place of a lost hive's or for a minimum: the first to go when that hive comes back. */
+  #replacements = new Set<string>();
   /** Failed starts by "model\0hive": requests do not start the model there again until `until`. */
   #spawnFailures = new Map<string, { err: unknown; failures: number; at: number; until: number }>();
   readonly #startedAt = Date.now();
@@ -176,6 +185,9 @@ export class Scheduler {
             : `hive ${e.hive_id} is unreachable (${e.reason})`;
         this.#hiveDown(e.hive_id, why);
       }
+      // after the rest of its heartbeat (its workers) is in
+      if (e.type === "hive_state" && e.state === "live") setImmediate(() => this.#trimReplacements(e.hive_id));
+      if (e.type === "worker_removed") this.#replacements.delete(e.worker_id);
       if (e.type !== "worker_added") this.#changed();
     });
   }
@@ -269,7 +281,7 @@ export class Scheduler {
 
   /** Hives that can take work now, those on the queen's own machine first; none is an error unless `required` is false. */
   #liveHives(required = true): HiveEntry[] {
-    const live = [...this.registry.hives.values()].filter((h) => h.state === "live" && h.url !== "");
+    const live = [...this.registry.hives.values()].filter((h) => this.registry.isUsable(h) && h.url !== "");
     if (live.length === 0 && required) {
       throw new RbeeError("no hive is connected to the queen; start one with `rbee hive start` (or `rbee up`)", {
         statusCode: 503,
@@ -364,7 +376,7 @@ export class Scheduler {
         just.delete(hiveId);
         continue;
       }
-      if (hive.state === "live" && !found.some((f) => f.hive.id === hiveId)) found.push({ hive, model });
+      if (this.registry.isUsable(hive) && !found.some((f) => f.hive.id === hiveId)) found.push({ hive, model });
     }
     if (just.size === 0) this.#provisioned.delete(norm(ref));
     return found;
@@ -479,6 +491,7 @@ export class Scheduler {
         workerType: spec.worker_type,
         keepAliveMs: Number.POSITIVE_INFINITY,
       });
+      this.#markReplacement(pending);
       pending.promise.then(
         () => this.#replicaRetry.delete(norm(model)),
         (err: unknown) => this.#failedReplica(model, err, Date.now()),
@@ -593,6 +606,7 @@ export class Scheduler {
     }
     this.#waiting.set(key, waiting + 1);
     let toldWaiting = false;
+    let toldRestarting = false;
     try {
       for (let attempt = 1; ; attempt++) {
         // a spawn under way for the model (for requests, a minimum, or a lost hive's model) serves
@@ -603,6 +617,20 @@ export class Scheduler {
           throw new WorkerUnavailableError(
             `no worker for ${model} can take requests now, and no hive has it in its catalog to start another${this.#unusableCopies(model)}; see \`rbee status\``,
           );
+        }
+        // a worker of the model its hive is (re)starting: wait for it rather than start a second one
+        const restarting = pending
+          ? undefined
+          : this.registry.startingWorkers(model).find((w) => workerCapabilities(w).includes(o.capability));
+        if (restarting) {
+          if (!toldRestarting)
+            o.narrate?.("queen", `waiting for worker ${restarting.id}, which hive ${restarting.hiveId} is restarting`);
+          toldRestarting = true;
+          await this.#nextChange(o.signal);
+          const ready = this.#pick(model, o.exclude, o.prefer, o.capability);
+          if (ready) return ready;
+          attempt--;
+          continue;
         }
         if (pending) o.narrate?.("queen", `waiting for the ${model} worker that is starting`);
         else {
@@ -994,9 +1022,55 @@ export class Scheduler {
     const failed = (err: unknown) =>
       log.warn({ model, err: (err as Error).message }, "could not place the lost hive's model again");
     try {
-      this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, { keepAliveMs: w.keepAliveMs }).promise.catch(failed);
+      const pending = this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, { keepAliveMs: w.keepAliveMs });
+      this.#markReplacement(pending);
+      pending.promise.catch(failed);
     } catch (err) {
       failed(err);
+    }
+  }
+
+  #markReplacement(pending: PendingSpawn): void {
+    pending.replacement = true;
+    pending.promise.then(
+      (w) => this.#replacements.add(w.id),
+      () => {},
+    );
+  }
+
+  /**
+   * A hive came back (live again after stale or lost) with its workers, after their models were
+   * placed elsewhere: each model keeps what its minimum asks (at least one worker), and the
+   * replacements beyond that go: spawns still under way are given up (unless requests wait for
+   * them), idle replacement workers are drained and stopped.
+   */
+  #trimReplacements(hiveId: string): void {
+    const models = new Map<string, string>();
+    for (const w of this.registry.workers.values())
+      if (w.hiveId === hiveId && this.registry.isRoutable(w)) models.set(norm(w.report.model), w.report.model);
+    for (const [m, model] of models) {
+      let extra = this.#countReplicas(model) - Math.max(1, this.options.replicas.get(model)?.replicas ?? 0);
+      const why = `hive ${hiveId} came back with a worker of ${model}`;
+      for (const p of this.#pending.values()) {
+        if (extra <= 0) break;
+        if (!p.replacement || p.waiters > 0 || norm(p.model) !== m || p.hiveId === hiveId) continue;
+        p.abort.abort(new Error(why));
+        extra--;
+      }
+      for (const w of [...this.registry.workers.values()]) {
+        if (extra <= 0) break;
+        if (!this.#replacements.has(w.id) || norm(w.report.model) !== m || w.hiveId === hiveId) continue;
+        if (w.stopping || w.draining) continue;
+        extra--;
+        this.#replacements.delete(w.id);
+        this.options.log.info(
+          { worker_id: w.id, model, hive_id: hiveId },
+          "stopping a replacement: its hive came back",
+        );
+        this.drainWorker(w, why, new AbortController().signal).catch((err: unknown) =>
+          this.options.log.warn({ worker_id: w.id, err: (err as Error).message }, "could not stop a replacement"),
+        );
+      }
     }
   }
 
