@@ -1091,6 +1091,8 @@ export class Scheduler {
     for (const w of this.registry.workers.values()) {
       if (w.stopping || w.inFlight > 0 || !Number.isFinite(w.keepAliveMs)) continue;
       if (now - w.lastActivity < w.keepAliveMs) continue;
+      // still loading, or requests wait to take it (a spawn's keep-alive counts once it has served them)
+      if (w.report.status === "Starting" || (this.#waiting.get(norm(w.report.model)) ?? 0) > 0) continue;
       const hive = this.registry.hives.get(w.hiveId);
       if (!hive?.url || hive.state !== "live") continue;
       const minimum = this.options.replicas.get(w.report.model)?.replicas ?? 0;
