@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import {
   type ChatMessage,
+  DEFAULT_ENGINE_START_TIMEOUT_MS,
   type Device,
   defaultContextSize,
   type EmbedRequest,
@@ -39,8 +40,7 @@ import { LLAMA_SERVER_HINT } from "./find-llama-server.js";
 import { llamaServerArgs } from "./llama-server-args.js";
 import { ApplyTemplateReply, CompletionChunk, PropsReply } from "./llama-server-replies.js";
 
-/** How long llama-server may take to load its model before the adapter gives up (below the hive's 120 s). */
-export const DEFAULT_ENGINE_START_TIMEOUT_MS = 100_000;
+export { DEFAULT_ENGINE_START_TIMEOUT_MS };
 
 export interface LlamaServerEngineOptions {
   /** The llama-server binary. */

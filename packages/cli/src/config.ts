@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_PORTS } from "@rbee/contract";
-import { cacheDir, configDir } from "@rbee/server-kit";
+import { cacheDir, configDir } from "@rbee/server-kit/client";
 import { CliError, EXIT } from "./exit-codes.js";
 
 /**

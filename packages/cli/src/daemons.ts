@@ -4,9 +4,9 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseJson } from "@rbee/contract";
-import { isPidAlive, readBody, sendRequest, TlsTrustError } from "@rbee/server-kit";
+import { isPidAlive, readBody, sendRequest, TlsTrustError } from "@rbee/server-kit/client";
 
-export { freePort } from "@rbee/server-kit";
+export { freePort } from "@rbee/server-kit/client";
 
 import { CliError } from "./exit-codes.js";
 

@@ -1,5 +1,5 @@
 import { DEFAULT_PORTS } from "@rbee/contract";
-import { envInt, envString, tlsFilesFrom } from "@rbee/server-kit";
+import { envInt, envString, tlsFilesFrom } from "@rbee/server-kit/client";
 import { type CliConfig, isLoopbackUrl, urlPort } from "./config.js";
 import {
   type DaemonName,

@@ -23,7 +23,7 @@ import {
   streamSse,
   toStatusError,
   UnreachableError,
-} from "@rbee/server-kit";
+} from "@rbee/server-kit/client";
 import { type CliConfig, DEFAULT_CLIENT_TIMEOUT_MS, isLoopbackUrl } from "./config.js";
 import { CliError, EXIT, exitCodeForError } from "./exit-codes.js";
 

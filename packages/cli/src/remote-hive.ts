@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { createGzip } from "node:zlib";
 import { parseJson } from "@rbee/contract";
-import { loadOrCreateClusterToken } from "@rbee/server-kit";
+import { loadOrCreateClusterToken } from "@rbee/server-kit/client";
 import { type CliConfig, isLoopbackUrl, urlPort } from "./config.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { isLoopbackHost, type ResolvedHive } from "./hives-conf.js";

@@ -10,6 +10,7 @@ export * from "./infer.js";
 export * from "./jobs.js";
 export * from "./protocol.js";
 export * from "./queen-api.js";
+export * from "./read-infer-response.js";
 export * from "./schemas.js";
 export * from "./sse.js";
 export * from "./validate.js";

@@ -176,6 +176,9 @@ export interface WorkerTypeDescriptor {
  */
 export const LLAMA_CPP_DEFAULTS = Object.freeze({ maxContextSize: 4096, parallel: 4 });
 
+/** How long llama-server may take to load its model before its adapter gives up (below the hive's 120 s). */
+export const DEFAULT_ENGINE_START_TIMEOUT_MS = 100_000;
+
 /** The context per sequence a llama.cpp worker uses for a model whose training context is `trained` (0: unknown). */
 export function defaultContextSize(trained: number | undefined): number {
   return Math.min(trained || LLAMA_CPP_DEFAULTS.maxContextSize, LLAMA_CPP_DEFAULTS.maxContextSize);

@@ -7,7 +7,9 @@ import { describe, expect, it } from "vitest";
 import {
   HeartbeatCommand,
   InferRequest,
+  InferResponse,
   parseOrThrow,
+  readInferResponse,
   safeParse,
   WIRE_SCHEMAS,
   WorkerHeartbeat,
@@ -71,6 +73,40 @@ describe("contract schemas", () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("readInferResponse: the queen's cheap read of a worker's answer", () => {
+  const plain = { text: "Once", tokens_generated: 1, prompt_tokens: 4, duration_ms: 2.5, finish_reason: "length" };
+  const samples: unknown[] = [
+    plain,
+    { ...plain, cached_tokens: 3, time_to_first_token_ms: 1, stop_sequence: "\n", model: "m", extra: { kept: true } },
+    { ...plain, text: 5 },
+    { ...plain, tokens_generated: -1 },
+    { ...plain, prompt_tokens: 1.5 },
+    { ...plain, duration_ms: -1 },
+    { ...plain, finish_reason: "eos" },
+    { ...plain, cached_tokens: "3" },
+    { ...plain, model: null },
+    {
+      ...plain,
+      finish_reason: "tool_calls",
+      tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }],
+    },
+    { ...plain, tool_calls: [{ id: 1 }] },
+    { ...plain, logprobs: [{ token: "x", logprob: -1, bytes: [120], top_logprobs: [] }] },
+    { ...plain, logprobs: "no" },
+    [plain],
+    null,
+    "text",
+  ];
+  it("accepts and refuses exactly what the InferResponse schema does, and keeps unknown fields", () => {
+    for (const sample of samples) {
+      const read = readInferResponse(sample, "a sample");
+      const parsed = InferResponse.safeParse(sample);
+      expect(read.ok, JSON.stringify(sample)).toBe(parsed.success);
+      if (read.ok && parsed.success) expect(read.value).toEqual(parsed.data);
     }
   });
 });

@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream, existsSync, type WriteStream } fro
 import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
-import { isPidAlive } from "@rbee/server-kit";
+import { isPidAlive } from "@rbee/server-kit/client";
 import { parseCmakeProgress } from "./cmake-progress.js";
 import { type Backend, buildId, type EngineId, llamaCppPaths } from "./layout.js";
 import { type LlamaCppSource, llamaCppSource } from "./llama-source.js";

@@ -1,6 +1,6 @@
 import { readdir, realpath } from "node:fs/promises";
 import { join } from "node:path";
-import { enginesDir as defaultEnginesDir } from "@rbee/server-kit";
+import { enginesDir as defaultEnginesDir } from "@rbee/server-kit/client";
 import { type Backend, ENGINE_IDS, type EngineId, llamaCppPaths, PATH_NAMES } from "./layout.js";
 import { DEFAULT_PROBE_TIMEOUT_MS, VersionProbeCache } from "./probe-version.js";
 import { EngineBuildRecord, readRecord } from "./records.js";

@@ -13,7 +13,7 @@ import {
   removeEngine,
   UnknownEngineError,
 } from "@rbee/engines";
-import { enginesDir } from "@rbee/server-kit";
+import { enginesDir } from "@rbee/server-kit/client";
 import { Command, InvalidArgumentError } from "commander";
 import { printJson } from "../context.js";
 import { CliError, EXIT } from "../exit-codes.js";

@@ -1,5 +1,5 @@
 import { delimiter, resolve } from "node:path";
-import { envInt } from "@rbee/server-kit";
+import { envInt } from "@rbee/server-kit/client";
 import { Command, Option } from "commander";
 import type { CliConfig } from "../config.js";
 import { clientOf, configOf, printJson } from "../context.js";

@@ -1,6 +1,5 @@
-import { DEFAULT_ENGINE_START_TIMEOUT_MS } from "@rbee/adapter-llama-server";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, LLAMA_CPP_DEFAULTS } from "@rbee/contract";
-import { envInt, envString } from "@rbee/server-kit";
+import { DEFAULT_ENGINE_START_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, LLAMA_CPP_DEFAULTS } from "@rbee/contract";
+import { envInt, envString } from "@rbee/server-kit/client";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError, EXIT } from "../exit-codes.js";
 import { intArg, secondsArg, urlArg } from "../parse.js";

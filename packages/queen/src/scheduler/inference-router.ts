@@ -3,9 +3,10 @@ import {
   EmbedResponse,
   ErrorEvent,
   type InferRequest,
-  InferResponse,
+  type InferResponse,
   parseJson,
   RbeeError,
+  readInferResponse,
   SseParser,
   safeParse,
   type TokenLogprob,
@@ -17,6 +18,7 @@ import {
   HttpStatusError,
   type Logger,
   requestJson,
+  requestJsonWith,
   sendRequest,
   toStatusError,
   UnreachableError,
@@ -92,7 +94,7 @@ export class InferenceRouter {
       const what = `worker ${lease.worker.id}`;
       const response = o.onToken
         ? await this.#stream(url, body, what, { ...o, signal }, started)
-        : await requestJson(url, InferResponse, {
+        : await requestJsonWith(url, readInferResponse, {
             body,
             token: this.token,
             signal,
@@ -234,7 +236,7 @@ export class InferenceRouter {
             wait.then(() => res.resume(), fail);
           }
         } else if (e.event === "done") {
-          const done = safeParse(InferResponse, parsed.value, `done event from ${what}`);
+          const done = readInferResponse(parsed.value, `done event from ${what}`);
           if (!done.ok) return bad(`sent a malformed done event: ${done.error.message}`);
           settled = true;
           resolve(done.value);
