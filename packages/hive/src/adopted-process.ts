@@ -23,17 +23,16 @@ export function looksLikeWorker(pid: number): boolean {
 
 /**
  * Whether the pid is the worker `workerId` (its command line or the environment its hive gave it
- * names it, or it is a spare worker process, whose arguments came on stdin), before a hive takes a remembered worker back after a restart. Linux: read from /proc;
+ * names it; a spare worker process that became it names it in its title), before a hive takes a remembered worker back after a restart. Linux: read from /proc;
  * elsewhere: assumed.
  */
 export function isWorkerProcess(pid: number, workerId: string): boolean {
   if (!isPidAlive(pid)) return false;
   if (process.platform !== "linux") return true;
-  const args = procStrings(pid, "cmdline") ?? [];
+  // a spare worker (`rbee worker warm`) got its arguments on stdin and shows them as its title: one string
+  const args = (procStrings(pid, "cmdline") ?? []).flatMap((a) => a.split(" "));
   if (args.some((a, i) => a === `--worker-id=${workerId}` || (a === "--worker-id" && args[i + 1] === workerId)))
     return true;
-  // a spare worker (`rbee worker warm`) got its arguments on stdin: its command line names no worker
-  if (args.includes("worker") && args.at(-1) === "warm") return true;
   return procStrings(pid, "environ")?.includes(`RBEE_WORKER_ID=${workerId}`) === true;
 }
 

@@ -55,6 +55,9 @@ describe.runIf(process.platform === "linux")(
       const report = HiveWorkerReport.parse(spawned.body);
       expect(report.pid).toBe(spare);
       workerPid = report.pid as number;
+      // it shows what it became (ps, and the hive's identity check of a worker it takes back)
+      const cmdline = (await readFile(`/proc/${workerPid}/cmdline`, "utf8")).replaceAll("\0", " ");
+      expect(cmdline).toMatch(/^rbee worker serve llm --worker-id=llm-spare /);
       const infer = await postJson(
         `${report.url}/v1/infer`,
         { prompt: "Once upon a time", max_tokens: 12, temperature: 0 },

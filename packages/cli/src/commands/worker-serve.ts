@@ -253,6 +253,11 @@ export function workerWarmCommand(): Command {
       if (!Array.isArray(args) || args[0] !== "serve" || !args.every((a) => typeof a === "string")) {
         throw new CliError("a warm worker expects one JSON array of `worker serve ...` arguments on stdin", EXIT.usage);
       }
+      // seen as the worker it became (ps, and the hive's identity check after a restart): its id first,
+      // in case the title is cut to the room the original command line had
+      const [type, ...flags] = args.slice(1) as string[];
+      const id = flags.filter((f) => f.startsWith("--worker-id="));
+      process.title = ["rbee", "worker", "serve", type, ...id, ...flags.filter((f) => !id.includes(f))].join(" ");
       const serve = workerServeCommand();
       serve.exitOverride();
       await serve.parseAsync(args.slice(1), { from: "user" });
