@@ -5,8 +5,12 @@ import { WorkerStartError } from "./errors.js";
 import { describeExit, type ExitInfo } from "./exit-reason.js";
 import { formatLogLine, isHealthPollLine, openWorkerLog, readLastLines } from "./worker-log-file.js";
 
-/** How often GET /health is polled while a worker starts. */
-const READY_POLL_MS = 25;
+/**
+ * How often GET /health is polled while a worker starts: often in its first second (a spare worker
+ * is ready within a few hundred ms), then every 100 ms (each poll is a request and a log line in
+ * the worker, which is loading its model meanwhile).
+ */
+const readyPollMs = (sinceStartMs: number) => (sinceStartMs < 1000 ? 25 : 100);
 /** Log lines quoted in a start error. */
 const LOG_TAIL_LINES = 20;
 /** The line the hive writes into a worker's log before each start. */
@@ -118,7 +122,8 @@ export class WorkerProcess {
         if (this.#state === "starting") this.#state = "ready";
         return;
       }
-      await this.#pause(Math.min(READY_POLL_MS, Math.max(0, deadline - Date.now())), signal);
+      const pollMs = readyPollMs(Date.now() - this.startedAt.getTime());
+      await this.#pause(Math.min(pollMs, Math.max(0, deadline - Date.now())), signal);
     }
   }
 
