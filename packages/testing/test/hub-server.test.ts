@@ -274,6 +274,17 @@ describe("hub server: faults", () => {
     expect((await (await viaCdn("blobs/blob.bin")).arrayBuffer()).byteLength).toBe(BLOB.length);
   });
 
+  it("corruptOnce flips one byte of one response (same length, another sha256), then serves the file intact", async () => {
+    hub.faults.corruptOnce = true;
+    const bad = Buffer.from(await (await viaCdn("stories260K.gguf")).arrayBuffer());
+    expect(bad.length).toBe(stories.length);
+    expect(sha256(bad)).not.toBe(STORIES_SHA256);
+    expect(bad.filter((b, i) => b !== stories[i]).length).toBe(1);
+    expect(hub.faults.corruptOnce).toBeUndefined();
+    expect(sha256(Buffer.from(await (await viaCdn("stories260K.gguf")).arrayBuffer()))).toBe(STORIES_SHA256);
+    expect(sha256(Buffer.from(await (await viaCdn("blobs/blob.bin")).arrayBuffer()))).toBe(sha256(BLOB));
+  });
+
   it("wrongSha256 advertises another sha256 while the bytes stay right", async () => {
     hub.faults.wrongSha256 = true;
     const tree = (await (await get(`/api/models/${REPO}/tree/main`)).json()) as any[];

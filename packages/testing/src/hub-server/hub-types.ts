@@ -17,6 +17,8 @@ export interface HubFaults {
   dropAfterBytes?: number;
   /** With dropAfterBytes: drop one response only, then clear dropAfterBytes. */
   dropOnce?: boolean;
+  /** Flip one byte of the next file response's body, then clear itself: bytes corrupted in flight (the advertised sha256 stays right). */
+  corruptOnce?: boolean;
   /** Advertise a wrong sha256 (tree `lfs.oid`, siblings, `X-Linked-Etag`, CDN `ETag`); the bytes stay right. */
   wrongSha256?: boolean;
   /** Answer every request (API, resolve, CDN) with this status while `times` lasts (forever without it). */
