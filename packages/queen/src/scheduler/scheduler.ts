@@ -240,10 +240,16 @@ export class Scheduler {
     o: ResolveOptions = {},
   ): Promise<{ model: string; hiveModels: Array<{ hive: HiveEntry; model: HiveModel }> }> {
     const onHive = (h: { hive: HiveEntry }) => o.hive === undefined || h.hive.id === o.hive;
-    const found = this.#holders(ref).find(onHive);
-    if (found) return { model: found.model.id, hiveModels: this.#holders(found.model.id) };
-    const running = [...this.registry.workers.values()].find((w) => w.report.model.toLowerCase() === ref.toLowerCase());
-    if (running && o.hive === undefined) return { model: running.report.model, hiveModels: [] };
+    const known = () => {
+      const found = this.#holders(ref).find(onHive);
+      if (found) return { model: found.model.id, hiveModels: this.#holders(found.model.id) };
+      const running = [...this.registry.workers.values()].find((w) => norm(w.report.model) === norm(ref));
+      if (running && o.hive === undefined) return { model: running.report.model, hiveModels: [] };
+      return undefined;
+    };
+    const now = known() ?? (await this.#firstHeartbeatRound(known, o.signal));
+    if (now) return now;
+    if (o.hive !== undefined) this.#requireLiveHive(o.hive);
     if (isAbsolute(ref))
       return this.#registerPath(
         ref,
@@ -258,6 +264,44 @@ export class Scheduler {
       );
     }
     return this.#fetch(ref, live, o);
+  }
+
+  /** A hive a request pins (`hive`) that cannot take work now is a clear error, whatever else would fail later. */
+  #requireLiveHive(id: string): void {
+    if (this.#liveHives(false).some((h) => h.id === id)) return;
+    const known = [...this.registry.hives.keys()].join(", ") || "none";
+    const state = this.registry.hives.get(id)?.state;
+    throw new RbeeError(`hive '${id}' is not connected${state ? ` (it is ${state})` : ""}; hives: ${known}`, {
+      statusCode: 400,
+      code: "hive_not_found",
+      param: "hive",
+    });
+  }
+
+  /**
+   * A queen that has just started has not heard every hive yet (they retry within an interval): a
+   * model it does not know of then may well be on a hive whose heartbeat is on its way. Until the
+   * first round of heartbeats is over (settleMs), wait for `known` to find it rather than answer
+   * that it does not exist, or fetch it anew.
+   */
+  async #firstHeartbeatRound<T>(known: () => T | undefined, signal?: AbortSignal): Promise<T | undefined> {
+    const left = this.#startedAt + this.options.settleMs - Date.now();
+    if (left <= 0) return undefined;
+    return new Promise<T | undefined>((resolve) => {
+      const finish = (v: T | undefined) => {
+        clearTimeout(timer);
+        unsubscribe();
+        signal?.removeEventListener("abort", onAbort);
+        resolve(v);
+      };
+      const onAbort = () => finish(undefined);
+      const timer = setTimeout(() => finish(undefined), left);
+      const unsubscribe = this.registry.subscribe(() => {
+        const v = known();
+        if (v) finish(v);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   /** Hives that can take work now, those on the queen's own machine first; none is an error unless `required` is false. */
@@ -380,14 +424,7 @@ export class Scheduler {
             progress: o.progress,
             workerType: type.id,
           });
-    if (o.hive !== undefined && !this.#liveHives(false).some((h) => h.id === o.hive)) {
-      const known = [...this.registry.hives.keys()].join(", ") || "none";
-      throw new RbeeError(`hive '${o.hive}' is not connected; hives: ${known}`, {
-        statusCode: 400,
-        code: "hive_not_found",
-        param: "hive",
-      });
-    }
+    if (o.hive !== undefined) this.#requireLiveHive(o.hive);
     if (hiveModels.length === 0 && type.artifact !== "none") {
       throw new WorkerUnavailableError(
         `no hive has ${model} in its catalog to start a worker from; see \`rbee model ls\``,
