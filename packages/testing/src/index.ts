@@ -5,6 +5,7 @@ export {
   describeWorkerConformance,
   type WorkerUnderTest,
 } from "./conformance.js";
+export { type ChaosReport, FAULT_KINDS, formatReport, runChaos } from "./chaos/chaos-run.js";
 export { HiveGroup, type QueenProcess, startQueenProcess } from "./daemons.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
 export * from "./fixtures/ollama-api/index.js";

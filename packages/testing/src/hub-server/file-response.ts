@@ -53,7 +53,7 @@ const CHUNK = 1024 * 1024;
 /**
  * Answers a GET or HEAD for a file's bytes: `Accept-Ranges`, `ETag`, 206 with `Content-Range` for
  * a range, 416 past the end, `If-Range` honoured; and the file faults (ignoreRange, bytesPerSecond,
- * dropAfterBytes/dropOnce, corruptOnce).
+ * dropAfterBytes/dropOnce, corruptByteAt).
  */
 export async function sendFileBytes(
   req: IncomingMessage,
@@ -140,11 +140,11 @@ async function streamBody(
       const buf = next && !rate && dropAt === undefined ? await next : await read(pos, n);
       next = undefined;
       let bytes = buf.length > n ? buf.subarray(0, n) : buf;
-      if (faults.corruptOnce && bytes.length > 0) {
-        delete faults.corruptOnce;
+      const corruptAt = faults.corruptByteAt;
+      if (corruptAt !== undefined && corruptAt >= pos && corruptAt < pos + bytes.length) {
+        delete faults.corruptByteAt;
         bytes = Buffer.from(bytes); // a copy: in-memory files stay as they are
-        const at = bytes.length >> 1;
-        bytes[at] = (bytes[at] ?? 0) ^ 0xff;
+        bytes[corruptAt - pos] = (bytes[corruptAt - pos] ?? 0) ^ 0xff;
       }
       if (rate) await ctx.throttle.take(bytes.length, rate);
       if (gone) return;
