@@ -8,7 +8,7 @@ import {
   durabilityViolations,
   markedProcesses,
 } from "./chaos-checks.js";
-import { type ChaosCluster as Cluster, ChaosCluster, type ChaosHive, HUB_REPO } from "./chaos-cluster.js";
+import { ChaosCluster, type ChaosHive, HUB_REPO } from "./chaos-cluster.js";
 import { ChaosLoad } from "./chaos-load.js";
 
 export const FAULT_KINDS = [
@@ -348,7 +348,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   };
 }
 
-async function knownWorkers(c: Cluster) {
+async function knownWorkers(c: ChaosCluster) {
   const r = await fetch(`${c.queenUrl}/v1/cluster`, { headers: { authorization: `Bearer ${c.token}` } });
   return ((await r.json()) as { workers: Array<{ worker_id: string; hive_id: string; pid: number | null }> }).workers;
 }
