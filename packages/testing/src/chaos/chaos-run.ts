@@ -25,7 +25,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface ChaosOptions {
   seed: number;
-  /** Faults are injected until this much time has passed (the last one still recovers). */
+  /** Faults are injected until this much time has passed (the last one still recovers), and every kind at least once. */
   durationMs: number;
   clients?: number;
   /** A request that has not ended after this long is a hang. */
@@ -286,7 +286,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     const faultsFrom = Date.now();
     let round: FaultKind[] = [];
-    while (Date.now() - faultsFrom < o.durationMs) {
+    // every kind at least once, however short the run
+    while (Date.now() - faultsFrom < o.durationMs || faults.length < FAULT_KINDS.length) {
       // every kind once per round, in an order the seed decides
       if (round.length === 0) round = shuffle(rng, [...FAULT_KINDS]);
       const kind = round.shift() as FaultKind;
