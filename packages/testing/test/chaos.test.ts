@@ -31,10 +31,10 @@ describe(`chaos, short form (seed ${SEED}, ${SECONDS} s of faults)`, () => {
         durationMs: SECONDS * 1000,
         log: (line) => {
           lines.push(line);
-          console.log(line);
+          process.stdout.write(`${line}\n`); // one plain line per fault, as it happens
         },
       });
-      for (const line of formatReport(report)) console.log(line);
+      process.stdout.write(`${formatReport(report).join("\n")}\n`);
       expect(report.violations, `seed ${SEED} (RBEE_CHAOS_SEED=${SEED} replays it):\n${lines.join("\n")}`).toEqual([]);
       // the run did what it says: every kind of fault, real requests that succeeded, checked catalogs
       expect(Object.keys(report.faults_by_kind).sort()).toEqual([...FAULT_KINDS].sort());
