@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { Rng } from "../fuzz.js";
 import { postJson, runJob, waitFor } from "../http.js";
 import { requireStoriesModel } from "../paths.js";
@@ -131,9 +132,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       detail.push("a key created just before");
     }
     const alias = `chaos-conf-${++hiveConfSeq}`;
-    const adding = cluster.addHivesConfEntry(alias, `10.9.0.${hiveConfSeq % 250}`).then(() => {
-      durables.hivesConf.push(alias);
-    });
+    // hives.conf is the CLI's: an entry added while the queen dies is kept like any other
+    const adding = cluster.addHivesConfEntry(alias, `10.9.0.${hiveConfSeq % 250}`).then(
+      () => durables.hivesConf.push(alias),
+      (err: unknown) => violations.push(`kill-queen: ${(err as Error).message}`),
+    );
     await sleep(rng.int(400));
     queenDownSince = Date.now();
     cluster.queen.child.kill("SIGKILL");
@@ -165,7 +168,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const file = `stories-${++downloadSeq}.gguf`;
     await cluster.hub.setFile(HUB_REPO, file, { path: requireStoriesModel() });
     const model = `${HUB_REPO}:${file}`;
-    const size = 1_185_376;
+    const size = statSync(requireStoriesModel()).size;
     cluster.hub.faults.bytesPerSecond = 400_000; // about 3 s in flight
     if (mode === "truncated") Object.assign(cluster.hub.faults, { dropAfterBytes: rng.int(size), dropOnce: true });
     if (mode === "corrupted") cluster.hub.faults.corruptByteAt = (size >> 1) + rng.int(size >> 1); // past the header, which placement reads first
