@@ -247,7 +247,13 @@ export class Scheduler {
       if (running && o.hive === undefined) return { model: running.report.model, hiveModels: [] };
       return undefined;
     };
-    const now = known() ?? (await this.#firstHeartbeatRound(known, o.signal));
+    // a queen just started may not have heard the hives yet: wait for one (the one pinned), not longer
+    const heard = () => {
+      const live = this.#liveHives(false);
+      return live.length > 0 && (o.hive === undefined || live.some((h) => h.id === o.hive));
+    };
+    if (!known() && !heard()) await this.#firstHeartbeatRound(() => known() !== undefined || heard(), o.signal);
+    const now = known();
     if (now) return now;
     if (o.hive !== undefined) this.#requireLiveHive(o.hive);
     if (isAbsolute(ref))
@@ -279,28 +285,26 @@ export class Scheduler {
   }
 
   /**
-   * A queen that has just started has not heard every hive yet (they retry within an interval): a
-   * model it does not know of then may well be on a hive whose heartbeat is on its way. Until the
-   * first round of heartbeats is over (settleMs), wait for `known` to find it rather than answer
-   * that it does not exist, or fetch it anew.
+   * A queen that has just started has not heard from the hives yet (they retry within an interval):
+   * a request then would be told that no hive could serve or fetch its model, although the hive
+   * that holds it is about to report. Until the first round of heartbeats is over (settleMs), wait
+   * for `ready` (the model known, or a hive heard from) rather than answer that.
    */
-  async #firstHeartbeatRound<T>(known: () => T | undefined, signal?: AbortSignal): Promise<T | undefined> {
+  async #firstHeartbeatRound(ready: () => boolean, signal?: AbortSignal): Promise<void> {
     const left = this.#startedAt + this.options.settleMs - Date.now();
-    if (left <= 0) return undefined;
-    return new Promise<T | undefined>((resolve) => {
-      const finish = (v: T | undefined) => {
+    if (left <= 0 || signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const finish = () => {
         clearTimeout(timer);
         unsubscribe();
-        signal?.removeEventListener("abort", onAbort);
-        resolve(v);
+        signal?.removeEventListener("abort", finish);
+        resolve();
       };
-      const onAbort = () => finish(undefined);
-      const timer = setTimeout(() => finish(undefined), left);
+      const timer = setTimeout(finish, left);
       const unsubscribe = this.registry.subscribe(() => {
-        const v = known();
-        if (v) finish(v);
+        if (ready()) finish();
       });
-      signal?.addEventListener("abort", onAbort, { once: true });
+      signal?.addEventListener("abort", finish, { once: true });
     });
   }
 
