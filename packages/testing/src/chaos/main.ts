@@ -17,6 +17,12 @@ if (!Number.isFinite(durationMs) || durationMs <= 0 || !Number.isInteger(seed) |
   console.error("usage: npm run test:chaos -- [--minutes N | --seconds N] [--seed S] (a whole number >= 0)");
   process.exit(2);
 }
+// bounded in time whatever happens: a run that has not ended long after its faults stopped is a failure
+const watchdogMs = durationMs + 15 * 60_000;
+setTimeout(() => {
+  console.error(`chaos: seed ${seed}: the run did not end within ${Math.round(watchdogMs / 60_000)} min; giving up`);
+  process.exit(1);
+}, watchdogMs).unref();
 const report = await runChaos({ seed, durationMs });
 for (const line of formatReport(report)) console.log(line);
 process.exit(report.violations.length === 0 ? 0 : 1);
