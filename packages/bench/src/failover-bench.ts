@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { freePort } from "@rbee/server-kit";
-import { getJson, postJson, RBEE_BIN, REPO_ROOT, requireStoriesModel, waitFor } from "@rbee/testing";
+import { getJson, HiveGroup, postJson, requireStoriesModel, waitFor } from "@rbee/testing";
 import { keepAliveAgent, postJson as post } from "./http-load.js";
 import { type QueenProcess, sleep, startQueenProcess } from "./processes.js";
 import { median, printTable, round } from "./stats.js";
@@ -42,80 +41,6 @@ export interface FailoverCase {
   ratio: number;
 }
 
-const groups = new Set<HiveGroup>();
-process.once("exit", () => {
-  for (const g of groups) g.kill("SIGKILL");
-});
-
-/**
- * A hive as its own process group (`rbee hive start --foreground`, and the workers it spawns), so
- * that SIGKILL to the group takes all of them at once, as when a machine dies.
- */
-class HiveGroup {
-  readonly proc: ChildProcess;
-  #out = "";
-
-  constructor(
-    readonly id: string,
-    readonly port: number,
-    env: NodeJS.ProcessEnv,
-  ) {
-    this.proc = spawn(
-      process.execPath,
-      // the shared test model may be named by path (hives take path models only from allowed directories)
-      [
-        RBEE_BIN,
-        "hive",
-        "start",
-        "--foreground",
-        "--port",
-        String(port),
-        "--hive-id",
-        id,
-        "--models-dir",
-        dirname(requireStoriesModel()),
-      ],
-      { cwd: REPO_ROOT, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    this.proc.stdout?.setEncoding("utf8").on("data", (d: string) => this.#keep(d));
-    this.proc.stderr?.setEncoding("utf8").on("data", (d: string) => this.#keep(d));
-    groups.add(this);
-    this.proc.once("exit", () => groups.delete(this));
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Every process of the group. */
-  kill(signal: NodeJS.Signals): void {
-    try {
-      process.kill(-(this.proc.pid as number), signal);
-    } catch {
-      // already gone
-    }
-  }
-
-  /** SIGTERM to the group (the hive stops its workers), SIGKILL after a grace period. */
-  async stop(graceMs = 15_000): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return this.kill("SIGKILL");
-    const exited = new Promise((r) => this.proc.once("exit", r));
-    this.kill("SIGTERM");
-    const timer = setTimeout(() => this.kill("SIGKILL"), graceMs);
-    await exited;
-    clearTimeout(timer);
-    this.kill("SIGKILL"); // workers that outlived their hive
-  }
-
-  tail(): string {
-    return this.#out.split("\n").slice(-15).join("\n");
-  }
-
-  #keep(d: string): void {
-    this.#out = (this.#out + d).slice(-20_000);
-  }
-}
-
 interface Cluster {
   queen: QueenProcess;
   a: HiveGroup;
@@ -128,14 +53,20 @@ async function startCluster(intervalMs: number, portBase: number): Promise<Clust
   const queen = await startQueenProcess("bench-failover", interval);
   const hive = async (id: string, workerPorts: number) => {
     const cacheDir = mkdtempSync(join(tmpdir(), `rbee-bench-failover-${id}-`));
-    return new HiveGroup(id, await freePort(), {
-      ...interval,
-      RBEE_CONFIG_DIR: queen.env.RBEE_CONFIG_DIR,
-      RBEE_CACHE_DIR: cacheDir,
-      RBEE_QUEEN_URL: queen.url,
-      RBEE_WORKER_PORT_START: String(workerPorts),
-      RBEE_LOG_LEVEL: "info",
-    });
+    return new HiveGroup(
+      id,
+      await freePort(),
+      {
+        ...interval,
+        RBEE_CONFIG_DIR: queen.env.RBEE_CONFIG_DIR,
+        RBEE_CACHE_DIR: cacheDir,
+        RBEE_QUEEN_URL: queen.url,
+        RBEE_WORKER_PORT_START: String(workerPorts),
+        RBEE_LOG_LEVEL: "info",
+      },
+      // the shared test model may be named by path (hives take path models only from allowed directories)
+      ["--models-dir", dirname(requireStoriesModel())],
+    );
   };
   const a = await hive("hive-a", portBase);
   const b = await hive("hive-b", portBase + 100);

@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { cachedGeneratedModel, findLlamaServer, requireStoriesModel } from "@rbee/testing";
 import { chooseThreadCount } from "@rbee/worker-kit";
 import { benchColdStart } from "./cold-start-bench.js";
@@ -13,11 +14,28 @@ import { benchLlmWorker } from "./llm-worker-bench.js";
 import { benchQueen } from "./queen-bench.js";
 import { saveResults, verdict, verdictAtMost } from "./results.js";
 import { benchRouting, type RoutingResult } from "./routing-bench.js";
+import { benchSoak, soakVerdictLine } from "./soak-bench.js";
 
 /**
- * `npm run bench [-- suite...]`: runs the benchmark suites (all by default). Every figure is printed
- * beside a baseline measured in the same run, and written to bench/results/.
+ * `npm run bench [-- suite...] [--minutes N]`: runs the benchmark suites (all by default, but for
+ * the 30-minute soak, which runs only when named). Every figure is printed beside a baseline
+ * measured in the same run, and written to bench/results/. `--minutes N` (or RBEE_SOAK_MINUTES)
+ * sets how long the soak runs.
  */
+const { values: flags, positionals: wanted } = parseArgs({
+  options: { minutes: { type: "string" } },
+  allowPositionals: true,
+});
+const soakMinutes = Number(flags.minutes ?? process.env.RBEE_SOAK_MINUTES ?? 30);
+if (!(soakMinutes > 0)) {
+  console.error(
+    `--minutes must be a number of minutes above 0, not '${flags.minutes ?? process.env.RBEE_SOAK_MINUTES}'`,
+  );
+  process.exit(2);
+}
+/** Suites that run only when named. */
+const ON_REQUEST = new Set(["soak"]);
+
 const SUITES: Record<string, () => Promise<void>> = {
   async llm() {
     const stories = requireStoriesModel();
@@ -286,11 +304,35 @@ SUITES.dashboard = async () => {
   console.log(`results: ${file}`);
 };
 
-const wanted = process.argv.slice(2);
+SUITES.soak = async () => {
+  const streams = 8;
+  const durationMs = soakMinutes * 60_000;
+  // figures settle in the first minutes (allocator arenas, connection pools, the JIT): a fifth of
+  // the run, at most 5 minutes, is warm-up
+  const warmupMs = Math.min(5 * 60_000, durationMs / 5);
+  console.log(
+    `\n== soak: ${streams} streams for ${soakMinutes} min through the queen to 2 llm workers (stories260K); RSS and open file descriptors of every process, growth after a ${Math.round(warmupMs / 1000)} s warm-up`,
+  );
+  const result = await benchSoak({
+    durationMs,
+    streams,
+    warmupMs,
+    sampleEveryMs: Math.max(5000, Math.min(30_000, durationMs / 60)),
+    maxTokens: 48,
+  });
+  console.log(
+    `requests: ${result.requests}, failed: ${result.failed}${result.errors.length ? ` (${result.errors.join("; ")})` : ""}`,
+  );
+  for (const v of result.verdicts) console.log(soakVerdictLine(v));
+  const file = saveResults("soak", { result });
+  console.log(`results: ${file}`);
+};
+
 for (const name of wanted) {
   if (!(name in SUITES)) {
     console.error(`unknown suite '${name}'; suites: ${Object.keys(SUITES).join(", ")}`);
     process.exit(2);
   }
 }
-for (const name of wanted.length > 0 ? wanted : Object.keys(SUITES)) await SUITES[name]?.();
+const all = Object.keys(SUITES).filter((name) => !ON_REQUEST.has(name));
+for (const name of wanted.length > 0 ? wanted : all) await SUITES[name]?.();

@@ -11,14 +11,18 @@ export interface RemoteSource {
 }
 
 const MAX_REDIRECTS = 10;
+/** A read that fails for a reason that may pass (a dropped connection, a timeout, 429, 5xx) is tried this often in all. */
+const ATTEMPTS = 3;
+const RETRY_DELAY_MS = 250;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Reads a remote file front to back with HTTP Range requests (`bytes=start-end`), following
  * redirects by hand: a redirect to another origin (a CDN) drops the `Authorization` header, and
  * later requests go straight to where the first one landed. A server that ignores Range and sends
- * the whole file is read only as far as needed, then the connection is closed. `bytesFetched`
- * counts every body byte received.
+ * the whole file is read only as far as needed, then the connection is closed. A read that fails
+ * for a reason that may pass (a dropped connection, a timeout, 429, 5xx) is asked again, up to
+ * three times in all, from the same offset. `bytesFetched` counts every body byte received.
  */
 export class HttpRangeSource {
   bytesFetched = 0;
@@ -39,6 +43,21 @@ export class HttpRangeSource {
 
   /** Up to `length` bytes from `offset` (always the end of what was read so far); fewer only at the end of the file. */
   async read(offset: number, length: number): Promise<Uint8Array> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#read(offset, length);
+      } catch (err) {
+        const transient = err instanceof RemoteFileError && err.retryable;
+        if (!transient || attempt >= ATTEMPTS || this.#signal?.aborted) throw err;
+        // a body that broke off is dropped: the next request starts again at `offset`
+        await this.close();
+        this.#leftover = new Uint8Array(0);
+        await new Promise((r) => setTimeout(r, RETRY_DELAY_MS * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  async #read(offset: number, length: number): Promise<Uint8Array> {
     if (this.#stream) return this.#fromStream(length);
     const res = await this.#get(`bytes=${offset}-${offset + length - 1}`);
     if (res.status === 416) {

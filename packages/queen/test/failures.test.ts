@@ -150,6 +150,30 @@ describe("failures: queen restart, hive restart, network loss, crash loop (real 
     );
   });
 
+  // found by the chaos suite (seed 1): requests sent to a restarted queen before the hives' first
+  // heartbeats reached it got 404 model_not_found for a model a running worker served
+  it("a request that reaches a restarted queen before any hive has heartbeated waits for the first round and is served by the running worker", async () => {
+    const dirs = tempRbeeDirs("fail-queen-first-round");
+    const port = await freePort();
+    // 1 s heartbeats: a hive that lost its queen retries at most an interval apart
+    const slow = { heartbeatIntervalMs: 1000 };
+    const queen = await queenAt(port, dirs, slow);
+    const hive = await hiveIn(queen.url, dirs, slow);
+    await waitFor(() => (queen.registry.hives.get("test-hive")?.state === "live" ? true : undefined), LONG);
+    const first = await completion(queen, { model: requireStoriesModel(), keep_alive: "7m" });
+    expect(first.status, first.text).toBe(200);
+    const pid = hive.workers()[0]?.pid;
+
+    await queen.close();
+    // long enough for the hive's retries to back off to one interval
+    await new Promise((r) => setTimeout(r, 2500));
+    const reborn = await queenAt(port, dirs, slow);
+    const early = await completion(reborn, { model: "stories260k" });
+    expect(early.status, early.text).toBe(200);
+    expect(hive.workers().map((w) => w.pid)).toEqual([pid]);
+    expect(reborn.registry.workers.size).toBe(1);
+  });
+
   it("a hive killed with SIGKILL leaves its workers running; restarted, it adopts them and the queen keeps routing to the same worker, which it restarts if it crashes later; a graceful stop removes them from the queen at once", async () => {
     const dirs = tempRbeeDirs("fail-hive");
     const queen = await queenAt(0, dirs);

@@ -4,7 +4,7 @@ import type { ClusterEvent } from "@rbee/contract";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, REPLICAS_FILE, startQueen } from "@rbee/queen";
 import { freePort } from "@rbee/server-kit";
-import { postJson, quietLog, requireStoriesModel, runJob, tempRbeeDirs, waitFor } from "@rbee/testing";
+import { postJson, quietLog, requireStoriesModel, runJob, startHubServer, tempRbeeDirs, waitFor } from "@rbee/testing";
 import { afterEach, describe, expect, it } from "vitest";
 
 /**
@@ -46,7 +46,13 @@ async function startTestQueen(
   return queen;
 }
 
-async function addHive(queen: Queen, configDir: string, id: string, devices: DeclaredDevice[]): Promise<Hive> {
+async function addHive(
+  queen: Queen,
+  configDir: string,
+  id: string,
+  devices: DeclaredDevice[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<Hive> {
   const dirs = tempRbeeDirs(id);
   const hive = await startHive({
     log: quietLog("hive"),
@@ -59,7 +65,7 @@ async function addHive(queen: Queen, configDir: string, id: string, devices: Dec
     workerOrphanTimeoutMs: 10_000,
     // away from the default 9300, where other tests' hives look for ports at the same time
     workerPortStart: 20_000 + Math.floor(Math.random() * 30_000),
-    env: { ...process.env, RBEE_DEVICES: JSON.stringify(devices) },
+    env: { ...process.env, ...env, RBEE_DEVICES: JSON.stringify(devices) },
   });
   cleanups.push(() => hive.close());
   return hive;
@@ -222,6 +228,36 @@ describe("placement over three hives (simulated GPUs; the workers run on the CPU
     const noHive = await runJob(queen.url, { type: "spawn_worker", model, hive: "hive-z" });
     expect(noHive.error?.code).toBe("hive_not_found");
     expect(noHive.error?.message).toMatch(/hive 'hive-z' is not connected; hives: .*hive-a/);
+  });
+});
+
+describe("a download pinned to a hive that is not connected", () => {
+  // found by the chaos suite (seed 1): asked right after its hive was killed and restarted, a
+  // download pinned to it failed with "the model needs about 0 KiB of memory and no device has that
+  // free: no device is known" (insufficient_memory), read through another hive
+  it("is refused with hive_not_found, naming the hive's state, and reads nothing through another hive", async () => {
+    const dirs = tempRbeeDirs("pinned-download");
+    const hub = await startHubServer({
+      repos: { "rbee/stories": { files: { "s.gguf": { path: requireStoriesModel() } } } },
+    });
+    cleanups.push(() => hub.close());
+    const queen = await startTestQueen(dirs.configDir);
+    const env = { HF_ENDPOINT: hub.url };
+    await addHive(queen, dirs.configDir, "hive-a", [{ id: "cpu", memory_total: 8 * GiB }], env);
+    const b = await addHive(queen, dirs.configDir, "hive-b", [{ id: "cpu", memory_total: 8 * GiB }], env);
+    await waitFor(() => (queen.registry.hives.get("hive-b")?.state === "live" ? true : undefined), 30_000);
+    await b.close();
+    await waitFor(() => (queen.registry.hives.get("hive-b")?.state !== "live" ? true : undefined), 30_000);
+    hub.stats.reset();
+
+    const pinned = await runJob(queen.url, { type: "download_model", model: "rbee/stories:s.gguf", hive: "hive-b" });
+    expect(pinned.error?.code).toBe("hive_not_found");
+    expect(pinned.error?.message).toMatch(/hive 'hive-b' is not connected \(it is (stale|lost)\); hives: /);
+    expect(hub.stats.requests).toEqual([]);
+    // unpinned, the live hive fetches it
+    const anywhere = await runJob(queen.url, { type: "download_model", model: "rbee/stories:s.gguf" });
+    expect(anywhere.error).toBeUndefined();
+    expect(anywhere.result.model.hive_id).toBe("hive-a");
   });
 });
 

@@ -1,3 +1,4 @@
+export { type ChaosReport, FAULT_KINDS, formatReport, runChaos } from "./chaos/chaos-run.js";
 export { ChildHandle, type ExitInfo, runRbee, startRbee } from "./child.js";
 export {
   type ConformanceCheck,
@@ -5,6 +6,7 @@ export {
   describeWorkerConformance,
   type WorkerUnderTest,
 } from "./conformance.js";
+export { HiveGroup, type QueenProcess, startQueenProcess } from "./daemons.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
 export * from "./fixtures/ollama-api/index.js";
 export {

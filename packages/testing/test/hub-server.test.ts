@@ -274,6 +274,20 @@ describe("hub server: faults", () => {
     expect((await (await viaCdn("blobs/blob.bin")).arrayBuffer()).byteLength).toBe(BLOB.length);
   });
 
+  it("corruptByteAt flips the file's byte at that offset in the next response that carries it, then serves the file intact", async () => {
+    hub.faults.corruptByteAt = 600_000;
+    // a ranged read before it does not reach the offset: intact, and the fault stays armed
+    const head = await viaCdn("stories260K.gguf", { headers: { range: "bytes=0-1023" } });
+    expect(Buffer.from(await head.arrayBuffer()).equals(stories.subarray(0, 1024))).toBe(true);
+    expect(hub.faults.corruptByteAt).toBe(600_000);
+    const bad = Buffer.from(await (await viaCdn("stories260K.gguf")).arrayBuffer());
+    expect(bad.length).toBe(stories.length);
+    const differing = [...bad.keys()].filter((i) => bad[i] !== stories[i]);
+    expect(differing).toEqual([600_000]);
+    expect(hub.faults.corruptByteAt).toBeUndefined();
+    expect(sha256(Buffer.from(await (await viaCdn("stories260K.gguf")).arrayBuffer()))).toBe(STORIES_SHA256);
+  });
+
   it("wrongSha256 advertises another sha256 while the bytes stay right", async () => {
     hub.faults.wrongSha256 = true;
     const tree = (await (await get(`/api/models/${REPO}/tree/main`)).json()) as any[];

@@ -259,10 +259,22 @@ export class Scheduler {
     o: ResolveOptions = {},
   ): Promise<{ model: string; hiveModels: Array<{ hive: HiveEntry; model: HiveModel }> }> {
     const onHive = (h: { hive: HiveEntry }) => o.hive === undefined || h.hive.id === o.hive;
-    const found = this.#holders(ref).find(onHive);
-    if (found) return { model: found.model.id, hiveModels: this.#holders(found.model.id) };
-    const running = [...this.registry.workers.values()].find((w) => w.report.model.toLowerCase() === ref.toLowerCase());
-    if (running && o.hive === undefined) return { model: running.report.model, hiveModels: [] };
+    const known = () => {
+      const found = this.#holders(ref).find(onHive);
+      if (found) return { model: found.model.id, hiveModels: this.#holders(found.model.id) };
+      const running = [...this.registry.workers.values()].find((w) => norm(w.report.model) === norm(ref));
+      if (running && o.hive === undefined) return { model: running.report.model, hiveModels: [] };
+      return undefined;
+    };
+    // a queen just started may not have heard the hives yet: wait for one (the one pinned), not longer
+    const heard = () => {
+      const live = this.#liveHives(false);
+      return live.length > 0 && (o.hive === undefined || live.some((h) => h.id === o.hive));
+    };
+    if (!known() && !heard()) await this.#firstHeartbeatRound(() => known() !== undefined || heard(), o.signal);
+    const now = known();
+    if (now) return now;
+    if (o.hive !== undefined) this.#requireLiveHive(o.hive);
     if (isAbsolute(ref))
       return this.#registerPath(
         ref,
@@ -277,6 +289,42 @@ export class Scheduler {
       );
     }
     return this.#fetch(ref, live, o);
+  }
+
+  /** A hive a request pins (`hive`) that cannot take work now is a clear error, whatever else would fail later. */
+  #requireLiveHive(id: string): void {
+    if (this.#liveHives(false).some((h) => h.id === id)) return;
+    const known = [...this.registry.hives.keys()].join(", ") || "none";
+    const state = this.registry.hives.get(id)?.state;
+    throw new RbeeError(`hive '${id}' is not connected${state ? ` (it is ${state})` : ""}; hives: ${known}`, {
+      statusCode: 400,
+      code: "hive_not_found",
+      param: "hive",
+    });
+  }
+
+  /**
+   * A queen that has just started has not heard from the hives yet (they retry within an interval):
+   * a request then would be told that no hive could serve or fetch its model, although the hive
+   * that holds it is about to report. Until the first round of heartbeats is over (settleMs), wait
+   * for `ready` (the model known, or a hive heard from) rather than answer that.
+   */
+  async #firstHeartbeatRound(ready: () => boolean, signal?: AbortSignal): Promise<void> {
+    const left = this.#startedAt + this.options.settleMs - Date.now();
+    if (left <= 0 || signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        signal?.removeEventListener("abort", finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, left);
+      const unsubscribe = this.registry.subscribe(() => {
+        if (ready()) finish();
+      });
+      signal?.addEventListener("abort", finish, { once: true });
+    });
   }
 
   /** Hives that can take work now, those on the queen's own machine first; none is an error unless `required` is false. */
@@ -399,14 +447,7 @@ export class Scheduler {
             progress: o.progress,
             workerType: type.id,
           });
-    if (o.hive !== undefined && !this.#liveHives(false).some((h) => h.id === o.hive)) {
-      const known = [...this.registry.hives.keys()].join(", ") || "none";
-      throw new RbeeError(`hive '${o.hive}' is not connected; hives: ${known}`, {
-        statusCode: 400,
-        code: "hive_not_found",
-        param: "hive",
-      });
-    }
+    if (o.hive !== undefined) this.#requireLiveHive(o.hive);
     if (hiveModels.length === 0 && type.artifact !== "none") {
       throw new WorkerUnavailableError(
         `no hive has ${model} in its catalog to start a worker from; see \`rbee model ls\``,

@@ -53,7 +53,7 @@ const CHUNK = 1024 * 1024;
 /**
  * Answers a GET or HEAD for a file's bytes: `Accept-Ranges`, `ETag`, 206 with `Content-Range` for
  * a range, 416 past the end, `If-Range` honoured; and the file faults (ignoreRange, bytesPerSecond,
- * dropAfterBytes/dropOnce).
+ * dropAfterBytes/dropOnce, corruptByteAt).
  */
 export async function sendFileBytes(
   req: IncomingMessage,
@@ -139,7 +139,13 @@ async function streamBody(
       // read ahead while the socket drains (only when the next read is the expected one)
       const buf = next && !rate && dropAt === undefined ? await next : await read(pos, n);
       next = undefined;
-      const bytes = buf.length > n ? buf.subarray(0, n) : buf;
+      let bytes = buf.length > n ? buf.subarray(0, n) : buf;
+      const corruptAt = faults.corruptByteAt;
+      if (corruptAt !== undefined && corruptAt >= pos && corruptAt < pos + bytes.length) {
+        delete faults.corruptByteAt;
+        bytes = Buffer.from(bytes); // a copy: in-memory files stay as they are
+        bytes[corruptAt - pos] = (bytes[corruptAt - pos] ?? 0) ^ 0xff;
+      }
       if (rate) await ctx.throttle.take(bytes.length, rate);
       if (gone) return;
       const dropsNow = faults.dropAfterBytes !== undefined && sent + bytes.length >= faults.dropAfterBytes;

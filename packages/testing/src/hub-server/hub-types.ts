@@ -17,6 +17,12 @@ export interface HubFaults {
   dropAfterBytes?: number;
   /** With dropAfterBytes: drop one response only, then clear dropAfterBytes. */
   dropOnce?: boolean;
+  /**
+   * Flip the file's byte at this offset in the next response that carries it, then clear itself: bytes
+   * corrupted in flight (the advertised sha256 stays right; a small ranged read of the header before
+   * it is not hit).
+   */
+  corruptByteAt?: number;
   /** Advertise a wrong sha256 (tree `lfs.oid`, siblings, `X-Linked-Etag`, CDN `ETag`); the bytes stay right. */
   wrongSha256?: boolean;
   /** Answer every request (API, resolve, CDN) with this status while `times` lasts (forever without it). */
