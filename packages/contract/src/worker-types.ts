@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ArtifactStatus, type GgufSummary } from "./catalog.js";
 import { DeviceKind, Timestamp } from "./common.js";
+import type { HfConfigSummary } from "./hf-config.js";
 import type { MemoryEstimate } from "./hive-api.js";
 import { WorkerCapability } from "./worker.js";
 
@@ -87,10 +88,11 @@ export const ClusterWorkerTypes = z.looseObject({
 });
 export type ClusterWorkerTypes = z.infer<typeof ClusterWorkerTypes>;
 
-/** What a worker type's memory estimate reads of a model: its size and, for a GGUF, its header. */
+/** What a worker type's memory estimate reads of a model: its size and, for a GGUF, its header; for a Hugging Face repo, its config.json. */
 export interface ModelFacts {
   size_bytes: number;
   gguf?: GgufSummary | undefined;
+  hf_config?: HfConfigSummary | undefined;
 }
 
 /** What a worker is started with (the hive's spawn request, resolved against its catalogs). */

@@ -7,6 +7,7 @@ export {
 } from "./conformance.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
 export * from "./fixtures/ollama-api/index.js";
+export * from "./fixtures/openai-engine/index.js";
 export {
   type FuzzBody,
   type FuzzReply,

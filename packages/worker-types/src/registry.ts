@@ -1,5 +1,7 @@
 import { llamaServerWorkerType } from "@rbee/adapter-llama-server/worker-type";
 import { ollamaWorkerType } from "@rbee/adapter-ollama/worker-type";
+import { trtllmWorkerType } from "@rbee/adapter-trtllm/worker-type";
+import { vllmWorkerType } from "@rbee/adapter-vllm/worker-type";
 import { RbeeError, type WorkerCapability, type WorkerTypeDescriptor } from "@rbee/contract";
 import { echoWorkerType } from "@rbee/worker-echo";
 import { llmWorkerType } from "@rbee/worker-llm/worker-type";
@@ -14,6 +16,8 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
   "llama-server": llamaServerWorkerType,
   echo: echoWorkerType,
   ollama: ollamaWorkerType,
+  vllm: vllmWorkerType,
+  trtllm: trtllmWorkerType,
 });
 
 /** The type a model gets when neither the request, the model nor the queen names another. */
