@@ -23,6 +23,13 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
 /** The type a model gets when neither the request, the model nor the queen names another. */
 export const DEFAULT_WORKER_TYPE = "llm";
 
+/**
+ * The type a model gets from its format when neither the request nor its minimum names one: a GGUF
+ * gets the queen's default (`llm` unless RBEE_WORKER_TYPE says otherwise); a Hugging Face repo
+ * (safetensors) `vllm`, or, where no hive has vLLM, another type that loads repos and is installed.
+ */
+export const DEFAULT_TYPE_BY_FORMAT: Readonly<Record<"hf-repo", string>> = Object.freeze({ "hf-repo": "vllm" });
+
 export function findWorkerType(id: string): WorkerTypeDescriptor | undefined {
   return Object.hasOwn(WORKER_TYPES, id) ? WORKER_TYPES[id] : undefined;
 }
