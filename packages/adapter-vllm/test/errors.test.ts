@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { OpenAiEngineFixture, postJson, postSse, startWorker } from "@rbee/testing";
+import { OpenAiEngineFixture, postJson, postSse, startWorker, waitFor } from "@rbee/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { startAttached, startFixture } from "./helpers.js";
 
@@ -62,6 +62,25 @@ describe("vllm adapter on the vLLM API fixture: errors", () => {
     expect(r.events.filter((e) => e.event === "token").length).toBe(2);
     const ok = await postJson(`${w.url}/v1/infer`, { prompt: "Once upon a time", max_tokens: 3 });
     expect(ok.status, ok.text).toBe(200);
+  });
+
+  it("a stream chunk in an unexpected shape ends that request with an error quoting it; the client that leaves closes vLLM's stream", async () => {
+    const { fixture, w } = await attached({ flavor: "vllm", chunkDelayMs: 20 });
+    const r = await postSse(`${w.url}/v1/infer`, { prompt: "BAD-CHUNK please", max_tokens: 10, stream: true });
+    expect(r.events.at(-1)?.event).toBe("error");
+    expect(r.events.at(-1)?.data).toMatchObject({ code: "bad_gateway" });
+    expect(JSON.stringify(r.events.at(-1)?.data)).toContain("cannot read: <html>502 Bad Gateway</html>");
+    const left = await postSse(
+      `${w.url}/v1/infer`,
+      { prompt: "Once upon a time", max_tokens: 100, stream: true },
+      { onEvent: (e) => (e.event === "token" ? "stop" : undefined) },
+    );
+    expect(left.disconnected).toBe(true);
+    await waitFor(
+      () => fixture.cancelled.find((c) => c.path === "/v1/completions"),
+      10_000,
+      "vLLM's stream closed early",
+    );
   });
 
   it("a connection that closes mid-stream (vLLM died) ends the stream with an error, never a hang", async () => {

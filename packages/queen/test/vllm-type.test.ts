@@ -82,8 +82,13 @@ describe("queen: the vllm type (vLLM API fixture, test hub)", () => {
   it("`rbee worker spawn --type vllm -m owner/repo` fetches the repo on the hive and starts a vllm worker; requests reach it", async () => {
     const out = await cli(["worker", "spawn", "-m", REPO, "--type", "vllm", "--json", "-q"]);
     expect(out.code, out.stderr).toBe(0);
-    const worker = [...queen.registry.workers.values()].find((w) => w.report.model === MODEL);
-    expect(worker?.report).toMatchObject({ worker_type: "vllm", status: "Ready" });
+    // the queen learns the worker's state from heartbeats: wait for one that says Ready
+    const worker = await waitFor(
+      () => [...queen.registry.workers.values()].find((w) => w.report.model === MODEL && w.report.status === "Ready"),
+      30_000,
+      "the vllm worker Ready in the queen's registry",
+    );
+    expect(worker.report.worker_type).toBe("vllm");
     const r = await postJson(`${queen.url}/v1/chat/completions`, {
       model: MODEL,
       messages: [{ role: "user", content: "Once upon a time" }],
@@ -91,7 +96,7 @@ describe("queen: the vllm type (vLLM API fixture, test hub)", () => {
     });
     expect(r.status, r.text).toBe(200);
     expect(r.body.choices[0].message.content).toBe(", there was");
-    const stop = await cli(["worker", "stop", worker?.report.worker_id as string]);
+    const stop = await cli(["worker", "stop", worker.report.worker_id]);
     expect(stop.code, stop.stderr).toBe(0);
     await waitFor(
       () => ([...queen.registry.workers.values()].some((w) => w.report.model === MODEL) ? undefined : true),

@@ -747,6 +747,14 @@ export class Scheduler {
     const holders = this.#holders(model);
     const info = holders[0]?.model;
     if (info === undefined) return { candidates: [], facts: { size_bytes: 0 } };
+    // a Hugging Face repo is not shared on the LAN (yet): only hives that hold it can start a worker for it
+    if (info.format === "hf-repo")
+      return {
+        candidates: live
+          .filter((hive) => holders.some((h) => h.hive.id === hive.id))
+          .map((hive) => ({ hive, hasModel: true })),
+        facts: info,
+      };
     // hives without the file fetch it from a holder on the LAN
     return {
       candidates: live.map((hive) => ({ hive, hasModel: holders.some((h) => h.hive.id === hive.id) })),
