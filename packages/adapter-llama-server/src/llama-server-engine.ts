@@ -11,7 +11,6 @@ import {
   parseJson,
   RbeeError,
   safeParse,
-  ValidationError,
   type WorkerCapability,
   type WorkerHeartbeat,
 } from "@rbee/contract";
@@ -31,6 +30,7 @@ import {
   modelFileSize,
   processRss,
   readEngineError,
+  refuseUnmapped,
   type WorkerEngine,
 } from "@rbee/worker-kit";
 import { z } from "zod";
@@ -274,7 +274,7 @@ export class LlamaServerEngine implements WorkerEngine {
   }
 
   async infer(request: InferRequest, ctx: InferContext): Promise<InferResult> {
-    refuseUnserved(request);
+    refuseUnmapped(request, "llama-server");
     const client = this.#ready();
     const prompt =
       request.messages !== undefined ? await this.#applyTemplate(client, request.messages, ctx.signal) : request.prompt;
@@ -399,25 +399,6 @@ export class LlamaServerEngine implements WorkerEngine {
     if (!reply.ok) throw new RbeeError(reply.error.message, { statusCode: 502, code: "bad_gateway" });
     return reply.value.prompt;
   }
-}
-
-/**
- * The worker contract's optional fields this adapter does not map onto llama-server yet: a 400 that
- * says so, rather than an answer that silently lacks them. (llama-server itself has them: `n_probs`,
- * `/infill`, and tools on its `/v1/chat/completions` with `--jinja`.)
- */
-export function refuseUnserved(request: InferRequest): void {
-  const refuse = (param: string, what: string) => {
-    throw new ValidationError(
-      `${what} through the llama-server adapter is not served yet; use the llm worker (--type llm), which serves it`,
-      param,
-    );
-  };
-  if (request.logprobs !== undefined) refuse("logprobs", "logprobs");
-  if (request.suffix !== undefined) refuse("suffix", "fill-in-the-middle (suffix)");
-  if (request.tools !== undefined && request.tools.length > 0) refuse("tools", "tool calling");
-  const i = request.messages?.findIndex((m) => m.role === "tool" || (m.tool_calls?.length ?? 0) > 0) ?? -1;
-  if (i >= 0) refuse(`messages[${i}]`, "a chat with tool calls and results");
 }
 
 /** The body of llama-server's native `/completion` for an InferRequest; always streamed. */

@@ -6,16 +6,16 @@ import {
   parseJson,
   RbeeError,
   safeParse,
-  ValidationError,
   type WorkerCapability,
   type WorkerHeartbeat,
 } from "@rbee/contract";
-import { freePort, type Logger } from "@rbee/server-kit";
+import type { Logger } from "@rbee/server-kit";
 import { z } from "zod";
 import type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "../engine.js";
 import { EngineClient, EngineHttpError } from "./engine-client.js";
 import { EngineStartError } from "./engine-errors.js";
-import { EngineProcess } from "./engine-process.js";
+import { type EngineProcess, startEngineOnFreePort } from "./engine-process.js";
+import { refuseUnmapped } from "./refuse-unmapped.js";
 import type { EngineGuard } from "./spawn-guarded.js";
 
 /**
@@ -168,24 +168,22 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
     const name = this.#spec.name;
     const start = this.#o.start;
     if (start !== undefined) {
-      const port = await freePort("127.0.0.1");
-      this.#base = `http://127.0.0.1:${port}`;
-      const args = start.args(port);
-      log.info({ engine: name, binary: start.binary, args, url: this.#base }, `starting ${name}`);
-      this.#process = new EngineProcess({
-        name,
-        binary: start.binary,
-        args,
-        env: start.env,
-        binaryHint: this.#spec.hint,
-        readyUrl: `${this.#base}/health`,
-        startTimeoutMs: start.startTimeoutMs,
-        guard: start.guard,
-        log: log.child({ component: "engine" }),
-        onUnexpectedExit: (error) => ctx.fail(error),
-      });
       try {
-        await this.#process.start(ctx.signal);
+        const started = await startEngineOnFreePort(
+          {
+            name,
+            binary: start.binary,
+            args: start.args,
+            env: () => start.env ?? {},
+            binaryHint: this.#spec.hint,
+            readyPath: "/health",
+            startTimeoutMs: start.startTimeoutMs,
+            guard: start.guard,
+          },
+          ctx,
+        );
+        this.#process = started.process;
+        this.#base = started.baseUrl;
       } catch (err) {
         throw outOfMemoryAtStart(err, name, this.#o.servedModel) ?? err;
       }
@@ -400,21 +398,6 @@ function outOfMemoryAtStart(err: unknown, name: string, model: string): Error | 
     engine_message: line.trim(),
     log_tail: err.facts.logTail,
   });
-}
-
-/** The worker contract's fields not mapped onto the OpenAI-compatible engines yet: a 400 that says so. */
-export function refuseUnmapped(request: InferRequest, name: string): void {
-  const refuse = (param: string, what: string) => {
-    throw new ValidationError(
-      `${what} through the ${name} adapter is not served yet; use the llm worker (--type llm)`,
-      param,
-    );
-  };
-  if (request.logprobs !== undefined) refuse("logprobs", "logprobs");
-  if (request.suffix !== undefined) refuse("suffix", "fill-in-the-middle (suffix)");
-  if (request.tools !== undefined && request.tools.length > 0) refuse("tools", "tool calling");
-  const i = request.messages?.findIndex((m) => m.role === "tool" || (m.tool_calls?.length ?? 0) > 0) ?? -1;
-  if (i >= 0) refuse(`messages[${i}]`, "a chat with tool calls and results");
 }
 
 /**
