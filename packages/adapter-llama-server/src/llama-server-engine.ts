@@ -31,6 +31,7 @@ import {
   processRss,
   readEngineError,
   refuseUnmapped,
+  samplingFields,
   type WorkerEngine,
 } from "@rbee/worker-kit";
 import { z } from "zod";
@@ -411,14 +412,7 @@ export function completionBody(request: InferRequest, prompt: string): Record<st
     // rbee's default is no repeat penalty; say so, whatever llama-server's own default is
     repeat_penalty: request.repeat_penalty ?? 1,
   };
-  if (request.temperature !== undefined) body.temperature = request.temperature;
-  if (request.top_k !== undefined) body.top_k = request.top_k;
-  if (request.top_p !== undefined) body.top_p = request.top_p;
-  if (request.min_p !== undefined) body.min_p = request.min_p;
-  if (request.presence_penalty !== undefined) body.presence_penalty = request.presence_penalty;
-  if (request.frequency_penalty !== undefined) body.frequency_penalty = request.frequency_penalty;
-  if (request.seed !== undefined) body.seed = request.seed;
-  if (request.stop !== undefined) body.stop = typeof request.stop === "string" ? [request.stop] : request.stop;
+  Object.assign(body, samplingFields(request));
   if (request.json_schema !== undefined) body.json_schema = request.json_schema;
   return body;
 }

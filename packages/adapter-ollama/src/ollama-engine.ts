@@ -21,6 +21,7 @@ import {
   type LoadContext,
   type LoadedModel,
   refuseUnmapped,
+  samplingFields,
   startEngineOnFreePort,
   type WorkerEngine,
 } from "@rbee/worker-kit";
@@ -375,14 +376,7 @@ export function ollamaBody(
     repeat_penalty: request.repeat_penalty ?? 1,
   };
   if (request.max_tokens !== undefined) options.num_predict = request.max_tokens;
-  if (request.temperature !== undefined) options.temperature = request.temperature;
-  if (request.top_k !== undefined) options.top_k = request.top_k;
-  if (request.top_p !== undefined) options.top_p = request.top_p;
-  if (request.min_p !== undefined) options.min_p = request.min_p;
-  if (request.presence_penalty !== undefined) options.presence_penalty = request.presence_penalty;
-  if (request.frequency_penalty !== undefined) options.frequency_penalty = request.frequency_penalty;
-  if (request.seed !== undefined) options.seed = request.seed;
-  if (request.stop !== undefined) options.stop = typeof request.stop === "string" ? [request.stop] : request.stop;
+  Object.assign(options, samplingFields(request));
   if (o.ctxSize !== undefined) options.num_ctx = o.ctxSize;
   const body: Record<string, unknown> = { model: o.model, stream: true, options };
   if (request.messages !== undefined) {

@@ -28,4 +28,5 @@ export {
 export { processRss, processRssAnywhere } from "./process-memory.js";
 export { parsePrometheusText } from "./prometheus-text.js";
 export { refuseUnmapped } from "./refuse-unmapped.js";
+export { samplingFields } from "./sampling-fields.js";
 export { defaultEngineGuard, type EngineGuard, findSetpriv, type GuardedChild, spawnGuarded } from "./spawn-guarded.js";

@@ -16,6 +16,7 @@ import { EngineClient, EngineHttpError } from "./engine-client.js";
 import { EngineStartError } from "./engine-errors.js";
 import { type EngineProcess, startEngineOnFreePort } from "./engine-process.js";
 import { refuseUnmapped } from "./refuse-unmapped.js";
+import { samplingFields } from "./sampling-fields.js";
 import type { EngineGuard } from "./spawn-guarded.js";
 
 /**
@@ -417,14 +418,7 @@ export function openAiBody(request: InferRequest, model: string): Record<string,
     body.messages = request.messages.map((m) => ({ role: m.role, content: m.content }));
   else body.prompt = request.prompt ?? "";
   if (request.max_tokens !== undefined) body.max_tokens = request.max_tokens;
-  if (request.temperature !== undefined) body.temperature = request.temperature;
-  if (request.top_p !== undefined) body.top_p = request.top_p;
-  if (request.top_k !== undefined) body.top_k = request.top_k;
-  if (request.min_p !== undefined) body.min_p = request.min_p;
-  if (request.presence_penalty !== undefined) body.presence_penalty = request.presence_penalty;
-  if (request.frequency_penalty !== undefined) body.frequency_penalty = request.frequency_penalty;
-  if (request.seed !== undefined) body.seed = request.seed;
-  if (request.stop !== undefined) body.stop = typeof request.stop === "string" ? [request.stop] : request.stop;
+  Object.assign(body, samplingFields(request));
   if (request.json_schema !== undefined)
     body.response_format = { type: "json_schema", json_schema: { name: "output", schema: request.json_schema } };
   return body;
