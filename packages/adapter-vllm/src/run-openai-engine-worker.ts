@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { type Device, RbeeError } from "@rbee/contract";
 import { bestEngine, type EngineId, listEngines } from "@rbee/engines";
 import { createLogger } from "@rbee/server-kit";
@@ -137,6 +139,7 @@ export async function runOpenAiEngineWorker(
   const servedName = url !== undefined ? o.model : (adapter.servedName?.(o.model, modelId) ?? modelId);
   const engine = new OpenAiCompatibleEngine(adapter.spec, {
     servedModel: servedName,
+    servedAliases: url !== undefined ? repoNames(o.model) : [],
     modelId,
     device,
     parallel: o.parallel,
@@ -169,6 +172,20 @@ export async function runOpenAiEngineWorker(
     `${name} adapter`,
   );
   return runWorker(engine, runtimeOptionsFromFlags(o, { workerId, modelId, device, log }));
+}
+
+/**
+ * The Hugging Face repo a hive's catalog entry says a model directory holds (`<cache>/models/<id>/`,
+ * its metadata.json's artifact name, `owner/name`): the name a vLLM started on that repo serves by
+ * default. None for anything else.
+ */
+function repoNames(model: string): string[] {
+  try {
+    const meta = JSON.parse(readFileSync(join(model, "metadata.json"), "utf8")) as { artifact?: { name?: unknown } };
+    return typeof meta.artifact?.name === "string" ? [meta.artifact.name] : [];
+  } catch {
+    return [];
+  }
 }
 
 /** How long an engine may take to be ready (below the vllm/trtllm types' 15-minute ready timeout in the hive). */

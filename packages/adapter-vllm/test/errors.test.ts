@@ -1,5 +1,8 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { OpenAiEngineFixture, postJson, postSse, startWorker, waitFor } from "@rbee/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { startAttached, startFixture } from "./helpers.js";
@@ -26,6 +29,20 @@ describe("vllm adapter on the vLLM API fixture: errors", () => {
     await expect(startAttached(fixture, [], "meta-llama/Llama-3.1-8B")).rejects.toThrow(
       /model 'meta-llama\/Llama-3\.1-8B' was not found: vllm at http:\/\/127\.0\.0\.1:\d+ serves 'fixture-model'/,
     );
+  });
+
+  it("attached to a vLLM, given a hive's repo directory, it finds the repo id vLLM serves (its metadata.json)", async () => {
+    const fixture = await startFixture("vllm", { models: ["Qwen/Qwen2.5-0.5B-Instruct"] });
+    stops.push(() => fixture.stop());
+    const dir = join(mkdtempSync(join(tmpdir(), "rbee-vllm-repo-")), "qwen--qwen2.5-0.5b-instruct");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "metadata.json"), JSON.stringify({ artifact: { name: "Qwen/Qwen2.5-0.5B-Instruct" } }));
+    const w = await startAttached(fixture, [], dir);
+    stops.push(() => w.child.stop());
+    expect(w.model).toBe("qwen--qwen2.5-0.5b-instruct");
+    const r = await postJson(`${w.url}/v1/infer`, { prompt: "Once upon a time", max_tokens: 2 });
+    expect(r.status, r.text).toBe(200);
+    expect(fixture.requests.at(-1)?.body?.model).toBe("Qwen/Qwen2.5-0.5B-Instruct");
   });
 
   it.each([[false], [true]])(

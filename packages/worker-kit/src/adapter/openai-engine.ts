@@ -54,6 +54,11 @@ export interface OpenAiEngineSpec {
 export interface OpenAiEngineOptions {
   /** The name the engine serves the model under (sent as `model`), e.g. its `--served-model-name`. */
   servedModel: string;
+  /**
+   * Attach mode: other names the running engine may serve the model under (its Hugging Face repo id,
+   * when the worker was given the repo's directory); the first one `/v1/models` lists is used.
+   */
+  servedAliases?: readonly string[];
   /** The name the worker serves it under. */
   modelId: string;
   device: Device;
@@ -141,10 +146,13 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
   #statsWarned = false;
   #disposed = false;
   #log: Logger | undefined;
+  /** The name the engine serves the model under: servedModel, or the alias /v1/models lists. */
+  #served: string;
 
   constructor(spec: OpenAiEngineSpec, options: OpenAiEngineOptions) {
     this.#spec = spec;
     this.#o = options;
+    this.#served = options.servedModel;
     this.workerType = spec.workerType;
     this.implementation = spec.name;
     this.capabilities = spec.capabilities;
@@ -186,7 +194,7 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
         this.#process = started.process;
         this.#base = started.baseUrl;
       } catch (err) {
-        throw outOfMemoryAtStart(err, name, this.#o.servedModel) ?? err;
+        throw outOfMemoryAtStart(err, name, this.#served) ?? err;
       }
     } else {
       this.#base = (this.#o.url ?? "").replace(/\/+$/, "");
@@ -205,7 +213,7 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
         version: this.#version,
         mode: this.#process ? "start" : "attach",
         engine_pid: this.#process?.pid,
-        model: this.#o.servedModel,
+        model: this.#served,
       },
       `${name} serving`,
     );
@@ -257,7 +265,9 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
         code: "bad_gateway",
       });
     const ids = models.value.data.map((m) => m.id);
-    if (!ids.includes(this.#o.servedModel))
+    const served = [this.#o.servedModel, ...(this.#o.servedAliases ?? [])].find((n) => ids.includes(n));
+    if (served !== undefined) this.#served = served;
+    else
       throw new ModelNotFoundError(
         this.#o.servedModel,
         `${name} at ${this.#base} serves ${ids.length > 0 ? ids.map((i) => `'${i}'`).join(", ") : "no model"}; attach to the ${name} that serves it, or give that name with -m`,
@@ -307,7 +317,7 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
     let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
     let done = false;
     try {
-      await client.stream(path, openAiBody(request, this.#o.servedModel), { signal: ctx.signal }, (message) => {
+      await client.stream(path, openAiBody(request, this.#served), { signal: ctx.signal }, (message) => {
         const data = message.data.trim();
         if (data === "[DONE]") {
           done = true;
@@ -339,7 +349,7 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
       });
     } catch (err) {
       if (ctx.signal.aborted) return { text, tokensGenerated: tokens, promptTokens: 0, finishReason: "cancelled" };
-      throw toRbeeError(err, this.#o.servedModel, this.#spec.name);
+      throw toRbeeError(err, this.#served, this.#spec.name);
     }
     if (ctx.signal.aborted) return { text, tokensGenerated: tokens, promptTokens: 0, finishReason: "cancelled" };
     if (!done && finish === undefined)
