@@ -12,7 +12,6 @@ import {
   parseJson,
   RbeeError,
   safeParse,
-  ValidationError,
   type WorkerCapability,
   type WorkerHeartbeat,
 } from "@rbee/contract";
@@ -32,6 +31,8 @@ import {
   modelFileSize,
   processRss,
   readEngineError,
+  refuseUnmapped,
+  samplingFields,
   type WorkerEngine,
 } from "@rbee/worker-kit";
 import { z } from "zod";
@@ -274,7 +275,7 @@ export class LlamaServerEngine implements WorkerEngine {
   }
 
   async infer(request: InferRequest, ctx: InferContext): Promise<InferResult> {
-    refuseUnserved(request);
+    refuseUnmapped(request, "llama-server");
     const client = this.#ready();
     const prompt =
       request.messages !== undefined ? await this.#applyTemplate(client, request.messages, ctx.signal) : request.prompt;
@@ -401,25 +402,6 @@ export class LlamaServerEngine implements WorkerEngine {
   }
 }
 
-/**
- * The worker contract's optional fields this adapter does not map onto llama-server yet: a 400 that
- * says so, rather than an answer that silently lacks them. (llama-server itself has them: `n_probs`,
- * `/infill`, and tools on its `/v1/chat/completions` with `--jinja`.)
- */
-export function refuseUnserved(request: InferRequest): void {
-  const refuse = (param: string, what: string) => {
-    throw new ValidationError(
-      `${what} through the llama-server adapter is not served yet; use the llm worker (--type llm), which serves it`,
-      param,
-    );
-  };
-  if (request.logprobs !== undefined) refuse("logprobs", "logprobs");
-  if (request.suffix !== undefined) refuse("suffix", "fill-in-the-middle (suffix)");
-  if (request.tools !== undefined && request.tools.length > 0) refuse("tools", "tool calling");
-  const i = request.messages?.findIndex((m) => m.role === "tool" || (m.tool_calls?.length ?? 0) > 0) ?? -1;
-  if (i >= 0) refuse(`messages[${i}]`, "a chat with tool calls and results");
-}
-
 /** The body of llama-server's native `/completion` for an InferRequest; always streamed. */
 export function completionBody(request: InferRequest, prompt: string): Record<string, unknown> {
   const body: Record<string, unknown> = {
@@ -430,14 +412,7 @@ export function completionBody(request: InferRequest, prompt: string): Record<st
     // rbee's default is no repeat penalty; say so, whatever llama-server's own default is
     repeat_penalty: request.repeat_penalty ?? 1,
   };
-  if (request.temperature !== undefined) body.temperature = request.temperature;
-  if (request.top_k !== undefined) body.top_k = request.top_k;
-  if (request.top_p !== undefined) body.top_p = request.top_p;
-  if (request.min_p !== undefined) body.min_p = request.min_p;
-  if (request.presence_penalty !== undefined) body.presence_penalty = request.presence_penalty;
-  if (request.frequency_penalty !== undefined) body.frequency_penalty = request.frequency_penalty;
-  if (request.seed !== undefined) body.seed = request.seed;
-  if (request.stop !== undefined) body.stop = typeof request.stop === "string" ? [request.stop] : request.stop;
+  Object.assign(body, samplingFields(request));
   if (request.json_schema !== undefined) body.json_schema = request.json_schema;
   return body;
 }

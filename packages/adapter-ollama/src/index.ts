@@ -7,7 +7,6 @@ export {
   OllamaEngine,
   type OllamaEngineOptions,
   ollamaBody,
-  refuseUnserved,
   toRbeeError,
 } from "./ollama-engine.js";
 export { type OllamaWorkerOptions, ollamaMode, runOllamaWorker } from "./run-ollama-worker.js";

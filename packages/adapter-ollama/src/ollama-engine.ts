@@ -7,20 +7,22 @@ import {
   ModelNotFoundError,
   RbeeError,
   safeParse,
-  ValidationError,
   type WorkerCapability,
   type WorkerHeartbeat,
 } from "@rbee/contract";
-import { freePort, type Logger } from "@rbee/server-kit";
+import type { Logger } from "@rbee/server-kit";
 import {
   EngineClient,
   type EngineGuard,
   EngineHttpError,
-  EngineProcess,
+  type EngineProcess,
   type InferContext,
   type InferResult,
   type LoadContext,
   type LoadedModel,
+  refuseUnmapped,
+  samplingFields,
+  startEngineOnFreePort,
   type WorkerEngine,
 } from "@rbee/worker-kit";
 import { streamNdjson } from "./ndjson-stream.js";
@@ -113,24 +115,24 @@ export class OllamaEngine implements WorkerEngine {
 
   async load(ctx: LoadContext): Promise<LoadedModel> {
     const { log } = ctx;
-    if (this.#o.start !== undefined) {
-      const port = await freePort("127.0.0.1");
-      this.#base = `http://127.0.0.1:${port}`;
-      log.info({ engine: "ollama", binary: this.#o.start.binary, url: this.#base }, "starting ollama serve");
-      this.#process = new EngineProcess({
-        name: "ollama",
-        binary: this.#o.start.binary,
-        args: ["serve"],
-        // Ollama reads where to listen from OLLAMA_HOST
-        env: { ...this.#o.start.env, OLLAMA_HOST: `127.0.0.1:${port}` },
-        binaryHint: OLLAMA_HINT,
-        readyUrl: `${this.#base}/api/version`,
-        startTimeoutMs: this.#o.start.startTimeoutMs ?? DEFAULT_OLLAMA_START_TIMEOUT_MS,
-        guard: this.#o.start.guard,
-        log: log.child({ component: "engine" }),
-        onUnexpectedExit: (error) => ctx.fail(error),
-      });
-      await this.#process.start(ctx.signal);
+    const start = this.#o.start;
+    if (start !== undefined) {
+      const started = await startEngineOnFreePort(
+        {
+          name: "ollama",
+          binary: start.binary,
+          args: () => ["serve"],
+          // Ollama reads where to listen from OLLAMA_HOST
+          env: (port) => ({ ...start.env, OLLAMA_HOST: `127.0.0.1:${port}` }),
+          binaryHint: OLLAMA_HINT,
+          readyPath: "/api/version",
+          startTimeoutMs: start.startTimeoutMs ?? DEFAULT_OLLAMA_START_TIMEOUT_MS,
+          guard: start.guard,
+        },
+        ctx,
+      );
+      this.#process = started.process;
+      this.#base = started.baseUrl;
     } else {
       this.#base = (this.#o.url ?? DEFAULT_OLLAMA_URL).replace(/\/+$/, "");
     }
@@ -250,7 +252,7 @@ export class OllamaEngine implements WorkerEngine {
   }
 
   async infer(request: InferRequest, ctx: InferContext): Promise<InferResult> {
-    refuseUnserved(request);
+    refuseUnmapped(request, "Ollama");
     const client = this.#ready();
     const chat = request.messages !== undefined;
     const path = chat ? "/api/chat" : "/api/generate";
@@ -364,21 +366,6 @@ export class OllamaEngine implements WorkerEngine {
   }
 }
 
-/** The worker contract's fields this adapter does not map onto Ollama yet: a 400 that says so. */
-export function refuseUnserved(request: InferRequest): void {
-  const refuse = (param: string, what: string) => {
-    throw new ValidationError(
-      `${what} through the Ollama adapter is not served yet; use the llm worker (--type llm)`,
-      param,
-    );
-  };
-  if (request.logprobs !== undefined) refuse("logprobs", "logprobs");
-  if (request.suffix !== undefined) refuse("suffix", "fill-in-the-middle (suffix)");
-  if (request.tools !== undefined && request.tools.length > 0) refuse("tools", "tool calling");
-  const i = request.messages?.findIndex((m) => m.role === "tool" || (m.tool_calls?.length ?? 0) > 0) ?? -1;
-  if (i >= 0) refuse(`messages[${i}]`, "a chat with tool calls and results");
-}
-
 /** The body of `/api/generate` (a prompt, raw) or `/api/chat` (messages) for an InferRequest; always streamed. */
 export function ollamaBody(
   request: InferRequest,
@@ -389,14 +376,7 @@ export function ollamaBody(
     repeat_penalty: request.repeat_penalty ?? 1,
   };
   if (request.max_tokens !== undefined) options.num_predict = request.max_tokens;
-  if (request.temperature !== undefined) options.temperature = request.temperature;
-  if (request.top_k !== undefined) options.top_k = request.top_k;
-  if (request.top_p !== undefined) options.top_p = request.top_p;
-  if (request.min_p !== undefined) options.min_p = request.min_p;
-  if (request.presence_penalty !== undefined) options.presence_penalty = request.presence_penalty;
-  if (request.frequency_penalty !== undefined) options.frequency_penalty = request.frequency_penalty;
-  if (request.seed !== undefined) options.seed = request.seed;
-  if (request.stop !== undefined) options.stop = typeof request.stop === "string" ? [request.stop] : request.stop;
+  Object.assign(options, samplingFields(request));
   if (o.ctxSize !== undefined) options.num_ctx = o.ctxSize;
   const body: Record<string, unknown> = { model: o.model, stream: true, options };
   if (request.messages !== undefined) {

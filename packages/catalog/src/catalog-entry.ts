@@ -59,6 +59,8 @@ export function toHiveModel(entry: CatalogEntry): HiveModel {
   if (a.source_url !== "") model.source_url = a.source_url;
   if (a.error !== undefined) model.error = a.error;
   if (a.gguf !== undefined) model.gguf = a.gguf;
+  if (a.format !== undefined) model.format = a.format;
+  if (a.hf_config !== undefined) model.hf_config = a.hf_config;
   if (a.downloaded_bytes !== undefined) model.downloaded_bytes = a.downloaded_bytes;
   return model;
 }

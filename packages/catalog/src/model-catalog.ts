@@ -29,7 +29,7 @@ export class ModelIdTakenError extends RbeeError {
 
 /** What a caller of writeEntry says about an entry (the id and kind are the catalog's). */
 export type EntryFields = Pick<Artifact, "name" | "version" | "size_bytes" | "source_url" | "status"> &
-  Partial<Pick<Artifact, "files" | "error" | "gguf" | "downloaded_bytes">>;
+  Partial<Pick<Artifact, "files" | "error" | "gguf" | "downloaded_bytes" | "format" | "hf_config">>;
 
 /** How many hex digits of the path hash to try when a file's plain id is taken. */
 const HASH_LENGTHS = [6, 10, 16, 64];

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Bytes, Timestamp } from "./common.js";
+import { HfConfigSummary } from "./hf-config.js";
 
 export const ArtifactStatus = z.enum(["Available", "Downloading", "Failed"]);
 export type ArtifactStatus = z.infer<typeof ArtifactStatus>;
@@ -55,6 +56,14 @@ export const GgufSummary = z.looseObject({
 export type GgufSummary = z.infer<typeof GgufSummary>;
 
 /** The `artifact` of a metadata.json: a model or a worker package in a hive's catalog. */
+/**
+ * The format of a model's files: `gguf` (one GGUF file, or its split parts) or `hf-repo` (a Hugging
+ * Face repo directory: config.json, safetensors, tokenizer). The worker types' `artifact` says which
+ * one each loads.
+ */
+export const ModelFormat = z.enum(["gguf", "hf-repo"]);
+export type ModelFormat = z.infer<typeof ModelFormat>;
+
 export const Artifact = z.looseObject({
   id: z.string().min(1),
   name: z.string(),
@@ -68,6 +77,10 @@ export const Artifact = z.looseObject({
   error: z.string().optional(),
   /** For GGUF models: what the header says (placement reads it). */
   gguf: GgufSummary.optional(),
+  /** What the model is: one GGUF file (the default), or a Hugging Face repo directory (safetensors + config.json). */
+  format: ModelFormat.optional(),
+  /** For a Hugging Face repo: what its config.json says (placement reads it). */
+  hf_config: HfConfigSummary.optional(),
   /** For downloads: bytes on disk so far. */
   downloaded_bytes: Bytes.optional(),
 });

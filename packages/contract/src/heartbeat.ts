@@ -43,6 +43,8 @@ export const WorkerHeartbeat = z.looseObject({
   batch_size: z.number().int().nonnegative().optional(),
   queue_depth: z.number().int().nonnegative().optional(),
   throughput_tokens_per_second: z.number().nonnegative().optional(),
+  /** Share of the engine's KV cache in use, 0..1 (vLLM's, TensorRT-LLM's). */
+  kv_cache_usage: z.number().min(0).max(1).optional(),
 
   // engines holding several models
   loaded_models: z.array(z.string()).optional(),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { GgufSummary } from "./catalog.js";
+import { GgufSummary, ModelFormat } from "./catalog.js";
 import { Bytes, DeviceId, HttpUrl, SafeId } from "./common.js";
 import { HiveModel } from "./hive.js";
 import { WorkerTypeId } from "./worker-types.js";
@@ -90,6 +90,8 @@ export const ResolveModelRequest = z.strictObject({
    */
   peers: z.array(ModelPeer).max(32).optional(),
   any_path: AnyPath,
+  /** `hf-repo`: `ref` names a Hugging Face repo to fetch whole (safetensors, config, tokenizer), for vLLM or TensorRT-LLM. */
+  format: ModelFormat.optional(),
 });
 export type ResolveModelRequest = z.infer<typeof ResolveModelRequest>;
 

@@ -1,8 +1,9 @@
 import { z } from "zod";
-import { ArtifactStatus, GgufSummary } from "./catalog.js";
+import { ArtifactStatus, GgufSummary, ModelFormat } from "./catalog.js";
 import { Bytes, DeviceId, Timestamp } from "./common.js";
 import { Device } from "./device.js";
 import { WorkerHeartbeat } from "./heartbeat.js";
+import { HfConfigSummary } from "./hf-config.js";
 import { WorkerCapability, WorkerStatus } from "./worker.js";
 import { InstalledWorkerType } from "./worker-types.js";
 
@@ -57,6 +58,9 @@ export const HiveModel = z.looseObject({
   source_url: z.string().optional(),
   error: z.string().optional(),
   gguf: GgufSummary.optional(),
+  /** `hf-repo` for a Hugging Face repo directory (its path is then its config.json); absent: a GGUF. */
+  format: ModelFormat.optional(),
+  hf_config: HfConfigSummary.optional(),
   /** While Downloading: bytes on disk so far. */
   downloaded_bytes: Bytes.optional(),
 });

@@ -4,6 +4,7 @@ export * from "./device.js";
 export * from "./embed.js";
 export * from "./errors.js";
 export * from "./heartbeat.js";
+export * from "./hf-config.js";
 export * from "./hive.js";
 export * from "./hive-api.js";
 export * from "./infer.js";

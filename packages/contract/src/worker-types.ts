@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ArtifactStatus, type GgufSummary } from "./catalog.js";
 import { DeviceKind, Timestamp } from "./common.js";
+import type { HfConfigSummary } from "./hf-config.js";
 import type { MemoryEstimate } from "./hive-api.js";
 import { WorkerCapability } from "./worker.js";
 
@@ -87,10 +88,11 @@ export const ClusterWorkerTypes = z.looseObject({
 });
 export type ClusterWorkerTypes = z.infer<typeof ClusterWorkerTypes>;
 
-/** What a worker type's memory estimate reads of a model: its size and, for a GGUF, its header. */
+/** What a worker type's memory estimate reads of a model: its size and, for a GGUF, its header; for a Hugging Face repo, its config.json. */
 export interface ModelFacts {
   size_bytes: number;
   gguf?: GgufSummary | undefined;
+  hf_config?: HfConfigSummary | undefined;
 }
 
 /** What a worker is started with (the hive's spawn request, resolved against its catalogs). */
@@ -178,6 +180,9 @@ export const LLAMA_CPP_DEFAULTS = Object.freeze({ maxContextSize: 4096, parallel
 
 /** How long llama-server may take to load its model before its adapter gives up (below the hive's 120 s). */
 export const DEFAULT_ENGINE_START_TIMEOUT_MS = 100_000;
+
+/** How long vLLM or trtllm-serve may take to be ready (below the vllm/trtllm types' 15-minute ready timeout in the hive). */
+export const DEFAULT_OPENAI_ENGINE_START_TIMEOUT_MS = 14 * 60_000;
 
 /** The context per sequence a llama.cpp worker uses for a model whose training context is `trained` (0: unknown). */
 export function defaultContextSize(trained: number | undefined): number {

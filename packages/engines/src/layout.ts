@@ -1,8 +1,18 @@
 import { join } from "node:path";
 
 /** The engine binaries rbee knows, by id: what `rbee engine add` accepts and what discovery looks for. */
-/** `ollama` is Ollama's own program (`ollama serve`), run by the Ollama adapter in its start mode. */
-export const ENGINE_IDS = Object.freeze(["llama-server", "ggml-rpc-server", "llama-bench", "ollama"] as const);
+/**
+ * `ollama` is Ollama's own program (`ollama serve`), run by the Ollama adapter in its start mode;
+ * `vllm` (`vllm serve`) and `trtllm-serve` are run by the vLLM and TensorRT-LLM adapters.
+ */
+export const ENGINE_IDS = Object.freeze([
+  "llama-server",
+  "ggml-rpc-server",
+  "llama-bench",
+  "ollama",
+  "vllm",
+  "trtllm-serve",
+] as const);
 export type EngineId = (typeof ENGINE_IDS)[number];
 
 export function isEngineId(value: string): value is EngineId {
@@ -15,6 +25,8 @@ export const PATH_NAMES: Readonly<Record<EngineId, readonly string[]>> = Object.
   "ggml-rpc-server": ["ggml-rpc-server", "rpc-server"],
   "llama-bench": ["llama-bench"],
   ollama: ["ollama"],
+  vllm: ["vllm"],
+  "trtllm-serve": ["trtllm-serve"],
 });
 
 /** The GPU (or CPU) backends llama.cpp can be built for; each build is its own directory. */

@@ -44,6 +44,12 @@ export function parseOllamaVersion(output: string): { version: string } | undefi
   return v === undefined ? undefined : { version: v };
 }
 
+/** vLLM's version, as `vllm --version` prints it: a line holding only the version, `0.10.1` (or `0.10.1rc2.dev5+g...`). */
+export function parseVllmVersion(output: string): { version: string } | undefined {
+  const v = /^\s*v?(\d+\.\d+(?:\.\d+)?\S*)\s*$/m.exec(output)?.[1];
+  return v === undefined ? undefined : { version: v };
+}
+
 /**
  * ggml-rpc-server knows no `--version`: it prints its usage (and exits 0). Recognised by that text:
  * "Usage: ./ggml-rpc-server [options]" and its --host/--port options.
@@ -116,7 +122,9 @@ export async function probeVersion(
     try {
       execFile(
         path,
-        ["--version"],
+        // trtllm-serve (a click command) has no --version: its usage says what it is, and the
+        // adapter reads its version from the server's /version
+        [expect === "trtllm-serve" ? "--help" : "--version"],
         { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 1024 * 1024, encoding: "utf8", windowsHide: true },
         (error, stdout, stderr) => {
           const output = `${stderr}\n${stdout}`;
@@ -136,6 +144,18 @@ export async function probeVersion(
                 error: `\`--version\` exited with code ${error.code}${said === "" ? "" : `: ${said}`}`,
               });
             }
+            return;
+          }
+          if (expect === "vllm" || expect === "trtllm-serve") {
+            const said = firstLine(output);
+            const v = expect === "vllm" ? parseVllmVersion(output) : undefined;
+            if (v) resolve({ ok: true, ...v });
+            else if (expect === "trtllm-serve" && /trtllm-serve/.test(output)) resolve({ ok: true });
+            else
+              resolve({
+                ok: false,
+                error: `not ${expect === "vllm" ? "vLLM: `--version` printed no version" : "trtllm-serve: `--help` did not name trtllm-serve"}${said === "" ? "" : ` (it printed: ${said.slice(0, 120)})`}`,
+              });
             return;
           }
           if (expect === "ollama") {

@@ -121,7 +121,10 @@ export function hiveRoutes(hive: Hive): Router {
 async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
   const request = await ctx.json(ResolveModelRequest, "model request");
   if (!(ctx.header("accept") ?? "").includes("text/event-stream")) {
-    ctx.send(200, await hive.resolveModel(request.ref, {}, ctx.signal, request.peers, request.any_path === true));
+    ctx.send(
+      200,
+      await hive.resolveModel(request.ref, {}, ctx.signal, request.peers, request.any_path === true, request.format),
+    );
     return;
   }
   const sse = ctx.sse();
@@ -147,6 +150,7 @@ async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
     ctx.signal,
     request.peers,
     request.any_path === true,
+    request.format,
   );
   await sse.send("done", { model });
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism, networkInterfaces } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { hfHubCache, ModelCatalog, toHiveModel } from "@rbee/catalog";
 import {
   type EngineBinary,
@@ -11,6 +11,7 @@ import {
   type HiveHeartbeat,
   type HiveModel,
   type HiveWorkerReport,
+  type ModelFormat,
   type ModelInspection,
   type ModelPeer,
   PROTOCOL_VERSION,
@@ -267,10 +268,11 @@ export class Hive {
     signal?: AbortSignal,
     peers?: readonly ModelPeer[],
     anyPath = false,
+    format?: ModelFormat,
   ): Promise<HiveModel> {
     this.#queen.beatSoon();
     try {
-      return await this.provisioner.provision(ref, listener, signal, peers, anyPath);
+      return await this.provisioner.provision(ref, listener, signal, peers, anyPath, format);
     } finally {
       this.#queen.beatSoon();
     }
@@ -325,12 +327,26 @@ export class Hive {
         );
       model = { id };
     } else {
-      const provisioned = await this.provisioner.provision(request.model, {}, signal, [], request.any_path === true);
+      const repo = descriptor.artifact === "hf-repo";
+      const provisioned = await this.provisioner.provision(
+        request.model,
+        {},
+        signal,
+        [],
+        request.any_path === true,
+        repo ? "hf-repo" : undefined,
+      );
       const entry = await this.catalog.resolve(provisioned.id);
       if (entry.artifact.status !== "Available" || entry.path === undefined) {
         throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
       }
-      model = { id: entry.id, path: entry.path };
+      if (!repo && entry.artifact.format === "hf-repo")
+        throw new ValidationError(
+          `model ${entry.id} is a Hugging Face repo (safetensors), which worker type '${descriptor.id}' cannot load; spawn it with --type vllm or --type trtllm`,
+          "model",
+        );
+      // a repo's entry names its config.json: the worker gets the repo's directory
+      model = { id: entry.id, path: repo ? dirname(entry.path) : entry.path };
     }
     const workerId = request.worker_id ?? this.#newWorkerId(request.worker_type, model.id);
     const readyTimeoutMs = request.ready_timeout_ms ?? descriptor.readyTimeoutMs ?? this.options.readyTimeoutMs;

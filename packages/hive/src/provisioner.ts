@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { basename, isAbsolute, join } from "node:path";
 import {
   type CatalogEntry,
@@ -11,17 +12,21 @@ import {
   type ModelRef,
   parseModelRef,
   pickGguf,
+  pickRepoFiles,
+  safetensorsParameters,
   toHiveModel,
 } from "@rbee/catalog";
 import {
   type GgufSummary,
   type HiveModel,
   type MemoryEstimate,
+  type ModelFormat,
   type ModelInspection,
   ModelNotFoundError,
   type ModelPeer,
   RbeeError,
   SharedModel,
+  summarizeHfConfig,
   toRbeeError,
   ValidationError,
 } from "@rbee/contract";
@@ -123,6 +128,8 @@ interface PlannedFile {
 }
 
 interface Plan {
+  /** `hf-repo`: a Hugging Face repo directory, its files kept at their paths in the repo. */
+  format?: ModelFormat;
   id: string;
   name: string;
   repo: string;
@@ -208,7 +215,9 @@ export class Provisioner {
     signal?: AbortSignal,
     peers: readonly ModelPeer[] = [],
     anyPath = false,
+    format?: ModelFormat,
   ): Promise<HiveModel> {
+    if (format === "hf-repo") return this.#provisionRepo(ref, listener, signal);
     const parsed = parseModelRef(ref);
     if (parsed.kind === "local") {
       await this.#checkPath(ref, parsed.path, anyPath);
@@ -261,6 +270,81 @@ export class Provisioner {
       }
       return this.#download(plan, listener, signal);
     });
+  }
+
+  /**
+   * A Hugging Face repo directory (`owner/repo[@revision]`) for an engine that loads safetensors:
+   * its config.json, safetensors weights and tokenizer files (pickRepoFiles), downloaded like a GGUF
+   * (resumable, sha256-checked for the LFS files, the HF cache used in place) into
+   * `<cache>/models/<id>/`, keeping their names. The entry's first file is config.json; it records
+   * `format: "hf-repo"` and what the config says (`hf_config`, with the parameters counted from the
+   * safetensors headers). A catalog id must name such an entry.
+   */
+  async #provisionRepo(ref: string, listener: ProvisionListener, signal?: AbortSignal): Promise<HiveModel> {
+    const parsed = parseModelRef(ref);
+    if (parsed.kind === "id") {
+      const entry = await this.#o.catalog.get(parsed.id);
+      if (entry === undefined)
+        throw new ModelNotFoundError(ref, "it is not in this hive's catalog; name its Hugging Face repo (owner/repo)");
+      if (entry.artifact.format !== "hf-repo")
+        throw new ValidationError(
+          `model ${entry.id} is a GGUF file, not a Hugging Face repo: serve it with the llm or llama-server type, or name a safetensors repo (owner/repo)`,
+          "model",
+        );
+      if (entry.artifact.status !== "Available")
+        throw new ModelNotAvailableError(entry.id, entry.artifact.status, entry.artifact.error);
+      return toHiveModel(entry);
+    }
+    if (parsed.kind !== "hf" || parsed.path !== undefined || parsed.quant !== undefined)
+      throw new ValidationError(
+        `'${ref.slice(0, 300)}' does not name a Hugging Face repo: a worker type that loads an hf-repo takes the repo itself, owner/repo[@revision] (not a file in it, nor a local path)`,
+        "model",
+      );
+    const { repo, revision } = parsed;
+    const id = catalogIdFor({ kind: "hf", repo, revision });
+    const existing = await this.#o.catalog.get(id);
+    if (existing?.artifact.status === "Available") return toHiveModel(existing);
+    return this.#once(id, listener, async () => {
+      const listed = await this.#client()
+        .listFiles(repo, revision, signal)
+        .catch((err: unknown) => {
+          throw hubError(err, repo);
+        });
+      const files = pickRepoFiles(listed, repo);
+      const plan: Plan = {
+        format: "hf-repo",
+        id,
+        name: repo,
+        repo,
+        revision,
+        files: files.map((f) => ({
+          repoPath: f.path,
+          size: f.size,
+          sha256: f.sha256,
+          localPath: findInHfCache(repo, revision, f.path, this.#o.env, f.size),
+        })),
+      };
+      return this.#download(plan, listener, signal);
+    });
+  }
+
+  /** Adds what config.json (and the safetensors headers) say to a repo entry. */
+  async #withHfConfig(entry: CatalogEntry): Promise<HiveModel> {
+    if (entry.artifact.hf_config !== undefined || entry.path === undefined) return toHiveModel(entry);
+    try {
+      let parameters: number | undefined;
+      for (const f of entry.artifact.files ?? []) {
+        if (!f.path.endsWith(".safetensors")) continue;
+        parameters =
+          (parameters ?? 0) + (await safetensorsParameters(isAbsolute(f.path) ? f.path : join(entry.dir, f.path)));
+      }
+      const hf_config = summarizeHfConfig(JSON.parse(await readFile(entry.path, "utf8")), parameters);
+      const { id: _id, kind: _kind, ...fields } = entry.artifact;
+      return toHiveModel(await this.#o.catalog.writeEntry(entry.id, { ...fields, hf_config }));
+    } catch (err) {
+      this.#o.log.warn({ model: entry.id, err: (err as Error).message }, "could not read the repo's config.json");
+      return toHiveModel(entry);
+    }
   }
 
   /** Runs `fetch` for a model unless it is already being fetched; two requests share one fetch. */
@@ -508,7 +592,15 @@ export class Provisioner {
     if (plan.picked) listener.narrate?.(plan.picked);
     const total = plan.files.reduce((n, f) => n + f.size, 0);
     const sourceUrl = `${hfEndpoint(this.#o.env)}/${plan.repo}/tree/${plan.revision}`;
-    const base = { name: plan.name, version: plan.revision, size_bytes: total, source_url: sourceUrl };
+    const base = {
+      name: plan.name,
+      version: plan.revision,
+      size_bytes: total,
+      source_url: sourceUrl,
+      ...(plan.format === "hf-repo" ? { format: "hf-repo" as const } : {}),
+    };
+    const described = (entry: CatalogEntry) =>
+      plan.format === "hf-repo" ? this.#withHfConfig(entry) : this.#withGguf(entry);
     // already in the Hugging Face cache: used in place, nothing fetched
     if (plan.files.every((f) => f.localPath !== undefined)) {
       listener.narrate?.(`found ${plan.name} in the Hugging Face cache; using it in place`);
@@ -517,7 +609,7 @@ export class Provisioner {
         size_bytes: f.size,
         ...(f.sha256 ? { sha256: f.sha256 } : {}),
       }));
-      return this.#withGguf(await this.#o.catalog.writeEntry(id, { ...base, status: "Available", files }));
+      return described(await this.#o.catalog.writeEntry(id, { ...base, status: "Available", files }));
     }
     const dir = join(this.#o.catalog.modelsDir, id);
     await this.#o.catalog.writeEntry(id, { ...base, status: "Downloading", downloaded_bytes: 0 });
@@ -534,7 +626,8 @@ export class Provisioner {
         return {
           url: client.fileUrl(plan.repo, plan.revision, f.repoPath),
           headers: client.authHeaders(),
-          destPath: join(dir, fileName),
+          // a repo keeps its files' names (all at its root: pickRepoFiles), a GGUF its file name
+          destPath: join(dir, plan.format === "hf-repo" ? f.repoPath : fileName),
           partPath: join(this.#o.tmpDir, `${id}--${fileName}.part`),
           size: f.size,
           sha256: f.sha256,
@@ -557,7 +650,7 @@ export class Provisioner {
         size_bytes: r.size,
         sha256: r.sha256 ?? plan.files[i]?.sha256,
       }));
-      return this.#withGguf(await this.#o.catalog.writeEntry(id, { ...base, status: "Available", files }));
+      return described(await this.#o.catalog.writeEntry(id, { ...base, status: "Available", files }));
     } catch (err) {
       const message = signal?.aborted
         ? "the download was cancelled; the part is kept, ask for the model again to resume"

@@ -54,10 +54,10 @@ describe("hive: the worker catalog (worker types, what they run with, where they
   });
 
   it("a type the hive does not know is a 400 that lists the ones it has; nothing is started", async () => {
-    const r = await t.api.post("/v1/workers", { worker_type: "vllm", model: "stories260k" });
+    const r = await t.api.post("/v1/workers", { worker_type: "sglang", model: "stories260k" });
     expect(r.status, r.text).toBe(400);
     expect(r.body.error.code).toBe("unknown_worker_type");
-    expect(r.body.error.message).toMatch(/unknown worker type 'vllm'.*llm, llama-server, echo/);
+    expect(r.body.error.message).toMatch(/unknown worker type 'sglang'.*llm, llama-server, echo/);
     const bad = await t.api.post("/v1/workers", { worker_type: "Not A Type", model: "x" });
     expect(bad.status).toBe(400);
     expect(bad.body.error.param).toBe("worker_type");

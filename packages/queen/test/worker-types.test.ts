@@ -73,12 +73,12 @@ describe("queen: worker types and routing by capability", () => {
   });
 
   it("an unknown type is refused with the types the hives have, by the job API and by the CLI", async () => {
-    const job = await runJob(queen.url, { type: "spawn_worker", model: requireStoriesModel(), worker_type: "vllm" });
+    const job = await runJob(queen.url, { type: "spawn_worker", model: requireStoriesModel(), worker_type: "sglang" });
     expect(job.error?.code).toBe("unknown_worker_type");
-    expect(job.error?.message).toMatch(/unknown worker type 'vllm': the hives have echo, (llama-server, )?llm/);
-    const out = await cli(["worker", "spawn", "-m", requireStoriesModel(), "--type", "vllm"]);
+    expect(job.error?.message).toMatch(/unknown worker type 'sglang': the hives have echo, (llama-server, )?llm/);
+    const out = await cli(["worker", "spawn", "-m", requireStoriesModel(), "--type", "sglang"]);
     expect(out.code).not.toBe(0);
-    expect(out.stderr).toMatch(/unknown worker type 'vllm'/);
+    expect(out.stderr).toMatch(/unknown worker type 'sglang'/);
     const badFlag = await cli(["worker", "spawn", "-m", "x", "--type", "Bad Type"]);
     expect(badFlag.code).not.toBe(0);
     expect(badFlag.stderr).toMatch(/worker type id/);

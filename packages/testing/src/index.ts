@@ -9,6 +9,7 @@ export {
 export { HiveGroup, type QueenProcess, startQueenProcess } from "./daemons.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
 export * from "./fixtures/ollama-api/index.js";
+export * from "./fixtures/openai-engine/index.js";
 export {
   type FuzzBody,
   type FuzzReply,

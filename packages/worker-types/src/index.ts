@@ -1,5 +1,6 @@
 export {
   capabilitiesOf,
+  DEFAULT_TYPE_BY_FORMAT,
   DEFAULT_WORKER_TYPE,
   findWorkerType,
   requireWorkerType,

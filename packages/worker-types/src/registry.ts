@@ -1,5 +1,7 @@
 import { llamaServerWorkerType } from "@rbee/adapter-llama-server/worker-type";
 import { ollamaWorkerType } from "@rbee/adapter-ollama/worker-type";
+import { trtllmWorkerType } from "@rbee/adapter-trtllm/worker-type";
+import { vllmWorkerType } from "@rbee/adapter-vllm/worker-type";
 import { RbeeError, type WorkerCapability, type WorkerTypeDescriptor } from "@rbee/contract";
 import { echoWorkerType } from "@rbee/worker-echo";
 import { llmWorkerType } from "@rbee/worker-llm/worker-type";
@@ -14,10 +16,19 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
   "llama-server": llamaServerWorkerType,
   echo: echoWorkerType,
   ollama: ollamaWorkerType,
+  vllm: vllmWorkerType,
+  trtllm: trtllmWorkerType,
 });
 
 /** The type a model gets when neither the request, the model nor the queen names another. */
 export const DEFAULT_WORKER_TYPE = "llm";
+
+/**
+ * The type a model gets from its format when neither the request nor its minimum names one: a GGUF
+ * gets the queen's default (`llm` unless RBEE_WORKER_TYPE says otherwise); a Hugging Face repo
+ * (safetensors) `vllm`, or, where no hive has vLLM, another type that loads repos and is installed.
+ */
+export const DEFAULT_TYPE_BY_FORMAT: Readonly<Record<"hf-repo", string>> = Object.freeze({ "hf-repo": "vllm" });
 
 export function findWorkerType(id: string): WorkerTypeDescriptor | undefined {
   return Object.hasOwn(WORKER_TYPES, id) ? WORKER_TYPES[id] : undefined;

@@ -1,4 +1,9 @@
-import { DEFAULT_ENGINE_START_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, LLAMA_CPP_DEFAULTS } from "@rbee/contract";
+import {
+  DEFAULT_ENGINE_START_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_OPENAI_ENGINE_START_TIMEOUT_MS,
+  LLAMA_CPP_DEFAULTS,
+} from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit/client";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError, EXIT } from "../exit-codes.js";
@@ -227,6 +232,69 @@ export function workerServeCommand(): Command {
         });
       },
     );
+  for (const e of OPENAI_ENGINES) {
+    withWorkerFlags(serve.command(e.type).description(e.description), e.type, e.parallelHelp)
+      .option(
+        `--${e.type}-url <url>`,
+        `attach to the ${e.engine} running at this URL (default: ${e.urlEnv}); -m is then the model name it serves`,
+        urlArg,
+      )
+      .option(
+        "--engine <path>",
+        `the ${e.engine} program to start (default: ${e.binaryEnv}, else \`rbee engine add ${e.engine}\`, else ${e.engine} on PATH)`,
+      )
+      .option(
+        "--tensor-parallel <n>",
+        "tensor-parallel size (default: the number of devices given with --device, e.g. cuda:0,cuda:1)",
+        intArg(1, 64),
+      )
+      .addOption(
+        seconds(
+          "--engine-start-timeout <s>",
+          `stop ${e.engine} and fail when it is not ready after this long`,
+          DEFAULT_OPENAI_ENGINE_START_TIMEOUT_MS,
+          0.1,
+        ),
+      )
+      .option(
+        "--engine-arg <arg>",
+        `one more ${e.engine} argument, passed as it is (repeat the flag for each)`,
+        (value: string, previous: string[] = []) => [...previous, value],
+      )
+      .addOption(
+        new Option("--engine-guard <how>", `how ${e.engine} is tied to the adapter's life (tests)`)
+          .choices(["setpriv", "sh", "none"])
+          .hideHelp(),
+      )
+      .action(
+        async (
+          flags: ServeFlags & {
+            vllmUrl?: string;
+            trtllmUrl?: string;
+            engine?: string;
+            tensorParallel?: number;
+            engineStartTimeout: number;
+            engineArg?: string[];
+            engineGuard?: "setpriv" | "sh" | "none";
+          },
+        ) => {
+          const { runOpenAiEngineWorker, vllmAdapter } = await import("@rbee/adapter-vllm");
+          const adapter = e.type === "vllm" ? vllmAdapter : (await import("@rbee/adapter-trtllm")).trtllmAdapter();
+          const { vllmUrl, trtllmUrl, engine, tensorParallel, engineStartTimeout, engineArg, engineGuard, ...shared } =
+            flags;
+          const { threads: _t, batchSize: _b, ...rest } = workerOptions(shared);
+          await runOpenAiEngineWorker(adapter, {
+            ...rest,
+            engineUrl: vllmUrl ?? trtllmUrl,
+            engine,
+            tensorParallel,
+            engineStartTimeoutMs: engineStartTimeout,
+            engineArgs: engineArg,
+            guard: engineGuard,
+          });
+        },
+      );
+  }
   return serve;
 }
 
@@ -278,3 +346,25 @@ async function firstLine(stream: NodeJS.ReadableStream): Promise<string | undefi
   }
   return undefined;
 }
+
+/** The adapters of engines with an OpenAI-compatible server: one set of flags, their names. */
+const OPENAI_ENGINES = [
+  {
+    type: "vllm",
+    engine: "vllm",
+    urlEnv: "RBEE_VLLM_URL",
+    binaryEnv: "RBEE_VLLM",
+    description:
+      "serve a Hugging Face model with vLLM: start `vllm serve` (it never outlives this adapter), or attach to a running one with --vllm-url",
+    parallelHelp: "requests generated at the same time (vLLM's --max-num-seqs)",
+  },
+  {
+    type: "trtllm",
+    engine: "trtllm-serve",
+    urlEnv: "RBEE_TRTLLM_URL",
+    binaryEnv: "RBEE_TRTLLM_SERVE",
+    description:
+      "serve a Hugging Face model with TensorRT-LLM: start `trtllm-serve` (it never outlives this adapter), or attach to a running one with --trtllm-url",
+    parallelHelp: "requests generated at the same time (trtllm-serve's --max_batch_size)",
+  },
+] as const;

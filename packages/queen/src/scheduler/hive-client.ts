@@ -3,6 +3,7 @@ import {
   ErrorEvent,
   HiveModel,
   HiveWorkerReport,
+  type ModelFormat,
   ModelInspection,
   type ModelPeer,
   parseJson,
@@ -88,9 +89,15 @@ export class HiveClient {
     callbacks: ProvisionCallbacks = {},
     signal?: AbortSignal,
     peers?: readonly ModelPeer[],
+    format?: ModelFormat,
   ): Promise<HiveModel> {
     const what = `hive ${hive.id}`;
-    const body = { ref, ...(peers && peers.length > 0 ? { peers } : {}), ...anyPath(ref) };
+    const body = {
+      ref,
+      ...(peers && peers.length > 0 ? { peers } : {}),
+      ...anyPath(ref),
+      ...(format !== undefined ? { format } : {}),
+    };
     for await (const e of streamSse(`${hive.url}/v1/models`, { body, token: this.token, signal, what })) {
       const parsed = parseJson(e.data);
       const data = (parsed.ok ? parsed.value : {}) as Record<string, unknown>;

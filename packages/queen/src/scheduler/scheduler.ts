@@ -13,7 +13,7 @@ import {
   WorkerUnavailableError,
 } from "@rbee/contract";
 import { type Logger, UnreachableError } from "@rbee/server-kit";
-import { findWorkerType, UnknownWorkerTypeError, workerTypeIds } from "@rbee/worker-types";
+import { DEFAULT_TYPE_BY_FORMAT, findWorkerType, UnknownWorkerTypeError, workerTypeIds } from "@rbee/worker-types";
 import {
   type ClusterRegistry,
   type HiveEntry,
@@ -30,6 +30,7 @@ import {
   hiveRuns,
   type Placement,
   type PlacementCandidate,
+  typeNotInstalledError,
   usableMemory,
 } from "./placement.js";
 
@@ -223,7 +224,11 @@ export class Scheduler {
    *   `worker_type_capability` for a type that does not serve what the request needs.
    */
   workerTypeFor(model: string, asked: string | undefined, capability?: WorkerCapability): WorkerTypeDescriptor {
-    const id = asked ?? this.options.replicas.get(model)?.worker_type ?? this.options.defaultWorkerType;
+    const id =
+      asked ??
+      this.options.replicas.get(model)?.worker_type ??
+      this.#typeForFormat(model) ??
+      this.options.defaultWorkerType;
     const type = findWorkerType(id);
     if (type === undefined) throw new UnknownWorkerTypeError(id, this.installedTypes(), "the hives have");
     if (capability !== undefined && !type.capabilities.includes(capability)) {
@@ -233,6 +238,22 @@ export class Scheduler {
       );
     }
     return type;
+  }
+
+  /**
+   * The type for a model a hive holds as a Hugging Face repo (format hf-repo), which only the types
+   * that load repos can serve: the default for repos (vllm) when a hive has it, else another such
+   * type a hive has, else the default (whose placement then says where it is not installed).
+   * Undefined for a GGUF or a model no hive holds yet.
+   */
+  #typeForFormat(model: string): string | undefined {
+    if (this.#holders(model)[0]?.model.format !== "hf-repo") return undefined;
+    const installed = this.installedTypes();
+    const fallback = DEFAULT_TYPE_BY_FORMAT["hf-repo"];
+    if (installed.includes(fallback)) return fallback;
+    return (
+      workerTypeIds().find((id) => findWorkerType(id)?.artifact === "hf-repo" && installed.includes(id)) ?? fallback
+    );
   }
 
   /** Worker types installed on at least one live hive (or known to rbee, before any hive reported). */
@@ -288,6 +309,8 @@ export class Scheduler {
         "no worker serves it and no hive is connected that could fetch it; start one with `rbee hive start`",
       );
     }
+    const type = o.workerType === undefined ? undefined : findWorkerType(o.workerType);
+    if (type?.artifact === "hf-repo") return this.#fetchRepo(ref, live, o, type);
     return this.#fetch(ref, live, o);
   }
 
@@ -355,6 +378,35 @@ export class Scheduler {
       }
     }
     throw new ModelNotFoundError(ref, `no hive could use it (${errors.join("; ")})`);
+  }
+
+  /**
+   * A Hugging Face repo for a type that loads repos (vLLM, TensorRT-LLM): fetched whole by a hive
+   * where that type is installed (the first live one, the queen's own machine first); the memory a
+   * worker needs is estimated from its config.json once the hive has it. No hive has the type: 409
+   * saying, per hive, why.
+   */
+  async #fetchRepo(ref: string, live: HiveEntry[], o: ResolveOptions, type: WorkerTypeDescriptor) {
+    const narrate = o.narrate ?? silent;
+    const chosen = live.filter((h) => o.hive === undefined || h.id === o.hive);
+    const hive = chosen.find((h) => h.devices.some((d) => hiveRuns(h, type, d)));
+    if (hive === undefined)
+      throw typeNotInstalledError(
+        type,
+        chosen,
+        live.filter((h) => !chosen.includes(h) && h.devices.some((d) => hiveRuns(h, type, d))).map((h) => h.id),
+      );
+    narrate("queen", `${ref}: a Hugging Face repo for worker type ${type.id}; fetching it on hive ${hive.id}`);
+    const model = await this.hives.provisionModel(
+      hive,
+      ref,
+      { narrate: (m) => narrate(`hive ${hive.id}`, m), progress: o.progress },
+      o.signal,
+      [],
+      "hf-repo",
+    );
+    this.#remember(hive, model);
+    return { model: model.id, hiveModels: this.#holders(model.id) };
   }
 
   /** A model no hive has: read its header (through a hive), choose where it fits, have that hive fetch it. */
@@ -771,6 +823,14 @@ export class Scheduler {
     const holders = this.#holders(model);
     const info = holders[0]?.model;
     if (info === undefined) return { candidates: [], facts: { size_bytes: 0 } };
+    // a Hugging Face repo is not shared on the LAN (yet): only hives that hold it can start a worker for it
+    if (info.format === "hf-repo")
+      return {
+        candidates: live
+          .filter((hive) => holders.some((h) => h.hive.id === hive.id))
+          .map((hive) => ({ hive, hasModel: true })),
+        facts: info,
+      };
     // hives without the file fetch it from a holder on the LAN
     return {
       candidates: live.map((hive) => ({ hive, hasModel: holders.some((h) => h.hive.id === hive.id) })),

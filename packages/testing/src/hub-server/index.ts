@@ -10,3 +10,10 @@ export type {
   HubServerOptions,
   HubStats,
 } from "./hub-types.js";
+export {
+  safetensorsRepoFiles,
+  TINY_TRANSFORMER,
+  type TinyTransformer,
+  tinySafetensors,
+  tinyTransformerParameters,
+} from "./safetensors-repo.js";

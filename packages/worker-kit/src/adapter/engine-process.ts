@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import type { Logger } from "@rbee/server-kit";
-import { readBody, sendRequest } from "@rbee/server-kit";
+import { freePort, readBody, sendRequest } from "@rbee/server-kit";
 import { checkEngineBinary } from "./check-binary.js";
 import {
   describeExit,
@@ -287,4 +287,49 @@ export class EngineProcess {
   #facts(state: EngineState = this.#state) {
     return { name: this.name, binary: this.binary, state, exit: this.#exit, logTail: this.#tail.lines(20) };
   }
+}
+
+/** What {@link startEngineOnFreePort} needs: the engine, how it is called for a port, where it says it is ready. */
+export interface EngineOnPortOptions {
+  name: string;
+  binary: string;
+  /** Its arguments for the port it is to listen on (127.0.0.1). */
+  args: (port: number) => string[];
+  /** Variables for it, for that port (an engine told where to listen by its environment). */
+  env?: (port: number) => Record<string, string>;
+  binaryHint: string;
+  /** The readiness probe's path, e.g. `/health`. */
+  readyPath: string;
+  startTimeoutMs: number;
+  guard?: EngineGuard;
+}
+
+/**
+ * Starts an adapter's engine on a free loopback port as an EngineProcess: its output in the
+ * adapter's log (component "engine"), its death while serving reported to `ctx.fail` (the worker
+ * exits 1 and its hive restarts it), the start cancelled with `ctx.signal`. Resolves once the
+ * readiness probe answers 200; throws EngineStartError (its exit, its last log lines) otherwise.
+ */
+export async function startEngineOnFreePort(
+  o: EngineOnPortOptions,
+  ctx: { signal: AbortSignal; log: Logger; fail(error: Error): void },
+): Promise<{ process: EngineProcess; baseUrl: string }> {
+  const port = await freePort("127.0.0.1");
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const args = o.args(port);
+  ctx.log.info({ engine: o.name, binary: o.binary, args, url: baseUrl }, `starting ${o.name}`);
+  const process = new EngineProcess({
+    name: o.name,
+    binary: o.binary,
+    args,
+    env: o.env?.(port),
+    binaryHint: o.binaryHint,
+    readyUrl: `${baseUrl}${o.readyPath}`,
+    startTimeoutMs: o.startTimeoutMs,
+    guard: o.guard,
+    log: ctx.log.child({ component: "engine" }),
+    onUnexpectedExit: (error) => ctx.fail(error),
+  });
+  await process.start(ctx.signal);
+  return { process, baseUrl };
 }

@@ -9,8 +9,24 @@ export {
   type EngineStartFacts,
   type EngineState,
 } from "./engine-errors.js";
-export { EngineProcess, type EngineProcessOptions } from "./engine-process.js";
+export {
+  type EngineOnPortOptions,
+  EngineProcess,
+  type EngineProcessOptions,
+  startEngineOnFreePort,
+} from "./engine-process.js";
 export { LineSplitter, LogTail } from "./log-lines.js";
+export {
+  compareVersions,
+  type EngineStatsSample,
+  OpenAiCompatibleEngine,
+  type OpenAiEngineOptions,
+  type OpenAiEngineSpec,
+  openAiBody,
+  toRbeeError as openAiEngineError,
+} from "./openai-engine.js";
 export { processRss, processRssAnywhere } from "./process-memory.js";
 export { parsePrometheusText } from "./prometheus-text.js";
+export { refuseUnmapped } from "./refuse-unmapped.js";
+export { samplingFields } from "./sampling-fields.js";
 export { defaultEngineGuard, type EngineGuard, findSetpriv, type GuardedChild, spawnGuarded } from "./spawn-guarded.js";
