@@ -43,6 +43,10 @@ export const HiveWorkerReport = z.looseObject({
   memory_bytes: z.number().int().nonnegative().optional(),
   /** What its type serves (from the worker type's descriptor); the queen routes by these. */
   capabilities: z.array(WorkerCapability).optional(),
+  /** A member of a worker group: its group, its role, and a shard's RPC server (`host:port`). */
+  group: z
+    .looseObject({ group_id: z.string(), role: z.enum(["coordinator", "shard"]), rpc: z.string().optional() })
+    .optional(),
 });
 export type HiveWorkerReport = z.infer<typeof HiveWorkerReport>;
 

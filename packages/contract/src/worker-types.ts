@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ArtifactStatus, type GgufSummary } from "./catalog.js";
 import { DeviceKind, Timestamp } from "./common.js";
-import type { MemoryEstimate } from "./hive-api.js";
+import type { MemoryEstimate, WorkerGroupSpawn } from "./hive-api.js";
 import { WorkerCapability } from "./worker.js";
 
 /**
@@ -107,6 +107,8 @@ export interface LaunchSpec {
   maxQueue?: number | undefined;
   /** Paths of the engine binaries the type needs, by engine id (from the hive's worker catalog). */
   engines: Readonly<Record<string, string>>;
+  /** A member of a worker group: the group as spawned, and a shard's RPC port (chosen by its hive). */
+  group?: (WorkerGroupSpawn & { rpc_port?: number | undefined }) | undefined;
 }
 
 /** What the hive tells every worker it starts. */

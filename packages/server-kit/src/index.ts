@@ -59,4 +59,4 @@ export {
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
 export { cacheDir, cachePaths, configDir, enginesDir } from "./paths.js";
-export { freePort, isPidAlive } from "./process-utils.js";
+export { freePort, isPidAlive, isWildcardHost } from "./process-utils.js";

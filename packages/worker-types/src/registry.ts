@@ -1,4 +1,4 @@
-import { llamaServerWorkerType } from "@rbee/adapter-llama-server/worker-type";
+import { llamaServerWorkerType, rpcShardWorkerType } from "@rbee/adapter-llama-server/worker-type";
 import { ollamaWorkerType } from "@rbee/adapter-ollama/worker-type";
 import { RbeeError, type WorkerCapability, type WorkerTypeDescriptor } from "@rbee/contract";
 import { echoWorkerType } from "@rbee/worker-echo";
@@ -14,6 +14,7 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
   "llama-server": llamaServerWorkerType,
   echo: echoWorkerType,
   ollama: ollamaWorkerType,
+  "rpc-shard": rpcShardWorkerType,
 });
 
 /** The type a model gets when neither the request, the model nor the queen names another. */

@@ -9,7 +9,7 @@ export {
   type EngineStartFacts,
   type EngineState,
 } from "./engine-errors.js";
-export { EngineProcess, type EngineProcessOptions } from "./engine-process.js";
+export { EngineProcess, type EngineProcessOptions, tcpAccepts } from "./engine-process.js";
 export { LineSplitter, LogTail } from "./log-lines.js";
 export { processRss, processRssAnywhere } from "./process-memory.js";
 export { parsePrometheusText } from "./prometheus-text.js";
