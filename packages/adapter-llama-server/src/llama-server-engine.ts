@@ -191,7 +191,11 @@ export class LlamaServerEngine implements WorkerEngine {
     }
     const host = "127.0.0.1";
     const group = this.#o.group;
-    const device = group ? { args: coordinatorArgs(group), env: {} } : deviceLaunch(this.#o.device);
+    // a coordinator's llama-server aborts when a shard goes away (llama.cpp's RPC client does); without
+    // GGML_NO_BACKTRACE it first runs gdb for a backtrace, which took 5 s here before it exited
+    const device = group
+      ? { args: coordinatorArgs(group), env: { GGML_NO_BACKTRACE: "1" } }
+      : deviceLaunch(this.#o.device);
     if (group)
       await waitForShards(group, {
         timeoutMs: this.#o.startTimeoutMs ?? DEFAULT_ENGINE_START_TIMEOUT_MS,

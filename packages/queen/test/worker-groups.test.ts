@@ -1,14 +1,17 @@
 import type { ClusterGroup, ClusterWorker } from "@rbee/contract";
 import { type Hive, type HiveOptions, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
+import { freePort, isPidAlive } from "@rbee/server-kit";
 import {
   enginesDir,
   getJson,
   postJson,
+  postSse,
   quietLog,
   requireLlamaServerOrSkip,
   requireStoriesModel,
   runJob,
+  startRbee,
   tempRbeeDirs,
   waitFor,
 } from "@rbee/testing";
@@ -168,4 +171,114 @@ describe.skipIf(LLAMA_SERVER === undefined)("worker groups on the real ggml-rpc-
       );
     }
   }, 600_000);
+
+  it("SIGKILL of one shard in the middle of a stream: the stream ends with an error, the group turns degraded, then healthy again by itself, and a request after that succeeds", async () => {
+    const dirs = tempRbeeDirs("grp-queen");
+    const queen = await queenIn(dirs);
+    for (const id of ["hive-a", "hive-b"]) await hiveIn(queen, dirs, id);
+    const group = await spawnGroup(queen, ["hive-a:cpu", "hive-b:cpu"]);
+    const before = await complete(queen, "stories260k");
+    expect(before.status, before.text).toBe(200);
+    const healths = watchHealth(queen);
+
+    const shard = group.members.find((m) => m.role === "shard" && m.hive_id === "hive-b");
+    const enginePid = queen.registry.workers.get(shard?.worker_id ?? "")?.report.heartbeat?.engine_pid;
+    expect(enginePid).toBeGreaterThan(0);
+    let killed = false;
+    const stream = await postSse(
+      `${queen.url}/v1/completions`,
+      { model: "stories260k", prompt: PROMPT, max_tokens: 4000, temperature: 0, stream: true },
+      {
+        onEvent: (e) => {
+          // the stream has begun: kill the shard's ggml-rpc-server under it
+          if (!killed && typeof e.data === "object") {
+            killed = true;
+            process.kill(enginePid as number, "SIGKILL");
+          }
+          return undefined;
+        },
+      },
+    );
+    expect(killed).toBe(true);
+    expect(stream.status).toBe(200);
+    const last = stream.events.filter((e) => e.data !== "[DONE]").at(-1)?.data as Record<string, any>;
+    // the stream ends with OpenAI's error shape, not a finish_reason
+    expect(last?.error, JSON.stringify(last)).toMatchObject({ code: expect.any(String) });
+    expect(stream.events.some((e) => (e.data as any)?.choices?.[0]?.finish_reason === "length")).toBe(false);
+
+    await waitFor(() => (healths.includes("degraded") ? true : undefined), LONG, "the group to turn degraded");
+    const healed = await waitFor(
+      async () => (await cluster(queen)).groups.find((g) => g.health === "healthy" && healths.at(-1) === "healthy"),
+      LONG,
+      "the group to be healthy again by itself",
+    );
+    expect(healed.members.map((m) => m.worker_id)).toEqual(group.members.map((m) => m.worker_id));
+    const after = await complete(queen, "stories260k");
+    expect(after.status, after.text).toBe(200);
+    expect(after.body.choices[0].text).toBe(before.body.choices[0].text);
+  }, 600_000);
+
+  it("SIGKILL of a whole machine (a hive process and its shard): the shard moves to another hive, the coordinator restarts over the new member list, and the group serves again", async () => {
+    const dirs = tempRbeeDirs("grp-queen");
+    const queen = await queenIn(dirs);
+    await hiveIn(queen, dirs, "hive-a");
+    await hiveIn(queen, dirs, "hive-c");
+    // the model is in hive-a's catalog: the coordinator runs there
+    const held = await runJob(queen.url, { type: "download_model", model: requireStoriesModel(), hive: "hive-a" });
+    expect(held.error).toBeUndefined();
+    const machine = startRbee(
+      ["hive", "start", "--foreground", "--port", String(await freePort()), "--hive-id", "machine-b"],
+      {
+        env: {
+          ...tempRbeeDirs("grp-machine").env,
+          RBEE_CONFIG_DIR: dirs.configDir,
+          RBEE_QUEEN_URL: queen.url,
+          RBEE_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
+          RBEE_WORKER_PORT_START: String(portBase()),
+          RBEE_ENGINES_DIR: enginesDir(),
+          RBEE_DEVICES: "[]",
+          RBEE_LOG_LEVEL: "info",
+        },
+      },
+    );
+    cleanups.push(() => machine.stop(20_000));
+    await machine.waitForLine(/"msg":"hive ready"/, LONG);
+    await waitFor(() => (queen.registry.hives.get("machine-b")?.state === "live" ? true : undefined), LONG);
+
+    const group = await spawnGroup(queen, ["hive-a:cpu", "machine-b:cpu"]);
+    const lostShard = group.members.find((m) => m.hive_id === "machine-b");
+    const shardPid = queen.registry.workers.get(lostShard?.worker_id ?? "")?.report.pid as number;
+    expect(shardPid).toBeGreaterThan(0);
+    cleanups.push(async () => isPidAlive(shardPid) && process.kill(shardPid, "SIGKILL"));
+    const healths = watchHealth(queen);
+
+    // the machine dies: its hive and its shard at once
+    machine.kill("SIGKILL");
+    process.kill(shardPid, "SIGKILL");
+    await waitFor(() => (healths.includes("degraded") ? true : undefined), LONG, "the group to turn degraded");
+    const moved = await waitFor(
+      async () => (await cluster(queen)).groups.find((g) => g.health === "healthy" && g.heals === 1),
+      LONG,
+      "the group to be rebuilt on the hives left",
+    );
+    expect(moved.members.filter((m) => m.role === "shard").map((m) => `${m.hive_id}:${m.device}`)).toEqual([
+      "hive-a:cpu",
+      "hive-c:cpu",
+    ]);
+    expect(moved.coordinator).not.toBe(group.coordinator);
+    const r = await complete(queen, "stories260k");
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.choices[0].text.length).toBeGreaterThan(20);
+  }, 600_000);
 });
+
+/** Every health the queen's group goes through from now on (polled every 100 ms). */
+function watchHealth(queen: Queen): string[] {
+  const seen: string[] = [];
+  const timer = setInterval(() => {
+    const h = queen.scheduler.groups.view()[0]?.health;
+    if (h !== undefined && seen.at(-1) !== h) seen.push(h);
+  }, 100);
+  cleanups.push(async () => clearInterval(timer));
+  return seen;
+}
