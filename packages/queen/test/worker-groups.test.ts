@@ -282,3 +282,60 @@ function watchHealth(queen: Queen): string[] {
   cleanups.push(async () => clearInterval(timer));
   return seen;
 }
+
+describe.skipIf(LLAMA_SERVER === undefined)("worker groups: placement by declared (simulated) device memory", () => {
+  /** Hives whose only device is a declared (simulated) CPU with `bytes` of memory. */
+  async function declaredHives(queen: Queen, dirs: Dirs, bytes: number[]): Promise<Hive[]> {
+    const hives: Hive[] = [];
+    for (const [i, memory] of bytes.entries()) {
+      const devices = JSON.stringify([{ id: "cpu", name: "CPU (simulated)", memory_total: memory }]);
+      hives.push(await hiveIn(queen, dirs, `sim-${i}`, { env: hiveEnv({ RBEE_DEVICES: devices }) }));
+    }
+    return hives;
+  }
+
+  it("declared device memory: a model that fits on no single device is split over two by free memory (--tensor-split in proportion), without being asked; when even the sum is short, the refusal gives what it needs and what each device has", async () => {
+    const dirs = tempRbeeDirs("grp-queen");
+    const queen = await queenIn(dirs);
+    const probe = await hiveIn(queen, dirs, "probe");
+    // what the coordinator's type needs for the model at this context (the queen's own estimate)
+    const need = (await probe.provisioner.inspect(requireStoriesModel(), 512, 1)).estimate.total;
+    await probe.close();
+    await waitFor(() => (queen.registry.hives.get("probe")?.state !== "live" ? true : undefined), LONG);
+    const small = Math.ceil(need * 0.4);
+    const large = Math.ceil(need * 0.8);
+    await declaredHives(queen, dirs, [small, large]);
+
+    // the sum is short: refused, with the figures
+    const refused = await runJob(queen.url, {
+      type: "spawn_worker",
+      model: requireStoriesModel(),
+      devices: ["sim-0:cpu", "sim-1:cpu"],
+      ctx_size: 4096,
+      parallel: 64,
+      threads: 1,
+    });
+    expect(refused.error?.code).toBe("insufficient_memory");
+    expect(refused.error?.message).toMatch(
+      /needs [\d.]+ [KMG]i?B and the devices asked for have [\d.]+ [KMG]i?B free in all \(sim-0:cpu [\d.]+ [KMG]i?B, sim-1:cpu [\d.]+ [KMG]i?B\)/,
+    );
+
+    // it fits on neither device alone, and on both together: a group, split 1:2
+    const job = await runJob(queen.url, {
+      type: "spawn_worker",
+      model: requireStoriesModel(),
+      threads: 1,
+      parallel: 1,
+      ctx_size: 512,
+    });
+    expect(job.error, JSON.stringify(job.events.slice(-3))).toBeUndefined();
+    const [group] = (await cluster(queen)).groups;
+    const shards = (group as ClusterGroup).members.filter((m) => m.role === "shard");
+    expect(shards.map((s) => s.hive_id)).toEqual(["sim-1", "sim-0"]);
+    expect(shards[0]?.fraction).toBeCloseTo(2 / 3, 2);
+    expect(shards[1]?.fraction).toBeCloseTo(1 / 3, 2);
+    for (const s of shards) expect(s.memory_bytes).toBeLessThanOrEqual(s.hive_id === "sim-0" ? small : large);
+    const r = await complete(queen, "stories260k");
+    expect(r.status, r.text).toBe(200);
+  }, 600_000);
+});

@@ -157,6 +157,11 @@ export class WorkerGroups {
     }
   }
 
+  /** True when at least two devices of live hives can run a shard: a model could be split over them. */
+  splittable(): boolean {
+    return this.#candidates().length >= 2;
+  }
+
   /** The groups as `/v1/cluster` shows them. */
   view(): ClusterGroup[] {
     return [...this.#groups.values()].map((g) => ({
