@@ -11,6 +11,7 @@ import {
   requireLlamaServerOrSkip,
   requireStoriesModel,
   runJob,
+  runRbee,
   startRbee,
   tempRbeeDirs,
   waitFor,
@@ -99,6 +100,19 @@ async function spawnGroup(queen: Queen, devices: string[]) {
   return group as ClusterGroup;
 }
 
+/** `rbee worker spawn --devices ...`: the CLI asks for the split; it prints the group's worker (its coordinator). */
+async function spawnWithCli(queen: Queen, dirs: Dirs, devices: string[]): Promise<ClusterGroup> {
+  const args = ["worker", "spawn", "-m", requireStoriesModel(), "--devices", devices.join(",")];
+  const r = await runRbee([...args, "-t", "1", "--parallel", "1", "-c", "512", "-q"], {
+    env: { ...dirs.env, RBEE_QUEEN_URL: queen.url },
+    timeoutMs: LONG,
+  });
+  expect(r.code, r.stderr).toBe(0);
+  const [group] = (await cluster(queen)).groups;
+  expect(r.stdout.trim()).toBe(group?.coordinator);
+  return group as ClusterGroup;
+}
+
 /** The greedy text of stories260K on one device: a llama-server worker of its own, then stopped. */
 async function oneDeviceText(queen: Queen): Promise<string> {
   const job = await runJob(queen.url, {
@@ -129,7 +143,7 @@ describe.skipIf(LLAMA_SERVER === undefined)("worker groups on the real ggml-rpc-
       ["hive-a:cpu", "hive-b:cpu"],
       ["hive-a:cpu", "hive-b:cpu", "hive-c:cpu"],
     ]) {
-      const group = await spawnGroup(queen, devices);
+      const group = devices.length === 2 ? await spawnWithCli(queen, dirs, devices) : await spawnGroup(queen, devices);
       expect(group).toMatchObject({ health: "healthy", model: "stories260k" });
       const shards = group.members.filter((m) => m.role === "shard");
       expect(shards.map((m) => `${m.hive_id}:${m.device}`)).toEqual(devices);
@@ -161,6 +175,17 @@ describe.skipIf(LLAMA_SERVER === undefined)("worker groups on the real ggml-rpc-
           role: "shard",
           rpc_endpoint: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
         });
+      }
+      if (devices.length === 2) {
+        // `rbee status`: the group is one row, its members beneath it
+        const status = await runRbee(["status"], { env: { ...dirs.env, RBEE_QUEEN_URL: queen.url } });
+        expect(status.code, status.stderr).toBe(0);
+        expect(status.stdout).toMatch(
+          new RegExp(`\\n${group.group_id}\\s+stories260k\\s+group\\s+hive-\\S+\\s+2 devices\\s+healthy`),
+        );
+        expect(status.stdout).toMatch(new RegExp(`├ coordinator ${group.coordinator}\\s+llama-server`));
+        expect(status.stdout).toMatch(/├ shard \S+-s0-0\s+rpc-shard\s+hive-a\s+cpu 50%\s+Ready/);
+        expect(status.stdout).toMatch(/└ shard \S+-s1-0\s+rpc-shard\s+hive-b\s+cpu 50%\s+Ready/);
       }
       const stop = await runJob(queen.url, { type: "stop_worker", worker_id: group.coordinator });
       expect(stop.error).toBeUndefined();

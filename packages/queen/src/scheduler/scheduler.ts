@@ -642,7 +642,10 @@ export class Scheduler {
             // fits on no single device, and nothing is being swapped: split it over several (a worker
             // group; requests arriving meanwhile wait for it above), else the group's refusal with figures
             if (err instanceof InsufficientMemoryError && !this.#swapping() && this.groups.splittable())
-              return await this.groups.spawn(model, { keepAliveMs: this.options.defaultKeepAliveMs, narrate: o.narrate });
+              return await this.groups.spawn(model, {
+                keepAliveMs: this.options.defaultKeepAliveMs,
+                narrate: o.narrate,
+              });
             // another model holds the memory and is being swapped: wait for the device, then try again
             if (!(err instanceof InsufficientMemoryError) || !this.#swapping()) throw err;
             if (!toldWaiting) o.narrate?.("queen", "waiting for memory: another model is being swapped in");
