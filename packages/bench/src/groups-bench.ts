@@ -135,8 +135,8 @@ export async function benchGroups(o: {
         if (name === "2 shards") spawnFresh.push(Math.round(spawnMs));
         await tokensPerSecond(queen, 16); // warm-up
         const tps = await tokensPerSecond(queen, o.maxTokens);
-        (runs[name] ??= []).push(round2(tps));
-        (ratios[name] ??= []).push(tps / base);
+        add(runs, name, round2(tps));
+        add(ratios, name, tps / base);
         if (name === "2 shards" && round < o.recoveries) recovery.push(await recoverOnce(queen));
         await stopGroup(queen.scheduler.groups.view()[0]?.coordinator ?? coordinator.id);
       }
@@ -186,6 +186,12 @@ export async function benchGroups(o: {
 }
 
 const round2 = (n: number) => round(n, 1);
+
+function add(to: Record<string, number[]>, key: string, value: number): void {
+  const list = to[key] ?? [];
+  list.push(value);
+  to[key] = list;
+}
 
 /** SIGKILL of the second shard's ggml-rpc-server, then requests until one succeeds: the time between. */
 async function recoverOnce(queen: Queen): Promise<number> {
