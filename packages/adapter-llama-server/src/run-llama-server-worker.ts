@@ -37,7 +37,8 @@ export interface LlamaServerWorkerOptions extends ServeFlags {
   group?: WorkerGroupSpawn;
 }
 
-async function findDevice(id: string): Promise<Device> {
+/** The device a worker runs on: the CPU without probing for GPUs, else the one the machine's devices name `id`. */
+export async function findDevice(id: string): Promise<Device> {
   const devices = id === "cpu" ? [detectCpu()] : await detectDevices();
   return resolveDevice(id, devices);
 }

@@ -2,16 +2,9 @@ import { randomBytes } from "node:crypto";
 import type { Device } from "@rbee/contract";
 import { bestEngine, listEngines } from "@rbee/engines";
 import { createLogger } from "@rbee/server-kit";
-import {
-  detectCpu,
-  detectDevices,
-  type EngineGuard,
-  resolveDevice,
-  runtimeOptionsFromFlags,
-  runWorker,
-  type ServeFlags,
-} from "@rbee/worker-kit";
+import { type EngineGuard, runtimeOptionsFromFlags, runWorker, type ServeFlags } from "@rbee/worker-kit";
 import { RPC_SERVER_HINT, RpcShardEngine } from "./rpc-shard-engine.js";
+import { findDevice } from "./run-llama-server-worker.js";
 
 export interface RpcShardWorkerOptions extends ServeFlags {
   /** The ggml-rpc-server binary; default the best of the machine's engines. */
@@ -37,7 +30,7 @@ export async function runRpcShardWorker(o: RpcShardWorkerOptions): Promise<never
   let binary: string;
   let engine: RpcShardEngine;
   try {
-    device = resolveDevice(o.device, o.device === "cpu" ? [detectCpu()] : await detectDevices());
+    device = await findDevice(o.device);
     const found = o.engine ?? bestEngine(await listEngines({ env: process.env }), "ggml-rpc-server")?.path;
     if (found === undefined) throw new Error(`no working ggml-rpc-server found: ${RPC_SERVER_HINT}`);
     binary = found;
