@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { ArtifactStatus, type GgufSummary } from "./catalog.js";
 import { DeviceKind, Timestamp } from "./common.js";
-import type { MemoryEstimate, WorkerGroupSpawn } from "./hive-api.js";
+import type { WorkerGroupSpawn } from "./group.js";
+import type { MemoryEstimate } from "./hive-api.js";
 import { WorkerCapability } from "./worker.js";
 
 /**

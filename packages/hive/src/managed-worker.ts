@@ -151,7 +151,9 @@ export class ManagedWorker {
     if (g !== undefined) {
       const rpc =
         g.rpc_host === undefined || g.rpc_port === undefined ? undefined : rpcEndpoint(g.rpc_host, g.rpc_port);
-      report.group = { group_id: g.group_id, role: g.role, ...(rpc ? { rpc } : {}) };
+      // a coordinator's members and split too: a restarted queen learns the group from them
+      const members = g.shards ? { shards: g.shards, tensor_split: g.tensor_split } : {};
+      report.group = { group_id: g.group_id, role: g.role, ...(rpc ? { rpc } : {}), ...members };
     }
     return report;
   }

@@ -297,6 +297,61 @@ describe.skipIf(LLAMA_SERVER === undefined)("worker groups on the real ggml-rpc-
   }, 600_000);
 });
 
+describe.skipIf(LLAMA_SERVER === undefined)("worker groups and a queen restart", () => {
+  it("a restarted queen knows the group again from its coordinator's report (same members, same split) and heals it when a shard dies while the group is idle", async () => {
+    const dirs = tempRbeeDirs("grp-queen");
+    const port = await freePort();
+    const first = await startQueen({
+      log: quietLog("queen"),
+      port,
+      configDir: dirs.configDir,
+      cacheDir: dirs.cacheDir,
+      heartbeatIntervalMs: HEARTBEAT_MS,
+      sweepIntervalMs: 200,
+    });
+    for (const id of ["hive-a", "hive-b"]) await hiveIn(first, dirs, id);
+    const group = await spawnGroup(first, ["hive-a:cpu", "hive-b:cpu"]);
+    await first.close();
+
+    const queen = await startQueen({
+      log: quietLog("queen"),
+      port,
+      configDir: dirs.configDir,
+      cacheDir: dirs.cacheDir,
+      heartbeatIntervalMs: HEARTBEAT_MS,
+      sweepIntervalMs: 200,
+    });
+    cleanups.push(() => queen.close());
+    const known = await waitFor(
+      async () => (await cluster(queen)).groups.find((g) => g.group_id === group.group_id && g.health === "healthy"),
+      LONG,
+      "the new queen to know the group",
+    );
+    expect(known.members.map((m) => [m.worker_id, m.role, m.hive_id, m.device, m.fraction])).toEqual(
+      group.members.map((m) => [m.worker_id, m.role, m.hive_id, m.device, m.fraction]),
+    );
+    const served = await complete(queen, "stories260k");
+    expect(served.status, served.text).toBe(200);
+
+    const shard = known.members.find((m) => m.role === "shard" && m.hive_id === "hive-a");
+    const pid = queen.registry.workers.get(shard?.worker_id ?? "")?.report.heartbeat?.engine_pid as number;
+    const healths = watchHealth(queen);
+    process.kill(pid, "SIGKILL");
+    await waitFor(() => (healths.includes("degraded") ? true : undefined), LONG, "the group to turn degraded");
+    // the coordinator was idle: its llama-server would only find out at the next request, so the
+    // queen restarts it as soon as the shard's hive has restarted the shard
+    const healed = await waitFor(
+      async () => (await cluster(queen)).groups.find((g) => g.heals === 1 && g.health === "healthy"),
+      LONG,
+      "the group to heal (its coordinator restarted over the restarted shard)",
+    );
+    expect(healed.coordinator).not.toBe(known.coordinator);
+    const again = await complete(queen, "stories260k");
+    expect(again.status, again.text).toBe(200);
+    expect(again.body.choices[0].text).toBe(served.body.choices[0].text);
+  }, 600_000);
+});
+
 /** Every health the queen's group goes through from now on (polled every 100 ms). */
 function watchHealth(queen: Queen): string[] {
   const seen: string[] = [];

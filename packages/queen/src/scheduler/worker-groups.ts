@@ -53,6 +53,8 @@ interface Group {
   healing: Promise<void> | undefined;
   /** When a failed heal may be tried again. */
   retryAt: number;
+  /** The processes of the members when last seen all serving: a shard restarted under a coordinator that was not is caught by them. */
+  seen?: { coordinatorPid: number | null; shardPids: string } | undefined;
 }
 
 export interface WorkerGroupsOptions {
@@ -228,6 +230,7 @@ export class WorkerGroups {
 
   /** Checks every group's members; called every sweep. Heals the ones that lost a shard. */
   sweep(now = Date.now()): void {
+    this.#learn();
     for (const g of this.#groups.values()) {
       if (g.healing) continue;
       const lost = g.shards.filter((s) => this.#isLost(s));
@@ -239,6 +242,10 @@ export class WorkerGroups {
           SERVING_STATUSES.includes(this.registry.workers.get(s.workerId)?.report.status ?? "Stopped"),
         );
       if (lost.length === 0) {
+        if (serving && coordinator && this.#staleCoordinator(g, coordinator)) {
+          this.#heal(g, [], now, "a shard was restarted while the coordinator was idle (its RPC connection is dead)");
+          continue;
+        }
         // a shard restarted by its own hive, and a coordinator waiting for it: degraded until both serve
         if (g.health !== "failed" || serving) this.#setHealth(g, serving ? "healthy" : "degraded");
         if ((coordinator === undefined || coordinator.report.status === "Failed") && now >= g.retryAt)
@@ -259,6 +266,52 @@ export class WorkerGroups {
     }
   }
 
+  /**
+   * Groups this queen did not start (it restarted; the queen stores nothing): learned from their
+   * coordinators as the hives report them, with the members and split they were started with.
+   */
+  #learn(): void {
+    for (const w of this.registry.workers.values()) {
+      const g = w.report.group;
+      if (g?.role !== "coordinator" || g.shards === undefined || w.stopping) continue;
+      if (this.#groups.has(g.group_id)) continue;
+      const split = g.tensor_split ?? [];
+      const shards: Shard[] = g.shards.map((s, i) => {
+        const device = this.registry.hives.get(s.hive_id)?.devices.find((d) => d.id === s.device);
+        return {
+          workerId: s.worker_id,
+          hiveId: s.hive_id,
+          device: device ?? {
+            id: s.device,
+            kind: "cpu",
+            name: s.device,
+            memory_total: 0,
+            memory_used: 0,
+            memory_free: 0,
+          },
+          fraction: split[i] ?? 1 / (g.shards?.length ?? 1),
+          memoryBytes: s.memory_bytes ?? 0,
+          rpc: s.rpc,
+        };
+      });
+      const generation = Number(/-c(\d+)$/.exec(w.id)?.[1] ?? 0);
+      this.#groups.set(g.group_id, {
+        id: g.group_id,
+        model: w.report.model,
+        coordinatorHive: w.hiveId,
+        coordinatorId: w.id,
+        shards,
+        options: { keepAliveMs: w.keepAliveMs },
+        generation: Math.max(generation, ...shards.map((s) => Number(/-(\d+)$/.exec(s.workerId)?.[1] ?? 0))),
+        health: this.registry.isRoutable(w) ? "healthy" : "degraded",
+        heals: 0,
+        healing: undefined,
+        retryAt: 0,
+      });
+      this.o.log.info({ group_id: g.group_id, coordinator: w.id }, "worker group learned from its coordinator");
+    }
+  }
+
   #setHealth(g: Group, health: Group["health"], reason?: string): void {
     if (g.health === health && g.reason === reason) return;
     this.o.log.info({ group_id: g.id, health, reason }, "worker group health");
@@ -275,7 +328,20 @@ export class WorkerGroups {
     return w === undefined || w.report.status === "Failed";
   }
 
-  #heal(g: Group, lost: Shard[], now: number): void {
+  /**
+   * True when a shard's process changed (its hive restarted it) while the coordinator's did not: an
+   * idle llama-server does not notice a shard going away until its next request, which then fails.
+   */
+  #staleCoordinator(g: Group, coordinator: WorkerEntry): boolean {
+    const shardPids = g.shards.map((s) => this.registry.workers.get(s.workerId)?.report.pid ?? "-").join(",");
+    const seen = g.seen;
+    g.seen = { coordinatorPid: coordinator.report.pid, shardPids };
+    return seen !== undefined && seen.coordinatorPid === coordinator.report.pid && seen.shardPids !== shardPids;
+  }
+
+  #heal(g: Group, lost: Shard[], now: number, why?: string): void {
+    g.seen = undefined;
+    if (why) this.#setHealth(g, "degraded", `worker group ${g.id}: ${why}; restarting its coordinator`);
     const reasonOf = (s: Shard) => {
       const hive = this.registry.hives.get(s.hiveId);
       return hive?.state !== "live" ? `its hive ${s.hiveId} is ${hive?.state ?? "gone"}` : "its hive gave up on it";
