@@ -2,23 +2,19 @@ import { randomBytes } from "node:crypto";
 import type { Device } from "@rbee/contract";
 import { bestEngine, listEngines } from "@rbee/engines";
 import { createLogger } from "@rbee/server-kit";
-import { type EngineGuard, runtimeOptionsFromFlags, runWorker, type ServeFlags } from "@rbee/worker-kit";
+import { runtimeOptionsFromFlags, runWorker, type ServeFlags } from "@rbee/worker-kit";
 import { RPC_SERVER_HINT, RpcShardEngine } from "./rpc-shard-engine.js";
-import { findDevice } from "./run-llama-server-worker.js";
+import { findDevice, type LlamaServerWorkerOptions } from "./run-llama-server-worker.js";
 
-export interface RpcShardWorkerOptions extends ServeFlags {
+/** The llama-server adapter's own options that a shard takes too (`engine` is ggml-rpc-server here), and its group's. */
+export interface RpcShardWorkerOptions
+  extends ServeFlags,
+    Pick<LlamaServerWorkerOptions, "model" | "modelId" | "workerId" | "device" | "threads" | "guard"> {
   /** The ggml-rpc-server binary; default the best of the machine's engines. */
   engine?: string;
-  /** The group's model (by name: a shard loads no file). */
-  model: string;
-  modelId?: string;
-  workerId?: string;
-  device: string;
-  threads?: number;
   groupId: string;
   rpcHost: string;
   rpcPort: number;
-  guard?: EngineGuard;
 }
 
 /** `rbee worker serve rpc-shard`: one shard of a worker group, until it is stopped. */
