@@ -10,4 +10,6 @@ export {
   readChunk,
   toRbeeError,
 } from "./llama-server-engine.js";
+export { RPC_SERVER_HINT, RpcShardEngine, type RpcShardEngineOptions } from "./rpc-shard-engine.js";
 export { type LlamaServerWorkerOptions, runLlamaServerWorker } from "./run-llama-server-worker.js";
+export { type RpcShardWorkerOptions, runRpcShardWorker } from "./run-rpc-shard-worker.js";

@@ -13,6 +13,7 @@ import {
   RbeeError,
   safeParse,
   type WorkerCapability,
+  type WorkerGroupSpawn,
   type WorkerHeartbeat,
 } from "@rbee/contract";
 import { GgufFormatError, inspectGguf, readGgufHeader } from "@rbee/gguf";
@@ -38,6 +39,7 @@ import {
 import { z } from "zod";
 import { EngineStatsPoller } from "./engine-stats.js";
 import { LLAMA_SERVER_HINT } from "./find-llama-server.js";
+import { coordinatorArgs, coordinatorHeartbeat, waitForShards } from "./group-coordinator.js";
 import { llamaServerArgs } from "./llama-server-args.js";
 import { ApplyTemplateReply, CompletionChunk, PropsReply } from "./llama-server-replies.js";
 
@@ -69,6 +71,8 @@ export interface LlamaServerEngineOptions {
   guard?: EngineGuard;
   /** More llama-server arguments, passed as they are after rbee's own. */
   extraArgs?: readonly string[];
+  /** Coordinate a worker group: run the model over its shards' RPC servers. */
+  group?: WorkerGroupSpawn;
 }
 
 const OaiEmbeddingsReply = z.looseObject({
@@ -187,7 +191,18 @@ export class LlamaServerEngine implements WorkerEngine {
       );
     }
     const host = "127.0.0.1";
-    const device = deviceLaunch(this.#o.device);
+    const group = this.#o.group;
+    // a coordinator's llama-server aborts when a shard goes away (llama.cpp's RPC client does); without
+    // GGML_NO_BACKTRACE it first runs gdb for a backtrace, which took 5 s here before it exited
+    const device = group
+      ? { args: coordinatorArgs(group), env: { GGML_NO_BACKTRACE: "1" } }
+      : deviceLaunch(this.#o.device);
+    if (group)
+      await waitForShards(group, {
+        timeoutMs: this.#o.startTimeoutMs ?? DEFAULT_ENGINE_START_TIMEOUT_MS,
+        signal: ctx.signal,
+        log,
+      });
     // llama-server takes requests only with this key (in its environment, not on its command line,
     // where every local user could read it): only the adapter can use it
     const apiKey = randomBytes(24).toString("base64url");
@@ -359,6 +374,7 @@ export class LlamaServerEngine implements WorkerEngine {
     const extras: Partial<WorkerHeartbeat> = {
       loaded_models: [this.#o.modelId],
       memory_used: (standard.memory_used ?? 0) + this.#engineRss(),
+      ...(this.#o.group ? coordinatorHeartbeat(this.#o.group, standard.worker_id) : {}),
     };
     const stats = this.#stats?.stats;
     if (stats && stats.at > 0) {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import type { Device } from "@rbee/contract";
+import type { Device, WorkerGroupSpawn } from "@rbee/contract";
 import { createLogger } from "@rbee/server-kit";
 import {
   checkThreadCount,
@@ -33,9 +33,12 @@ export interface LlamaServerWorkerOptions extends ServeFlags {
   guard?: EngineGuard;
   /** More llama-server arguments, after rbee's own. */
   engineArgs?: readonly string[];
+  /** Coordinate this worker group (set by the queen through the hive). */
+  group?: WorkerGroupSpawn;
 }
 
-async function findDevice(id: string): Promise<Device> {
+/** The device a worker runs on: the CPU without probing for GPUs, else the one the machine's devices name `id`. */
+export async function findDevice(id: string): Promise<Device> {
   const devices = id === "cpu" ? [detectCpu()] : await detectDevices();
   return resolveDevice(id, devices);
 }
@@ -68,6 +71,7 @@ export async function runLlamaServerWorker(o: LlamaServerWorkerOptions): Promise
     startTimeoutMs: o.engineStartTimeoutMs,
     guard: o.guard,
     extraArgs: o.engineArgs,
+    group: o.group,
   });
   return runWorker(engine, runtimeOptionsFromFlags(o, { workerId, modelId, device, log }));
 }

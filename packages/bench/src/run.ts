@@ -7,6 +7,7 @@ import { benchCompat } from "./compat-bench.js";
 import { benchClusterUpdates, benchFirstLoad, CHROMIUM, chromiumAvailable } from "./dashboard-bench.js";
 import { benchDownload } from "./download-bench.js";
 import { benchFailover } from "./failover-bench.js";
+import { benchGroups } from "./groups-bench.js";
 import { benchHeartbeat } from "./heartbeat-bench.js";
 import { benchLanShare } from "./lan-share-bench.js";
 import { benchLlamaServer } from "./llama-server-bench.js";
@@ -91,6 +92,19 @@ SUITES.queen = async () => {
     );
   }
   const file = saveResults("queen", { results });
+  console.log(`results: ${file}`);
+};
+
+SUITES.groups = async () => {
+  if (!findLlamaServer()) {
+    console.log("\n== worker groups: skipped, no llama.cpp build (build one with `npx rbee engine build llama.cpp`)");
+    return;
+  }
+  console.log(
+    "\n== worker groups: tokens/s of stories260K split over 1, 2 and 3 ggml-rpc-server shards on loopback vs one device (a llama-server worker), through the queen; recovery from SIGKILL of a shard vs spawning the group fresh",
+  );
+  const result = await benchGroups({ rounds: 3, maxTokens: 128, recoveries: 3 });
+  const file = saveResults("groups", { results: [result] });
   console.log(`results: ${file}`);
 };
 

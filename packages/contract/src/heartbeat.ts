@@ -65,10 +65,14 @@ export const WorkerHeartbeat = z.looseObject({
   group_id: z.string().optional(),
   role: z.enum(["coordinator", "shard"]).optional(),
   coordinator: z.string().optional(),
-  devices: z.array(DeviceId).optional(),
+  /** The group's devices, each as `<hive>:<device>` (e.g. `gpu-box:cuda:0`), in split order. */
+  devices: z.array(z.string()).optional(),
+  /** Bytes planned on each device of `devices`. */
   vram_per_device: z.record(z.string(), Bytes).optional(),
   group_health: z.enum(["healthy", "degraded", "failed"]).optional(),
   shard_workers: z.array(z.looseObject({ worker_id: z.string(), status: WorkerStatus })).optional(),
+  /** A shard's RPC server, `host:port`. */
+  rpc_endpoint: z.string().optional(),
 });
 export type WorkerHeartbeat = z.infer<typeof WorkerHeartbeat>;
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { GgufSummary, ModelFormat } from "./catalog.js";
 import { Bytes, DeviceId, HttpUrl, SafeId } from "./common.js";
+import { WorkerGroupSpawn } from "./group.js";
 import { HiveModel } from "./hive.js";
 import { WorkerTypeId } from "./worker-types.js";
 
@@ -64,6 +65,8 @@ export const SpawnWorkerRequest = z.strictObject({
    * reports it back, so that placement counts it until the device's own figures show it.
    */
   memory_bytes: z.number().int().nonnegative().optional(),
+  /** The worker is a member of a worker group (a shard, or the group's coordinator). */
+  group: WorkerGroupSpawn.optional(),
   any_path: AnyPath,
 });
 export type SpawnWorkerRequest = z.input<typeof SpawnWorkerRequest>;

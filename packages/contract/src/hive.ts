@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ArtifactStatus, GgufSummary, ModelFormat } from "./catalog.js";
 import { Bytes, DeviceId, Timestamp } from "./common.js";
 import { Device } from "./device.js";
+import { GroupShard } from "./group.js";
 import { WorkerHeartbeat } from "./heartbeat.js";
 import { HfConfigSummary } from "./hf-config.js";
 import { WorkerCapability, WorkerStatus } from "./worker.js";
@@ -44,6 +45,19 @@ export const HiveWorkerReport = z.looseObject({
   memory_bytes: z.number().int().nonnegative().optional(),
   /** What its type serves (from the worker type's descriptor); the queen routes by these. */
   capabilities: z.array(WorkerCapability).optional(),
+  /**
+   * A member of a worker group: its group, its role, a shard's RPC server (`host:port`), and a
+   * coordinator's shards and split (so that a restarted queen knows the group again).
+   */
+  group: z
+    .looseObject({
+      group_id: z.string(),
+      role: z.enum(["coordinator", "shard"]),
+      rpc: z.string().optional(),
+      shards: z.array(GroupShard).optional(),
+      tensor_split: z.array(z.number().nonnegative()).optional(),
+    })
+    .optional(),
 });
 export type HiveWorkerReport = z.infer<typeof HiveWorkerReport>;
 

@@ -3,6 +3,7 @@ export * from "./common.js";
 export * from "./device.js";
 export * from "./embed.js";
 export * from "./errors.js";
+export * from "./group.js";
 export * from "./heartbeat.js";
 export * from "./hf-config.js";
 export * from "./hive.js";

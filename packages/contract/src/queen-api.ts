@@ -66,6 +66,19 @@ export const JobOperation = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("spawn_worker"),
     model: z.string().min(1),
+    /**
+     * Split the model over these devices as one worker group: `<hive>:<device>` each
+     * (`gpu-box:cuda:0`, `laptop:cpu`), at least two.
+     */
+    devices: z
+      .array(
+        z
+          .string()
+          .regex(/^[^:\s]+:(cpu|(cuda|metal|vulkan|rocm):\d{1,3})$/, "must be <hive>:<device>, e.g. gpu-box:cuda:0"),
+      )
+      .min(2)
+      .max(64)
+      .optional(),
     /** The worker type (rbee worker types); default: the model's, else the queen's default type. */
     worker_type: WorkerTypeId.optional(),
     hive: z.string().optional(),
@@ -153,6 +166,31 @@ export const ClusterWorker = z.looseObject({
 });
 export type ClusterWorker = z.infer<typeof ClusterWorker>;
 
+/** A worker group as `/v1/cluster` shows it: one model over several devices, one endpoint (its coordinator). */
+export const ClusterGroup = z.looseObject({
+  group_id: z.string(),
+  model: z.string(),
+  /** healthy: every member serves; degraded: a member is lost and the group heals; failed: it cannot (see reason). */
+  health: z.enum(["healthy", "degraded", "failed"]),
+  reason: z.string().optional(),
+  coordinator: z.string(),
+  members: z.array(
+    z.looseObject({
+      worker_id: z.string(),
+      role: z.enum(["coordinator", "shard"]),
+      hive_id: z.string(),
+      device: z.string(),
+      /** A shard's share of the model (its --tensor-split entry) and the memory planned for it. */
+      fraction: z.number().optional(),
+      memory_bytes: z.number().nonnegative().optional(),
+      status: z.string(),
+    }),
+  ),
+  /** Times the group was rebuilt after losing a member. */
+  heals: z.number().int().nonnegative(),
+});
+export type ClusterGroup = z.infer<typeof ClusterGroup>;
+
 export const ClusterHive = z.looseObject({
   id: z.string(),
   url: z.string(),
@@ -173,6 +211,8 @@ export const ClusterSnapshot = z.looseObject({
   hives: z.array(ClusterHive),
   workers: z.array(ClusterWorker),
   models: z.array(z.string()),
+  /** Worker groups (a model split over several devices); their members are among `workers`. */
+  groups: z.array(ClusterGroup).optional(),
   /** Models the queen keeps a minimum of workers of (rbee worker spawn --replicas), and how many count now. */
   minimums: z
     .array(

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ArtifactStatus, type GgufSummary } from "./catalog.js";
 import { DeviceKind, Timestamp } from "./common.js";
+import type { WorkerGroupSpawn } from "./group.js";
 import type { HfConfigSummary } from "./hf-config.js";
 import type { MemoryEstimate } from "./hive-api.js";
 import { WorkerCapability } from "./worker.js";
@@ -109,6 +110,8 @@ export interface LaunchSpec {
   maxQueue?: number | undefined;
   /** Paths of the engine binaries the type needs, by engine id (from the hive's worker catalog). */
   engines: Readonly<Record<string, string>>;
+  /** A member of a worker group: the group as spawned, and a shard's RPC port (chosen by its hive). */
+  group?: (WorkerGroupSpawn & { rpc_port?: number | undefined }) | undefined;
 }
 
 /** What the hive tells every worker it starts. */

@@ -39,6 +39,7 @@ import {
 import type { z } from "zod";
 import { DeviceInventory } from "./device-inventory.js";
 import { ModelNotAvailableError, WorkerNotFoundError } from "./errors.js";
+import { groupMember } from "./group-member.js";
 import { HiveMetrics } from "./hive-metrics.js";
 import { type HiveOptions, type ResolvedHiveOptions, resolveHiveOptions } from "./hive-options.js";
 import { hiveRoutes } from "./hive-routes.js";
@@ -183,6 +184,7 @@ export class Hive {
             threads: spec.threads,
             maxQueue: spec.maxQueue,
             engines,
+            group: spec.group,
           },
           ctx,
         );
@@ -349,6 +351,7 @@ export class Hive {
       model = { id: entry.id, path: repo ? dirname(entry.path) : entry.path };
     }
     const workerId = request.worker_id ?? this.#newWorkerId(request.worker_type, model.id);
+    const group = request.group === undefined ? undefined : await groupMember(request.group, descriptor.id);
     const readyTimeoutMs = request.ready_timeout_ms ?? descriptor.readyTimeoutMs ?? this.options.readyTimeoutMs;
     return this.#supervisor.spawn(
       {
@@ -364,6 +367,7 @@ export class Hive {
         keepAliveMs: request.keep_alive_ms,
         memoryBytes: request.memory_bytes,
         readyTimeoutMs,
+        group,
       },
       { readyTimeoutMs, signal },
     );

@@ -1,4 +1,11 @@
-import type { HeartbeatCommand, HiveWorkerReport, WorkerExit, WorkerHeartbeat, WorkerStatus } from "@rbee/contract";
+import type {
+  HeartbeatCommand,
+  HiveWorkerReport,
+  LaunchSpec,
+  WorkerExit,
+  WorkerHeartbeat,
+  WorkerStatus,
+} from "@rbee/contract";
 import { capabilitiesOf } from "@rbee/worker-types";
 import type { WorkerProcess } from "./worker-process.js";
 
@@ -21,6 +28,8 @@ export interface WorkerSpec {
   memoryBytes?: number;
   /** How long a start (and every restart) may take; default: the hive's readyTimeoutMs. */
   readyTimeoutMs?: number;
+  /** A worker group's member: its group, and a shard's RPC port (kept across restarts). */
+  group?: LaunchSpec["group"];
 }
 
 /**
@@ -138,6 +147,19 @@ export class ManagedWorker {
     };
     if (this.spec.keepAliveMs !== undefined) report.keep_alive_ms = this.spec.keepAliveMs;
     if (this.spec.memoryBytes !== undefined) report.memory_bytes = this.spec.memoryBytes;
+    const g = this.spec.group;
+    if (g !== undefined) {
+      const rpc =
+        g.rpc_host === undefined || g.rpc_port === undefined ? undefined : rpcEndpoint(g.rpc_host, g.rpc_port);
+      // a coordinator's members and split too: a restarted queen learns the group from them
+      const members = g.shards ? { shards: g.shards, tensor_split: g.tensor_split } : {};
+      report.group = { group_id: g.group_id, role: g.role, ...(rpc ? { rpc } : {}), ...members };
+    }
     return report;
   }
+}
+
+/** `host:port` of an RPC server, with an IPv6 host in brackets. */
+export function rpcEndpoint(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }

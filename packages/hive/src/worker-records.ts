@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SafeId } from "@rbee/contract";
+import { SafeId, WorkerGroupSpawn } from "@rbee/contract";
 import type { Logger } from "@rbee/server-kit";
 import { z } from "zod";
 import type { WorkerSpec } from "./managed-worker.js";
@@ -24,6 +24,8 @@ export const WorkerRecord = z.object({
     keep_alive_ms: z.number().nonnegative().nullable().optional(),
     memory_bytes: z.number().int().nonnegative().optional(),
     ready_timeout_ms: z.number().int().positive().optional(),
+    /** A worker group's member: its group as spawned, and a shard's RPC port. */
+    group: WorkerGroupSpawn.extend({ rpc_port: z.number().int().min(1).max(65535).optional() }).optional(),
     port: z.number().int().min(1).max(65535),
     pid: z.number().int().positive().nullable(),
     /** Where the hive reaches it on this machine. */
@@ -89,6 +91,7 @@ export class WorkerRecords {
         keep_alive_ms: s.keepAliveMs,
         memory_bytes: s.memoryBytes,
         ready_timeout_ms: s.readyTimeoutMs,
+        group: s.group,
         port: w.port,
         pid: w.pid,
         url: w.url,
@@ -174,6 +177,7 @@ export class WorkerRecords {
           keepAliveMs: r.keep_alive_ms,
           memoryBytes: r.memory_bytes,
           readyTimeoutMs: r.ready_timeout_ms,
+          group: r.group,
         },
         port: r.port,
         pid: r.pid,

@@ -371,7 +371,7 @@ export class Queen {
 
   snapshot() {
     const cluster = this.registry.snapshot({ version: QUEEN_VERSION, started_at: this.startedAt, url: this.#url });
-    return { ...cluster, minimums: this.scheduler.minimums() };
+    return { ...cluster, minimums: this.scheduler.minimums(), groups: this.scheduler.groups.view() };
   }
 
   async #createJob(ctx: HttpContext): Promise<void> {

@@ -30,4 +30,4 @@ export {
   tlsFilesFrom,
 } from "./http/tls.js";
 export { cacheDir, cachePaths, configDir, enginesDir } from "./paths.js";
-export { freePort, isPidAlive } from "./process-utils.js";
+export { freePort, isPidAlive, isWildcardHost } from "./process-utils.js";

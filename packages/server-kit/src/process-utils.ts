@@ -32,3 +32,12 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
     });
   });
 }
+
+/** True for an address that listens on every interface (0.0.0.0, ::, *): a bind open to every network. */
+export function isWildcardHost(host: string): boolean {
+  const h = host
+    .trim()
+    .replace(/^\[|\]$/g, "")
+    .toLowerCase();
+  return ["", "0.0.0.0", "::", "*", "0:0:0:0:0:0:0:0"].includes(h);
+}

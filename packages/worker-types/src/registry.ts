@@ -1,4 +1,4 @@
-import { llamaServerWorkerType } from "@rbee/adapter-llama-server/worker-type";
+import { llamaServerWorkerType, rpcShardWorkerType } from "@rbee/adapter-llama-server/worker-type";
 import { ollamaWorkerType } from "@rbee/adapter-ollama/worker-type";
 import { trtllmWorkerType } from "@rbee/adapter-trtllm/worker-type";
 import { vllmWorkerType } from "@rbee/adapter-vllm/worker-type";
@@ -18,6 +18,7 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
   ollama: ollamaWorkerType,
   vllm: vllmWorkerType,
   trtllm: trtllmWorkerType,
+  "rpc-shard": rpcShardWorkerType,
 });
 
 /** The type a model gets when neither the request, the model nor the queen names another. */

@@ -3,6 +3,7 @@ import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_OPENAI_ENGINE_START_TIMEOUT_MS,
   LLAMA_CPP_DEFAULTS,
+  WorkerGroupSpawn,
 } from "@rbee/contract";
 import { envInt, envString } from "@rbee/server-kit/client";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -98,6 +99,19 @@ function seconds(flags: string, description: string, defaultMs: number, min = 0)
   return new Option(flags, description).argParser(secondsArg(min)).default(defaultMs, `${defaultMs / 1000} s`);
 }
 
+/** `--group <json>`: a worker group as the hive passes it to a coordinator. */
+function groupArg(value: string): WorkerGroupSpawn {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError("expected the group as JSON");
+  }
+  const r = WorkerGroupSpawn.safeParse(parsed);
+  if (!r.success) throw new InvalidArgumentError(`not a worker group: ${r.error.issues[0]?.message ?? "invalid"}`);
+  return r.data;
+}
+
 /** `rbee worker serve ...`: run a worker in this process (the hive uses this to spawn workers). */
 export function workerServeCommand(): Command {
   const serve = new Command("serve").description(
@@ -147,6 +161,11 @@ export function workerServeCommand(): Command {
         .choices(["setpriv", "sh", "none"])
         .hideHelp(),
     )
+    .addOption(
+      new Option("--group <json>", "coordinate a worker group over its shards (set by the queen through the hive)")
+        .argParser(groupArg)
+        .hideHelp(),
+    )
     .action(
       async (
         flags: ServeFlags & {
@@ -155,10 +174,11 @@ export function workerServeCommand(): Command {
           engineStartTimeout: number;
           engineArg?: string[];
           engineGuard?: "setpriv" | "sh" | "none";
+          group?: WorkerGroupSpawn;
         },
       ) => {
         const { runLlamaServerWorker } = await import("@rbee/adapter-llama-server");
-        const { engine, embeddings, engineStartTimeout, engineArg, engineGuard, ...shared } = flags;
+        const { engine, embeddings, engineStartTimeout, engineArg, engineGuard, group, ...shared } = flags;
         await runLlamaServerWorker({
           ...workerOptions(shared),
           engine,
@@ -166,7 +186,45 @@ export function workerServeCommand(): Command {
           engineStartTimeoutMs: engineStartTimeout,
           engineArgs: engineArg,
           guard: engineGuard,
+          group,
         });
+      },
+    );
+
+  withWorkerFlags(
+    serve
+      .command("rpc-shard")
+      .description(
+        "serve one device to a worker group: llama.cpp's ggml-rpc-server, started and stopped by this worker (spawned by the queen with a group)",
+      ),
+    "rpc-shard",
+    "unused (a shard runs what its coordinator sends it)",
+  )
+    .requiredOption("--group-id <id>", "the worker group this shard belongs to")
+    .requiredOption(
+      "--rpc-host <addr>",
+      "the address its RPC server binds (loopback, or the one the queen reaches this machine at; never 0.0.0.0)",
+    )
+    .requiredOption("--rpc-port <n>", "the port its RPC server binds", intArg(1, 65535))
+    .option("--engine <path>", "the ggml-rpc-server binary (default: the best of `rbee engine ls`)")
+    .addOption(
+      new Option("--engine-guard <how>", "how ggml-rpc-server is tied to the worker's life (tests)")
+        .choices(["setpriv", "sh", "none"])
+        .hideHelp(),
+    )
+    .action(
+      async (
+        flags: ServeFlags & {
+          groupId: string;
+          rpcHost: string;
+          rpcPort: number;
+          engine?: string;
+          engineGuard?: "setpriv" | "sh" | "none";
+        },
+      ) => {
+        const { runRpcShardWorker } = await import("@rbee/adapter-llama-server");
+        const { groupId, rpcHost, rpcPort, engine, engineGuard, ...shared } = flags;
+        await runRpcShardWorker({ ...workerOptions(shared), groupId, rpcHost, rpcPort, engine, guard: engineGuard });
       },
     );
 

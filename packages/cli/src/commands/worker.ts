@@ -13,6 +13,7 @@ interface SpawnFlags {
   type?: string;
   hive?: string;
   device?: string;
+  devices?: string[];
   ctxSize?: number;
   parallel?: number;
   threads?: number;
@@ -21,6 +22,18 @@ interface SpawnFlags {
   policy?: "spread" | "pack";
   json?: boolean;
   quiet?: boolean;
+}
+
+/** `--devices hiveA:cpu,hiveB:cuda:0`: the devices of a worker group, `<hive>:<device>` each (`cpu:0` is the CPU). */
+function devicesArg(value: string): string[] {
+  const members = value.split(",").map((m) => m.trim().replace(/:cpu:0$/, ":cpu"));
+  for (const m of members) {
+    const at = m.indexOf(":");
+    if (at <= 0 || !safeParse(DeviceId, m.slice(at + 1), "device").ok)
+      throw new InvalidArgumentError(`expected <hive>:<device> such as gpu-box:cuda:0 or laptop:cpu, got '${m}'`);
+  }
+  if (members.length < 2) throw new InvalidArgumentError("a split needs at least two devices");
+  return members;
 }
 
 function deviceArg(value: string): string {
@@ -47,6 +60,11 @@ export function workerCommand(): Command {
       "-d, --device <id>",
       "the device: cpu, cuda:N, metal:N, vulkan:N or rocm:N (default: the queen chooses)",
       deviceArg,
+    )
+    .option(
+      "--devices <list>",
+      "split the model over these devices as one worker group: hiveA:cuda:0,hiveB:cpu (shares in proportion to free memory; see docs/worker-groups.md)",
+      devicesArg,
     )
     .option("-c, --ctx-size <n>", "tokens of context per parallel request", intArg(16, 1 << 20))
     .option("--parallel <n>", "requests it generates at the same time", intArg(1, 256))
@@ -78,6 +96,7 @@ export function workerCommand(): Command {
           worker_type: flags.type,
           hive: flags.hive,
           device: flags.device,
+          devices: flags.devices,
           ctx_size: flags.ctxSize,
           parallel: flags.parallel,
           threads: flags.threads,

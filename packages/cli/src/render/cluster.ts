@@ -1,4 +1,4 @@
-import type { ClusterEvent, ClusterSnapshot, ClusterWorker, ClusterWorkerTypes } from "@rbee/contract";
+import type { ClusterEvent, ClusterGroup, ClusterSnapshot, ClusterWorker, ClusterWorkerTypes } from "@rbee/contract";
 import { formatBytes, formatDuration } from "./format.js";
 import { renderTable } from "./table.js";
 
@@ -29,11 +29,78 @@ function failures(workers: readonly ClusterWorker[]): string[] {
     );
 }
 
-/** The workers as a table (shared by `rbee status` and `rbee worker ls`), then why any failed. */
-export function renderWorkers(workers: readonly ClusterWorker[]): string {
-  if (workers.length === 0) {
+function statusCell(w: ClusterWorker): string {
+  return w.draining ? `${w.status} (draining)` : w.routable ? w.status : `${w.status} (unroutable)`;
+}
+
+/** A worker's row: id, model, type, hive, device, status, load, tok/s, requests, idle / keep-alive. */
+function workerRow(w: ClusterWorker): string[] {
+  return [
+    w.worker_id,
+    w.model,
+    w.worker_type,
+    w.hive_id,
+    w.device,
+    statusCell(w),
+    load(w),
+    rate(w.tokens_per_second),
+    String(w.requests_total),
+    idle(w),
+  ];
+}
+
+/** A worker group: one row (what clients see: its coordinator's load), then its members beneath. */
+function groupRows(g: ClusterGroup, byId: ReadonlyMap<string, ClusterWorker>): string[][] {
+  const c = byId.get(g.coordinator);
+  const shards = g.members.filter((m) => m.role === "shard");
+  const head = [
+    g.group_id,
+    g.model,
+    "group",
+    c?.hive_id ?? "-",
+    `${shards.length} devices`,
+    g.health,
+    c ? load(c) : "-",
+    c ? rate(c.tokens_per_second) : "-",
+    c ? String(c.requests_total) : "-",
+    c ? idle(c) : "-",
+  ];
+  const members = g.members.map((m, i) => {
+    const share = m.fraction === undefined ? "" : ` ${Math.round(m.fraction * 100)}%`;
+    const w = byId.get(m.worker_id);
+    return [
+      `${i === g.members.length - 1 ? "└" : "├"} ${m.role} ${m.worker_id}`,
+      "",
+      w?.worker_type ?? "",
+      m.hive_id,
+      `${m.device}${share}`,
+      w ? statusCell(w) : m.status,
+      "",
+      "",
+      "",
+      "",
+    ];
+  });
+  return [head, ...members];
+}
+
+/** Why each group that is not healthy is so. */
+function groupReasons(groups: readonly ClusterGroup[]): string[] {
+  return groups
+    .filter((g) => g.health !== "healthy" && g.reason)
+    .map((g) => `worker group ${g.group_id} is ${g.health}: ${g.reason}`);
+}
+
+/**
+ * The workers as a table (shared by `rbee status` and `rbee worker ls`), then why any failed. A
+ * worker group is one row, with its coordinator and shards beneath it.
+ */
+export function renderWorkers(workers: readonly ClusterWorker[], groups: readonly ClusterGroup[] = []): string {
+  if (workers.length === 0 && groups.length === 0) {
     return "no workers: they start on the first request for a model, or with `rbee worker spawn -m <model>`";
   }
+  const byId = new Map(workers.map((w) => [w.worker_id, w]));
+  const inGroups = new Set(groups.flatMap((g) => g.members.map((m) => m.worker_id)));
   const table = renderTable(
     [
       { header: "id" },
@@ -47,20 +114,9 @@ export function renderWorkers(workers: readonly ClusterWorker[]): string {
       { header: "requests", align: "right" },
       { header: "idle / keep-alive" },
     ],
-    workers.map((w) => [
-      w.worker_id,
-      w.model,
-      w.worker_type,
-      w.hive_id,
-      w.device,
-      w.draining ? `${w.status} (draining)` : w.routable ? w.status : `${w.status} (unroutable)`,
-      load(w),
-      rate(w.tokens_per_second),
-      String(w.requests_total),
-      idle(w),
-    ]),
+    [...workers.filter((w) => !inGroups.has(w.worker_id)).map(workerRow), ...groups.flatMap((g) => groupRows(g, byId))],
   );
-  return [table, ...failures(workers)].join("\n");
+  return [table, ...failures(workers), ...groupReasons(groups)].join("\n");
 }
 
 /** `rbee status`: the queen, then hives, devices and workers, each as a table. */
@@ -105,7 +161,7 @@ export function renderCluster(c: ClusterSnapshot, now = Date.now()): string {
       );
     }
   }
-  parts.push(renderWorkers(c.workers));
+  parts.push(renderWorkers(c.workers, c.groups ?? []));
   const minimums = c.minimums ?? [];
   if (minimums.length > 0) {
     const kept = minimums.map((m) => `${m.model} ${m.running}/${m.replicas}${m.policy ? ` (${m.policy})` : ""}`);

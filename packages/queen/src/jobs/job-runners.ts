@@ -60,6 +60,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
       return async (ctx: JobContext) => {
         const workers = await deps.scheduler.spawn(op.model, {
           hive: op.hive,
+          devices: op.devices?.map(memberOf),
           device: op.device,
           ctxSize: op.ctx_size,
           parallel: op.parallel,
@@ -125,4 +126,10 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
         return { removed };
       };
   }
+}
+
+/** `hiveA:cuda:0` → hive `hiveA`, device `cuda:0`. */
+function memberOf(name: string): { hive: string; device: string } {
+  const at = name.indexOf(":");
+  return { hive: name.slice(0, at), device: name.slice(at + 1) };
 }

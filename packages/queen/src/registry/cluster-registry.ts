@@ -291,6 +291,7 @@ export class ClusterRegistry {
     return [...this.workers.values()].filter(
       (w) =>
         norm(w.report.model) === m &&
+        w.report.group?.role !== "shard" &&
         this.isRoutable(w) &&
         (capability === undefined || workerCapabilities(w).includes(capability)),
     );
@@ -359,6 +360,7 @@ export class ClusterRegistry {
       keep_alive_ms: Number.isFinite(w.keepAliveMs) ? w.keepAliveMs : null,
       idle_ms: w.inFlight > 0 ? 0 : Math.max(0, now - w.lastActivity),
       vram_used: hb?.vram_used ?? 0,
+      ...(w.report.group ? { group: { group_id: w.report.group.group_id, role: w.report.group.role } } : {}),
     };
   }
 

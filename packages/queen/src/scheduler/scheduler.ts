@@ -33,6 +33,7 @@ import {
   typeNotInstalledError,
   usableMemory,
 } from "./placement.js";
+import { WorkerGroups } from "./worker-groups.js";
 
 export type Narrate = (source: string, message: string) => void;
 
@@ -74,6 +75,8 @@ export interface Lease {
 
 export interface SpawnOptions {
   hive?: string;
+  /** Split the model over these devices as one worker group (`--devices hiveA:cpu,hiveB:cuda:0`). */
+  devices?: ReadonlyArray<{ hive: string; device: string }>;
   device?: string;
   ctxSize?: number;
   parallel?: number;
@@ -172,12 +175,23 @@ export class Scheduler {
   #spawnFailures = new Map<string, { err: unknown; failures: number; at: number; until: number }>();
   readonly #startedAt = Date.now();
   #provisioned = new Map<string, Map<string, { model: HiveModel; at: number }>>();
+  /** Models split over several devices (worker-groups.ts). */
+  readonly groups: WorkerGroups;
 
   constructor(
     private readonly registry: ClusterRegistry,
     private readonly hives: HiveClient,
     private readonly options: SchedulerOptions,
   ) {
+    this.groups = new WorkerGroups(registry, hives, {
+      log: options.log,
+      freeOn: (hive, device) => usableMemory(hive, device, this.#load("")),
+      holders: (model) => this.#holders(model).map((h) => ({ hive: h.hive, facts: h.model })),
+      failInFlight: (workerId, error) => {
+        for (const lease of this.#leases.get(workerId) ?? []) lease.abort(error);
+      },
+      changed: () => this.#changed(),
+    });
     registry.subscribe((e) => {
       if (e.type === "hive_state" && (e.state === "lost" || e.reason !== undefined)) {
         const why =
@@ -505,7 +519,17 @@ export class Scheduler {
         `no hive has ${model} in its catalog to start a worker from; see \`rbee model ls\``,
       );
     }
-    if (o.replicas === undefined) return [await this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, o).promise];
+    if (o.devices !== undefined) return [await this.groups.spawn(model, o)];
+    if (o.replicas === undefined) {
+      try {
+        return [await this.#launch(`${norm(model)}#${++this.#spawnSeq}`, model, o).promise];
+      } catch (err) {
+        // fits on no single device: split it over several, if their sum fits (else the group's refusal, with figures)
+        if (!(err instanceof InsufficientMemoryError) || o.hive !== undefined || o.device !== undefined) throw err;
+        if (!this.groups.splittable()) throw err;
+        return [await this.groups.spawn(model, o)];
+      }
+    }
     const narrate = o.narrate ?? silent;
     if (o.replicas === 0) {
       this.options.replicas.set(model, undefined);
@@ -539,6 +563,7 @@ export class Scheduler {
 
   /** Places workers for models below their minimum; the queen calls it every sweep. */
   reconcile(now = Date.now()): void {
+    this.groups.sweep(now);
     if (now - this.#startedAt < this.options.settleMs) return;
     for (const [model, spec] of this.options.replicas.entries()) {
       const retry = this.#replicaRetry.get(model);
@@ -706,6 +731,12 @@ export class Scheduler {
         // these requests too, if its type serves what they need
         const serves = (p: PendingSpawn) => norm(p.model) === key && p.workerType.capabilities.includes(o.capability);
         let pending = [this.#pending.get(key), ...this.#pending.values()].find((p) => p !== undefined && serves(p));
+        // a worker group of the model heals (or its coordinator restarts): wait for it, in this same bounded queue
+        const group = pending ? undefined : this.groups.waitFor(model, o.signal);
+        if (group) {
+          o.narrate?.("queen", `waiting for the worker group of ${model} to serve again`);
+          return await group;
+        }
         if (!pending && type.artifact !== "none" && hiveModels.length === 0 && this.#holders(model).length === 0) {
           throw new WorkerUnavailableError(
             `no worker for ${model} can take requests now, and no hive has it in its catalog to start another${this.#unusableCopies(model)}; see \`rbee status\``,
@@ -736,6 +767,13 @@ export class Scheduler {
               capability: o.capability,
             });
           } catch (err) {
+            // fits on no single device, and nothing is being swapped: split it over several (a worker
+            // group; requests arriving meanwhile wait for it above), else the group's refusal with figures
+            if (err instanceof InsufficientMemoryError && !this.#swapping() && this.groups.splittable())
+              return await this.groups.spawn(model, {
+                keepAliveMs: this.options.defaultKeepAliveMs,
+                narrate: o.narrate,
+              });
             // another model holds the memory and is being swapped: wait for the device, then try again
             if (!(err instanceof InsufficientMemoryError) || !this.#swapping()) throw err;
             if (!toldWaiting) o.narrate?.("queen", "waiting for memory: another model is being swapped in");
@@ -1236,6 +1274,8 @@ export class Scheduler {
     try {
       await this.hives.stopWorker(hive, w.id);
       this.registry.removeWorker(w.id, reason, Date.now(), true);
+      // a group's coordinator stopped by request: its shards go too
+      if (w.report.group?.role === "coordinator") await this.groups.forget(w.id);
     } catch (err) {
       w.stopping = false;
       this.options.log.warn({ worker_id: w.id, err: (err as Error).message }, "could not stop worker");

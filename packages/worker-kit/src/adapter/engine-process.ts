@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { connect } from "node:net";
 import type { Logger } from "@rbee/server-kit";
 import { freePort, readBody, sendRequest } from "@rbee/server-kit";
 import { checkEngineBinary } from "./check-binary.js";
@@ -23,7 +24,10 @@ export interface EngineProcessOptions {
   cwd?: string;
   /** What to do when the binary is missing or unusable: "build it with `rbee engine build llama.cpp`". */
   binaryHint: string;
-  /** The readiness probe: a GET of this URL that must answer 200. */
+  /**
+   * The readiness probe: a GET of this URL that must answer 200, or for an engine that speaks no
+   * HTTP (llama.cpp's RPC server) `tcp://host:port`, which must accept a connection.
+   */
   readyUrl: string;
   /** Give up (and stop the engine) when it is not ready after this long. */
   startTimeoutMs: number;
@@ -219,6 +223,7 @@ export class EngineProcess {
   }
 
   async #probe(timeoutMs: number): Promise<boolean> {
+    if (this.#o.readyUrl.startsWith("tcp://")) return tcpAccepts(this.#o.readyUrl, timeoutMs);
     try {
       const res = await sendRequest(this.#o.readyUrl, { timeoutMs, what: this.name });
       await readBody(res).catch(() => "");
@@ -332,4 +337,20 @@ export async function startEngineOnFreePort(
   });
   await process.start(ctx.signal);
   return { process, baseUrl };
+}
+
+/** True when `tcp://host:port` accepts a connection within `timeoutMs` (the connection is closed at once). */
+export function tcpAccepts(url: string, timeoutMs: number): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname.replace(/^\[|\]$/g, ""), port: Number(port) });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
 }

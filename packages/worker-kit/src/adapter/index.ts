@@ -14,6 +14,7 @@ export {
   EngineProcess,
   type EngineProcessOptions,
   startEngineOnFreePort,
+  tcpAccepts,
 } from "./engine-process.js";
 export { LineSplitter, LogTail } from "./log-lines.js";
 export {
