@@ -131,13 +131,8 @@ export const PublishWorkerRequest = z.strictObject({
 });
 export type PublishWorkerRequest = z.infer<typeof PublishWorkerRequest>;
 
-/** `POST /workers/{id}/reviews`. */
+/** `POST /workers/{id}/reviews`, by a catalog account (its bearer token names the user). */
 export const ReviewRequest = z.strictObject({
-  user: z
-    .string()
-    .min(1)
-    .max(64)
-    .regex(/^[A-Za-z0-9_.@-]+$/, "must be a user name (letters, digits, _ . @ -)"),
   stars: z.number().int().min(1).max(5),
   text: z.string().max(4000).default(""),
 });

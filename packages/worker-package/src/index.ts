@@ -5,6 +5,7 @@ export {
   parseManifest,
   readPackage,
 } from "./package-file.js";
+export { compareVersions, majorOf, newestWithinMajor } from "./semver.js";
 export {
   decodePublicKey,
   generatePublisherKey,
