@@ -103,7 +103,7 @@ describe("verifying a package before it is installed", () => {
     expect(ok.manifest.entry).toBe("worker.mjs");
 
     const tampered = Buffer.from(tarball);
-    tampered[tampered.length - 1200] ^= 1;
+    tampered.writeUInt8((tampered.at(-1200) ?? 0) ^ 1, tampered.length - 1200);
     expect(failedCheck(() => verifyPackage({ ...base, tarball: tampered }))).toMatch(/^sha256: sha256 check failed/);
     // a catalog that also changed the sha256 still cannot forge the signature
     expect(failedCheck(() => verifyPackage({ ...base, tarball: tampered, sha256: sha256Hex(tampered) }))).toMatch(
