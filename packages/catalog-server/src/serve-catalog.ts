@@ -3,13 +3,14 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
+import { DEFAULT_PORTS } from "@rbee/contract";
 import { createCatalogApp } from "./catalog-app.js";
 import type { CatalogStore } from "./catalog-store.js";
 import { DirectoryBlobStore } from "./directory-blobs.js";
 import { SqliteCatalogStore } from "./sqlite-store.js";
 
 /** The catalog server's default port (DESIGN.md). */
-export const DEFAULT_CATALOG_PORT = 8787;
+export const DEFAULT_CATALOG_PORT = DEFAULT_PORTS.catalogServer;
 
 export interface ServeCatalogOptions {
   /** Where the SQLite file and the blob directory go: `<dir>/catalog.sqlite`, `<dir>/blobs/`. */

@@ -27,6 +27,7 @@ import {
   type PlacementCandidate,
   usableMemory,
 } from "./placement.js";
+import { reportedWorkerType } from "./reported-worker-type.js";
 
 export type Narrate = (source: string, message: string) => void;
 
@@ -205,7 +206,7 @@ export class Scheduler {
    */
   workerTypeFor(model: string, asked: string | undefined, capability?: WorkerCapability): WorkerTypeDescriptor {
     const id = asked ?? this.options.replicas.get(model)?.worker_type ?? this.options.defaultWorkerType;
-    const type = findWorkerType(id);
+    const type = this.findType(id);
     if (type === undefined) throw new UnknownWorkerTypeError(id, this.installedTypes(), "the hives have");
     if (capability !== undefined && !type.capabilities.includes(capability)) {
       throw new RbeeError(
@@ -214,6 +215,11 @@ export class Scheduler {
       );
     }
     return type;
+  }
+
+  /** A built-in worker type, or one a live hive installed from a package. */
+  findType(id: string): WorkerTypeDescriptor | undefined {
+    return findWorkerType(id) ?? reportedWorkerType(id, this.registry.hives.values());
   }
 
   /** Worker types installed on at least one live hive (or known to rbee, before any hive reported). */
@@ -433,7 +439,7 @@ export class Scheduler {
       if (retry && now < retry.at) continue;
       const missing = spec.replicas - this.#countReplicas(model);
       if (missing <= 0) continue;
-      if (this.#holders(model).length === 0 && findWorkerType(spec.worker_type ?? "")?.artifact !== "none") {
+      if (this.#holders(model).length === 0 && this.findType(spec.worker_type ?? "")?.artifact !== "none") {
         this.#failedReplica(model, new Error("no live hive has it in its catalog"), now);
         continue;
       }
