@@ -10,12 +10,14 @@ export function marketplacePage(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>rbee worker marketplace</title>
+<link rel="icon" href="data:,">
 <style>
-  :root { color-scheme: light dark; --accent: #d99a00; --muted: #777; --line: #8884; }
+  :root { color-scheme: light dark; --accent: #d99a00; --star: #7a4f00; --muted: #555; --line: #8884; }
+  @media (prefers-color-scheme: dark) { :root { --star: #f0b429; --muted: #b0b0b0; } }
   body { font: 15px/1.45 system-ui, sans-serif; margin: 0; }
   header { padding: 14px 24px; border-bottom: 1px solid var(--line); display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
   header h1 { font-size: 18px; margin: 0; }
-  header h1 span { color: var(--accent); }
+  header h1 span { color: var(--star); }
   input[type=search] { flex: 1; min-width: 220px; padding: 7px 10px; font: inherit; border: 1px solid var(--line); border-radius: 6px; }
   nav { display: flex; gap: 6px; padding: 10px 24px; flex-wrap: wrap; border-bottom: 1px solid var(--line); }
   nav button { font: inherit; padding: 4px 12px; border-radius: 14px; border: 1px solid var(--line); background: none; cursor: pointer; color: inherit; }
@@ -23,10 +25,10 @@ export function marketplacePage(): string {
   main { display: grid; grid-template-columns: minmax(280px, 1fr) minmax(320px, 1.3fr); gap: 0; min-height: 70vh; }
   #list { border-right: 1px solid var(--line); padding: 8px 0; margin: 0; list-style: none; }
   #list li { padding: 10px 24px; cursor: pointer; border-bottom: 1px solid var(--line); }
-  #list li:hover, #list li[aria-selected=true] { background: #8881; }
+  #list li:hover, #list li[aria-current=true] { background: #8881; }
   .id { font-weight: 600; }
   .meta { color: var(--muted); font-size: 13px; }
-  .stars { color: var(--accent); letter-spacing: 1px; }
+  .stars { color: var(--star); letter-spacing: 1px; }
   #detail { padding: 16px 24px; }
   code, pre { font: 13px ui-monospace, monospace; }
   pre { background: #8881; padding: 8px 10px; border-radius: 6px; overflow-x: auto; }
@@ -77,16 +79,17 @@ async function loadList() {
   list.dataset.total = String(total);
   if (workers.length === 0) list.append(el("li", "No worker package matches.", "empty"));
   for (const w of workers) {
-    const li = el("li"); li.dataset.id = w.id; li.setAttribute("aria-selected", String(w.id === selected));
+    const li = el("li"); li.dataset.id = w.id; li.setAttribute("aria-current", String(w.id === selected)); li.tabIndex = 0;
     li.append(el("div", w.id, "id"), el("div", w.description), el("div", w.category + " · v" + w.latest_version + " · " + w.device_kinds.join(", ") + " · ", "meta"));
     li.lastChild.append(el("span", stars(w.rating) + (w.review_count ? " (" + w.review_count + ")" : ""), "stars"));
     li.onclick = () => showDetail(w.id);
+    li.onkeydown = (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); showDetail(w.id); } };
     list.append(li);
   }
 }
 async function showDetail(id) {
   selected = id;
-  for (const li of $("#list").children) li.setAttribute("aria-selected", String(li.dataset.id === id));
+  for (const li of $("#list").children) li.setAttribute("aria-current", String(li.dataset.id === id));
   const w = await get("/workers/" + encodeURIComponent(id));
   const d = $("#detail");
   d.replaceChildren();
