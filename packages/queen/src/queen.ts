@@ -88,6 +88,8 @@ export class Queen {
   #router: Router;
   #url = "";
   #timers: NodeJS.Timeout[] = [];
+  /** `<hive>/<package>` pairs whose auto-update check runs now. */
+  readonly #autoUpdating = new Set<string>();
   #eventStreams = new Set<() => void>();
   #tls: ServerTls | undefined;
 
@@ -186,8 +188,14 @@ export class Queen {
       if (h.state !== "live") continue;
       for (const t of h.workerTypes ?? []) {
         if ((t.package as { auto_update?: boolean } | undefined)?.auto_update !== true) continue;
+        const key = `${h.id}/${t.id}`;
+        if (this.#autoUpdating.has(key)) continue; // the last check is still running
         const operation = { type: "update_worker_package" as const, id: t.id, hive: h.id };
         const job = this.jobs.start(operation, jobRunner(operation, this));
+        this.#autoUpdating.add(key);
+        job.subscribe((e) => {
+          if (isTerminalJobEvent(e)) this.#autoUpdating.delete(key);
+        });
         this.log.info({ worker_type: t.id, hive_id: h.id, job_id: job.id }, "checking an auto-updated worker package");
         started.push(job.id);
       }

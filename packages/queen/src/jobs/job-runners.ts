@@ -18,8 +18,8 @@ function progressOf(ctx: JobContext) {
   return (p: ModelProgress) => ctx.progress(p.done, p.total, "bytes", "download", p.rate);
 }
 
-/** The hives a model operation may use: the one named, or every live one. */
-function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
+/** The hives an operation may use: the one named, or every live one. */
+export function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
   const live = [...deps.registry.hives.values()].filter(
     (h) => h.state === "live" && h.url !== "" && (hive === undefined || h.id === hive),
   );

@@ -8,7 +8,7 @@ import {
 import { requestJson } from "@rbee/server-kit";
 import { compareVersions, newestWithinMajor } from "@rbee/worker-package";
 import type { HiveEntry, WorkerEntry } from "../registry/cluster-registry.js";
-import type { JobDeps } from "./job-runners.js";
+import { type JobDeps, targetHives } from "./job-runners.js";
 import type { JobContext } from "./job-store.js";
 
 type InstallOp = Extract<JobOperation, { type: "install_worker_package" }>;
@@ -77,22 +77,6 @@ function installRequest(
   };
 }
 
-/** Live hives to act on: the one named, or all of them. */
-function liveHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
-  const live = [...deps.registry.hives.values()].filter(
-    (h) => h.state === "live" && h.url !== "" && (hive === undefined || h.id === hive),
-  );
-  if (live.length === 0) {
-    throw new RbeeError(
-      hive === undefined
-        ? "no hive is connected to the queen; start one with `rbee hive start`"
-        : `hive '${hive}' is not connected; see \`rbee status\``,
-      { statusCode: hive === undefined ? 503 : 404, code: hive === undefined ? "no_hives" : "hive_not_found" },
-    );
-  }
-  return live;
-}
-
 /** Runs `fn` on every hive at once; fails (after all are done) with the first failure, naming its hive. */
 async function onEveryHive<T>(
   hives: HiveEntry[],
@@ -120,7 +104,7 @@ export async function installPackageJob(op: InstallOp, deps: PackageJobDeps, ctx
   const { catalog, detail } = await findInCatalogs(op.id, op.catalogs ?? deps.catalogUrls, ctx.signal);
   const version = op.version ?? detail.latest_version;
   const body = installRequest(catalog, detail, version, op);
-  const hives = liveHives(deps, op.hive);
+  const hives = targetHives(deps, op.hive);
   ctx.narrate("queen", `installing ${op.id}@${version} from ${catalog} on ${hives.map((h) => h.id).join(", ")}`);
   const results = await onEveryHive(hives, async (hive) => {
     const change = await deps.hives.installPackage(
@@ -141,7 +125,7 @@ export async function installPackageJob(op: InstallOp, deps: PackageJobDeps, ctx
 
 /** `uninstall_worker_package`: removes a package from every hive that has it (or one). */
 export async function uninstallPackageJob(op: UninstallOp, deps: JobDeps, ctx: JobContext) {
-  const hives = liveHives(deps, op.hive).filter((h) => packageOn(h, op.id) !== undefined);
+  const hives = targetHives(deps, op.hive).filter((h) => packageOn(h, op.id) !== undefined);
   if (hives.length === 0) {
     throw new RbeeError(`no hive${op.hive ? ` named ${op.hive}` : ""} has worker package '${op.id}' installed`, {
       statusCode: 404,
@@ -177,7 +161,7 @@ function catalogOf(sourceUrl: string): string {
  * version, and the workers still running on it are left alone.
  */
 export async function updatePackagesJob(op: UpdateOp, deps: JobDeps, ctx: JobContext) {
-  const hives = liveHives(deps, op.hive);
+  const hives = targetHives(deps, op.hive);
   const updates: Array<{ hive_id: string; id: string; from: string; to?: string; outcome: string }> = [];
   const failures: string[] = [];
   for (const hive of hives) {
