@@ -15,7 +15,6 @@ import {
 } from "@rbee/contract";
 import {
   compareVersions,
-  InvalidPackageError,
   keyFingerprint,
   readPackage,
   sha256Hex,
@@ -435,4 +434,3 @@ function throttle(stream: ReadableStream<Uint8Array>, bytesPerSecond: number): R
   );
 }
 
-export { InvalidPackageError };

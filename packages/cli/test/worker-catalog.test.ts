@@ -26,7 +26,9 @@ import { freePort } from "./helpers.js";
  * (a tampered artifact, a bad signature, an untrusted signer), an interrupted download resumes,
  * and an update that does not start is rolled back.
  */
-describe("worker catalog: publish, find, install on two hives, spawn, verify, resume, update", () => {
+describe("worker catalog: publish, find, install on two hives, spawn, verify, resume, update", {
+  timeout: 300_000,
+}, () => {
   const root = mkdtempSync(join(tmpdir(), "rbee-worker-catalog-"));
   const clusterToken = randomBytes(24).toString("hex");
   const dataDir = join(root, "catalog-data");
@@ -103,7 +105,12 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
     const queenPort = await freePort();
     queenUrl = `http://127.0.0.1:${queenPort}`;
     const queen = startRbee(["queen", "start", "--foreground", "--port", String(queenPort)], {
-      env: { ...base(join(root, "queen-config"), join(root, "queen-cache")), RBEE_HEARTBEAT_INTERVAL_MS: "1000" },
+      env: {
+        ...base(join(root, "queen-config"), join(root, "queen-cache")),
+        RBEE_HEARTBEAT_INTERVAL_MS: "1000",
+        // packages installed with --auto-update are checked every 2 s (the last test)
+        RBEE_PACKAGE_UPDATE_INTERVAL_MS: "2000",
+      },
     });
     children.push(queen);
     await waitFor(
@@ -299,7 +306,7 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
     expect(resumed, said.join("\n")).toBeDefined();
     expect(Number(/at byte (\d+)/.exec(resumed ?? "")?.[1])).toBeGreaterThan(300_000);
     expect((await packageOn("hive-a"))?.version).toBe("1.2.0");
-  }, 120_000);
+  });
 
   it("an update that fails its readiness check is rolled back and the running worker keeps serving; a good one drains and replaces it", async () => {
     await publishVersion("1.3.0", "process.exit(3);\n", { ready_timeout_ms: 20_000 });
@@ -328,9 +335,9 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
       return now.length === 1 && now[0] !== oldWorker ? true : undefined;
     }, 30_000);
     expect((await chat("parrot-hive-b", "new version here")).body.choices[0].message.content).toBe("new version");
-  }, 180_000);
+  });
 
-  it("uninstall is refused while workers of the type run, and removes it once they are stopped", async () => {
+  it("uninstall removes a package no worker runs, and is refused while workers of the type run", async () => {
     const removed = await cli(["worker", "uninstall", "stranger-echo", "--hive", "hive-b"]);
     expect(removed.code, removed.stderr).toBe(0);
     expect(removed.stdout).toBe("stranger-echo@0.1.0 removed from hive-b\n");
@@ -339,5 +346,21 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
     expect(busy.code).not.toBe(0);
     expect(busy.stderr).toMatch(/echo-package has running workers on this hive .*stop them first/);
     expect((await packageOn("hive-a"))?.version).toBe("1.2.0");
+  });
+
+  it("auto-update (opt-in) moves a package to the newest version within its major, replacing its running worker", async () => {
+    // hive-a has 1.2.0 and a worker of it; the catalog has 1.3.0 (does not start), 1.4.0 and 2.0.0
+    const [oldWorker] = await serving("parrot-hive-a");
+    const out = await ok(["worker", "install", "echo-package@1.2.0", "--hive", "hive-a", "--auto-update"]);
+    expect(out).toMatch(/echo-package@1\.2\.0 already installed on hive-a/);
+    await waitFor(async () => ((await packageOn("hive-a"))?.version === "1.4.0" ? true : undefined), 120_000);
+    expect((await packageOn("hive-a"))?.package).toMatchObject({ auto_update: true, previous_version: "1.2.0" });
+    await waitFor(async () => {
+      const now = await serving("parrot-hive-a");
+      return now.length === 1 && now[0] !== oldWorker ? true : undefined;
+    }, 30_000);
+    expect((await chat("parrot-hive-a", "updated by itself")).body.choices[0].message.content).toBe("updated by");
+    // hive-b did not opt in: it stays where `rbee worker update` put it
+    expect((await packageOn("hive-b"))?.version).toBe("1.4.0");
   });
 });
