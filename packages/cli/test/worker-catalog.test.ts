@@ -86,6 +86,22 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
   const chat = (model: string, content: string, max_tokens = 2) =>
     postJson(`${queenUrl}/v1/chat/completions`, { model, messages: [{ role: "user", content }], max_tokens });
 
+  const hiveProcs = new Map<string, ChildHandle>();
+  /** A hive in its own process, with its own config (trusted keys) and cache (installed packages). */
+  const startHive = (id: string) => {
+    const hive = startRbee(["hive", "start", "--foreground", "--port", "0", "--hive-id", id], {
+      env: {
+        ...base(join(root, `${id}-config`), join(root, `${id}-cache`)),
+        RBEE_QUEEN_URL: queenUrl,
+        RBEE_HEARTBEAT_INTERVAL_MS: "1000",
+        RBEE_WORKER_PORT_START: String(20_000 + Math.floor(Math.random() * 30_000)),
+        RBEE_DEVICES: "[]",
+      },
+    });
+    children.push(hive);
+    hiveProcs.set(id, hive);
+  };
+
   beforeAll(async () => {
     // the publisher's key and accounts, the catalog server
     publisherKey = (await ok(["catalog", "keygen"], publisherCfg)).trim();
@@ -118,18 +134,8 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
       30_000,
     );
     for (const id of hives) {
-      const cfg = join(root, `${id}-config`);
-      await ok(["catalog", "trust", "rbee-team", publisherKey], cfg);
-      const hive = startRbee(["hive", "start", "--foreground", "--port", "0", "--hive-id", id], {
-        env: {
-          ...base(cfg, join(root, `${id}-cache`)),
-          RBEE_QUEEN_URL: queenUrl,
-          RBEE_HEARTBEAT_INTERVAL_MS: "1000",
-          RBEE_WORKER_PORT_START: String(20_000 + Math.floor(Math.random() * 30_000)),
-          RBEE_DEVICES: "[]",
-        },
-      });
-      children.push(hive);
+      await ok(["catalog", "trust", "rbee-team", publisherKey], join(root, `${id}-config`));
+      startHive(id);
     }
     await waitFor(async () => {
       const r = await getJson(`${queenUrl}/v1/worker-types`);
@@ -362,5 +368,29 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
     expect((await chat("parrot-hive-a", "updated by itself")).body.choices[0].message.content).toBe("updated by");
     // hive-b did not opt in: it stays where `rbee worker update` put it
     expect((await packageOn("hive-b"))?.version).toBe("1.4.0");
+  });
+
+  it("a restarted hive still has its installed packages and spawns them", async () => {
+    const startedAt = async () =>
+      (
+        (await getJson(`${queenUrl}/v1/cluster`)).body.hives as Array<{ id: string; state: string; started_at: string }>
+      ).find((h) => h.id === "hive-b" && h.state === "live")?.started_at;
+    const before = await startedAt();
+    expect(before).toBeDefined();
+    await hiveProcs.get("hive-b")?.stop(15_000);
+    startHive("hive-b");
+    await waitFor(async () => {
+      const now = await startedAt();
+      return now !== undefined && now !== before ? true : undefined;
+    }, 60_000);
+    await waitFor(async () => ((await packageOn("hive-b"))?.version === "1.4.0" ? true : undefined), 60_000);
+    const job = await runJob(queenUrl, {
+      type: "spawn_worker",
+      model: "parrot-again",
+      worker_type: "echo-package",
+      hive: "hive-b",
+    });
+    expect(job.error?.message).toBeUndefined();
+    expect((await chat("parrot-again", "back after a restart")).body.choices[0].message.content).toBe("back after");
   });
 });
