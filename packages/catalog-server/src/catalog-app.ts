@@ -13,13 +13,7 @@ import {
   WorkerCategory,
   WorkerTypeId,
 } from "@rbee/contract";
-import {
-  compareVersions,
-  keyFingerprint,
-  readPackage,
-  sha256Hex,
-  verifyPackageSignature,
-} from "@rbee/worker-package";
+import { compareVersions, keyFingerprint, readPackage, sha256Hex, verifyPackageSignature } from "@rbee/worker-package";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
@@ -433,4 +427,3 @@ function throttle(stream: ReadableStream<Uint8Array>, bytesPerSecond: number): R
     }),
   );
 }
-

@@ -33,7 +33,7 @@ export function marketplacePage(): string {
   code, pre { font: 13px ui-monospace, monospace; }
   pre { background: #8881; padding: 8px 10px; border-radius: 6px; overflow-x: auto; }
   table { border-collapse: collapse; font-size: 13px; }
-  td, th { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
+  td, th { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; white-space: nowrap; }
   .empty { color: var(--muted); padding: 24px; }
   .review { border-top: 1px solid var(--line); padding: 6px 0; }
 </style>

@@ -19,7 +19,8 @@ export interface PackageWorkerType extends WorkerTypeDescriptor {
 /**
  * The worker type of an installed package, next to the built-in registry: launched as
  * `node <package dir>/<entry>` with the environment every worker gets (workerLaunchEnv) plus
- * `RBEE_WORKER_TYPE` and `RBEE_WORKER_CONFIG`; its memory is the manifest's `memory_bytes`.
+ * `RBEE_WORKER_TYPE` (and `RBEE_ENGINE_PATH` for a package that needs an engine); its memory is
+ * the manifest's `memory_bytes`.
  */
 export function packageWorkerType(
   manifest: WorkerPackageManifest,
@@ -46,11 +47,19 @@ export function packageWorkerType(
       context_size: o.contextSize ?? 4096,
       parallel: o.parallel ?? 2,
     }),
-    launch: (spec, ctx) => ({
-      command: ctx.node,
-      args: [entry],
-      env: { ...workerLaunchEnv(spec, ctx), RBEE_WORKER_TYPE: manifest.id, RBEE_WORKER_CONFIG: "{}" },
-    }),
+    launch: (spec, ctx) => {
+      const engine = manifest.engine === undefined ? undefined : spec.engines[manifest.engine];
+      return {
+        command: ctx.node,
+        args: [entry],
+        env: {
+          ...workerLaunchEnv(spec, ctx),
+          RBEE_WORKER_TYPE: manifest.id,
+          // the binary of the engine it needs, as the hive found it on this machine
+          ...(engine === undefined ? {} : { RBEE_ENGINE_PATH: engine }),
+        },
+      };
+    },
     bundledEngines:
       manifest.engine === undefined
         ? () => [
