@@ -34,6 +34,17 @@ describe("catalog server: publish, list, search, download, reviews", () => {
     };
   }
 
+  /** What POST /workers takes of a signed body (another signature, to forge one). */
+  const wire = (
+    b: { package: string; platform: string; signature: string; public_key: string },
+    signature = b.signature,
+  ) => ({
+    package: b.package,
+    platform: b.platform,
+    signature,
+    public_key: b.public_key,
+  });
+
   async function publish(body: object, auth = token) {
     const res = await fetch(`${catalog.url}/workers`, {
       method: "POST",
@@ -84,35 +95,19 @@ describe("catalog server: publish, list, search, download, reviews", () => {
     expect((await publish({ ...newer, sha256: undefined, tarball: undefined })).status).toBe(201);
 
     const bad = await signedBody({ version: "1.2.0" });
-    const forged = await publish({
-      package: bad.package,
-      platform: "any",
-      signature: newer.signature,
-      public_key: bad.public_key,
-    });
+    const forged = await publish(wire(bad, newer.signature));
     expect(forged.status).toBe(400);
     expect(forged.body.error.code).toBe("bad_signature");
 
     const otherKey = generatePublisherKey();
     const byOther = await signedBody({ version: "1.2.0" }, "any", otherKey);
-    const wrongKey = await publish({
-      package: byOther.package,
-      platform: "any",
-      signature: byOther.signature,
-      public_key: byOther.public_key,
-    });
+    const wrongKey = await publish(wire(byOther));
     expect(wrongKey.status).toBe(403);
     expect(wrongKey.body.error.code).toBe("wrong_publisher_key");
 
-    const noToken = await publish(
-      { package: bad.package, platform: "any", signature: bad.signature, public_key: bad.public_key },
-      "nope",
-    );
+    const noToken = await publish(wire(bad), "nope");
     expect(noToken.status).toBe(401);
-    const reviewerPublishes = await publish(
-      { package: bad.package, platform: "any", signature: bad.signature, public_key: bad.public_key },
-      reviewer,
-    );
+    const reviewerPublishes = await publish(wire(bad), reviewer);
     expect(reviewerPublishes.status).toBe(403);
 
     const invalid = await publish({ package: "aGVsbG8=", platform: "any", signature: "x", public_key: key.publicKey });
