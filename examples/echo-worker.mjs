@@ -2,7 +2,8 @@
 import { runWorker } from "@rbee/worker-kit";
 
 const echo = {
-  workerType: "echo",
+  // a hive that installed it as a package names the type it was installed as
+  workerType: process.env.RBEE_WORKER_TYPE || "echo",
   implementation: "echo-example",
   version: "1.0.0",
   capabilities: ["text-generation", "chat"],

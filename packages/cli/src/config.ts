@@ -13,7 +13,12 @@ export const CONFIG_FILE = "config.json";
 export interface ConfigFile {
   queen_url?: string;
   api_key?: string;
+  /** Worker catalog servers, in the order they are searched. */
+  catalogs?: string[];
 }
+
+/** The worker catalog server `rbee catalog serve` starts by default. */
+export const DEFAULT_CATALOG_URL = `http://127.0.0.1:${DEFAULT_PORTS.catalogServer}`;
 
 /** Where the queen URL came from; error messages and `rbee status` say so. */
 export type QueenUrlSource = "flag" | "env" | "config" | "default";
@@ -31,6 +36,8 @@ export interface CliConfig {
    * in time is "unreachable" (exit 3).
    */
   timeoutMs: number;
+  /** Worker catalog servers: RBEE_CATALOG_URLS, else `catalogs` in config.json, else the local one. */
+  catalogUrls: string[];
 }
 
 /** Default time the CLI waits for the queen's answer to start (and for a stream's next byte). */
@@ -75,6 +82,13 @@ export function readConfigFile(dir: string): ConfigFile {
   }
   const config = value as Record<string, unknown>;
   const out: ConfigFile = {};
+  if (config.catalogs !== undefined) {
+    const list = config.catalogs;
+    if (!Array.isArray(list) || list.length === 0 || list.some((u) => typeof u !== "string")) {
+      throw new CliError(`${file}: "catalogs" must be a list of catalog server URLs, like ["http://127.0.0.1:8787"]`);
+    }
+    out.catalogs = list.map((u: string) => normalizeUrl(u, `catalogs in ${file}`));
+  }
   for (const key of ["queen_url", "api_key"] as const) {
     const v = config[key];
     if (v === undefined) continue;
@@ -124,6 +138,11 @@ export function resolveCliConfig(flags: GlobalFlags = {}, env: NodeJS.ProcessEnv
     configDir: dir,
     cacheDir: cacheDir(env),
     timeoutMs: clientTimeout(env),
+    catalogUrls: env.RBEE_CATALOG_URLS
+      ? env.RBEE_CATALOG_URLS.split(/[\s,]+/)
+          .filter(Boolean)
+          .map((u) => normalizeUrl(u, "RBEE_CATALOG_URLS"))
+      : (file.catalogs ?? [DEFAULT_CATALOG_URL]),
   };
 }
 

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
+import { catalogCommand } from "./commands/catalog.js";
 import { chatCommand } from "./commands/chat.js";
 import { engineCommand } from "./commands/engine.js";
 import { hiveCommand } from "./commands/hive.js";
@@ -47,6 +48,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 queen unreachable, 4 not found, 130 inte
     queenCommand(),
     hiveCommand(),
     engineCommand(),
+    catalogCommand(),
   ]) {
     root.addCommand(cmd);
   }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DeviceId, Timestamp } from "./common.js";
+import { DeviceId, HttpUrl, Timestamp } from "./common.js";
 import { Device } from "./device.js";
 import { HiveModel, WorkerExit } from "./hive.js";
 import { ChatMessage, StopSequences } from "./infer.js";
@@ -120,6 +120,33 @@ export const JobOperation = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("remove_model"),
     model: z.string().min(1),
+    hive: z.string().optional(),
+  }),
+  z.strictObject({
+    type: z.literal("install_worker_package"),
+    id: WorkerTypeId,
+    /** Default: the newest version the catalog has. */
+    version: z.string().optional(),
+    /** Catalog servers to look in, in order (default: the queen's, RBEE_CATALOG_URLS). */
+    catalogs: z.array(HttpUrl).min(1).optional(),
+    /** One hive (default: every live hive). */
+    hive: z.string().optional(),
+    /** Install even if it is unsigned or signed by a key the hives do not trust. */
+    allow_unsigned: z.boolean().optional(),
+    /** Keep it up to date within its major version (the queen checks its catalog). */
+    auto_update: z.boolean().optional(),
+  }),
+  z.strictObject({
+    type: z.literal("update_worker_package"),
+    /** Default: every installed package. */
+    id: WorkerTypeId.optional(),
+    hive: z.string().optional(),
+    /** Also to a new major version. */
+    major: z.boolean().optional(),
+  }),
+  z.strictObject({
+    type: z.literal("uninstall_worker_package"),
+    id: WorkerTypeId,
     hive: z.string().optional(),
   }),
 ]);

@@ -16,6 +16,15 @@ import { ErrorEvent, InferRequest, InferResponse, TokenEvent, ToolCallEvent } fr
 import { JobCreated, JobEvent } from "./jobs.js";
 import { ApiKeyInfo, CatalogListing, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
 import { HealthResponse, WorkerInfo, WorkerStatus } from "./worker.js";
+import {
+  CatalogWorkerDetail,
+  CatalogWorkerList,
+  InstalledPackageInfo,
+  InstallWorkerPackageRequest,
+  PublishWorkerRequest,
+  ReviewRequest,
+  WorkerPackageManifest,
+} from "./worker-packages.js";
 import { ClusterWorkerTypes, HiveWorkerTypes, InstalledWorkerType } from "./worker-types.js";
 
 /** Every wire message by name: what `npm run schemas` writes as JSON Schema under docs/schemas/. */
@@ -53,5 +62,12 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   InstalledWorkerType,
   HiveWorkerTypes,
   ClusterWorkerTypes,
+  WorkerPackageManifest,
+  CatalogWorkerList,
+  CatalogWorkerDetail,
+  PublishWorkerRequest,
+  ReviewRequest,
+  InstallWorkerPackageRequest,
+  InstalledPackageInfo,
   ErrorBody,
 };

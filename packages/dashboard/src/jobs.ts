@@ -67,5 +67,11 @@ export function describeOperation(op: JobOperation): string {
       return `fit check of ${op.model}`;
     case "remove_model":
       return `remove ${op.model}`;
+    case "install_worker_package":
+      return `install worker package ${op.id}${op.version ? `@${op.version}` : ""}${op.hive ? ` on ${op.hive}` : ""}`;
+    case "update_worker_package":
+      return `update ${op.id ? `worker package ${op.id}` : "worker packages"}${op.hive ? ` on ${op.hive}` : ""}`;
+    case "uninstall_worker_package":
+      return `uninstall worker package ${op.id}${op.hive ? ` from ${op.hive}` : ""}`;
   }
 }

@@ -1,11 +1,13 @@
 import {
   InspectModelRequest,
+  InstallWorkerPackageRequest,
   PROTOCOL_VERSION,
   ResolveModelRequest,
   SafeId,
   SpawnWorkerRequest,
   ValidationError,
   WorkerHeartbeat,
+  WorkerTypeId,
 } from "@rbee/contract";
 import { bearerAuth, type HttpContext, Router } from "@rbee/server-kit";
 import { WorkerNotFoundError } from "./errors.js";
@@ -69,6 +71,18 @@ export function hiveRoutes(hive: Hive): Router {
         auth,
       )
       .get("/v1/workers/:id/logs", async (ctx) => sendLogs(ctx, hive), auth)
+      .get("/v1/worker-packages", (ctx) => ctx.send(200, { hive_id: hive.id, packages: packageList(hive) }), auth)
+      .post("/v1/worker-packages", (ctx) => installPackage(ctx, hive), auth)
+      .post(
+        "/v1/worker-packages/:id/rollback",
+        async (ctx) => ctx.send(200, await hive.rollbackPackage(packageIdParam(ctx))),
+        auth,
+      )
+      .delete(
+        "/v1/worker-packages/:id",
+        async (ctx) => ctx.send(200, await hive.uninstallPackage(packageIdParam(ctx))),
+        auth,
+      )
       .post("/v1/models", (ctx) => provisionModel(ctx, hive), auth)
       .post(
         "/v1/models/inspect",
@@ -129,23 +143,11 @@ async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
   }
   const sse = ctx.sse();
   void sse.comment("provisioning");
-  let lastProgress = 0;
   const model = await hive.resolveModel(
     request.ref,
     {
       narrate: (message) => void sse.send("narration", { message }),
-      progress: (p) => {
-        const now = performance.now();
-        if (now - lastProgress < 200 && p.done !== p.total) return;
-        lastProgress = now;
-        void sse.send("progress", {
-          done: p.done,
-          total: p.total,
-          unit: "bytes",
-          rate: Math.round(p.rate),
-          eta_seconds: p.etaSeconds,
-        });
-      },
+      progress: throttledProgress((p) => void sse.send("progress", p)),
     },
     ctx.signal,
     request.peers,
@@ -153,6 +155,54 @@ async function provisionModel(ctx: HttpContext, hive: Hive): Promise<void> {
     request.format,
   );
   await sse.send("done", { model });
+}
+
+/** The installed packages: id, version, trust, source, auto-update. */
+function packageList(hive: Hive) {
+  return Object.values(hive.packages.types()).map((t) => ({ id: t.id, description: t.description, ...t.package }));
+}
+
+function packageIdParam(ctx: HttpContext): string {
+  const id = ctx.params.id ?? "";
+  if (!WorkerTypeId.safeParse(id).success) {
+    throw new ValidationError(`'${id}' is not a worker package id (lower-case letters, digits and dashes)`, "id");
+  }
+  return id;
+}
+
+/**
+ * POST /v1/worker-packages: JSON once installed, or, for `Accept: text/event-stream`, narration and
+ * download progress as they happen, then `done` or `error` (as POST /v1/models). A client that goes
+ * away stops the download; its part stays, and the next install resumes it.
+ */
+async function installPackage(ctx: HttpContext, hive: Hive): Promise<void> {
+  const request = await ctx.json(InstallWorkerPackageRequest, "install request");
+  if (!(ctx.header("accept") ?? "").includes("text/event-stream")) {
+    ctx.send(200, await hive.installPackage(request, {}, ctx.signal));
+    return;
+  }
+  const sse = ctx.sse();
+  void sse.comment("installing");
+  const outcome = await hive.installPackage(
+    request,
+    {
+      narrate: (message) => void sse.send("narration", { message }),
+      progress: throttledProgress((p) => void sse.send("progress", p)),
+    },
+    ctx.signal,
+  );
+  await sse.send("done", outcome);
+}
+
+/** Download progress as SSE data, at most five a second (and the last one). */
+function throttledProgress(send: (p: object) => void) {
+  let last = 0;
+  return (p: { done: number; total: number | null; rate: number; etaSeconds: number | null }) => {
+    const now = performance.now();
+    if (now - last < 200 && p.done !== p.total) return;
+    last = now;
+    send({ done: p.done, total: p.total, unit: "bytes", rate: Math.round(p.rate), eta_seconds: p.etaSeconds });
+  };
 }
 
 function workerIdParam(ctx: HttpContext): string {

@@ -11,6 +11,8 @@ import {
   type HiveHeartbeat,
   type HiveModel,
   type HiveWorkerReport,
+  type InstalledWorkerType,
+  type InstallWorkerPackageRequest,
   type ModelFormat,
   type ModelInspection,
   type ModelPeer,
@@ -36,6 +38,7 @@ import {
   TLS_KEY_ENV,
   tlsEnv,
 } from "@rbee/server-kit";
+import { WORKER_TYPES } from "@rbee/worker-types";
 import type { z } from "zod";
 import { DeviceInventory } from "./device-inventory.js";
 import { ModelNotAvailableError, WorkerNotFoundError } from "./errors.js";
@@ -50,6 +53,7 @@ import { DEBOUNCE_MS, LOAD_DEBOUNCE_MS, QueenHeartbeat } from "./queen-heartbeat
 import { RestartPolicy } from "./restart-policy.js";
 import { WorkerCatalog } from "./worker-catalog.js";
 import { readLastLines, workerLogPath } from "./worker-log-file.js";
+import { type InstallCallbacks, type InstallOutcome, WorkerPackages } from "./worker-packages.js";
 import { WorkerRecords } from "./worker-records.js";
 import { WorkerSupervisor } from "./worker-supervisor.js";
 
@@ -75,6 +79,8 @@ export class Hive {
   readonly devices: DeviceInventory;
   /** The worker types this machine can run, with their engines (`<cache>/workers/`). */
   readonly workerCatalog: WorkerCatalog;
+  /** Worker types installed from packages (a catalog server's), beside the built-in registry. */
+  readonly packages: WorkerPackages;
   readonly metrics = new HiveMetrics();
   readonly startedAt = new Date();
   readonly #http: HttpServer;
@@ -136,7 +142,15 @@ export class Hive {
     });
     this.#logsDir = paths.logs;
     mkdirSync(paths.logs, { recursive: true });
+    this.packages = new WorkerPackages({
+      dir: paths.workers,
+      tmpDir: paths.tmp,
+      configDir: o.configDir,
+      builtIn: Object.keys(WORKER_TYPES),
+      log,
+    });
     this.workerCatalog = new WorkerCatalog({
+      installed: () => this.packages.types(),
       dir: paths.workers,
       findEngines: o.findEngines ?? defaultFindEngines(o),
       log,
@@ -283,6 +297,40 @@ export class Hive {
   /** What a model is and needs, from its GGUF header only (fetched by Range for a remote model). */
   inspectModel(ref: string, ctxSize?: number, parallel?: number, anyPath = false): Promise<ModelInspection> {
     return this.provisioner.inspect(ref, ctxSize, parallel, anyPath);
+  }
+
+  /**
+   * Installs a worker package version (see WorkerPackages.install), then lists it in the worker
+   * catalog and tells the queen at once.
+   */
+  async installPackage(
+    request: InstallWorkerPackageRequest,
+    cb: InstallCallbacks = {},
+    signal?: AbortSignal,
+  ): Promise<InstallOutcome & { worker_types: InstalledWorkerType[] }> {
+    const outcome = await this.packages.install(request, cb, signal);
+    return { ...outcome, worker_types: await this.#packagesChanged() };
+  }
+
+  /** Goes back to a package's previous version (after an update that failed its readiness check). */
+  async rollbackPackage(id: string): Promise<InstallOutcome & { worker_types: InstalledWorkerType[] }> {
+    const outcome = await this.packages.rollback(id);
+    return { ...outcome, worker_types: await this.#packagesChanged() };
+  }
+
+  /** Removes an installed package; refused while workers of its type run. */
+  async uninstallPackage(id: string): Promise<{ id: string; version: string; worker_types: InstalledWorkerType[] }> {
+    const inUse = this.workers()
+      .filter((w) => w.worker_type === id && w.status !== "Stopped")
+      .map((w) => w.worker_id);
+    const removed = await this.packages.uninstall(id, inUse);
+    return { ...removed, worker_types: await this.#packagesChanged() };
+  }
+
+  async #packagesChanged(): Promise<InstalledWorkerType[]> {
+    const types = await this.workerCatalog.refresh();
+    this.#queen.beatSoon();
+    return types;
   }
 
   /**
@@ -434,6 +482,7 @@ export class Hive {
     this.#advertiseUrl = o.advertiseUrl ?? `${scheme}://${bracket(advertisedHost(o.host))}:${this.#port}`;
     this.#supervisor.recover();
     this.#supervisor.start();
+    await this.packages.load();
     await this.workerCatalog.refresh();
     this.#queen.start();
     if (this.tls) {

@@ -21,6 +21,8 @@ export interface WorkerCatalogOptions {
   findEngines: () => Promise<EngineBinary[]>;
   /** The types to list (default: the registry). */
   types?: Readonly<Record<string, WorkerTypeDescriptor>>;
+  /** Types installed from worker packages, listed after the built-in ones (read at every refresh). */
+  installed?: () => Readonly<Record<string, WorkerTypeDescriptor & { package?: unknown }>>;
   log: Logger;
   version: string;
 }
@@ -50,6 +52,12 @@ export class WorkerCatalog {
     this.#types = options.types ?? WORKER_TYPES;
   }
 
+  /** The built-in types and those installed from packages. */
+  #all(): Readonly<Record<string, WorkerTypeDescriptor>> {
+    const installed = this.#o.installed?.() ?? {};
+    return Object.keys(installed).length === 0 ? this.#types : { ...installed, ...this.#types };
+  }
+
   /** The catalog as last taken (empty before the first refresh). */
   list(): InstalledWorkerType[] {
     return this.#entries;
@@ -75,7 +83,11 @@ export class WorkerCatalog {
       return [] as EngineBinary[];
     });
     const now = new Date().toISOString();
-    const entries = Object.values(this.#types).map((t) => describeInstalled(t, engines, this.#o.version, now));
+    const entries = Object.values(this.#all()).map((t) => {
+      const e = describeInstalled(t, engines, this.#o.version, now);
+      // an installed package: its version, trust and source
+      return "package" in t && t.package !== undefined ? { ...e, package: t.package } : e;
+    });
     const changed = JSON.stringify(strip(entries)) !== JSON.stringify(strip(this.#entries));
     this.#entries = entries;
     this.#refreshedAt = Date.now();
@@ -119,9 +131,10 @@ export class WorkerCatalog {
    */
   async resolve(typeId: string, device: Pick<Device, "kind" | "simulated">): Promise<ResolvedWorkerType> {
     const deviceKind = device.kind;
-    const descriptor = Object.hasOwn(this.#types, typeId) ? this.#types[typeId] : undefined;
-    if (descriptor === undefined) throw new UnknownWorkerTypeError(typeId, Object.keys(this.#types), "this hive has");
-    let entry = (await this.current()).find((e) => e.id === typeId);
+    const all = this.#all();
+    const descriptor = Object.hasOwn(all, typeId) ? all[typeId] : undefined;
+    if (descriptor === undefined) throw new UnknownWorkerTypeError(typeId, Object.keys(all), "this hive has");
+    let entry = (await this.current()).find((e) => e.id === typeId && sameVersion(e, descriptor));
     // an engine may have been built or added since the last look
     if (entry?.status !== "Available") entry = (await this.refresh()).find((e) => e.id === typeId);
     if (entry === undefined || entry.status !== "Available") {
@@ -147,6 +160,12 @@ export class WorkerCatalog {
     }
     return { descriptor, engines };
   }
+}
+
+/** Whether a catalog entry was taken of this descriptor (an installed package's version may have changed since). */
+function sameVersion(e: InstalledWorkerType, d: WorkerTypeDescriptor): boolean {
+  const pkg = (d as { package?: { version?: string } }).package;
+  return pkg === undefined || (e as { package?: { version?: string } }).package?.version === pkg.version;
 }
 
 /** The entry without its timestamp, to tell whether anything changed. */

@@ -41,6 +41,16 @@ export interface QueenOptions {
    * given a base URL; default: not (RBEE_OLLAMA_PORT). The queen's port serves it at /api/* anyway.
    */
   ollamaPort?: number;
+  /**
+   * Worker catalog servers that installs look in when a request names none, in order. Default env
+   * RBEE_CATALOG_URLS (space or comma separated), else http://127.0.0.1:8787.
+   */
+  catalogUrls?: string[];
+  /**
+   * How often packages installed with auto-update are checked for a newer version within their
+   * major (ms); 0 never. Default env RBEE_PACKAGE_UPDATE_INTERVAL_MS, else one hour.
+   */
+  packageUpdateIntervalMs?: number;
   /** Serve HTTPS with this certificate (PEM); needs tlsKey. Default env RBEE_TLS_CERT. */
   tlsCert?: string;
   /** The certificate's private key (PEM, unencrypted). Default env RBEE_TLS_KEY. */
@@ -65,6 +75,8 @@ export interface QueenConfig {
   ollamaPort: number | undefined;
   /** HTTPS when set. */
   tls: TlsFiles | undefined;
+  catalogUrls: string[];
+  packageUpdateIntervalMs: number;
 }
 
 /** Flags win over the environment, the environment over the defaults written here. */
@@ -84,6 +96,8 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     placement: o.placement ?? placementFromEnv(env),
     defaultWorkerType: checkWorkerType(o.defaultWorkerType ?? envString("RBEE_WORKER_TYPE", DEFAULT_WORKER_TYPE)),
     ollamaPort: o.ollamaPort ?? optionalPort(envInt("RBEE_OLLAMA_PORT", -1, 0)),
+    catalogUrls: o.catalogUrls ?? catalogList(env.RBEE_CATALOG_URLS),
+    packageUpdateIntervalMs: o.packageUpdateIntervalMs ?? envInt("RBEE_PACKAGE_UPDATE_INTERVAL_MS", 3_600_000, 0),
     tls: tlsFilesFrom(o, env),
   };
 }
@@ -107,4 +121,16 @@ function placementFromEnv(env: NodeJS.ProcessEnv): PlacementPolicy {
     throw new Error(`RBEE_PLACEMENT=${JSON.stringify(text)} must be one of ${PlacementPolicy.options.join(", ")}`);
   }
   return parsed.data;
+}
+
+/** The default worker catalog server (rbee catalog serve). */
+export const DEFAULT_CATALOG_URL = `http://127.0.0.1:${DEFAULT_PORTS.catalogServer}`;
+
+/** RBEE_CATALOG_URLS: catalog server URLs, space or comma separated; each must be http(s). */
+function catalogList(text: string | undefined): string[] {
+  const urls = (text ?? "").split(/[\s,]+/).filter(Boolean);
+  for (const u of urls) {
+    if (!/^https?:\/\/[^\s/]+/.test(u)) throw new Error(`RBEE_CATALOG_URLS: '${u}' is not an http(s) URL`);
+  }
+  return urls.length > 0 ? urls.map((u) => u.replace(/\/+$/, "")) : [DEFAULT_CATALOG_URL];
 }

@@ -88,6 +88,8 @@ export class Queen {
   #router: Router;
   #url = "";
   #timers: NodeJS.Timeout[] = [];
+  /** `<hive>/<package>` pairs whose auto-update check runs now. */
+  readonly #autoUpdating = new Set<string>();
   #eventStreams = new Set<() => void>();
   #tls: ServerTls | undefined;
 
@@ -170,6 +172,37 @@ export class Queen {
     this.#tls = tls;
   }
 
+  /** The worker catalog servers installs look in when a request names none (RBEE_CATALOG_URLS). */
+  get catalogUrls(): readonly string[] {
+    return this.config.catalogUrls;
+  }
+
+  /**
+   * Starts an `update_worker_package` job for each package some hive installed with auto-update
+   * (within its major version; a failed readiness check rolls that hive back). Runs every
+   * `packageUpdateIntervalMs`; returns the jobs' ids.
+   */
+  autoUpdatePackages(): string[] {
+    const started: string[] = [];
+    for (const h of this.registry.hives.values()) {
+      if (h.state !== "live") continue;
+      for (const t of h.workerTypes ?? []) {
+        if ((t.package as { auto_update?: boolean } | undefined)?.auto_update !== true) continue;
+        const key = `${h.id}/${t.id}`;
+        if (this.#autoUpdating.has(key)) continue; // the last check is still running
+        const operation = { type: "update_worker_package" as const, id: t.id, hive: h.id };
+        const job = this.jobs.start(operation, jobRunner(operation, this));
+        this.#autoUpdating.add(key);
+        job.subscribe((e) => {
+          if (isTerminalJobEvent(e)) this.#autoUpdating.delete(key);
+        });
+        this.log.info({ worker_type: t.id, hive_id: h.id, job_id: job.id }, "checking an auto-updated worker package");
+        started.push(job.id);
+      }
+    }
+    return started;
+  }
+
   get url(): string {
     return this.#url;
   }
@@ -205,6 +238,11 @@ export class Queen {
     sweep.unref();
     idle.unref();
     this.#timers.push(sweep, idle);
+    if (this.config.packageUpdateIntervalMs > 0) {
+      const updates = setInterval(() => this.autoUpdatePackages(), this.config.packageUpdateIntervalMs);
+      updates.unref();
+      this.#timers.push(updates);
+    }
     this.registry.subscribe((e) => {
       if (e.type === "hive_joined" || e.type === "hive_state" || e.type === "worker_removed")
         this.log.info({ event: e }, e.type);

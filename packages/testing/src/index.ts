@@ -30,3 +30,4 @@ export { trickleRequest } from "./raw-http.js";
 export { inCi, requireOrSkip } from "./requirements.js";
 export { makeTestCertificates, type TestCertificates } from "./tls.js";
 export { type StartedWorker, startLlamaServerWorker, startLlmWorker, startWorker } from "./worker.js";
+export { ECHO_PACKAGE_DIR, writeEchoPackage } from "./worker-packages.js";

@@ -6,6 +6,7 @@ import { modelRef } from "../model-ref.js";
 import { intArg, keepAliveArg, workerTypeArg } from "../parse.js";
 import { renderWorkers, renderWorkerTypes } from "../render/cluster.js";
 import { runWithNarration } from "../run-job.js";
+import { addWorkerPackageCommands } from "./worker-packages.js";
 import { workerServeCommand, workerWarmCommand } from "./worker-serve.js";
 
 interface SpawnFlags {
@@ -152,6 +153,7 @@ export function workerCommand(): Command {
       if (flags.json) printJson(types);
       else process.stdout.write(`${renderWorkerTypes(types)}\n`);
     });
+  addWorkerPackageCommands(worker);
   worker.addCommand(workerServeCommand());
   worker.addCommand(workerWarmCommand(), { hidden: true });
   return worker;

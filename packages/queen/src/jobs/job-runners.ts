@@ -4,6 +4,7 @@ import type { HiveClient, ModelProgress } from "../scheduler/hive-client.js";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { JobContext, JobRunner } from "./job-store.js";
+import { installPackageJob, type PackageJobDeps, uninstallPackageJob, updatePackagesJob } from "./package-jobs.js";
 
 export interface JobDeps {
   router: InferenceRouter;
@@ -17,8 +18,8 @@ function progressOf(ctx: JobContext) {
   return (p: ModelProgress) => ctx.progress(p.done, p.total, "bytes", "download", p.rate);
 }
 
-/** The hives a model operation may use: the one named, or every live one. */
-function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
+/** The hives an operation may use: the one named, or every live one. */
+export function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
   const live = [...deps.registry.hives.values()].filter(
     (h) => deps.registry.isUsable(h) && h.url !== "" && (hive === undefined || h.id === hive),
   );
@@ -34,7 +35,7 @@ function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[] {
 }
 
 /** What each job operation does, in terms of the scheduler and the router. */
-export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
+export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDeps>): JobRunner {
   switch (op.type) {
     case "infer":
       return async (ctx: JobContext) => {
@@ -125,6 +126,12 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
           throw new ModelNotFoundError(op.model, "no hive has it in its catalog; see `rbee model ls`");
         return { removed };
       };
+    case "install_worker_package":
+      return (ctx: JobContext) => installPackageJob(op, { ...deps, catalogUrls: deps.catalogUrls ?? [] }, ctx);
+    case "update_worker_package":
+      return (ctx: JobContext) => updatePackagesJob(op, deps, ctx);
+    case "uninstall_worker_package":
+      return (ctx: JobContext) => uninstallPackageJob(op, deps, ctx);
   }
 }
 

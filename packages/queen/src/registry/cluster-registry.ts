@@ -94,6 +94,12 @@ export class ClusterRegistry {
     return () => this.#listeners.delete(listener);
   }
 
+  /** A hive's worker catalog as it answered a package change (before its next heartbeat says so). */
+  setWorkerTypes(hiveId: string, types: InstalledWorkerType[]): void {
+    const hive = this.hives.get(hiveId);
+    if (hive !== undefined) hive.workerTypes = types;
+  }
+
   ingestHiveHeartbeat(hb: HiveHeartbeat, now = Date.now()): void {
     const existing = this.hives.get(hb.hive_id);
     const entry: HiveEntry = {

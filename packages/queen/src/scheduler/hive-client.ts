@@ -3,6 +3,8 @@ import {
   ErrorEvent,
   HiveModel,
   HiveWorkerReport,
+  InstalledWorkerType,
+  type InstallWorkerPackageRequest,
   type ModelFormat,
   ModelInspection,
   type ModelPeer,
@@ -12,6 +14,7 @@ import {
   safeParse,
 } from "@rbee/contract";
 import { requestFacts, requestJson, sendRequest, streamSse, toStatusError } from "@rbee/server-kit";
+import { z } from "zod";
 import type { HiveEntry } from "../registry/cluster-registry.js";
 
 /** Download progress as a hive reports it. */
@@ -37,11 +40,26 @@ function anyPath(ref: string): { any_path?: true } {
   return requestFacts()?.admin === true && isAbsolute(ref.trim()) ? { any_path: true } : {};
 }
 
+/** What a hive answers a package change with: the version now installed, and its worker catalog. */
+const PackageChangeSchema = z.looseObject({
+  id: z.string(),
+  version: z.string(),
+  previous_version: z.string().optional(),
+  unchanged: z.boolean().optional(),
+  trust: z.string().optional(),
+  worker_types: z.array(InstalledWorkerType),
+});
+export type PackageChange = z.infer<typeof PackageChangeSchema>;
+
 /** Errors a hive reports in a model stream that are the request's fault, with their HTTP status. */
 const CLIENT_ERRORS: Record<string, number> = {
   invalid_request: 400,
   model_path_not_allowed: 403,
   model_not_available: 409,
+  package_verification_failed: 422,
+  worker_type_builtin: 409,
+  no_artifact_for_platform: 409,
+  package_busy: 409,
 };
 
 /** The queen's calls to a hive's API, with the cluster token. */
@@ -91,24 +109,39 @@ export class HiveClient {
     peers?: readonly ModelPeer[],
     format?: ModelFormat,
   ): Promise<HiveModel> {
-    const what = `hive ${hive.id}`;
     const body = {
       ref,
       ...(peers && peers.length > 0 ? { peers } : {}),
       ...anyPath(ref),
       ...(format !== undefined ? { format } : {}),
     };
-    for await (const e of streamSse(`${hive.url}/v1/models`, { body, token: this.token, signal, what })) {
+    const done = await this.#stream(hive, "/v1/models", body, callbacks, "model stream", signal);
+    const model = safeParse(HiveModel, done.model, `model from hive ${hive.id}`);
+    if (!model.ok) throw new RbeeError(model.error.message, { statusCode: 502, code: "bad_gateway" });
+    return model.value;
+  }
+
+  /**
+   * POSTs to one of the hive's streaming routes (narration, progress, then `done` or `error`),
+   * relaying narration and progress; resolves the `done` event's data.
+   */
+  async #stream(
+    hive: HiveEntry,
+    path: string,
+    body: object,
+    callbacks: ProvisionCallbacks,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<Record<string, unknown>> {
+    const who = `hive ${hive.id}`;
+    for await (const e of streamSse(`${hive.url}${path}`, { body, token: this.token, signal, what: who })) {
       const parsed = parseJson(e.data);
       const data = (parsed.ok ? parsed.value : {}) as Record<string, unknown>;
       if (e.event === "narration" && typeof data.message === "string") callbacks.narrate?.(data.message);
       else if (e.event === "progress") callbacks.progress?.(data as unknown as ModelProgress);
-      else if (e.event === "done") {
-        const model = safeParse(HiveModel, data.model, `model from ${what}`);
-        if (!model.ok) throw new RbeeError(model.error.message, { statusCode: 502, code: "bad_gateway" });
-        return model.value;
-      } else if (e.event === "error") {
-        const err = safeParse(ErrorEvent, data, `error from ${what}`);
+      else if (e.event === "done") return data;
+      else if (e.event === "error") {
+        const err = safeParse(ErrorEvent, data, `error from ${who}`);
         const code = err.ok ? err.value.code : "hive_error";
         const status = /not_found$/.test(code)
           ? 404
@@ -117,10 +150,48 @@ export class HiveClient {
             : code === "insufficient_disk"
               ? 507
               : (CLIENT_ERRORS[code] ?? 502);
-        throw new RbeeError(`${what}: ${err.ok ? err.value.message : e.data}`, { statusCode: status, code });
+        throw new RbeeError(`${who}: ${err.ok ? err.value.message : e.data}`, {
+          statusCode: status,
+          code,
+          details: (data.details as Record<string, unknown> | undefined) ?? {},
+        });
       }
     }
-    throw new RbeeError(`${what} ended the model stream without an answer`, { statusCode: 502, code: "bad_gateway" });
+    throw new RbeeError(`${who} ended the ${what} without an answer`, { statusCode: 502, code: "bad_gateway" });
+  }
+
+  /** Asks the hive to install a worker package version, relaying its narration and download progress. */
+  async installPackage(
+    hive: HiveEntry,
+    body: InstallWorkerPackageRequest,
+    callbacks: ProvisionCallbacks = {},
+    signal?: AbortSignal,
+  ): Promise<PackageChange> {
+    return (await this.#stream(
+      hive,
+      "/v1/worker-packages",
+      body,
+      callbacks,
+      "install stream",
+      signal,
+    )) as PackageChange;
+  }
+
+  rollbackPackage(hive: HiveEntry, id: string): Promise<PackageChange> {
+    return requestJson(`${hive.url}/v1/worker-packages/${encodeURIComponent(id)}/rollback`, PackageChangeSchema, {
+      method: "POST",
+      body: {},
+      token: this.token,
+      what: `hive ${hive.id}`,
+    }) as Promise<PackageChange>;
+  }
+
+  uninstallPackage(hive: HiveEntry, id: string): Promise<PackageChange> {
+    return requestJson(`${hive.url}/v1/worker-packages/${encodeURIComponent(id)}`, PackageChangeSchema, {
+      method: "DELETE",
+      token: this.token,
+      what: `hive ${hive.id}`,
+    }) as Promise<PackageChange>;
   }
 
   inspectModel(

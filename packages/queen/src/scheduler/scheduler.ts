@@ -33,6 +33,7 @@ import {
   typeNotInstalledError,
   usableMemory,
 } from "./placement.js";
+import { reportedWorkerType } from "./reported-worker-type.js";
 import { WorkerGroups } from "./worker-groups.js";
 
 export type Narrate = (source: string, message: string) => void;
@@ -243,7 +244,7 @@ export class Scheduler {
       this.options.replicas.get(model)?.worker_type ??
       this.#typeForFormat(model) ??
       this.options.defaultWorkerType;
-    const type = findWorkerType(id);
+    const type = this.findType(id);
     if (type === undefined) throw new UnknownWorkerTypeError(id, this.installedTypes(), "the hives have");
     if (capability !== undefined && !type.capabilities.includes(capability)) {
       throw new RbeeError(
@@ -268,6 +269,11 @@ export class Scheduler {
     return (
       workerTypeIds().find((id) => findWorkerType(id)?.artifact === "hf-repo" && installed.includes(id)) ?? fallback
     );
+  }
+
+  /** A built-in worker type, or one a live hive installed from a package. */
+  findType(id: string): WorkerTypeDescriptor | undefined {
+    return findWorkerType(id) ?? reportedWorkerType(id, this.registry.hives.values());
   }
 
   /** Worker types installed on at least one live hive (or known to rbee, before any hive reported). */
@@ -570,7 +576,7 @@ export class Scheduler {
       if (retry && now < retry.at) continue;
       const missing = spec.replicas - this.#countReplicas(model);
       if (missing <= 0) continue;
-      if (this.#holders(model).length === 0 && findWorkerType(spec.worker_type ?? "")?.artifact !== "none") {
+      if (this.#holders(model).length === 0 && this.findType(spec.worker_type ?? "")?.artifact !== "none") {
         this.#failedReplica(model, new Error("no live hive has it in its catalog"), now);
         continue;
       }

@@ -1,0 +1,65 @@
+import { mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import { getConnInfo } from "@hono/node-server/conninfo";
+import { DEFAULT_PORTS } from "@rbee/contract";
+import { createCatalogApp } from "./catalog-app.js";
+import type { CatalogStore } from "./catalog-store.js";
+import { DirectoryBlobStore } from "./directory-blobs.js";
+import { SqliteCatalogStore } from "./sqlite-store.js";
+
+/** The catalog server's default port (DESIGN.md). */
+export const DEFAULT_CATALOG_PORT = DEFAULT_PORTS.catalogServer;
+
+export interface ServeCatalogOptions {
+  /** Where the SQLite file and the blob directory go: `<dir>/catalog.sqlite`, `<dir>/blobs/`. */
+  dataDir: string;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  maxUploadBytes?: number;
+  writeLimit?: { max: number; windowMs: number };
+  downloadBytesPerSecond?: number;
+}
+
+export interface RunningCatalog {
+  url: string;
+  port: number;
+  store: CatalogStore;
+  close(): Promise<void>;
+}
+
+/** Starts the catalog server on Node with SQLite and a blob directory under `dataDir`. */
+export async function serveCatalog(o: ServeCatalogOptions): Promise<RunningCatalog> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const store = new SqliteCatalogStore(join(o.dataDir, "catalog.sqlite"));
+  const blobs = new DirectoryBlobStore(join(o.dataDir, "blobs"));
+  const host = o.host ?? "127.0.0.1";
+  const app = createCatalogApp({
+    store,
+    blobs,
+    maxUploadBytes: o.maxUploadBytes,
+    writeLimit: o.writeLimit,
+    downloadBytesPerSecond: o.downloadBytesPerSecond,
+    clientAddress: (c) => getConnInfo(c).remote.address ?? "unknown",
+  });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: host, port: o.port ?? DEFAULT_CATALOG_PORT }, () => resolve(s));
+    s.once("error", reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    port,
+    store,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }).finally(() => store.close());
+      return closed;
+    },
+  };
+}
