@@ -6,6 +6,7 @@ export * from "./errors.js";
 export * from "./heartbeat.js";
 export * from "./hive.js";
 export * from "./hive-api.js";
+export * from "./image.js";
 export * from "./infer.js";
 export * from "./jobs.js";
 export * from "./protocol.js";

@@ -6,6 +6,7 @@ export {
   type WorkerUnderTest,
 } from "./conformance.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
+export * from "./fixtures/comfyui-api/index.js";
 export * from "./fixtures/ollama-api/index.js";
 export {
   type FuzzBody,

@@ -2,6 +2,8 @@ import {
   type Device,
   EmbedRequest,
   type HeartbeatCommand,
+  ImageRequest,
+  type ImageResponse,
   InferRequest,
   type InferResponse,
   ModelNotFoundError,
@@ -55,7 +57,7 @@ function isLoopback(host: string): boolean {
 
 /**
  * Everything around an engine that makes it a worker: the HTTP contract (`/health`, `/info`,
- * `/v1/infer`, `/v1/embed`, `/metrics`, `/v1/shutdown`), status, admission, heartbeats and shutdown.
+ * `/v1/infer`, `/v1/embed`, `/v1/images`, `/metrics`, `/v1/shutdown`), status, admission, heartbeats and shutdown.
  */
 export class WorkerRuntime {
   readonly engine: WorkerEngine;
@@ -279,6 +281,7 @@ export class WorkerRuntime {
       )
       .post("/v1/infer", (ctx) => this.#infer(ctx), auth)
       .post("/v1/embed", (ctx) => this.#embed(ctx), auth)
+      .post("/v1/images", (ctx) => this.#images(ctx), auth)
       .post(
         "/v1/shutdown",
         (ctx) => {
@@ -412,6 +415,49 @@ export class WorkerRuntime {
       this.metrics.promptTokens.inc(result.prompt_tokens);
       this.metrics.requests.inc({ outcome: "embed" });
       ctx.send(200, { ...result, model: this.#modelId });
+    } catch (err) {
+      this.#requestsFailed++;
+      this.metrics.requests.inc({ outcome: "error" });
+      throw err;
+    } finally {
+      release();
+      this.#onReleased(admission);
+    }
+  }
+
+  async #images(ctx: HttpContext): Promise<void> {
+    const generate = this.engine.generateImages;
+    if (!generate) {
+      throw new RbeeError(
+        `this worker (${this.engine.implementation}, model '${this.#modelId}') generates text, not images; use a worker with image-generation (rbee worker types)`,
+        { statusCode: 400, code: "image_generation_unsupported", param: "model" },
+      );
+    }
+    this.#assertServing();
+    const request = await ctx.json(ImageRequest, "image request", INFER_BODY_LIMIT);
+    this.#checkModel(request.model);
+    const admission = this.#assertServing();
+    ctx.res.writeProcessing();
+    const accepted = performance.now();
+    const release = await admission.acquire(ctx.signal);
+    this.#onAdmitted(admission);
+    try {
+      const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
+      const progress = request.stream
+        ? (p: Parameters<Parameters<typeof generate>[1]["progress"]>[0]) => void ctx.sse().send("progress", p)
+        : () => {};
+      const result = await generate.call(this.engine, request, { signal, log: this.#log, progress });
+      const response: ImageResponse = {
+        images: result.images,
+        duration_ms: Math.round((performance.now() - accepted) * 100) / 100,
+        model: this.#modelId,
+        ...(result.engine_job_id !== undefined ? { engine_job_id: result.engine_job_id } : {}),
+      };
+      this.metrics.requests.inc({ outcome: "images" });
+      this.metrics.requestDuration.observe((performance.now() - accepted) / 1000);
+      ctx.logFields.images = result.images.length;
+      if (request.stream) await ctx.sse().send("done", response);
+      else ctx.send(200, response);
     } catch (err) {
       this.#requestsFailed++;
       this.metrics.requests.inc({ outcome: "error" });

@@ -1,3 +1,4 @@
+import { comfyuiWorkerType } from "@rbee/adapter-comfyui/worker-type";
 import { llamaServerWorkerType } from "@rbee/adapter-llama-server/worker-type";
 import { ollamaWorkerType } from "@rbee/adapter-ollama/worker-type";
 import { RbeeError, type WorkerCapability, type WorkerTypeDescriptor } from "@rbee/contract";
@@ -14,6 +15,7 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
   "llama-server": llamaServerWorkerType,
   echo: echoWorkerType,
   ollama: ollamaWorkerType,
+  comfyui: comfyuiWorkerType,
 });
 
 /** The type a model gets when neither the request, the model nor the queen names another. */
