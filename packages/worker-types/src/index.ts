@@ -1,5 +1,6 @@
 export {
   capabilitiesOf,
+  DEFAULT_IMAGE_WORKER_TYPE,
   DEFAULT_WORKER_TYPE,
   findWorkerType,
   requireWorkerType,

@@ -21,6 +21,9 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
 /** The type a model gets when neither the request, the model nor the queen names another. */
 export const DEFAULT_WORKER_TYPE = "llm";
 
+/** The type an image request starts when neither the request nor the model names another. */
+export const DEFAULT_IMAGE_WORKER_TYPE = "comfyui";
+
 export function findWorkerType(id: string): WorkerTypeDescriptor | undefined {
   return Object.hasOwn(WORKER_TYPES, id) ? WORKER_TYPES[id] : undefined;
 }

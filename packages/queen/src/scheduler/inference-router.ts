@@ -2,6 +2,9 @@ import {
   type EmbedRequest,
   EmbedResponse,
   ErrorEvent,
+  ImageProgressEvent,
+  type ImageRequest,
+  ImageResponse,
   type InferRequest,
   InferResponse,
   parseJson,
@@ -50,7 +53,9 @@ export interface InferOutcome {
 /** Failures where the request never reached a worker that could take it: try another. */
 function isRetryable(err: unknown): boolean {
   if (err instanceof UnreachableError) return true;
-  if (err instanceof HttpStatusError) return err.status === 503 || err.status === 429;
+  // a worker whose engine ran out of memory on this very request would run out on the next one too
+  if (err instanceof HttpStatusError)
+    return (err.status === 503 && err.code !== "insufficient_memory") || err.status === 429;
   return false;
 }
 
@@ -120,6 +125,102 @@ export class InferenceRouter {
         timeoutMs: this.firstByteTimeoutMs,
       });
       return { ...res, model: lease.model };
+    });
+  }
+
+  /**
+   * Image generation on a worker with `image-generation`. With `onProgress` the worker streams its
+   * progress (SSE `progress` events) and the final images arrive in its `done` event.
+   */
+  async images(
+    modelRef: string,
+    request: Omit<ImageRequest, "model" | "stream">,
+    o: {
+      signal: AbortSignal;
+      keepAliveMs?: number;
+      narrate?: Narrate;
+      workerType?: string;
+      onProgress?: (p: ImageProgressEvent, workerId: string) => void;
+    },
+  ): Promise<ImageResponse & { model: string; workerId: string }> {
+    return this.#withWorker(modelRef, { ...o, capability: "image-generation" }, async (lease, started, signal) => {
+      const url = `${lease.worker.report.url}/v1/images`;
+      const what = `worker ${lease.worker.id}`;
+      const body = { ...request, model: lease.model, stream: o.onProgress !== undefined };
+      const onProgress = o.onProgress;
+      const res = onProgress
+        ? await this.#streamImages(url, body, what, signal, started, (p) => onProgress(p, lease.worker.id))
+        : await requestJson(url, ImageResponse, {
+            body,
+            token: this.token,
+            signal,
+            what,
+            timeoutMs: this.firstByteTimeoutMs,
+          });
+      return { ...res, model: lease.model, workerId: lease.worker.id };
+    });
+  }
+
+  async #streamImages(
+    url: string,
+    body: unknown,
+    what: string,
+    signal: AbortSignal,
+    started: { value: boolean },
+    onProgress: (p: ImageProgressEvent) => void,
+  ): Promise<ImageResponse> {
+    const res = await sendRequest(url, {
+      body,
+      token: this.token,
+      signal,
+      what,
+      headers: { accept: "text/event-stream" },
+      timeoutMs: this.firstByteTimeoutMs,
+    });
+    if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, what);
+    return new Promise<ImageResponse>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        res.destroy();
+        reject(signal.aborted ? signal.reason : err);
+      };
+      const bad = (message: string) =>
+        fail(new RbeeError(`${what} ${message}`, { statusCode: 502, code: "bad_gateway" }));
+      const parser = new SseParser((e) => {
+        if (settled) return;
+        const parsed = parseJson(e.data);
+        if (!parsed.ok) return bad("sent an event that is not JSON");
+        if (e.event === "progress") {
+          const p = safeParse(ImageProgressEvent, parsed.value, `progress event from ${what}`);
+          if (!p.ok) return bad(`sent a malformed progress event: ${p.error.message}`);
+          started.value = true;
+          onProgress(p.value);
+        } else if (e.event === "done") {
+          const done = safeParse(ImageResponse, parsed.value, `done event from ${what}`);
+          if (!done.ok) return bad(`sent a malformed done event: ${done.error.message}`);
+          settled = true;
+          resolve(done.value);
+        } else if (e.event === "error") {
+          const err = safeParse(ErrorEvent, parsed.value, `error event from ${what}`);
+          fail(
+            new RbeeError(`${what} failed: ${err.ok ? err.value.message : e.data}`, {
+              statusCode: err.ok && err.value.code === "insufficient_memory" ? 503 : 502,
+              code: err.ok ? err.value.code : "worker_error",
+            }),
+          );
+        }
+        return undefined;
+      });
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => parser.push(chunk));
+      res.on("end", () => {
+        parser.end();
+        fail(new UnreachableError(url, "the stream ended without a done event", what));
+      });
+      res.on("error", (err) => fail(new UnreachableError(url, `the stream broke: ${err.message}`, what)));
+      res.on("close", () => fail(new UnreachableError(url, "the connection closed in the middle of the stream", what)));
     });
   }
 
