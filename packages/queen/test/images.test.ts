@@ -1,7 +1,19 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { ErrorBody } from "@rbee/contract";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
-import { ComfyUiFixture, getJson, pngSize, postJson, quietLog, runJob, tempRbeeDirs, waitFor } from "@rbee/testing";
+import {
+  ComfyUiFixture,
+  getJson,
+  pngSize,
+  postJson,
+  quietLog,
+  runJob,
+  runRbee,
+  tempRbeeDirs,
+  waitFor,
+} from "@rbee/testing";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -190,6 +202,66 @@ describe("queen: POST /v1/images/generations through a comfyui worker (ComfyUI A
     expect(narration).toContain("image: KSampler");
     const result = job.result as { images: { data: string }[]; worker_id: string };
     expect(pngSize(Buffer.from(result.images[0]?.data ?? "", "base64"))).toEqual({ width: 64, height: 64 });
+  });
+
+  it("`rbee image` saves the PNG and narrates the progress as plain lines when stderr is not a terminal", async () => {
+    const out = join(dirs.cacheDir, "bee.png");
+    const run = await runRbee(
+      [
+        "image",
+        "-m",
+        "fixture-sd15",
+        "-p",
+        "a bee",
+        "-o",
+        out,
+        "--size",
+        "128x64",
+        "--steps",
+        "10",
+        "--seed",
+        "3",
+        "--no-autostart",
+      ],
+      { env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" }, timeoutMs: 60_000 },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe("");
+    expect(pngSize(readFileSync(out))).toEqual({ width: 128, height: 64 });
+    expect(run.stderr).toMatch(/^worker comfyui-\S+: image: KSampler$/m);
+    expect(run.stderr).toMatch(/^generating: 100% \(10 steps of 10 steps\)$/m);
+    expect(run.stderr).toMatch(new RegExp(`^saved ${out} \\(128x64, seed 3\\)$`, "m"));
+    // several images: bee-1.png, bee-2.png; --json prints what was saved
+    const two = await runRbee(
+      [
+        "image",
+        "-m",
+        "fixture-sd15",
+        "-p",
+        "a bee",
+        "-o",
+        out,
+        "-n",
+        "2",
+        "--size",
+        "64x64",
+        "--json",
+        "--no-autostart",
+      ],
+      { env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" }, timeoutMs: 60_000 },
+    );
+    expect(two.code, two.stderr).toBe(0);
+    const printed = JSON.parse(two.stdout) as { files: { path: string }[] };
+    expect(printed.files.map((f) => f.path)).toEqual([
+      join(dirs.cacheDir, "bee-1.png"),
+      join(dirs.cacheDir, "bee-2.png"),
+    ]);
+    // a size that is not one: a usage error before anything runs
+    const bad = await runRbee(["image", "-m", "fixture-sd15", "-p", "a bee", "--size", "100x100", "--no-autostart"], {
+      env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" },
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/multiple of 8/);
   });
 
   it("the heartbeat carries the engine's state: the workflow, its progress while it runs, and ComfyUI's memory", async () => {
