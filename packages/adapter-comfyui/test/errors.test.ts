@@ -142,7 +142,7 @@ describe("comfyui adapter: failures, in ComfyUI's words", () => {
     await fixture.restart();
     const s = await pending;
     expect(s.events.at(-1)).toMatchObject({ event: "error", data: { code: "engine_restarted" } });
-    expect((s.events.at(-1)?.data as { message: string }).message).toMatch(
+    expect(String((s.events.at(-1)?.data as { message?: string } | undefined)?.message)).toMatch(
       /ComfyUI closed its websocket \(code \d+\) in the middle of the generation: it stopped or restarted/,
     );
     expect(Date.now() - started).toBeLessThan(60_000);

@@ -68,7 +68,7 @@ describe("hive: the comfyui type, starting ComfyUI itself (ComfyUI API fixture a
     expect(crashed.events.some((e) => e.event === "progress")).toBe(true);
     const last = crashed.events.at(-1);
     expect(last?.event).toBe("error");
-    expect((last?.data as { code: string }).code).toMatch(/^(engine_restarted|shutting_down)$/);
+    expect(String((last?.data as { code?: string } | undefined)?.code)).toMatch(/^(engine_restarted|shutting_down)$/);
 
     // the adapter exits non-zero with its engine; the hive restarts it, and it starts a new ComfyUI
     const back = await waitFor(async () => {
