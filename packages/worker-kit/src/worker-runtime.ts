@@ -2,6 +2,7 @@ import {
   type Device,
   EmbedRequest,
   type HeartbeatCommand,
+  type ImageProgressEvent,
   ImageRequest,
   type ImageResponse,
   InferRequest,
@@ -18,6 +19,7 @@ import {
   WorkerStatus,
 } from "@rbee/contract";
 import { bearerAuth, type HttpContext, HttpServer, type Logger, Router, type ServerTls } from "@rbee/server-kit";
+import type { z } from "zod";
 import { Admission } from "./admission.js";
 import type { LoadedModel, WorkerEngine } from "./engine.js";
 import { HeartbeatTask } from "./heartbeat.js";
@@ -396,33 +398,19 @@ export class WorkerRuntime {
   }
 
   async #embed(ctx: HttpContext): Promise<void> {
-    if (!this.engine.embed) {
+    const embed = this.engine.embed;
+    if (!embed) {
       throw new RbeeError(`this worker (${this.engine.implementation}) cannot embed; use a worker with embeddings`, {
         statusCode: 400,
         code: "embeddings_unsupported",
       });
     }
-    this.#assertServing();
-    const request = await ctx.json(EmbedRequest, "embed request", INFER_BODY_LIMIT);
-    this.#checkModel(request.model);
-    const admission = this.#assertServing();
-    ctx.res.writeProcessing();
-    const release = await admission.acquire(ctx.signal);
-    this.#onAdmitted(admission);
-    try {
-      const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
-      const result = await this.engine.embed({ ...request }, { signal, log: this.#log });
+    await this.#admitted(ctx, EmbedRequest, "embed request", async (request, signal) => {
+      const result = await embed.call(this.engine, { ...request }, { signal, log: this.#log });
       this.metrics.promptTokens.inc(result.prompt_tokens);
       this.metrics.requests.inc({ outcome: "embed" });
       ctx.send(200, { ...result, model: this.#modelId });
-    } catch (err) {
-      this.#requestsFailed++;
-      this.metrics.requests.inc({ outcome: "error" });
-      throw err;
-    } finally {
-      release();
-      this.#onReleased(admission);
-    }
+    });
   }
 
   async #images(ctx: HttpContext): Promise<void> {
@@ -433,19 +421,9 @@ export class WorkerRuntime {
         { statusCode: 400, code: "image_generation_unsupported", param: "model" },
       );
     }
-    this.#assertServing();
-    const request = await ctx.json(ImageRequest, "image request", INFER_BODY_LIMIT);
-    this.#checkModel(request.model);
-    const admission = this.#assertServing();
-    ctx.res.writeProcessing();
     const accepted = performance.now();
-    const release = await admission.acquire(ctx.signal);
-    this.#onAdmitted(admission);
-    try {
-      const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
-      const progress = request.stream
-        ? (p: Parameters<Parameters<typeof generate>[1]["progress"]>[0]) => void ctx.sse().send("progress", p)
-        : () => {};
+    await this.#admitted(ctx, ImageRequest, "image request", async (request, signal) => {
+      const progress = request.stream ? (p: ImageProgressEvent) => void ctx.sse().send("progress", p) : () => {};
       const result = await generate.call(this.engine, request, { signal, log: this.#log, progress });
       const response: ImageResponse = {
         images: result.images,
@@ -458,6 +436,29 @@ export class WorkerRuntime {
       ctx.logFields.images = result.images.length;
       if (request.stream) await ctx.sse().send("done", response);
       else ctx.send(200, response);
+    });
+  }
+
+  /**
+   * One request that is not a text generation (embeddings, images): parsed, checked against the
+   * model, admitted to a slot (the queen hears `102 Processing` at once), run with a signal that
+   * aborts when the client leaves or the grace period ends, and released.
+   */
+  async #admitted<S extends z.ZodType<{ model?: string | undefined }>>(
+    ctx: HttpContext,
+    schema: S,
+    what: string,
+    run: (request: z.output<S>, signal: AbortSignal) => Promise<void>,
+  ): Promise<void> {
+    this.#assertServing();
+    const request = await ctx.json(schema, what, INFER_BODY_LIMIT);
+    this.#checkModel(request.model);
+    const admission = this.#assertServing();
+    ctx.res.writeProcessing();
+    const release = await admission.acquire(ctx.signal);
+    this.#onAdmitted(admission);
+    try {
+      await run(request, AbortSignal.any([ctx.signal, this.#forceAbort.signal]));
     } catch (err) {
       this.#requestsFailed++;
       this.metrics.requests.inc({ outcome: "error" });
