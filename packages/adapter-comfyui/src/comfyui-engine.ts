@@ -24,6 +24,7 @@ import {
   type InferResult,
   type LoadContext,
   type LoadedModel,
+  probeEngine,
   type WorkerEngine,
 } from "@rbee/worker-kit";
 import { HistoryEntry, type ImageRef, PromptQueued, PromptRefused, SystemStats } from "./comfyui-replies.js";
@@ -148,25 +149,13 @@ export class ComfyUiEngine implements WorkerEngine {
     }
     const client = new EngineClient(this.#base, "comfyui");
     this.#client = client;
-    let stats: unknown;
-    try {
-      stats = await client.json("/system_stats", { timeoutMs: 10_000, signal: ctx.signal });
-    } catch (err) {
-      throw new RbeeError(`no ComfyUI answers at ${this.#base}: ${(err as Error).message}; ${COMFYUI_HINT}`, {
-        statusCode: 503,
-        code: "engine_unreachable",
-        retryable: true,
-      });
-    }
-    const s = safeParse(SystemStats, stats, "comfyui /system_stats");
-    if (!s.ok) {
-      throw new RbeeError(`${this.#base} does not answer /system_stats as ComfyUI does: ${s.error.message}`, {
-        statusCode: 502,
-        code: "bad_gateway",
-      });
-    }
-    this.#version = s.value.system.comfyui_version ?? "unknown";
-    this.#readStats(s.value);
+    const stats = await probeEngine(client, "/system_stats", SystemStats, {
+      product: "ComfyUI",
+      hint: COMFYUI_HINT,
+      signal: ctx.signal,
+    });
+    this.#version = stats.system.comfyui_version ?? "unknown";
+    this.#readStats(stats);
     this.#checkpoint = await this.#findCheckpoint(client, ctx.signal);
     this.#socket = new ComfySocket(this.#base, log);
     this.#socket.onMessage = (m) => this.#track(m.type, m.data);

@@ -1,15 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Device } from "@rbee/contract";
 import { createLogger } from "@rbee/server-kit";
-import {
-  detectCpu,
-  detectDevices,
-  type EngineGuard,
-  resolveDevice,
-  runtimeOptionsFromFlags,
-  runWorker,
-  type ServeFlags,
-} from "@rbee/worker-kit";
+import { type EngineGuard, findDevice, runtimeOptionsFromFlags, runWorker, type ServeFlags } from "@rbee/worker-kit";
 import { ComfyUiEngine, DEFAULT_COMFYUI_URL } from "./comfyui-engine.js";
 
 /** Its own options, and the serve flags every worker type takes. */
@@ -33,11 +25,6 @@ export interface ComfyUiWorkerOptions extends ServeFlags {
   engineStartTimeoutMs?: number;
   guard?: EngineGuard;
   env?: NodeJS.ProcessEnv;
-}
-
-async function findDevice(id: string): Promise<Device> {
-  const devices = id === "cpu" ? [detectCpu()] : await detectDevices();
-  return resolveDevice(id, devices);
 }
 
 /** `rbee worker serve comfyui`: resolves the options, then runs the adapter until it is stopped. */

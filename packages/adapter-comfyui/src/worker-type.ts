@@ -1,6 +1,4 @@
-import { rbeeServeCommand, type WorkerTypeDescriptor } from "@rbee/contract";
-
-const MiB = 1024 * 1024;
+import { adapterProcessEstimate, rbeeServeCommand, type WorkerTypeDescriptor } from "@rbee/contract";
 
 /**
  * The ComfyUI worker type: the rbee adapter in front of a ComfyUI, for image generation. It attaches
@@ -21,17 +19,8 @@ export const comfyuiWorkerType: WorkerTypeDescriptor = Object.freeze<WorkerTypeD
     "install ComfyUI (https://github.com/comfyanonymous/ComfyUI) and start it, or set RBEE_COMFYUI_DIR to its checkout in the hive's environment",
   // ComfyUI runs one prompt at a time; a second waits in ComfyUI's own queue
   defaults: Object.freeze({ maxContextSize: 4096, parallel: 1 }),
-  // the checkpoint lives in ComfyUI's memory, which ComfyUI manages (and reports in /system_stats);
-  // the adapter itself is a node process
-  estimateMemory: (_model, o) => ({
-    weights: 0,
-    kv_cache: 0,
-    compute: 0,
-    overhead: 96 * MiB,
-    total: 96 * MiB,
-    context_size: o.contextSize ?? 4096,
-    parallel: o.parallel ?? 1,
-  }),
+  // the checkpoint lives in ComfyUI's memory, which ComfyUI manages (and reports in /system_stats)
+  estimateMemory: (_model, o) => adapterProcessEstimate(o, 1),
   // ComfyUI imports torch and its custom nodes before it answers: give it time
   readyTimeoutMs: 240_000,
   launch: (spec, ctx) => rbeeServeCommand("comfyui", { ...spec, modelPath: spec.modelId }, ctx),

@@ -27,6 +27,11 @@ describe("queen: POST /v1/images/generations through a comfyui worker (ComfyUI A
   let fixture: ComfyUiFixture;
   let queen: Queen;
   let hive: Hive;
+  const cli = (args: string[]) =>
+    runRbee([...args, "--no-autostart"], {
+      env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" },
+      timeoutMs: 60_000,
+    });
   const openai = () => new OpenAI({ baseURL: `${queen.url}/v1`, apiKey: "none", maxRetries: 0, timeout: 120_000 });
 
   beforeAll(async () => {
@@ -206,25 +211,21 @@ describe("queen: POST /v1/images/generations through a comfyui worker (ComfyUI A
 
   it("`rbee image` saves the PNG and narrates the progress as plain lines when stderr is not a terminal", async () => {
     const out = join(dirs.cacheDir, "bee.png");
-    const run = await runRbee(
-      [
-        "image",
-        "-m",
-        "fixture-sd15",
-        "-p",
-        "a bee",
-        "-o",
-        out,
-        "--size",
-        "128x64",
-        "--steps",
-        "10",
-        "--seed",
-        "3",
-        "--no-autostart",
-      ],
-      { env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" }, timeoutMs: 60_000 },
-    );
+    const run = await cli([
+      "image",
+      "-m",
+      "fixture-sd15",
+      "-p",
+      "a bee",
+      "-o",
+      out,
+      "--size",
+      "128x64",
+      "--steps",
+      "10",
+      "--seed",
+      "3",
+    ]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toBe("");
     expect(pngSize(readFileSync(out))).toEqual({ width: 128, height: 64 });
@@ -232,24 +233,20 @@ describe("queen: POST /v1/images/generations through a comfyui worker (ComfyUI A
     expect(run.stderr).toMatch(/^generating: 100% \(10 steps of 10 steps\)$/m);
     expect(run.stderr).toMatch(new RegExp(`^saved ${out} \\(128x64, seed 3\\)$`, "m"));
     // several images: bee-1.png, bee-2.png; --json prints what was saved
-    const two = await runRbee(
-      [
-        "image",
-        "-m",
-        "fixture-sd15",
-        "-p",
-        "a bee",
-        "-o",
-        out,
-        "-n",
-        "2",
-        "--size",
-        "64x64",
-        "--json",
-        "--no-autostart",
-      ],
-      { env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" }, timeoutMs: 60_000 },
-    );
+    const two = await cli([
+      "image",
+      "-m",
+      "fixture-sd15",
+      "-p",
+      "a bee",
+      "-o",
+      out,
+      "-n",
+      "2",
+      "--size",
+      "64x64",
+      "--json",
+    ]);
     expect(two.code, two.stderr).toBe(0);
     const printed = JSON.parse(two.stdout) as { files: { path: string }[] };
     expect(printed.files.map((f) => f.path)).toEqual([
@@ -257,9 +254,7 @@ describe("queen: POST /v1/images/generations through a comfyui worker (ComfyUI A
       join(dirs.cacheDir, "bee-2.png"),
     ]);
     // a size that is not one: a usage error before anything runs
-    const bad = await runRbee(["image", "-m", "fixture-sd15", "-p", "a bee", "--size", "100x100", "--no-autostart"], {
-      env: { ...dirs.env, RBEE_QUEEN_URL: queen.url, RBEE_API_KEY: "" },
-    });
+    const bad = await cli(["image", "-m", "fixture-sd15", "-p", "a bee", "--size", "100x100"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/multiple of 8/);
   });

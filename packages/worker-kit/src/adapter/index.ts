@@ -11,6 +11,7 @@ export {
 } from "./engine-errors.js";
 export { EngineProcess, type EngineProcessOptions } from "./engine-process.js";
 export { LineSplitter, LogTail } from "./log-lines.js";
+export { probeEngine } from "./probe-engine.js";
 export { processRss, processRssAnywhere } from "./process-memory.js";
 export { parsePrometheusText } from "./prometheus-text.js";
 export { defaultEngineGuard, type EngineGuard, findSetpriv, type GuardedChild, spawnGuarded } from "./spawn-guarded.js";
