@@ -60,6 +60,8 @@ export class ComfySocket {
           }),
         );
       });
+      // an error after the handshake is followed by its close, which fails what waits
+      ws.on("error", (err) => this.#log.warn({ engine: "comfyui", err: err.message }, "comfyui websocket error"));
       ws.on("message", (raw, binary) => {
         if (binary) return; // preview images
         this.#dispatch(raw.toString());
@@ -76,6 +78,21 @@ export class ComfySocket {
 
   /** Listens for the messages of one prompt, those that came early first. Returns the unsubscriber. */
   listen(promptId: string, listener: Listener): () => void {
+    if (this.#ws?.readyState !== WebSocket.OPEN) {
+      // closed between the POST and now: nothing of this prompt will come
+      queueMicrotask(() =>
+        listener.lost(
+          new RbeeError(
+            "ComfyUI closed its websocket as the prompt was queued (it stopped or restarted); retry the request",
+            {
+              statusCode: 502,
+              code: "engine_restarted",
+            },
+          ),
+        ),
+      );
+      return () => {};
+    }
     this.#listeners.set(promptId, listener);
     const early = this.#early.get(promptId);
     this.#early.delete(promptId);

@@ -81,12 +81,8 @@ export function jobRunner(op: JobOperation, deps: JobDeps): JobRunner {
             } else if (steps === undefined) ctx.progress(Math.round(p.fraction * 100), 100, "%", "generating");
           },
         });
-        return {
-          ...res,
-          duration_ms: Math.round(performance.now() - t0),
-          worker_id: res.workerId,
-          workerId: undefined,
-        };
+        const { workerId, ...result } = res;
+        return { ...result, worker_id: workerId, duration_ms: Math.round(performance.now() - t0) };
       };
     case "spawn_worker":
       return async (ctx: JobContext) => {
