@@ -20,6 +20,7 @@ import {
   type InferResult,
   type LoadContext,
   type LoadedModel,
+  probeEngine,
   refuseUnmapped,
   samplingFields,
   startEngineOnFreePort,
@@ -138,23 +139,12 @@ export class OllamaEngine implements WorkerEngine {
     }
     const client = new EngineClient(this.#base, "ollama");
     this.#client = client;
-    let version: unknown;
-    try {
-      version = await client.json("/api/version", { timeoutMs: 10_000, signal: ctx.signal });
-    } catch (err) {
-      throw new RbeeError(`no Ollama answers at ${this.#base}: ${(err as Error).message}; ${OLLAMA_HINT}`, {
-        statusCode: 503,
-        code: "engine_unreachable",
-        retryable: true,
-      });
-    }
-    const v = safeParse(VersionReply, version, "ollama /api/version");
-    if (!v.ok)
-      throw new RbeeError(`${this.#base} does not answer /api/version as Ollama does: ${v.error.message}`, {
-        statusCode: 502,
-        code: "bad_gateway",
-      });
-    this.#version = v.value.version;
+    const v = await probeEngine(client, "/api/version", VersionReply, {
+      product: "Ollama",
+      hint: OLLAMA_HINT,
+      signal: ctx.signal,
+    });
+    this.#version = v.version;
     log.info(
       { engine: "ollama", url: this.#base, version: this.#version, model: this.#o.model },
       "pulling the model through ollama",

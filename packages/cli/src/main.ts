@@ -4,6 +4,7 @@ import { catalogCommand } from "./commands/catalog.js";
 import { chatCommand } from "./commands/chat.js";
 import { engineCommand } from "./commands/engine.js";
 import { hiveCommand } from "./commands/hive.js";
+import { imageCommand } from "./commands/image.js";
 import { inferCommand } from "./commands/infer.js";
 import { keyCommand } from "./commands/key.js";
 import { modelCommand } from "./commands/model.js";
@@ -42,6 +43,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 queen unreachable, 4 not found, 130 inte
     statusCommand(),
     inferCommand(),
     chatCommand(),
+    imageCommand(),
     workerCommand(),
     modelCommand(),
     keyCommand(),

@@ -8,6 +8,7 @@ export * from "./heartbeat.js";
 export * from "./hf-config.js";
 export * from "./hive.js";
 export * from "./hive-api.js";
+export * from "./image.js";
 export * from "./infer.js";
 export * from "./jobs.js";
 export * from "./protocol.js";

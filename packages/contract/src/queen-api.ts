@@ -2,6 +2,7 @@ import { z } from "zod";
 import { DeviceId, HttpUrl, Timestamp } from "./common.js";
 import { Device } from "./device.js";
 import { HiveModel, WorkerExit } from "./hive.js";
+import { MAX_IMAGES_PER_REQUEST } from "./image.js";
 import { ChatMessage, StopSequences } from "./infer.js";
 import { WorkerCapability, WorkerStatus } from "./worker.js";
 import { WorkerTypeId } from "./worker-types.js";
@@ -62,6 +63,21 @@ export const JobOperation = z.discriminatedUnion("type", [
     /** The worker type to start when no worker serves the model yet (default: the model's, else the queen's). */
     worker_type: WorkerTypeId.optional(),
     ...sampling,
+  }),
+  z.strictObject({
+    type: z.literal("image"),
+    /** A model that generates images (for ComfyUI: a checkpoint name). */
+    model: z.string().min(1),
+    prompt: z.string().min(1),
+    negative_prompt: z.string().optional(),
+    n: z.number().int().min(1).max(MAX_IMAGES_PER_REQUEST).optional(),
+    width: z.number().int().optional(),
+    height: z.number().int().optional(),
+    steps: z.number().int().min(1).max(200).optional(),
+    seed: z.number().int().min(0).max(0xffff_ffff).optional(),
+    keep_alive: KeepAlive.optional(),
+    /** The worker type to start when no worker serves the model yet (default: the queen's image type). */
+    worker_type: WorkerTypeId.optional(),
   }),
   z.strictObject({
     type: z.literal("spawn_worker"),

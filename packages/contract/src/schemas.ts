@@ -12,6 +12,7 @@ import {
   SharedModel,
   SpawnWorkerRequest,
 } from "./hive-api.js";
+import { ImageProgressEvent, ImageRequest, ImageResponse } from "./image.js";
 import { ErrorEvent, InferRequest, InferResponse, TokenEvent, ToolCallEvent } from "./infer.js";
 import { JobCreated, JobEvent } from "./jobs.js";
 import { ApiKeyInfo, CatalogListing, ClusterEvent, ClusterSnapshot, CreateJobRequest } from "./queen-api.js";
@@ -39,6 +40,9 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   ErrorEvent,
   EmbedRequest,
   EmbedResponse,
+  ImageRequest,
+  ImageResponse,
+  ImageProgressEvent,
   WorkerHeartbeat,
   HeartbeatCommand,
   HeartbeatReply,

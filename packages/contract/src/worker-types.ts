@@ -192,6 +192,26 @@ export function defaultContextSize(trained: number | undefined): number {
   return Math.min(trained || LLAMA_CPP_DEFAULTS.maxContextSize, LLAMA_CPP_DEFAULTS.maxContextSize);
 }
 
+/**
+ * The memory estimate of an adapter whose engine manages (and reports) its own memory, such as
+ * Ollama or ComfyUI: only the adapter's node process, 96 MiB.
+ */
+export function adapterProcessEstimate(
+  o: { contextSize?: number; parallel?: number },
+  parallel: number,
+): MemoryEstimate {
+  const bytes = 96 * 1024 * 1024;
+  return {
+    weights: 0,
+    kv_cache: 0,
+    compute: 0,
+    overhead: bytes,
+    total: bytes,
+    context_size: o.contextSize ?? 4096,
+    parallel: o.parallel ?? parallel,
+  };
+}
+
 /** Seconds as the CLI's duration flags take them ("0.5", "60"). */
 function seconds(ms: number): string {
   return String(Math.round(ms) / 1000);

@@ -57,6 +57,8 @@ export function describeOperation(op: JobOperation): string {
   switch (op.type) {
     case "infer":
       return `infer with ${op.model}`;
+    case "image":
+      return `image with ${op.model}`;
     case "spawn_worker":
       return `spawn ${op.worker_type ?? "a"} worker for ${op.model}${op.hive ? ` on ${op.hive}` : ""}${op.replicas ? ` ×${op.replicas}` : ""}`;
     case "stop_worker":

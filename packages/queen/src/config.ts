@@ -1,6 +1,6 @@
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_PORTS, PlacementPolicy } from "@rbee/contract";
 import { cacheDir, configDir, envInt, envString, type Logger, type TlsFiles, tlsFilesFrom } from "@rbee/server-kit";
-import { DEFAULT_WORKER_TYPE, findWorkerType, workerTypeIds } from "@rbee/worker-types";
+import { DEFAULT_IMAGE_WORKER_TYPE, DEFAULT_WORKER_TYPE, findWorkerType, workerTypeIds } from "@rbee/worker-types";
 import { DEFAULT_JOBS_MAX_BYTES } from "./jobs/job-store.js";
 
 export interface QueenOptions {
@@ -36,6 +36,8 @@ export interface QueenOptions {
    * default "llm" (RBEE_WORKER_TYPE).
    */
   defaultWorkerType?: string;
+  /** The worker type an image request starts when nothing names one: default "comfyui" (RBEE_IMAGE_WORKER_TYPE). */
+  defaultImageWorkerType?: string;
   /**
    * Also serve the Ollama API alone on this port (Ollama's own is 11434), for clients that cannot be
    * given a base URL; default: not (RBEE_OLLAMA_PORT). The queen's port serves it at /api/* anyway.
@@ -71,6 +73,7 @@ export interface QueenConfig {
   sweepIntervalMs: number;
   placement: PlacementPolicy;
   defaultWorkerType: string;
+  defaultImageWorkerType: string;
   /** A second port that serves the Ollama API alone; undefined: none. */
   ollamaPort: number | undefined;
   /** HTTPS when set. */
@@ -95,6 +98,10 @@ export function resolveQueenConfig(o: QueenOptions = {}, env: NodeJS.ProcessEnv 
     sweepIntervalMs: o.sweepIntervalMs ?? 1000,
     placement: o.placement ?? placementFromEnv(env),
     defaultWorkerType: checkWorkerType(o.defaultWorkerType ?? envString("RBEE_WORKER_TYPE", DEFAULT_WORKER_TYPE)),
+    defaultImageWorkerType: checkWorkerType(
+      o.defaultImageWorkerType ?? envString("RBEE_IMAGE_WORKER_TYPE", DEFAULT_IMAGE_WORKER_TYPE),
+      "RBEE_IMAGE_WORKER_TYPE",
+    ),
     ollamaPort: o.ollamaPort ?? optionalPort(envInt("RBEE_OLLAMA_PORT", -1, 0)),
     catalogUrls: o.catalogUrls ?? catalogList(env.RBEE_CATALOG_URLS),
     packageUpdateIntervalMs: o.packageUpdateIntervalMs ?? envInt("RBEE_PACKAGE_UPDATE_INTERVAL_MS", 3_600_000, 0),
@@ -106,9 +113,9 @@ function optionalPort(port: number): number | undefined {
   return port < 0 ? undefined : port;
 }
 
-function checkWorkerType(id: string): string {
+function checkWorkerType(id: string, variable = "RBEE_WORKER_TYPE"): string {
   if (findWorkerType(id) === undefined) {
-    throw new Error(`the default worker type '${id}' (RBEE_WORKER_TYPE) is not one of ${workerTypeIds().join(", ")}`);
+    throw new Error(`the default worker type '${id}' (${variable}) is not one of ${workerTypeIds().join(", ")}`);
   }
   return id;
 }

@@ -32,6 +32,7 @@ import { JobStore } from "./jobs/job-store.js";
 import { QueenMetrics } from "./metrics.js";
 import { writeOllamaError } from "./ollama/ollama-errors.js";
 import { OllamaRoutes, ollamaOnlyRouter } from "./ollama/ollama-routes.js";
+import { ImageRoutes } from "./openai/images.js";
 import { OpenAiRoutes } from "./openai/openai-routes.js";
 import { ResponsesRoute } from "./openai/responses.js";
 import { ClusterRegistry } from "./registry/cluster-registry.js";
@@ -76,6 +77,8 @@ export class Queen {
   readonly scheduler: Scheduler;
   readonly hives: HiveClient;
   readonly router: InferenceRouter;
+  /** The OpenAI images route and the images it answers as URLs. */
+  readonly images: ImageRoutes;
   readonly jobs: JobStore;
   readonly keys: ApiKeyStore;
   readonly metrics: QueenMetrics;
@@ -117,6 +120,7 @@ export class Queen {
       replicas: new ReplicaStore(this.config.configDir),
       settleMs: 2 * this.config.heartbeatIntervalMs,
       defaultWorkerType: this.config.defaultWorkerType,
+      defaultImageWorkerType: this.config.defaultImageWorkerType,
       log: this.log,
     });
     this.router = new InferenceRouter(
@@ -132,6 +136,7 @@ export class Queen {
         return this.scheduler.checkHive(worker.hiveId);
       },
     );
+    this.images = new ImageRoutes(this.router, this.log);
     this.metrics = new QueenMetrics(this.registry, () => this.scheduler);
     const ollama = new OllamaRoutes({
       router: this.router,
@@ -318,17 +323,8 @@ export class Queen {
       .post("/v1/responses", (ctx) => responses.create(ctx), api)
       .post("/v1/messages", (ctx) => anthropic.messages(ctx), api)
       .post("/v1/messages/count_tokens", (ctx) => anthropic.countTokens(ctx), api)
-      .post(
-        "/v1/images/generations",
-        () => {
-          throw new RbeeError("no worker of this cluster generates images yet", {
-            statusCode: 400,
-            code: "unsupported",
-            param: "model",
-          });
-        },
-        api,
-      )
+      .post("/v1/images/generations", (ctx) => this.images.generate(ctx), api)
+      .get("/v1/images/files/:file", (ctx) => this.images.file(ctx), api)
       .post("/v1/jobs", (ctx) => this.#createJob(ctx), api)
       .get("/v1/jobs", (ctx) => ctx.send(200, { jobs: this.jobs.list().map((j) => j.summary()) }), api)
       .get(

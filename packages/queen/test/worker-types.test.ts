@@ -75,7 +75,9 @@ describe("queen: worker types and routing by capability", () => {
   it("an unknown type is refused with the types the hives have, by the job API and by the CLI", async () => {
     const job = await runJob(queen.url, { type: "spawn_worker", model: requireStoriesModel(), worker_type: "sglang" });
     expect(job.error?.code).toBe("unknown_worker_type");
-    expect(job.error?.message).toMatch(/unknown worker type 'sglang': the hives have echo, (llama-server, )?llm/);
+    expect(job.error?.message).toMatch(
+      /unknown worker type 'sglang': the hives have (comfyui, )?echo, (llama-server, )?llm/,
+    );
     const out = await cli(["worker", "spawn", "-m", requireStoriesModel(), "--type", "sglang"]);
     expect(out.code).not.toBe(0);
     expect(out.stderr).toMatch(/unknown worker type 'sglang'/);

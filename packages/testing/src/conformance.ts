@@ -2,6 +2,8 @@ import {
   EmbedResponse,
   ErrorBody,
   HealthResponse,
+  ImageProgressEvent,
+  ImageResponse,
   InferResponse,
   PROTOCOL_VERSION,
   TokenEvent,
@@ -9,6 +11,7 @@ import {
 } from "@rbee/contract";
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vitest";
 import type { ExitInfo } from "./child.js";
+import { pngSize } from "./fixtures/comfyui-api/png.js";
 import { getJson, postJson, postSse } from "./http.js";
 
 /** A worker (bespoke or adapter) under the conformance suite. */
@@ -18,7 +21,7 @@ export interface WorkerUnderTest {
   model: string;
   /** Cluster token, when the worker requires one. */
   token?: string;
-  /** A prompt the model continues. */
+  /** A prompt the model continues (or, for an image worker, pictures). */
   prompt: string;
   /** Sends SIGTERM and resolves how the process exited. */
   terminate: () => Promise<ExitInfo>;
@@ -32,7 +35,8 @@ export type ConformanceCheck =
   | "embeddings"
   | "metrics"
   | "disconnect"
-  | "sigterm";
+  | "sigterm"
+  | "image_seed";
 
 export interface ConformanceOptions {
   start: () => Promise<WorkerUnderTest>;
@@ -42,22 +46,45 @@ export interface ConformanceOptions {
   skip?: Partial<Record<ConformanceCheck, string>>;
 }
 
+/** What a check needs the worker to serve; checks of a capability the worker does not list are skipped. */
+type Needs = "text-generation" | "image-generation" | undefined;
+
 /**
  * The worker contract of DESIGN.md as one suite, run against every worker and adapter.
- * Each `it` names the rule it checks; skipped rules say why.
+ * Each `it` names the rule it checks; skipped rules say why. Checks of text generation run when the
+ * worker's /info lists `text-generation`, checks of image generation when it lists `image-generation`.
  */
 export function describeWorkerConformance(name: string, options: ConformanceOptions): void {
   describe(`worker contract: ${name}`, () => {
     let w: WorkerUnderTest;
+    let capabilities: string[] = [];
     const url = (path: string) => new URL(path, w.url).toString();
-    const check = (id: ConformanceCheck, title: string, fn: (ctx: TestContext) => Promise<void>) => {
+    /** An `it` that runs when the worker serves `needs`, and is skipped (saying why) when not. */
+    const serving = (needs: Needs, title: string, fn: (ctx: TestContext) => Promise<void>) =>
+      it(title, async (ctx) => {
+        if (needs !== undefined && !capabilities.includes(needs)) {
+          ctx.skip(`the worker does not list ${needs}`);
+          return;
+        }
+        await fn(ctx);
+      });
+    const text = (title: string, fn: (ctx: TestContext) => Promise<void>) => serving("text-generation", title, fn);
+    const images = (title: string, fn: (ctx: TestContext) => Promise<void>) => serving("image-generation", title, fn);
+    const check = (
+      id: ConformanceCheck,
+      title: string,
+      fn: (ctx: TestContext) => Promise<void>,
+      needs: Needs = "text-generation",
+    ) => {
       const reason = options.skip?.[id];
       if (reason) it.skip(`${title} (skipped: ${reason})`, fn);
-      else it(title, fn);
+      else serving(needs, title, fn);
     };
 
     beforeAll(async () => {
       w = await options.start();
+      const info = await getJson(url("/info"), w.token);
+      capabilities = info.status === 200 ? WorkerInfo.parse(info.body).capabilities : [];
     }, 120_000);
     afterAll(async () => {
       await options.stop();
@@ -80,7 +107,7 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
       expect(info.slots).toBeGreaterThanOrEqual(1);
     });
 
-    it("POST /v1/infer with a prompt answers an InferResponse within max_tokens", async () => {
+    text("POST /v1/infer with a prompt answers an InferResponse within max_tokens", async () => {
       const r = await postJson(
         url("/v1/infer"),
         { prompt: w.prompt, max_tokens: 8, temperature: 0 },
@@ -95,22 +122,25 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
       expect(res.text.length).toBeGreaterThan(0);
     });
 
-    it("stream: token events with consecutive indexes, then exactly one done whose text is their concatenation", async () => {
-      const r = await postSse(
-        url("/v1/infer"),
-        { prompt: w.prompt, max_tokens: 16, temperature: 0, stream: true },
-        { token: w.token },
-      );
-      expect(r.status).toBe(200);
-      expect(r.headers.get("content-type")).toMatch(/^text\/event-stream/);
-      const tokens = r.events.filter((e) => e.event === "token");
-      const terminal = r.events.filter((e) => e.event === "done" || e.event === "error");
-      expect(terminal).toHaveLength(1);
-      expect(r.events.at(-1)?.event).toBe("done");
-      for (const [i, e] of tokens.entries()) expect(TokenEvent.parse(e.data).index).toBe(i);
-      const done = InferResponse.parse(r.events.at(-1)?.data);
-      expect(tokens.map((e) => e.data.text).join("")).toBe(done.text);
-    });
+    text(
+      "stream: token events with consecutive indexes, then exactly one done whose text is their concatenation",
+      async () => {
+        const r = await postSse(
+          url("/v1/infer"),
+          { prompt: w.prompt, max_tokens: 16, temperature: 0, stream: true },
+          { token: w.token },
+        );
+        expect(r.status).toBe(200);
+        expect(r.headers.get("content-type")).toMatch(/^text\/event-stream/);
+        const tokens = r.events.filter((e) => e.event === "token");
+        const terminal = r.events.filter((e) => e.event === "done" || e.event === "error");
+        expect(terminal).toHaveLength(1);
+        expect(r.events.at(-1)?.event).toBe("done");
+        for (const [i, e] of tokens.entries()) expect(TokenEvent.parse(e.data).index).toBe(i);
+        const done = InferResponse.parse(r.events.at(-1)?.data);
+        expect(tokens.map((e) => e.data.text).join("")).toBe(done.text);
+      },
+    );
 
     check("deterministic_greedy", "greedy streaming and non-streaming give the same text", async () => {
       const body = { prompt: w.prompt, max_tokens: 24, temperature: 0 };
@@ -201,11 +231,11 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
         expect(r.status, r.text).toBe(status);
         return ErrorBody.parse(r.body).error;
       };
-      it("malformed JSON", async () => {
+      text("malformed JSON", async () => {
         const e = expectError(await postJson(url("/v1/infer"), '{"prompt": "x",', { token: w.token }), 400);
         expect(e.message).toMatch(/not valid JSON/);
       });
-      it("an unknown field", async () => {
+      text("an unknown field", async () => {
         const e = expectError(
           await postJson(url("/v1/infer"), { prompt: "x", bogus_field: 1 }, { token: w.token }),
           400,
@@ -213,26 +243,26 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
         expect(e.message).toContain("bogus_field");
         expect(e.param).toBe("bogus_field");
       });
-      it("a wrong type", async () => {
+      text("a wrong type", async () => {
         const e = expectError(
           await postJson(url("/v1/infer"), { prompt: "x", max_tokens: "ten" }, { token: w.token }),
           400,
         );
         expect(e.param).toBe("max_tokens");
       });
-      it("a negative max_tokens", async () => {
+      text("a negative max_tokens", async () => {
         const e = expectError(
           await postJson(url("/v1/infer"), { prompt: "x", max_tokens: -5 }, { token: w.token }),
           400,
         );
         expect(e.param).toBe("max_tokens");
       });
-      it("both prompt and messages, or neither", async () => {
+      text("both prompt and messages, or neither", async () => {
         const both = { prompt: "x", messages: [{ role: "user", content: "y" }] };
         expectError(await postJson(url("/v1/infer"), both, { token: w.token }), 400);
         expectError(await postJson(url("/v1/infer"), { max_tokens: 3 }, { token: w.token }), 400);
       });
-      it("a model the worker does not serve", async () => {
+      text("a model the worker does not serve", async () => {
         const e = expectError(
           await postJson(url("/v1/infer"), { prompt: "x", model: "no-such-model" }, { token: w.token }),
           404,
@@ -245,12 +275,17 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
       });
     });
 
-    check("metrics", "GET /metrics serves Prometheus text", async () => {
-      const r = await getJson(url("/metrics"), w.token);
-      expect(r.status).toBe(200);
-      expect(r.headers.get("content-type")).toMatch(/^text\/plain/);
-      expect(r.text).toMatch(/^# TYPE \S+ (counter|gauge|histogram)/m);
-    });
+    check(
+      "metrics",
+      "GET /metrics serves Prometheus text",
+      async () => {
+        const r = await getJson(url("/metrics"), w.token);
+        expect(r.status).toBe(200);
+        expect(r.headers.get("content-type")).toMatch(/^text\/plain/);
+        expect(r.text).toMatch(/^# TYPE \S+ (counter|gauge|histogram)/m);
+      },
+      undefined,
+    );
 
     check("disconnect", "a client that disconnects mid-stream does not hurt the worker", async () => {
       const r = await postSse(
@@ -267,9 +302,98 @@ export function describeWorkerConformance(name: string, options: ConformanceOpti
       expect(next.status).toBe(200);
     });
 
-    check("sigterm", "SIGTERM stops the worker with exit code 0", async () => {
-      const exit = await w.terminate();
-      expect(exit).toEqual({ code: 0, signal: null });
+    describe("image generation (workers that list image-generation)", () => {
+      const body = () => ({ prompt: w.prompt, width: 64, height: 64, steps: 4 });
+      const decode = (image: { data: string; mime_type: string }) => {
+        expect(image.mime_type).toBe("image/png");
+        return Buffer.from(image.data, "base64");
+      };
+
+      images("POST /v1/images answers n real images of the size asked for, with their seeds", async () => {
+        const r = await postJson(url("/v1/images"), { ...body(), n: 2, width: 96, seed: 42 }, { token: w.token });
+        expect(r.status, r.text).toBe(200);
+        const res = ImageResponse.parse(r.body);
+        expect(res.model).toBe(w.model);
+        expect(res.images).toHaveLength(2);
+        for (const image of res.images) expect(pngSize(decode(image))).toEqual({ width: 96, height: 64 });
+        expect(res.images.map((i) => i.seed)).toEqual([42, 43]);
+      });
+
+      check(
+        "image_seed",
+        "the same seed gives the same image, another seed another one",
+        async () => {
+          const one = async (seed: number) => {
+            const r = await postJson(url("/v1/images"), { ...body(), seed }, { token: w.token });
+            expect(r.status, r.text).toBe(200);
+            return ImageResponse.parse(r.body).images[0]?.data;
+          };
+          const a = await one(7);
+          expect(await one(7)).toBe(a);
+          expect(await one(8)).not.toBe(a);
+        },
+        "image-generation",
+      );
+
+      images("stream: progress events whose fraction never goes back, then exactly one done", async () => {
+        const r = await postSse(url("/v1/images"), { ...body(), steps: 6, stream: true }, { token: w.token });
+        expect(r.status).toBe(200);
+        const progress = r.events.filter((e) => e.event === "progress").map((e) => ImageProgressEvent.parse(e.data));
+        expect(progress.length).toBeGreaterThan(0);
+        for (let i = 1; i < progress.length; i++) {
+          expect(progress[i]?.fraction).toBeGreaterThanOrEqual(progress[i - 1]?.fraction as number);
+        }
+        expect(progress.some((p) => p.step !== undefined && p.steps === 6)).toBe(true);
+        expect(r.events.filter((e) => e.event === "done" || e.event === "error")).toHaveLength(1);
+        expect(r.events.at(-1)?.event).toBe("done");
+        expect(ImageResponse.parse(r.events.at(-1)?.data).images).toHaveLength(1);
+      });
+
+      images("bad image requests answer 400 naming the field, and another model 404", async () => {
+        const bad = async (extra: Record<string, unknown>, param: string) => {
+          const r = await postJson(url("/v1/images"), { ...body(), ...extra }, { token: w.token });
+          expect(r.status, r.text).toBe(400);
+          expect(ErrorBody.parse(r.body).error.param).toBe(param);
+        };
+        await bad({ bogus_field: 1 }, "bogus_field");
+        await bad({ width: 100 }, "width");
+        await bad({ n: 0 }, "n");
+        await bad({ prompt: "" }, "prompt");
+        const other = await postJson(url("/v1/images"), { ...body(), model: "no-such-model" }, { token: w.token });
+        expect(other.status, other.text).toBe(404);
+        expect(ErrorBody.parse(other.body).error.code).toBe("model_not_found");
+      });
+
+      images("a text request to an image worker is a 400 that says it makes images", async (ctx) => {
+        if (capabilities.includes("text-generation")) {
+          ctx.skip("the worker generates text too");
+          return;
+        }
+        const r = await postJson(url("/v1/infer"), { prompt: "x", max_tokens: 4 }, { token: w.token });
+        expect(r.status, r.text).toBe(400);
+        expect(ErrorBody.parse(r.body).error.message).toMatch(/image/);
+      });
+
+      images("a client that leaves mid-generation does not hurt the worker", async () => {
+        const r = await postSse(
+          url("/v1/images"),
+          { ...body(), steps: 50, stream: true },
+          { token: w.token, onEvent: (e) => (e.event === "progress" ? "stop" : undefined) },
+        );
+        expect(r.disconnected).toBe(true);
+        const next = await postJson(url("/v1/images"), body(), { token: w.token });
+        expect(next.status, next.text).toBe(200);
+      });
     });
+
+    check(
+      "sigterm",
+      "SIGTERM stops the worker with exit code 0",
+      async () => {
+        const exit = await w.terminate();
+        expect(exit).toEqual({ code: 0, signal: null });
+      },
+      undefined,
+    );
   });
 }

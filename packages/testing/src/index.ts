@@ -8,6 +8,7 @@ export {
 } from "./conformance.js";
 export { HiveGroup, type QueenProcess, startQueenProcess } from "./daemons.js";
 export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines.js";
+export * from "./fixtures/comfyui-api/index.js";
 export * from "./fixtures/ollama-api/index.js";
 export * from "./fixtures/openai-engine/index.js";
 export {

@@ -2,6 +2,9 @@ import type {
   EmbedRequest,
   EmbedResponse,
   FinishReason,
+  ImageProgressEvent,
+  ImageRequest,
+  ImageResponse,
   InferRequest,
   TokenLogprob,
   ToolCall,
@@ -65,6 +68,17 @@ export interface InferResult {
   stopSequence?: string;
 }
 
+export interface ImageContext {
+  /** Aborted when the client goes away or the shutdown grace period ends: stop the engine's work and throw. */
+  signal: AbortSignal;
+  log: Logger;
+  /** Reports where the generation is (streamed as a `progress` event when the client asked for a stream). */
+  progress(p: ImageProgressEvent): void;
+}
+
+/** What an image engine returns: the images, and its own id of the work; the kit adds timing and the model. */
+export type ImageResult = Pick<ImageResponse, "images" | "engine_job_id">;
+
 /**
  * A worker is one object with `load()` and `infer()`; the kit gives it the HTTP contract, status,
  * admission (slots and a bounded queue), heartbeats, metrics and graceful shutdown.
@@ -80,6 +94,8 @@ export interface WorkerEngine {
   load(ctx: LoadContext): Promise<LoadedModel>;
   infer(request: InferRequest, ctx: InferContext): Promise<InferResult>;
   embed?(request: EmbedRequest, ctx: { signal: AbortSignal; log: Logger }): Promise<EmbedResponse>;
+  /** `POST /v1/images`, for engines with the `image-generation` capability. */
+  generateImages?(request: ImageRequest, ctx: ImageContext): Promise<ImageResult>;
 
   /** Bytes of device memory the worker holds, and the device's total. */
   memory?(): { used: number; total: number };

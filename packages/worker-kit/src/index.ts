@@ -1,7 +1,15 @@
 export * from "./adapter/index.js";
 export { Admission } from "./admission.js";
 export * from "./devices/index.js";
-export type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "./engine.js";
+export type {
+  ImageContext,
+  ImageResult,
+  InferContext,
+  InferResult,
+  LoadContext,
+  LoadedModel,
+  WorkerEngine,
+} from "./engine.js";
 export { HeartbeatTask, type HeartbeatTaskOptions } from "./heartbeat.js";
 export { modelFileSize } from "./model-file.js";
 export { runWorker } from "./run-worker.js";

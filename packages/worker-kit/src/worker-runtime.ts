@@ -2,6 +2,9 @@ import {
   type Device,
   EmbedRequest,
   type HeartbeatCommand,
+  type ImageProgressEvent,
+  ImageRequest,
+  type ImageResponse,
   InferRequest,
   type InferResponse,
   ModelNotFoundError,
@@ -16,6 +19,7 @@ import {
   WorkerStatus,
 } from "@rbee/contract";
 import { bearerAuth, type HttpContext, HttpServer, type Logger, Router, type ServerTls } from "@rbee/server-kit";
+import type { z } from "zod";
 import { Admission } from "./admission.js";
 import type { LoadedModel, WorkerEngine } from "./engine.js";
 import { HeartbeatTask } from "./heartbeat.js";
@@ -55,7 +59,7 @@ function isLoopback(host: string): boolean {
 
 /**
  * Everything around an engine that makes it a worker: the HTTP contract (`/health`, `/info`,
- * `/v1/infer`, `/v1/embed`, `/metrics`, `/v1/shutdown`), status, admission, heartbeats and shutdown.
+ * `/v1/infer`, `/v1/embed`, `/v1/images`, `/metrics`, `/v1/shutdown`), status, admission, heartbeats and shutdown.
  */
 export class WorkerRuntime {
   readonly engine: WorkerEngine;
@@ -279,6 +283,7 @@ export class WorkerRuntime {
       )
       .post("/v1/infer", (ctx) => this.#infer(ctx), auth)
       .post("/v1/embed", (ctx) => this.#embed(ctx), auth)
+      .post("/v1/images", (ctx) => this.#images(ctx), auth)
       .post(
         "/v1/shutdown",
         (ctx) => {
@@ -393,25 +398,67 @@ export class WorkerRuntime {
   }
 
   async #embed(ctx: HttpContext): Promise<void> {
-    if (!this.engine.embed) {
+    const embed = this.engine.embed;
+    if (!embed) {
       throw new RbeeError(`this worker (${this.engine.implementation}) cannot embed; use a worker with embeddings`, {
         statusCode: 400,
         code: "embeddings_unsupported",
       });
     }
+    await this.#admitted(ctx, EmbedRequest, "embed request", async (request, signal) => {
+      const result = await embed.call(this.engine, { ...request }, { signal, log: this.#log });
+      this.metrics.promptTokens.inc(result.prompt_tokens);
+      this.metrics.requests.inc({ outcome: "embed" });
+      ctx.send(200, { ...result, model: this.#modelId });
+    });
+  }
+
+  async #images(ctx: HttpContext): Promise<void> {
+    const generate = this.engine.generateImages;
+    if (!generate) {
+      throw new RbeeError(
+        `this worker (${this.engine.implementation}, model '${this.#modelId}') generates text, not images; use a worker with image-generation (rbee worker types)`,
+        { statusCode: 400, code: "image_generation_unsupported", param: "model" },
+      );
+    }
+    const accepted = performance.now();
+    await this.#admitted(ctx, ImageRequest, "image request", async (request, signal) => {
+      const progress = request.stream ? (p: ImageProgressEvent) => void ctx.sse().send("progress", p) : () => {};
+      const result = await generate.call(this.engine, request, { signal, log: this.#log, progress });
+      const response: ImageResponse = {
+        images: result.images,
+        duration_ms: Math.round((performance.now() - accepted) * 100) / 100,
+        model: this.#modelId,
+        ...(result.engine_job_id !== undefined ? { engine_job_id: result.engine_job_id } : {}),
+      };
+      this.metrics.requests.inc({ outcome: "images" });
+      this.metrics.requestDuration.observe((performance.now() - accepted) / 1000);
+      ctx.logFields.images = result.images.length;
+      if (request.stream) await ctx.sse().send("done", response);
+      else ctx.send(200, response);
+    });
+  }
+
+  /**
+   * One request that is not a text generation (embeddings, images): parsed, checked against the
+   * model, admitted to a slot (the queen hears `102 Processing` at once), run with a signal that
+   * aborts when the client leaves or the grace period ends, and released.
+   */
+  async #admitted<S extends z.ZodType<{ model?: string | undefined }>>(
+    ctx: HttpContext,
+    schema: S,
+    what: string,
+    run: (request: z.output<S>, signal: AbortSignal) => Promise<void>,
+  ): Promise<void> {
     this.#assertServing();
-    const request = await ctx.json(EmbedRequest, "embed request", INFER_BODY_LIMIT);
+    const request = await ctx.json(schema, what, INFER_BODY_LIMIT);
     this.#checkModel(request.model);
     const admission = this.#assertServing();
     ctx.res.writeProcessing();
     const release = await admission.acquire(ctx.signal);
     this.#onAdmitted(admission);
     try {
-      const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
-      const result = await this.engine.embed({ ...request }, { signal, log: this.#log });
-      this.metrics.promptTokens.inc(result.prompt_tokens);
-      this.metrics.requests.inc({ outcome: "embed" });
-      ctx.send(200, { ...result, model: this.#modelId });
+      await run(request, AbortSignal.any([ctx.signal, this.#forceAbort.signal]));
     } catch (err) {
       this.#requestsFailed++;
       this.metrics.requests.inc({ outcome: "error" });

@@ -1,5 +1,6 @@
 export {
   capabilitiesOf,
+  DEFAULT_IMAGE_WORKER_TYPE,
   DEFAULT_TYPE_BY_FORMAT,
   DEFAULT_WORKER_TYPE,
   findWorkerType,

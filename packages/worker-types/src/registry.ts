@@ -1,3 +1,4 @@
+import { comfyuiWorkerType } from "@rbee/adapter-comfyui/worker-type";
 import { llamaServerWorkerType, rpcShardWorkerType } from "@rbee/adapter-llama-server/worker-type";
 import { ollamaWorkerType } from "@rbee/adapter-ollama/worker-type";
 import { trtllmWorkerType } from "@rbee/adapter-trtllm/worker-type";
@@ -19,6 +20,7 @@ export const WORKER_TYPES: Readonly<Record<string, WorkerTypeDescriptor>> = Obje
   vllm: vllmWorkerType,
   trtllm: trtllmWorkerType,
   "rpc-shard": rpcShardWorkerType,
+  comfyui: comfyuiWorkerType,
 });
 
 /** The type a model gets when neither the request, the model nor the queen names another. */
@@ -30,6 +32,9 @@ export const DEFAULT_WORKER_TYPE = "llm";
  * (safetensors) `vllm`, or, where no hive has vLLM, another type that loads repos and is installed.
  */
 export const DEFAULT_TYPE_BY_FORMAT: Readonly<Record<"hf-repo", string>> = Object.freeze({ "hf-repo": "vllm" });
+
+/** The type an image request starts when neither the request nor the model names another. */
+export const DEFAULT_IMAGE_WORKER_TYPE = "comfyui";
 
 export function findWorkerType(id: string): WorkerTypeDescriptor | undefined {
   return Object.hasOwn(WORKER_TYPES, id) ? WORKER_TYPES[id] : undefined;

@@ -353,6 +353,72 @@ export function workerServeCommand(): Command {
         },
       );
   }
+  withWorkerFlags(
+    serve
+      .command("comfyui")
+      .description(
+        "generate images with ComfyUI: attach to a running ComfyUI (default), or start `python main.py` from a checkout with --comfyui-dir (it never outlives this adapter)",
+      ),
+    "comfyui",
+    "requests this worker sends ComfyUI at once (ComfyUI runs one prompt at a time and queues the rest)",
+  )
+    .option(
+      "--comfyui-url <url>",
+      "attach to the ComfyUI at this URL (default: RBEE_COMFYUI_URL, else http://127.0.0.1:8188)",
+      urlArg,
+    )
+    .option("--comfyui-dir <dir>", "start ComfyUI from this checkout instead of attaching (default: RBEE_COMFYUI_DIR)")
+    .option("--python <path>", "the python that runs ComfyUI's main.py (default: RBEE_COMFYUI_PYTHON, else python3)")
+    .option(
+      "--workflow <file>",
+      "a workflow in ComfyUI's API format with {{name}} inputs (default: RBEE_COMFYUI_WORKFLOW, else the shipped text-to-image workflow)",
+    )
+    .option(
+      "--engine-arg <arg>",
+      "one more main.py argument, passed as it is (repeat the flag for each; e.g. --engine-arg=--cpu)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .addOption(
+      seconds(
+        "--engine-start-timeout <s>",
+        "with --comfyui-dir: fail when ComfyUI does not answer after this long",
+        180_000,
+        0.1,
+      ),
+    )
+    .addOption(
+      new Option("--engine-guard <how>", "how ComfyUI is tied to the adapter's life (tests)")
+        .choices(["setpriv", "sh", "none"])
+        .hideHelp(),
+    )
+    .action(
+      async (
+        flags: ServeFlags & {
+          comfyuiUrl?: string;
+          comfyuiDir?: string;
+          python?: string;
+          workflow?: string;
+          engineArg?: string[];
+          engineStartTimeout: number;
+          engineGuard?: "setpriv" | "sh" | "none";
+        },
+      ) => {
+        const { runComfyUiWorker } = await import("@rbee/adapter-comfyui");
+        const { comfyuiUrl, comfyuiDir, python, workflow, engineArg, engineStartTimeout, engineGuard, ...shared } =
+          flags;
+        const { threads: _t, batchSize: _b, ctxSize: _c, ...rest } = workerOptions(shared);
+        await runComfyUiWorker({
+          ...rest,
+          comfyuiUrl,
+          comfyuiDir,
+          python,
+          workflow,
+          engineArgs: engineArg,
+          engineStartTimeoutMs: engineStartTimeout,
+          guard: engineGuard,
+        });
+      },
+    );
   return serve;
 }
 

@@ -57,6 +57,34 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
           duration_ms: Math.round(performance.now() - t0),
         };
       };
+    case "image":
+      return async (ctx: JobContext) => {
+        const { type: _type, model, keep_alive, worker_type, ...request } = op;
+        const t0 = performance.now();
+        const n = request.n ?? 1;
+        let stage: string | undefined;
+        let steps: number | undefined;
+        const res = await deps.router.images(model, request, {
+          signal: ctx.signal,
+          keepAliveMs: keep_alive === undefined ? undefined : keepAliveMs(keep_alive),
+          narrate: ctx.narrate,
+          workerType: worker_type,
+          onProgress: (p, workerId) => {
+            const image = n > 1 ? ` ${(p.image ?? 0) + 1} of ${n}` : "";
+            if (p.stage !== undefined && p.stage !== stage) {
+              stage = p.stage;
+              ctx.narrate(`worker ${workerId}`, `image${image}: ${p.stage}`);
+            }
+            // sampler steps over the whole request when the engine reports them, else a percentage
+            if (p.step !== undefined && p.steps !== undefined) {
+              steps = p.steps;
+              ctx.progress((p.image ?? 0) * p.steps + p.step, n * p.steps, "steps", "generating");
+            } else if (steps === undefined) ctx.progress(Math.round(p.fraction * 100), 100, "%", "generating");
+          },
+        });
+        const { workerId, ...result } = res;
+        return { ...result, worker_id: workerId, duration_ms: Math.round(performance.now() - t0) };
+      };
     case "spawn_worker":
       return async (ctx: JobContext) => {
         const workers = await deps.scheduler.spawn(op.model, {

@@ -117,19 +117,21 @@ export class Job {
 
   /**
    * The job as `GET /v1/jobs` lists it. An infer job's prompt and messages are left out (a list is
-   * seen by every key holder): only their count is shown.
+   * seen by every key holder): only their count is shown; an image job's prompts are left out too.
    */
   summary(): JobSummary {
     const op = this.operation;
     const operation =
-      op.type === "infer"
-        ? {
-            ...op,
-            prompt: undefined,
-            messages: undefined,
-            message_count: this.#messageCount,
-          }
-        : op;
+      op.type === "image"
+        ? { ...op, prompt: undefined, negative_prompt: undefined }
+        : op.type === "infer"
+          ? {
+              ...op,
+              prompt: undefined,
+              messages: undefined,
+              message_count: this.#messageCount,
+            }
+          : op;
     return {
       job_id: this.id,
       status: this.status,

@@ -1,7 +1,11 @@
+import type { IncomingMessage } from "node:http";
 import {
   type EmbedRequest,
   EmbedResponse,
   ErrorEvent,
+  ImageProgressEvent,
+  type ImageRequest,
+  ImageResponse,
   type InferRequest,
   type InferResponse,
   parseJson,
@@ -52,7 +56,9 @@ export interface InferOutcome {
 /** Failures where the request never reached a worker that could take it: try another. */
 function isRetryable(err: unknown): boolean {
   if (err instanceof UnreachableError) return true;
-  if (err instanceof HttpStatusError) return err.status === 503 || err.status === 429;
+  // a worker whose engine ran out of memory on this very request would run out on the next one too
+  if (err instanceof HttpStatusError)
+    return (err.status === 503 && err.code !== "insufficient_memory") || err.status === 429;
   return false;
 }
 
@@ -125,6 +131,39 @@ export class InferenceRouter {
     });
   }
 
+  /**
+   * Image generation on a worker with `image-generation`. With `onProgress` the worker streams its
+   * progress (SSE `progress` events) and the final images arrive in its `done` event.
+   */
+  async images(
+    modelRef: string,
+    request: Omit<ImageRequest, "model" | "stream">,
+    o: {
+      signal: AbortSignal;
+      keepAliveMs?: number;
+      narrate?: Narrate;
+      workerType?: string;
+      onProgress?: (p: ImageProgressEvent, workerId: string) => void;
+    },
+  ): Promise<ImageResponse & { model: string; workerId: string }> {
+    return this.#withWorker(modelRef, { ...o, capability: "image-generation" }, async (lease, started, signal) => {
+      const url = `${lease.worker.report.url}/v1/images`;
+      const what = `worker ${lease.worker.id}`;
+      const body = { ...request, model: lease.model, stream: o.onProgress !== undefined };
+      const onProgress = o.onProgress;
+      const res = onProgress
+        ? await this.#streamImages(url, body, what, signal, started, (p) => onProgress(p, lease.worker.id))
+        : await requestJson(url, ImageResponse, {
+            body,
+            token: this.token,
+            signal,
+            what,
+            timeoutMs: this.firstByteTimeoutMs,
+          });
+      return { ...res, model: lease.model, workerId: lease.worker.id };
+    });
+  }
+
   async #withWorker<T>(
     modelRef: string,
     o: {
@@ -183,32 +222,41 @@ export class InferenceRouter {
     }
   }
 
-  async #stream(
-    url: string,
-    body: unknown,
-    what: string,
-    o: InferOptions,
-    started: { value: boolean },
-  ): Promise<InferResponse> {
-    const onToken = o.onToken as NonNullable<InferOptions["onToken"]>;
+  /** POSTs to a worker asking for Server-Sent Events; an error status throws it as an HttpStatusError. */
+  async #openStream(url: string, body: unknown, what: string, signal: AbortSignal): Promise<IncomingMessage> {
     const res = await sendRequest(url, {
       body,
       token: this.token,
-      signal: o.signal,
+      signal,
       what,
       headers: { accept: "text/event-stream" },
       timeoutMs: this.firstByteTimeoutMs,
     });
     if ((res.statusCode ?? 500) >= 400) throw await toStatusError(res, url, what);
-    // the hot path of every streamed token: events are handled synchronously as bytes arrive, and the
-    // worker's socket is paused while the client's is full (backpressure end to end)
-    return new Promise<InferResponse>((resolve, reject) => {
+    return res;
+  }
+
+  /**
+   * Reads a worker's event stream to its end. `handle` gets each event but `error` with its JSON
+   * data, and answers: undefined (go on), a Promise (the worker's socket is paused until it settles:
+   * backpressure end to end), a string (the event was malformed: 502 naming it), or `{done}` (the
+   * stream's result). The worker's `error` event, and a stream that ends or breaks first, fail it.
+   * Events are handled synchronously as bytes arrive: this is the hot path of every streamed token.
+   */
+  #readStream<T>(
+    res: IncomingMessage,
+    url: string,
+    what: string,
+    signal: AbortSignal,
+    handle: (event: string, data: unknown) => Promise<unknown> | string | { done: T } | undefined,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       let settled = false;
       const fail = (err: unknown) => {
         if (settled) return;
         settled = true;
         res.destroy();
-        reject(o.signal.aborted ? o.signal.reason : err);
+        reject(signal.aborted ? signal.reason : err);
       };
       const bad = (message: string) =>
         fail(new RbeeError(`${what} ${message}`, { statusCode: 502, code: "bad_gateway" }));
@@ -216,40 +264,25 @@ export class InferenceRouter {
         if (settled) return;
         const parsed = parseJson(e.data);
         if (!parsed.ok) return bad("sent an event that is not JSON");
-        if (e.event === "token") {
-          const t = parsed.value as { text?: unknown; index?: unknown; logprobs?: TokenLogprob[] };
-          if (typeof t.text !== "string" || typeof t.index !== "number")
-            return bad("sent a token event without text and index");
-          started.value = true;
-          const wait = onToken(t.text, t.index, t.logprobs);
-          if (wait) {
-            res.pause();
-            wait.then(() => res.resume(), fail);
-          }
-        } else if (e.event === "tool_call") {
-          const piece = safeParse(ToolCallEvent, parsed.value, `tool_call event from ${what}`);
-          if (!piece.ok) return bad(`sent a malformed tool_call event: ${piece.error.message}`);
-          started.value = true;
-          const wait = o.onToolCall?.(piece.value);
-          if (wait) {
-            res.pause();
-            wait.then(() => res.resume(), fail);
-          }
-        } else if (e.event === "done") {
-          const done = readInferResponse(parsed.value, `done event from ${what}`);
-          if (!done.ok) return bad(`sent a malformed done event: ${done.error.message}`);
-          settled = true;
-          resolve(done.value);
-        } else if (e.event === "error") {
+        if (e.event === "error") {
           const err = safeParse(ErrorEvent, parsed.value, `error event from ${what}`);
-          const message = err.ok ? err.value.message : e.data;
-          fail(
-            new RbeeError(`${what} failed: ${message}`, {
-              statusCode: 502,
+          return fail(
+            new RbeeError(`${what} failed: ${err.ok ? err.value.message : e.data}`, {
+              statusCode: err.ok && err.value.code === "insufficient_memory" ? 503 : 502,
               code: err.ok ? err.value.code : "worker_error",
             }),
           );
         }
+        const outcome = handle(e.event ?? "message", parsed.value);
+        if (typeof outcome === "string") return bad(outcome);
+        if (outcome instanceof Promise) {
+          res.pause();
+          outcome.then(() => res.resume(), fail);
+        } else if (outcome !== undefined) {
+          settled = true;
+          resolve(outcome.done);
+        }
+        return undefined;
       });
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => parser.push(chunk));
@@ -259,6 +292,60 @@ export class InferenceRouter {
       });
       res.on("error", (err) => fail(new UnreachableError(url, `the stream broke: ${err.message}`, what)));
       res.on("close", () => fail(new UnreachableError(url, "the connection closed in the middle of the stream", what)));
+    });
+  }
+
+  async #stream(
+    url: string,
+    body: unknown,
+    what: string,
+    o: InferOptions,
+    started: { value: boolean },
+  ): Promise<InferResponse> {
+    const onToken = o.onToken as NonNullable<InferOptions["onToken"]>;
+    const res = await this.#openStream(url, body, what, o.signal);
+    return this.#readStream<InferResponse>(res, url, what, o.signal, (event, data) => {
+      if (event === "token") {
+        const t = data as { text?: unknown; index?: unknown; logprobs?: TokenLogprob[] };
+        if (typeof t.text !== "string" || typeof t.index !== "number")
+          return "sent a token event without text and index";
+        started.value = true;
+        return onToken(t.text, t.index, t.logprobs) ?? undefined;
+      }
+      if (event === "tool_call") {
+        const piece = safeParse(ToolCallEvent, data, `tool_call event from ${what}`);
+        if (!piece.ok) return `sent a malformed tool_call event: ${piece.error.message}`;
+        started.value = true;
+        return o.onToolCall?.(piece.value) ?? undefined;
+      }
+      if (event === "done") {
+        const done = readInferResponse(data, `done event from ${what}`);
+        return done.ok ? { done: done.value } : `sent a malformed done event: ${done.error.message}`;
+      }
+      return undefined;
+    });
+  }
+
+  async #streamImages(
+    url: string,
+    body: unknown,
+    what: string,
+    signal: AbortSignal,
+    started: { value: boolean },
+    onProgress: (p: ImageProgressEvent) => void,
+  ): Promise<ImageResponse> {
+    const res = await this.#openStream(url, body, what, signal);
+    return this.#readStream<ImageResponse>(res, url, what, signal, (event, data) => {
+      if (event === "progress") {
+        const p = safeParse(ImageProgressEvent, data, `progress event from ${what}`);
+        if (!p.ok) return `sent a malformed progress event: ${p.error.message}`;
+        started.value = true;
+        onProgress(p.value);
+      } else if (event === "done") {
+        const done = safeParse(ImageResponse, data, `done event from ${what}`);
+        return done.ok ? { done: done.value } : `sent a malformed done event: ${done.error.message}`;
+      }
+      return undefined;
     });
   }
 }

@@ -13,7 +13,13 @@ import {
   WorkerUnavailableError,
 } from "@rbee/contract";
 import { type Logger, UnreachableError } from "@rbee/server-kit";
-import { DEFAULT_TYPE_BY_FORMAT, findWorkerType, UnknownWorkerTypeError, workerTypeIds } from "@rbee/worker-types";
+import {
+  DEFAULT_IMAGE_WORKER_TYPE,
+  DEFAULT_TYPE_BY_FORMAT,
+  findWorkerType,
+  UnknownWorkerTypeError,
+  workerTypeIds,
+} from "@rbee/worker-types";
 import {
   type ClusterRegistry,
   type HiveEntry,
@@ -22,6 +28,7 @@ import {
 } from "../registry/cluster-registry.js";
 import type { ReplicaSpec, ReplicaStore } from "../store/replica-store.js";
 import type { HiveClient, ModelProgress } from "./hive-client.js";
+import { checkModality } from "./modality.js";
 import {
   choosePlacement,
   type DeviceLoad,
@@ -105,6 +112,8 @@ export interface SchedulerOptions {
   settleMs: number;
   /** The worker type a model gets when neither the request nor its minimum names one. */
   defaultWorkerType: string;
+  /** The same for an image request (image-generation); default the registry's. */
+  defaultImageWorkerType?: string;
   log: Logger;
 }
 
@@ -220,6 +229,7 @@ export class Scheduler {
     const capability = o.capability ?? "text-generation";
     const ready = this.#pick(modelRef, o.exclude, o.prefer, capability);
     if (ready) return this.#lease(ready, ready.report.model);
+    checkModality(this.registry, this.options.replicas, modelRef, capability);
     const type = this.workerTypeFor(modelRef, o.workerType, capability);
     // a type that loads nothing (the echo example) serves the name it is given: no catalog has it
     const { model, hiveModels } =
@@ -239,11 +249,11 @@ export class Scheduler {
    *   `worker_type_capability` for a type that does not serve what the request needs.
    */
   workerTypeFor(model: string, asked: string | undefined, capability?: WorkerCapability): WorkerTypeDescriptor {
-    const id =
-      asked ??
-      this.options.replicas.get(model)?.worker_type ??
-      this.#typeForFormat(model) ??
-      this.options.defaultWorkerType;
+    const fallback =
+      capability === "image-generation"
+        ? (this.options.defaultImageWorkerType ?? DEFAULT_IMAGE_WORKER_TYPE)
+        : this.options.defaultWorkerType;
+    const id = asked ?? this.options.replicas.get(model)?.worker_type ?? this.#typeForFormat(model) ?? fallback;
     const type = this.findType(id);
     if (type === undefined) throw new UnknownWorkerTypeError(id, this.installedTypes(), "the hives have");
     if (capability !== undefined && !type.capabilities.includes(capability)) {

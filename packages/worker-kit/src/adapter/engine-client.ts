@@ -103,6 +103,19 @@ export class EngineClient {
     return parsed.value;
   }
 
+  /** GET a binary endpoint (an image file), with its content type. */
+  async bytes(
+    path: string,
+    o: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<{ data: Buffer; contentType: string | undefined }> {
+    const res = await this.#send(path, o);
+    const status = res.statusCode ?? 500;
+    if (status >= 400) throw new EngineHttpError(readEngineError(status, await readBody(res)), path);
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    return { data: Buffer.concat(chunks), contentType: res.headers["content-type"] };
+  }
+
   /** GET a text endpoint (e.g. Prometheus /metrics). */
   async text(path: string, o: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<string> {
     const res = await this.#send(path, o);

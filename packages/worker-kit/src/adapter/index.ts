@@ -26,6 +26,7 @@ export {
   openAiBody,
   toRbeeError as openAiEngineError,
 } from "./openai-engine.js";
+export { probeEngine } from "./probe-engine.js";
 export { processRss, processRssAnywhere } from "./process-memory.js";
 export { parsePrometheusText } from "./prometheus-text.js";
 export { refuseUnmapped } from "./refuse-unmapped.js";

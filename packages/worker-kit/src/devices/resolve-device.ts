@@ -1,4 +1,6 @@
 import { type Device, DeviceNotFoundError, ValidationError } from "@rbee/contract";
+import { detectCpu } from "./detect-cpu.js";
+import { detectDevices } from "./detect-devices.js";
 
 const ACCEPTED_FORMS =
   "cpu, cuda:N, metal:N, vulkan:N or rocm:N (N a number; a kind alone, such as metal, means N = 0)";
@@ -32,4 +34,12 @@ export function resolveDevice(id: string, devices: readonly Device[]): Device {
       devices.map((d) => d.id),
     );
   return device;
+}
+
+/**
+ * The device a worker was told to use (`--device`), found on this machine: the CPU without probing
+ * for GPUs, a GPU among those detected. @throws as resolveDevice.
+ */
+export async function findDevice(id: string): Promise<Device> {
+  return resolveDevice(id, id === "cpu" ? [detectCpu()] : await detectDevices());
 }
