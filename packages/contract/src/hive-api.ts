@@ -10,7 +10,7 @@ import { WorkerTypeId } from "./worker-types.js";
  * `GET /health` wants the cluster token.
  *
  * - `GET  /v1/info`               → HiveHeartbeat (the same picture the hive sends the queen)
- * - `GET  /v1/workers`            → { workers: HiveWorkerReport[] }
+ * - `GET  /v1/workers`            → { workers: HiveWorkerReport[], spare_pid: number | null } (the spare llm worker process, if one waits)
  * - `POST /v1/workers`            SpawnWorkerRequest → HiveWorkerReport once the worker is Ready
  *                                 (the request waits; a client that goes away stops the spawn)
  * - `DELETE /v1/workers/{id}`     → HiveWorkerReport after the worker stopped

@@ -42,7 +42,7 @@ export function hiveRoutes(hive: Hive): Router {
         });
       })
       .get("/v1/info", async (ctx) => ctx.send(200, await hive.info()), auth)
-      .get("/v1/workers", (ctx) => ctx.send(200, { workers: hive.workers() }), auth)
+      .get("/v1/workers", (ctx) => ctx.send(200, { workers: hive.workers(), spare_pid: hive.sparePid() ?? null }), auth)
       .get(
         "/v1/worker-types",
         async (ctx) => {

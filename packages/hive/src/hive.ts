@@ -268,6 +268,11 @@ export class Hive {
     return this.#supervisor.reports();
   }
 
+  /** The pid of the spare llm worker process waiting for a model (RBEE_SPARE_WORKER), if one waits. */
+  sparePid(): number | undefined {
+    return this.#supervisor.sparePid();
+  }
+
   async models(): Promise<HiveModel[]> {
     return (await this.catalog.list()).map(toHiveModel);
   }

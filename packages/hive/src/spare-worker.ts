@@ -39,6 +39,11 @@ export class SpareWorker {
     this.#o = options;
   }
 
+  /** The waiting spare's pid (undefined when none waits): a process the hive knows, though it serves nothing yet. */
+  get pid(): number | undefined {
+    return this.#spare?.child.pid;
+  }
+
   /** Starts the first spare. */
   start(): void {
     this.#refill();

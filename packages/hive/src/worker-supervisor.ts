@@ -174,6 +174,11 @@ export class WorkerSupervisor {
     return this.#workers.has(id);
   }
 
+  /** The pid of the spare llm worker process waiting for a model, if one waits. */
+  sparePid(): number | undefined {
+    return this.#spare?.pid;
+  }
+
   reports(): HiveWorkerReport[] {
     const now = Date.now();
     return [...this.#workers.values()].map((w) => w.report(this.#o.workerUrl, now));

@@ -24,14 +24,19 @@ export function markedProcesses(marker: string): Map<number, string> {
   return found;
 }
 
-/** Every pid the queen or a hive knows: the queen, the hives, and the workers they report. */
+/** Every pid the queen or a hive knows: the queen, the hives, the workers they report, and each hive's spare. */
 export async function knownPids(c: ChaosCluster): Promise<Set<number>> {
   const known = new Set<number>([c.queen.child.pid, ...c.hives.map((h) => h.group.pid)]);
   const cluster = await getJson<{ workers?: Array<{ pid: number | null }> }>(`${c.queenUrl}/v1/cluster`, c.token);
   for (const w of cluster.body.workers ?? []) if (w.pid) known.add(w.pid);
   for (const h of c.hives) {
-    const r = await getJson<{ workers?: Array<{ pid?: number | null }> }>(`${c.hiveUrl(h)}/v1/workers`, c.token);
+    const r = await getJson<{ workers?: Array<{ pid?: number | null }>; spare_pid?: number | null }>(
+      `${c.hiveUrl(h)}/v1/workers`,
+      c.token,
+    );
     for (const w of r.body.workers ?? []) if (w.pid) known.add(w.pid);
+    // a hive's spare llm worker process (RBEE_SPARE_WORKER), waiting for a model: known, serving nothing
+    if (r.body.spare_pid) known.add(r.body.spare_pid);
   }
   return known;
 }

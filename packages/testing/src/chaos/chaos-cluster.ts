@@ -64,6 +64,8 @@ export class ChaosCluster {
     return {
       RBEE_HEARTBEAT_INTERVAL_MS: String(this.o.heartbeatIntervalMs),
       RBEE_LOG_LEVEL: "info",
+      // the hives keep their spare llm worker process, as they do by default (the test suite turns it off)
+      RBEE_SPARE_WORKER: "1",
       [CHAOS_MARKER]: this.marker,
     };
   }
