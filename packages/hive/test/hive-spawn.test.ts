@@ -83,7 +83,7 @@ describe("hive: spawning and stopping real llm workers on stories260K", () => {
       last_exit: { code: 0, signal: null, reason: "stopped by request (exited with code 0)" },
     });
     expect(isPidAlive(pid)).toBe(false);
-    expect((await t.api.get("/v1/workers")).body).toEqual({ workers: [] });
+    expect((await t.api.get("/v1/workers")).body).toEqual({ workers: [], spare_pid: null });
     expect((await t.api.delete("/v1/workers/llm-e2e")).status).toBe(404);
     await queen.waitFor((hb) => hb.workers.length === 0, 10_000, since);
   });

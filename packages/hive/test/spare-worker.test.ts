@@ -50,6 +50,8 @@ describe.runIf(process.platform === "linux")(
         10_000,
         "a spare worker process",
       );
+      // the hive names it, so nothing counts it as a process nobody knows
+      expect((await t.api.get("/v1/workers")).body).toEqual({ workers: [], spare_pid: spare });
       const spawned = await t.api.post("/v1/workers", { model: "stories260k", worker_id: "llm-spare", parallel: 1 });
       expect(spawned.status, spawned.text).toBe(201);
       const report = HiveWorkerReport.parse(spawned.body);
@@ -77,6 +79,7 @@ describe.runIf(process.platform === "linux")(
         "a new spare",
       );
       expect(next[0]).not.toBe(spare);
+      expect((await t.api.get("/v1/workers")).body.spare_pid).toBe(next[0]);
     });
 
     it("a spare is stopped with the hive", async () => {
