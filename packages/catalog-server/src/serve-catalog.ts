@@ -48,6 +48,9 @@ export async function serveCatalog(o: ServeCatalogOptions): Promise<RunningCatal
     const s = serve({ fetch: app.fetch, hostname: host, port: o.port ?? DEFAULT_CATALOG_PORT }, () => resolve(s));
     s.once("error", reject);
   });
+  // as every rbee daemon does (server-kit): idle connections outlive the clients' pooled sockets, so
+  // a client never sends on a socket the server is closing (a reset GET in the queen's update job)
+  (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = 65_000;
   const port = (server.address() as AddressInfo).port;
   let closed: Promise<void> | undefined;
   return {
