@@ -33,7 +33,11 @@ export default defineConfig({
     maxWorkers: 2,
     fileParallelism: true,
     // hives keep no spare worker process in tests (one per hive would load llama.cpp for nothing);
-    // the tests of the spare itself turn it on
-    env: { RBEE_MODELS_DIRS: process.env.RBEE_MODELS_DIRS ?? TEST_MODEL_DIRS, RBEE_SPARE_WORKER: "0" },
+    // the tests of the spare itself turn it on. An invalid change of a worker's state throws in tests.
+    env: {
+      RBEE_MODELS_DIRS: process.env.RBEE_MODELS_DIRS ?? TEST_MODEL_DIRS,
+      RBEE_SPARE_WORKER: "0",
+      RBEE_STRICT_STATES: "1",
+    },
   },
 });

@@ -75,6 +75,11 @@ export interface HiveOptions {
    * next worker placed on the CPU only loads its model. Default true; env RBEE_SPARE_WORKER=0 turns it off.
    */
   spareWorker?: boolean;
+  /**
+   * An invalid change of a worker's supervision state (a bug) throws, instead of being logged as an
+   * error and refused. Default false; env RBEE_STRICT_STATES=1 turns it on (the tests do).
+   */
+  strictStates?: boolean;
   /** Where the environment defaults (and RBEE_DEVICES) are read from. Default process.env. */
   env?: NodeJS.ProcessEnv;
   /**
@@ -107,6 +112,7 @@ export interface ResolvedHiveOptions {
   stopGraceMs: number;
   gpuRefreshMs: number;
   spareWorker: boolean;
+  strictStates: boolean;
   env: NodeJS.ProcessEnv;
   findEngines: (() => Promise<EngineBinary[]>) | undefined;
 }
@@ -155,6 +161,8 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
     // read from the process too when a given environment does not say (tests turn spares off for all hives)
     spareWorker:
       given.spareWorker ?? !/^(0|false|no)$/i.test(str("RBEE_SPARE_WORKER") ?? process.env.RBEE_SPARE_WORKER ?? ""),
+    strictStates:
+      given.strictStates ?? /^(1|true|yes)$/i.test(str("RBEE_STRICT_STATES") ?? process.env.RBEE_STRICT_STATES ?? ""),
     env,
     findEngines: given.findEngines,
   };

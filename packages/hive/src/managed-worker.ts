@@ -6,6 +6,7 @@ import type {
   WorkerHeartbeat,
   WorkerStatus,
 } from "@rbee/contract";
+import { InvalidTransitionError, type Logger, StateMachine, type TransitionTable } from "@rbee/server-kit";
 import { capabilitiesOf } from "@rbee/worker-types";
 import type { WorkerProcess } from "./worker-process.js";
 
@@ -36,12 +37,31 @@ export interface WorkerSpec {
  * The hive's supervision of one worker, across its restarts:
  *
  * - `starting`: its first process is starting (POST /v1/workers is waiting);
- * - `running`: ready once; its status is then the worker's own (Ready, Busy, Stopping);
+ * - `running`: ready once (or adopted); its status is then the worker's own (Ready, Busy, Stopping);
  * - `restarting`: it crashed and waits for (or is in) a restart;
- * - `stopping` → `stopped`: a requested stop; a stopped worker leaves the registry;
- * - `failed`: restarts ran out (or an adopted worker was lost); it stays listed until removed.
+ * - `stopping` → `stopped`: a requested stop, or it ended itself; a stopped worker leaves the registry;
+ * - `failed`: its first start failed (it leaves the registry), or restarts ran out or an adopted
+ *   worker was lost (it stays listed until it is stopped).
  */
 export type SupervisionState = "starting" | "running" | "restarting" | "stopping" | "stopped" | "failed";
+
+/**
+ * Which supervision state may follow which: every change of a worker's state is one of these, made by
+ * {@link ManagedWorker.moveTo}. A worker can always be stopped until it is stopped; `stopped` is final.
+ */
+export const SUPERVISION_TRANSITIONS: TransitionTable<SupervisionState> = Object.freeze({
+  // ready; its start failed; stopped while starting (by request, or its client went away)
+  starting: ["running", "failed", "stopping"],
+  // crashed (or lost) and restarted later; crashed with no restarts left, or lost while adopted;
+  // stopped by request; ended itself (exit code 0, or an adopted worker said Stopped)
+  running: ["restarting", "failed", "stopping", "stopped"],
+  // a restart that failed waits again; ready again; restarts ran out; stopped by request
+  restarting: ["restarting", "running", "failed", "stopping"],
+  stopping: ["stopped"],
+  stopped: [],
+  // removed by request (`rbee worker stop`)
+  failed: ["stopping"],
+});
 
 /** Where a worker the hive did not start (it found it by its heartbeat) lives. */
 export interface AdoptedProcess {
@@ -53,7 +73,7 @@ export interface AdoptedProcess {
 export class ManagedWorker {
   readonly spec: WorkerSpec;
   port: number;
-  state: SupervisionState = "starting";
+  readonly #machine: StateMachine<SupervisionState>;
   process: WorkerProcess | undefined;
   adopted: AdoptedProcess | undefined;
   restarts = 0;
@@ -75,9 +95,23 @@ export class ManagedWorker {
   endReason: string | undefined;
   stopping: Promise<HiveWorkerReport> | undefined;
 
-  constructor(spec: WorkerSpec, port: number) {
+  /** `initial` is `running` for a worker the hive adopts (it runs already), else `starting`. */
+  constructor(spec: WorkerSpec, port: number, initial: "starting" | "running" = "starting") {
     this.spec = spec;
     this.port = port;
+    this.#machine = new StateMachine(`worker '${spec.workerId}'`, SUPERVISION_TRANSITIONS, initial);
+  }
+
+  get state(): SupervisionState {
+    return this.#machine.state;
+  }
+
+  /**
+   * Changes the supervision state; returns the state it left.
+   * @throws InvalidTransitionError when {@link SUPERVISION_TRANSITIONS} does not allow it (a bug).
+   */
+  moveTo(to: SupervisionState): SupervisionState {
+    return this.#machine.move(to);
   }
 
   get id(): string {
@@ -157,6 +191,28 @@ export class ManagedWorker {
     }
     return report;
   }
+}
+
+/**
+ * Moves a worker to `to`, the way the supervisor does: a move the table allows is logged (debug) and
+ * returns true. One it does not allow is a bug in the hive: logged as an error with the stack that
+ * asked for it, and refused (false), or thrown when `strict` (the tests run hives strict).
+ */
+export function moveWorker(w: ManagedWorker, to: SupervisionState, log: Logger, strict: boolean): boolean {
+  let from: SupervisionState;
+  try {
+    from = w.moveTo(to);
+  } catch (err) {
+    if (!(err instanceof InvalidTransitionError)) throw err;
+    log.error(
+      { worker_id: w.id, from: err.from, to: err.to, stack: err.stack },
+      "BUG: invalid change of a worker's supervision state; refused (please report it)",
+    );
+    if (strict) throw err;
+    return false;
+  }
+  log.debug({ worker_id: w.id, from, to }, "worker supervision state");
+  return true;
 }
 
 /** `host:port` of an RPC server, with an IPv6 host in brackets. */

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync } from "node:fs";
-import { readBody, sendRequest, TlsTrustError } from "@rbee/server-kit";
+import { readBody, StateMachine, sendRequest, TlsTrustError, type TransitionTable } from "@rbee/server-kit";
 import { WorkerStartError } from "./errors.js";
 import { describeExit, type ExitInfo } from "./exit-reason.js";
 import { formatLogLine, isHealthPollLine, openWorkerLog, readLastLines } from "./worker-log-file.js";
@@ -15,6 +15,16 @@ const readyPollMs = (sinceStartMs: number) => (sinceStartMs < 1000 ? 25 : 100);
 const LOG_TAIL_LINES = 20;
 /** The line the hive writes into a worker's log before each start. */
 const START_MESSAGE = "hive: starting worker";
+
+export type WorkerProcessState = "starting" | "ready" | "stopping" | "exited";
+
+/** Which state of a worker process may follow which (it may exit at any time, once). */
+export const WORKER_PROCESS_TRANSITIONS: TransitionTable<WorkerProcessState> = Object.freeze({
+  starting: ["ready", "stopping", "exited"],
+  ready: ["stopping", "exited"],
+  stopping: ["exited"],
+  exited: [],
+});
 
 export interface WorkerProcessOptions {
   workerId: string;
@@ -47,7 +57,7 @@ export class WorkerProcess {
   readonly startedAt = new Date();
   /** Resolves once the process has exited (or could not be started). */
   readonly exited: Promise<ExitInfo>;
-  #state: "starting" | "ready" | "stopping" | "exited" = "starting";
+  readonly #state: StateMachine<WorkerProcessState>;
   #exit: ExitInfo | undefined;
   #stopping: Promise<ExitInfo> | undefined;
   /** Pauses of waitReady, woken early when the process exits. */
@@ -55,6 +65,7 @@ export class WorkerProcess {
 
   constructor(options: WorkerProcessOptions) {
     this.options = options;
+    this.#state = new StateMachine(`worker process '${options.workerId}'`, WORKER_PROCESS_TRANSITIONS, "starting");
     const fd = openWorkerLog(options.logFile, {
       msg: START_MESSAGE,
       worker_id: options.workerId,
@@ -75,7 +86,7 @@ export class WorkerProcess {
       const done = (exit: ExitInfo) => {
         if (this.#exit !== undefined) return;
         this.#exit = exit;
-        this.#state = "exited";
+        this.#state.move("exited");
         resolve(exit);
         for (const wake of this.#wakers) wake();
       };
@@ -88,8 +99,8 @@ export class WorkerProcess {
     return this.child.pid;
   }
 
-  get state(): "starting" | "ready" | "stopping" | "exited" {
-    return this.#state;
+  get state(): WorkerProcessState {
+    return this.#state.state;
   }
 
   get exitInfo(): ExitInfo | undefined {
@@ -119,7 +130,7 @@ export class WorkerProcess {
       }
       if (await this.#healthy(signal)) {
         await this.#checkIdentity(signal);
-        if (this.#state === "starting") this.#state = "ready";
+        if (this.state === "starting") this.#state.move("ready");
         return;
       }
       const pollMs = readyPollMs(Date.now() - this.startedAt.getTime());
@@ -131,7 +142,7 @@ export class WorkerProcess {
   stop(graceMs: number): Promise<ExitInfo> {
     if (this.#exit !== undefined) return Promise.resolve(this.#exit);
     this.#stopping ??= (async () => {
-      this.#state = "stopping";
+      this.#state.move("stopping");
       this.kill("SIGTERM");
       const timer = setTimeout(() => this.kill("SIGKILL"), graceMs);
       try {
@@ -171,7 +182,7 @@ export class WorkerProcess {
       message,
       {
         workerId: this.options.workerId,
-        state: this.#state,
+        state: this.state,
         exitCode: this.#exit?.code ?? null,
         signal: this.#exit?.signal ?? null,
         logTail: await this.logTail(),

@@ -14,7 +14,7 @@ import { isWorkerProcess, looksLikeWorker, stopAdoptedProcess } from "./adopted-
 import { WorkerExistsError, WorkerNotFoundError, WorkerStartError, WorkerStoppedError } from "./errors.js";
 import { type ExitInfo, toWorkerExit } from "./exit-reason.js";
 import type { HiveMetrics } from "./hive-metrics.js";
-import { ManagedWorker, type WorkerSpec } from "./managed-worker.js";
+import { ManagedWorker, moveWorker, type SupervisionState, type WorkerSpec } from "./managed-worker.js";
 import type { PortAllocator } from "./port-allocator.js";
 import type { RestartPolicy } from "./restart-policy.js";
 import { SpareWorker } from "./spare-worker.js";
@@ -77,6 +77,8 @@ export interface WorkerSupervisorOptions {
   onStartFailed?: (spec: WorkerSpec) => void;
   /** Keep a spare llm worker process ready for the next CPU worker (see SpareWorker). */
   spareWorker?: boolean;
+  /** An invalid change of a worker's state throws instead of being logged and refused (tests). */
+  strictStates?: boolean;
 }
 
 export interface SpawnOptions {
@@ -140,11 +142,9 @@ export class WorkerSupervisor {
         this.#o.records.remove(id);
         continue;
       }
-      const w = new ManagedWorker(saved.spec, saved.port);
-      const now = Date.now();
+      const w = new ManagedWorker(saved.spec, saved.port, "running");
       w.adopted = { pid: saved.pid, url: saved.url };
-      w.state = "running";
-      w.readyAt = now;
+      w.readyAt = Date.now();
       w.restarts = saved.restarts;
       w.startedAt = saved.startedAt;
       this.#o.ports.hold(saved.port);
@@ -227,7 +227,7 @@ export class WorkerSupervisor {
       throw await this.#failedStart(w, err, o.signal);
     }
     if (w.state !== "starting") throw await this.#failedStart(w, new Error("stopped while starting"), o.signal);
-    w.state = "running";
+    this.#moveTo(w, "running");
     w.readyAt = Date.now();
     this.#o.metrics.spawns.inc({ outcome: "ready" });
     this.#save(w);
@@ -235,7 +235,6 @@ export class WorkerSupervisor {
       { worker_id: w.id, pid: w.pid, url: this.#o.workerUrl(w.port), start_ms: Math.round(performance.now() - t0) },
       "worker ready",
     );
-    this.#changed();
     return w.report(this.#o.workerUrl);
   }
 
@@ -291,9 +290,8 @@ export class WorkerSupervisor {
       if (hb.url !== undefined) w.adopted.url = hb.url;
       if (hb.status === "Stopped" && w.state === "running") {
         this.#o.log.info({ worker_id: w.id }, "adopted worker stopped");
-        w.state = "stopped";
+        this.#moveTo(w, "stopped");
         this.#remove(w);
-        this.#changed();
         return [];
       }
     }
@@ -405,9 +403,11 @@ export class WorkerSupervisor {
     log.warn({ worker_id: w.id, err: err instanceof Error ? err.message : String(err) }, "worker failed to start");
     this.#o.onStartFailed?.(w.spec);
     await w.process?.stop(this.#o.stopGraceMs);
-    w.state = "failed";
-    this.#remove(w);
-    this.#changed();
+    // a stop asked for meanwhile ends the worker itself (stopping → stopped)
+    if (w.state === "starting") {
+      this.#moveTo(w, "failed");
+      this.#remove(w);
+    }
     return err;
   }
 
@@ -420,9 +420,8 @@ export class WorkerSupervisor {
       if (exit.code === 0 && w.endReason === undefined) {
         // it stopped itself on purpose (SIGTERM from someone, a shutdown command, its orphan rule)
         this.#o.log.info(facts, "worker stopped on its own");
-        w.state = "stopped";
+        this.#moveTo(w, "stopped");
         this.#remove(w);
-        this.#changed();
         return;
       }
       this.#o.metrics.crashes.inc();
@@ -442,21 +441,19 @@ export class WorkerSupervisor {
     if (this.#closing) return;
     const decision = this.#o.restartPolicy.next(w.restartTimes);
     if (!decision.restart) {
-      w.state = "failed";
+      this.#moveTo(w, "failed");
       this.#o.ports.release(w.port);
       this.#o.records.remove(w.id); // nothing runs any more that a later hive could take back
       this.#o.log.error(
         { worker_id: w.id, restarts: w.restarts, restarts_in_window: decision.restartsInWindow, last_exit: w.lastExit },
         "worker failed: restarts ran out; it stays listed as Failed until it is stopped",
       );
-      this.#changed();
       return;
     }
-    w.state = "restarting";
+    this.#moveTo(w, "restarting");
     this.#o.log.info({ worker_id: w.id, delay_ms: decision.delayMs, restarts: w.restarts }, "restarting worker");
     w.restartTimer = setTimeout(() => void this.#restart(w), decision.delayMs);
     w.restartTimer.unref();
-    this.#changed();
   }
 
   async #restart(w: ManagedWorker): Promise<void> {
@@ -481,29 +478,26 @@ export class WorkerSupervisor {
       return;
     }
     if (w.state !== "restarting") return;
-    w.state = "running";
+    this.#moveTo(w, "running");
     w.readyAt = Date.now();
     this.#save(w);
     this.#o.log.info({ worker_id: w.id, pid: w.pid, port: w.port, restarts: w.restarts }, "worker restarted");
-    this.#changed();
   }
 
   async #stop(w: ManagedWorker, reason: string): Promise<HiveWorkerReport> {
     clearTimeout(w.restartTimer);
-    w.state = "stopping";
+    this.#moveTo(w, "stopping");
     w.endReason = reason;
     this.#o.log.info({ worker_id: w.id, pid: w.pid, reason }, "stopping worker");
-    this.#changed();
     if (w.process !== undefined) {
       await w.process.stop(this.#o.stopGraceMs);
     } else if (w.adopted !== undefined) {
       const how = await stopAdoptedProcess(w.adopted.url, w.adopted.pid, this.#o.token, this.#o.stopGraceMs);
       w.lastExit = { code: null, signal: null, at: new Date().toISOString(), reason: `${reason} (${how})` };
     }
-    w.state = "stopped";
+    this.#moveTo(w, "stopped");
     this.#remove(w);
     this.#o.log.info({ worker_id: w.id, last_exit: w.lastExit }, "worker stopped");
-    this.#changed();
     return w.report(this.#o.workerUrl);
   }
 
@@ -528,10 +522,10 @@ export class WorkerSupervisor {
     const w = new ManagedWorker(
       { workerId: id, workerType: hb.worker_type ?? "unknown", modelId: hb.model, device: hb.device },
       port,
+      "running",
     );
     const now = Date.now();
     w.adopted = { pid: hb.pid ?? null, url: hb.url ?? `${this.#o.scheme}://${this.#o.localHost}:${port}` };
-    w.state = "running";
     w.readyAt = now;
     w.heartbeat = hb;
     w.heartbeatAt = now;
@@ -565,7 +559,7 @@ export class WorkerSupervisor {
         // gone meanwhile
       }
     }
-    w.state = "failed";
+    this.#moveTo(w, "failed");
     w.lastExit = {
       code: null,
       signal: pid === null ? null : "SIGKILL",
@@ -573,13 +567,12 @@ export class WorkerSupervisor {
       reason: `${reason} (an adopted worker is not restarted)`,
     };
     this.#o.ports.release(w.port);
-    this.#changed();
   }
 
   #adoptedGone(w: ManagedWorker): void {
     const last = w.heartbeat?.status;
     if (last === "Stopping" || last === "Stopped") {
-      w.state = "stopped";
+      this.#moveTo(w, "stopped");
       this.#remove(w);
     } else if (w.spec.modelPath !== undefined) {
       // taken back from its record: the hive knows how to start it, so it is a crash like any other
@@ -596,7 +589,7 @@ export class WorkerSupervisor {
       return;
     } else {
       this.#o.metrics.crashes.inc();
-      w.state = "failed";
+      this.#moveTo(w, "failed");
       w.lastExit = {
         code: null,
         signal: null,
@@ -606,7 +599,6 @@ export class WorkerSupervisor {
       this.#o.ports.release(w.port);
     }
     this.#o.log.warn({ worker_id: w.id, status: w.status() }, "adopted worker's process is gone");
-    this.#changed();
   }
 
   /** Where the hive reaches a worker on this machine. */
@@ -639,6 +631,16 @@ export class WorkerSupervisor {
 
   #assertOpen(): void {
     if (this.#closing) throw new ShuttingDownError("this hive");
+  }
+
+  /**
+   * The one place a worker's supervision state changes: guarded by SUPERVISION_TRANSITIONS (see
+   * moveWorker), and reported to the queen with the next heartbeat, as every state change is.
+   */
+  #moveTo(w: ManagedWorker, to: SupervisionState): boolean {
+    if (!moveWorker(w, to, this.#o.log, this.#o.strictStates === true)) return false;
+    this.#changed();
+    return true;
   }
 
   #changed(): void {

@@ -1,37 +1,40 @@
 import { SERVING_STATUSES, type WorkerStatus } from "@rbee/contract";
+import { StateMachine, type TransitionTable } from "@rbee/server-kit";
 
-const ALLOWED: Record<WorkerStatus, readonly WorkerStatus[]> = {
+/** The worker's life cycle: which status may follow which. */
+export const WORKER_STATUS_TRANSITIONS: TransitionTable<WorkerStatus> = Object.freeze({
   Starting: ["Ready", "Stopping", "Failed"],
   Ready: ["Busy", "Stopping", "Failed"],
   Busy: ["Ready", "Stopping", "Failed"],
   Stopping: ["Stopped", "Failed"],
   Stopped: [],
   Failed: ["Stopping", "Stopped"],
-};
+});
 
 /** The worker's status: Starting → Ready ⇄ Busy → Stopping → Stopped, with listeners for changes. */
 export class WorkerStatusMachine {
-  #status: WorkerStatus = "Starting";
+  readonly #machine = new StateMachine<WorkerStatus>("worker status", WORKER_STATUS_TRANSITIONS, "Starting");
   #listeners: Array<(to: WorkerStatus, from: WorkerStatus) => void> = [];
 
   get status(): WorkerStatus {
-    return this.#status;
+    return this.#machine.state;
   }
 
   get serving(): boolean {
-    return SERVING_STATUSES.includes(this.#status);
+    return SERVING_STATUSES.includes(this.status);
   }
 
   get stopping(): boolean {
-    return this.#status === "Stopping" || this.#status === "Stopped";
+    return this.status === "Stopping" || this.status === "Stopped";
   }
 
-  /** Moves to `to`; a move the life cycle does not allow throws (a bug, not a user error). */
+  /**
+   * Moves to `to` (staying is no move); a move the life cycle does not allow throws
+   * InvalidTransitionError (a bug, not a user error).
+   */
   transition(to: WorkerStatus): void {
-    const from = this.#status;
-    if (from === to) return;
-    if (!ALLOWED[from].includes(to)) throw new Error(`worker status cannot move from ${from} to ${to}`);
-    this.#status = to;
+    if (this.status === to) return;
+    const from = this.#machine.move(to);
     for (const l of this.#listeners) l(to, from);
   }
 
