@@ -66,6 +66,8 @@ export class ChaosCluster {
       RBEE_LOG_LEVEL: "info",
       // the hives keep their spare llm worker process, as they do by default (the test suite turns it off)
       RBEE_SPARE_WORKER: "1",
+      // an invalid change of a worker's state (a bug) crashes the hive rather than being only logged
+      RBEE_STRICT_STATES: "1",
       [CHAOS_MARKER]: this.marker,
     };
   }
