@@ -1,5 +1,4 @@
 export { ollamaUrlFromHost, resolveOllama } from "./find-ollama.js";
-export { streamNdjson } from "./ndjson-stream.js";
 export {
   DEFAULT_OLLAMA_START_TIMEOUT_MS,
   DEFAULT_OLLAMA_URL,

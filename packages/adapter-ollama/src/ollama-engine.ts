@@ -26,7 +26,6 @@ import {
   startEngineOnFreePort,
   type WorkerEngine,
 } from "@rbee/worker-kit";
-import { streamNdjson } from "./ndjson-stream.js";
 import {
   EmbedReply,
   GenerateChunk,
@@ -151,7 +150,7 @@ export class OllamaEngine implements WorkerEngine {
     );
     let pullError: Error | undefined;
     try {
-      await this.#pull(ctx);
+      await this.#pull(client, ctx);
     } catch (err) {
       // an Ollama with no way to its registry (offline) cannot pull even a model it has: go on
       // when /api/show finds the model, say why otherwise
@@ -187,38 +186,33 @@ export class OllamaEngine implements WorkerEngine {
     return { modelId: this.#o.modelId, slots: this.#o.parallel, contextSize: this.#o.ctxSize ?? 4096 };
   }
 
-  async #pull(ctx: LoadContext): Promise<void> {
+  async #pull(client: EngineClient, ctx: LoadContext): Promise<void> {
     let last = "";
     let lastPercent = -10;
     try {
-      await streamNdjson(
-        `${this.#base}/api/pull`,
-        { model: this.#o.model, stream: true },
-        { signal: ctx.signal, what: "ollama" },
-        (line) => {
-          const p = safeParse(PullProgress, line, "ollama /api/pull progress");
-          if (!p.ok) throw new RbeeError(p.error.message, { statusCode: 502, code: "bad_gateway" });
-          if (p.value.error !== undefined) {
-            throw new EngineHttpError({ status: 500, message: p.value.error, body: line }, "/api/pull");
-          }
-          const percent = p.value.total ? Math.floor((100 * (p.value.completed ?? 0)) / p.value.total) : -1;
-          // one line per step, and every 10% of a layer
-          if (p.value.status !== last || percent >= lastPercent + 10) {
-            ctx.log.info(
-              {
-                engine: "ollama",
-                model: this.#o.model,
-                status: p.value.status,
-                percent: percent >= 0 ? percent : undefined,
-              },
-              `ollama pull ${this.#o.model}: ${pullFacts(p.value)}`,
-            );
-            last = p.value.status ?? "";
-            lastPercent = percent;
-          }
-          return undefined;
-        },
-      );
+      await client.streamNdjson("/api/pull", { model: this.#o.model, stream: true }, { signal: ctx.signal }, (line) => {
+        const p = safeParse(PullProgress, line, "ollama /api/pull progress");
+        if (!p.ok) throw new RbeeError(p.error.message, { statusCode: 502, code: "bad_gateway" });
+        if (p.value.error !== undefined) {
+          throw new EngineHttpError({ status: 500, message: p.value.error, body: line }, "/api/pull");
+        }
+        const percent = p.value.total ? Math.floor((100 * (p.value.completed ?? 0)) / p.value.total) : -1;
+        // one line per step, and every 10% of a layer
+        if (p.value.status !== last || percent >= lastPercent + 10) {
+          ctx.log.info(
+            {
+              engine: "ollama",
+              model: this.#o.model,
+              status: p.value.status,
+              percent: percent >= 0 ? percent : undefined,
+            },
+            `ollama pull ${this.#o.model}: ${pullFacts(p.value)}`,
+          );
+          last = p.value.status ?? "";
+          lastPercent = percent;
+        }
+        return undefined;
+      });
     } catch (err) {
       const e = toRbeeError(err, this.#o.model);
       throw new RbeeError(`ollama could not pull '${this.#o.model}': ${e.message}`, {
@@ -250,31 +244,26 @@ export class OllamaEngine implements WorkerEngine {
     let tokens = 0;
     let final: GenerateChunk | undefined;
     try {
-      await streamNdjson(
-        client.url(path),
-        ollamaBody(request, this.#o),
-        { signal: ctx.signal, what: "ollama" },
-        (line) => {
-          const chunk = safeParse(GenerateChunk, line, `ollama ${path} chunk`);
-          if (!chunk.ok) throw new RbeeError(chunk.error.message, { statusCode: 502, code: "bad_gateway" });
-          if (chunk.value.error !== undefined) {
-            throw new EngineHttpError({ status: 500, message: chunk.value.error, body: line }, path);
+      await client.streamNdjson(path, ollamaBody(request, this.#o), { signal: ctx.signal }, (line) => {
+        const chunk = safeParse(GenerateChunk, line, `ollama ${path} chunk`);
+        if (!chunk.ok) throw new RbeeError(chunk.error.message, { statusCode: 502, code: "bad_gateway" });
+        if (chunk.value.error !== undefined) {
+          throw new EngineHttpError({ status: 500, message: chunk.value.error, body: line }, path);
+        }
+        const piece = (chat ? chunk.value.message?.content : chunk.value.response) ?? "";
+        if (chunk.value.done === true) {
+          final = chunk.value;
+          if (piece !== "") {
+            text += piece;
+            return ctx.emit(piece, 1)?.then(() => "stop" as const) ?? "stop";
           }
-          const piece = (chat ? chunk.value.message?.content : chunk.value.response) ?? "";
-          if (chunk.value.done === true) {
-            final = chunk.value;
-            if (piece !== "") {
-              text += piece;
-              return ctx.emit(piece, 1)?.then(() => "stop" as const) ?? "stop";
-            }
-            return "stop";
-          }
-          if (piece === "") return undefined;
-          text += piece;
-          tokens += 1;
-          return ctx.emit(piece, 1);
-        },
-      );
+          return "stop";
+        }
+        if (piece === "") return undefined;
+        text += piece;
+        tokens += 1;
+        return ctx.emit(piece, 1);
+      });
     } catch (err) {
       if (ctx.signal.aborted) return { text, tokensGenerated: tokens, promptTokens: 0, finishReason: "cancelled" };
       throw toRbeeError(err, this.#o.model);

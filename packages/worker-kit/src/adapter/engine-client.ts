@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
-import { parseJson, RbeeError, type SseMessage, SseParser } from "@rbee/contract";
+import { parseJson, RbeeError, type SseMessage } from "@rbee/contract";
 import { readBody, sendRequest, UnreachableError } from "@rbee/server-kit";
+import { NDJSON_FORMAT, readEngineStream, SSE_FORMAT, type StreamItemHandler } from "./engine-stream.js";
 
 /** An error reply from an engine, read leniently: engines do not share rbee's error shape. */
 export interface EngineErrorReply {
@@ -126,68 +127,56 @@ export class EngineClient {
   }
 
   /**
-   * POSTs `body` and hands each SSE event of the reply to `onEvent` as it arrives: the per-token path,
-   * with no promise per event. When `onEvent` returns a promise, reading pauses until it settles (the
-   * client's backpressure); "stop" ends the stream there; a throw ends it with that error. An error
-   * status throws EngineHttpError. Aborting `signal` closes the connection (so the engine learns that
-   * the client went away) and resolves.
+   * POSTs `body` and hands each SSE event of the reply to `onEvent` as it arrives (see
+   * readEngineStream: backpressure, "stop", errors). An error status throws EngineHttpError.
+   * Aborting `signal` closes the connection (so the engine learns that the client went away) and
+   * resolves.
    */
   async stream(
     path: string,
     body: unknown,
     o: { signal?: AbortSignal },
-    onEvent: (message: SseMessage) => "stop" | Promise<unknown> | undefined,
+    onEvent: StreamItemHandler<SseMessage>,
   ): Promise<void> {
-    const res = await this.#send(path, { body, signal: o.signal });
+    const res = await this.#streamed(path, body, o.signal);
+    await readEngineStream(res, SSE_FORMAT, { name: this.name, signal: o.signal }, onEvent);
+  }
+
+  /**
+   * POSTs `body` to an NDJSON endpoint (Ollama's `/api/generate`, `/api/chat`, `/api/pull`) and
+   * hands each line, parsed, to `onLine`, as {@link stream} does with events. A line that is not a
+   * JSON object is an RbeeError (`engine_stream_broken`). Aborting `signal`, even before the reply
+   * comes, resolves.
+   */
+  async streamNdjson(
+    path: string,
+    body: unknown,
+    o: { signal?: AbortSignal },
+    onLine: StreamItemHandler<Record<string, unknown>>,
+  ): Promise<void> {
+    let res: IncomingMessage;
+    try {
+      res = await this.#streamed(path, body, o.signal, { accept: "application/x-ndjson" });
+    } catch (err) {
+      if (o.signal?.aborted) return;
+      throw err;
+    }
+    await readEngineStream(res, NDJSON_FORMAT, { name: this.name, signal: o.signal }, onLine);
+  }
+
+  /** POSTs a streamed request; an error status throws EngineHttpError. */
+  async #streamed(
+    path: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+    headers?: Record<string, string>,
+  ): Promise<IncomingMessage> {
+    const res = await this.#send(path, { body, signal, headers });
     const status = res.statusCode ?? 500;
     if (status >= 400) {
       const text = await readBody(res).catch(() => "");
       throw new EngineHttpError(readEngineError(status, text), path);
     }
-    const decoder = new TextDecoder();
-    await new Promise<void>((resolve, reject) => {
-      let done = false;
-      const finish = (err?: unknown) => {
-        if (done) return;
-        done = true;
-        // the stream's connection is closed, never pooled: llama-server announces keep-alive on a
-        // stream but closes the connection after it, so a socket reused for the next request would
-        // fail ("socket hang up")
-        res.destroy();
-        if (err === undefined || o.signal?.aborted) resolve();
-        else reject(err);
-      };
-      const broken = (why: string) =>
-        new RbeeError(`the stream from ${this.name} broke: ${why}`, {
-          statusCode: 502,
-          code: "engine_stream_broken",
-          retryable: true,
-        });
-      const parser = new SseParser((message) => {
-        if (done) return;
-        let next: "stop" | Promise<unknown> | undefined;
-        try {
-          next = onEvent(message);
-        } catch (err) {
-          finish(err);
-          return;
-        }
-        if (next === "stop") finish();
-        else if (next !== undefined) {
-          res.pause();
-          next.then(() => {
-            if (!done) res.resume();
-          }, finish);
-        }
-      });
-      res.on("data", (chunk: Buffer) => parser.push(decoder.decode(chunk, { stream: true })));
-      res.on("end", () => {
-        parser.push(decoder.decode());
-        parser.end();
-        finish();
-      });
-      res.on("error", (err) => finish(broken(err.message)));
-      res.on("close", () => finish(res.complete ? undefined : broken("the connection closed mid-stream")));
-    });
+    return res;
   }
 }

@@ -16,6 +16,13 @@ export {
   startEngineOnFreePort,
   tcpAccepts,
 } from "./engine-process.js";
+export {
+  NDJSON_FORMAT,
+  readEngineStream,
+  SSE_FORMAT,
+  type StreamFormat,
+  type StreamItemHandler,
+} from "./engine-stream.js";
 export { LineSplitter, LogTail } from "./log-lines.js";
 export {
   compareVersions,
