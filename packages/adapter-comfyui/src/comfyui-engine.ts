@@ -12,12 +12,11 @@ import {
   type WorkerHeartbeat,
   type WorkflowInputValue,
 } from "@rbee/contract";
-import { freePort } from "@rbee/server-kit";
 import {
-  EngineClient,
+  type EngineClient,
+  EngineEndpoint,
   type EngineGuard,
   EngineHttpError,
-  EngineProcess,
   type ImageContext,
   type ImageResult,
   type InferContext,
@@ -88,33 +87,21 @@ export class ComfyUiEngine implements WorkerEngine {
   readonly capabilities: readonly WorkerCapability[] = ["image-generation", "workflow"];
 
   #o: ComfyUiEngineOptions;
-  #version = "unknown";
-  #base = "";
-  #client: EngineClient | undefined;
+  /** The ComfyUI this adapter talks to (started by it, or attached to). */
+  readonly engine = new EngineEndpoint("comfyui");
   #socket: ComfySocket | undefined;
-  #process: EngineProcess | undefined;
   #workflow: Workflow | undefined;
   #checkpoint = "";
   #timer: NodeJS.Timeout | undefined;
   #vram: { used: number; total: number } | undefined;
   #running: Running | undefined;
-  #disposed = false;
 
   constructor(options: ComfyUiEngineOptions) {
     this.#o = options;
   }
 
   get version(): string {
-    return this.#version;
-  }
-
-  get engineProcess(): EngineProcess | undefined {
-    return this.#process;
-  }
-
-  /** The ComfyUI this adapter talks to. */
-  get baseUrl(): string {
-    return this.#base;
+    return this.engine.version;
   }
 
   /** The checkpoint file ComfyUI loads for this worker's model. */
@@ -125,39 +112,33 @@ export class ComfyUiEngine implements WorkerEngine {
   async load(ctx: LoadContext): Promise<LoadedModel> {
     const { log } = ctx;
     this.#workflow = await Workflow.load(this.#o.workflowPath);
-    if (this.#o.start !== undefined) {
-      const port = await freePort("127.0.0.1");
-      this.#base = `http://127.0.0.1:${port}`;
-      const args = ["main.py", "--listen", "127.0.0.1", "--port", String(port), ...(this.#o.start.extraArgs ?? [])];
-      log.info({ engine: "comfyui", python: this.#o.start.python, dir: this.#o.start.dir, args }, "starting comfyui");
-      this.#process = new EngineProcess({
-        name: "comfyui",
-        binary: this.#o.start.python,
-        args,
-        cwd: this.#o.start.dir,
-        env: this.#o.start.env,
-        binaryHint: COMFYUI_HINT,
-        readyUrl: `${this.#base}/system_stats`,
-        startTimeoutMs: this.#o.start.startTimeoutMs ?? DEFAULT_COMFYUI_START_TIMEOUT_MS,
-        guard: this.#o.start.guard,
-        log: log.child({ component: "engine" }),
-        onUnexpectedExit: (error) => ctx.fail(error),
-      });
-      await this.#process.start(ctx.signal);
-    } else {
-      this.#base = (this.#o.url ?? DEFAULT_COMFYUI_URL).replace(/\/+$/, "");
-    }
-    const client = new EngineClient(this.#base, "comfyui");
-    this.#client = client;
+    const start = this.#o.start;
+    const client = await this.engine.open(
+      {
+        start: start && {
+          name: "comfyui",
+          binary: start.python,
+          args: (port) => ["main.py", "--listen", "127.0.0.1", "--port", String(port), ...(start.extraArgs ?? [])],
+          env: () => start.env ?? {},
+          cwd: start.dir,
+          binaryHint: COMFYUI_HINT,
+          readyPath: "/system_stats",
+          startTimeoutMs: start.startTimeoutMs ?? DEFAULT_COMFYUI_START_TIMEOUT_MS,
+          guard: start.guard,
+        },
+        url: this.#o.url ?? DEFAULT_COMFYUI_URL,
+      },
+      ctx,
+    );
     const stats = await probeEngine(client, "/system_stats", SystemStats, {
       product: "ComfyUI",
       hint: COMFYUI_HINT,
       signal: ctx.signal,
     });
-    this.#version = stats.system.comfyui_version ?? "unknown";
+    this.engine.version = stats.system.comfyui_version ?? "unknown";
     this.#readStats(stats);
     this.#checkpoint = await this.#findCheckpoint(client, ctx.signal);
-    this.#socket = new ComfySocket(this.#base, log);
+    this.#socket = new ComfySocket(this.engine.baseUrl, log);
     this.#socket.onMessage = (m) => this.#track(m.type, m.data);
     await this.#socket.open(ctx.signal);
     this.#timer = setInterval(() => void this.#poll(), this.#o.statsIntervalMs ?? 2000);
@@ -165,13 +146,10 @@ export class ComfyUiEngine implements WorkerEngine {
     log.info(
       {
         engine: "comfyui",
-        url: this.#base,
-        version: this.#version,
+        ...this.engine.facts(),
         checkpoint: this.#checkpoint,
         workflow: this.#workflow.name,
         workflow_inputs: this.#workflow.inputs.join(","),
-        mode: this.#process ? "start" : "attach",
-        engine_pid: this.#process?.pid,
       },
       "comfyui serving",
     );
@@ -199,7 +177,7 @@ export class ComfyUiEngine implements WorkerEngine {
     if (found !== undefined) return found;
     throw new ModelNotFoundError(
       wanted,
-      `ComfyUI at ${this.#base} has no checkpoint '${wanted}' in models/checkpoints; it has: ${list.length > 0 ? list.join(", ") : "none"}`,
+      `ComfyUI at ${this.engine.baseUrl} has no checkpoint '${wanted}' in models/checkpoints; it has: ${list.length > 0 ? list.join(", ") : "none"}`,
     );
   }
 
@@ -285,7 +263,7 @@ export class ComfyUiEngine implements WorkerEngine {
     overall: (fraction: number) => number,
     image: number,
   ): Promise<{ promptId: string; refs: ImageRef[] }> {
-    const client = this.#ready();
+    const client = this.engine.ready();
     const socket = this.#socket as ComfySocket;
     await socket.open(ctx.signal);
     let promptId: string;
@@ -383,7 +361,7 @@ export class ComfyUiEngine implements WorkerEngine {
 
   async #view(ref: ImageRef, signal: AbortSignal): Promise<{ data: Buffer; mime: string }> {
     const q = new URLSearchParams({ filename: ref.filename, subfolder: ref.subfolder, type: ref.type });
-    const file = await this.#ready().bytes(`/view?${q}`, { signal, timeoutMs: 60_000 });
+    const file = await this.engine.ready().bytes(`/view?${q}`, { signal, timeoutMs: 60_000 });
     const mime = file.contentType?.split(";")[0]?.trim() || "image/png";
     return { data: file.data, mime };
   }
@@ -469,8 +447,8 @@ export class ComfyUiEngine implements WorkerEngine {
   }
 
   async #poll(): Promise<void> {
-    const client = this.#client;
-    if (client === undefined || this.#disposed) return;
+    const client = this.engine.client;
+    if (client === undefined) return;
     try {
       const s = safeParse(
         SystemStats,
@@ -499,21 +477,8 @@ export class ComfyUiEngine implements WorkerEngine {
   }
 
   async dispose(): Promise<void> {
-    if (this.#disposed) return;
-    this.#disposed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#socket?.close();
-    await this.#process?.stop();
-  }
-
-  #ready(): EngineClient {
-    if (
-      this.#client === undefined ||
-      this.#disposed ||
-      (this.#process !== undefined && this.#process.state !== "ready")
-    ) {
-      throw new RbeeError("comfyui is not running", { statusCode: 503, code: "not_ready", retryable: true });
-    }
-    return this.#client;
+    await this.engine.close();
   }
 }

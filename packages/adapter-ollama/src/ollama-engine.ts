@@ -12,10 +12,10 @@ import {
 } from "@rbee/contract";
 import type { Logger } from "@rbee/server-kit";
 import {
-  EngineClient,
+  type EngineClient,
+  EngineEndpoint,
   type EngineGuard,
   EngineHttpError,
-  type EngineProcess,
   type InferContext,
   type InferResult,
   type LoadContext,
@@ -23,7 +23,6 @@ import {
   probeEngine,
   refuseUnmapped,
   samplingFields,
-  startEngineOnFreePort,
   type WorkerEngine,
 } from "@rbee/worker-kit";
 import {
@@ -87,38 +86,26 @@ export class OllamaEngine implements WorkerEngine {
   readonly capabilities: readonly WorkerCapability[] = ["text-generation", "chat", "json_schema", "embeddings"];
 
   #o: OllamaEngineOptions;
-  #version = "unknown";
-  #base = "";
-  #client: EngineClient | undefined;
-  #process: EngineProcess | undefined;
+  /** The Ollama this adapter talks to (started by it, or attached to). */
+  readonly engine = new EngineEndpoint("ollama");
   #timer: NodeJS.Timeout | undefined;
   #ps: { name: string; size_vram?: number; expires_at?: string }[] = [];
   #tags: string[] = [];
-  #disposed = false;
 
   constructor(options: OllamaEngineOptions) {
     this.#o = options;
   }
 
   get version(): string {
-    return this.#version;
-  }
-
-  get engineProcess(): EngineProcess | undefined {
-    return this.#process;
-  }
-
-  /** The Ollama this adapter talks to. */
-  get baseUrl(): string {
-    return this.#base;
+    return this.engine.version;
   }
 
   async load(ctx: LoadContext): Promise<LoadedModel> {
     const { log } = ctx;
     const start = this.#o.start;
-    if (start !== undefined) {
-      const started = await startEngineOnFreePort(
-        {
+    const client = await this.engine.open(
+      {
+        start: start && {
           name: "ollama",
           binary: start.binary,
           args: () => ["serve"],
@@ -129,23 +116,18 @@ export class OllamaEngine implements WorkerEngine {
           startTimeoutMs: start.startTimeoutMs ?? DEFAULT_OLLAMA_START_TIMEOUT_MS,
           guard: start.guard,
         },
-        ctx,
-      );
-      this.#process = started.process;
-      this.#base = started.baseUrl;
-    } else {
-      this.#base = (this.#o.url ?? DEFAULT_OLLAMA_URL).replace(/\/+$/, "");
-    }
-    const client = new EngineClient(this.#base, "ollama");
-    this.#client = client;
+        url: this.#o.url ?? DEFAULT_OLLAMA_URL,
+      },
+      ctx,
+    );
     const v = await probeEngine(client, "/api/version", VersionReply, {
       product: "Ollama",
       hint: OLLAMA_HINT,
       signal: ctx.signal,
     });
-    this.#version = v.version;
+    this.engine.version = v.version;
     log.info(
-      { engine: "ollama", url: this.#base, version: this.#version, model: this.#o.model },
+      { engine: "ollama", url: this.engine.baseUrl, version: v.version, model: this.#o.model },
       "pulling the model through ollama",
     );
     let pullError: Error | undefined;
@@ -176,10 +158,7 @@ export class OllamaEngine implements WorkerEngine {
     log.info(
       {
         engine: "ollama",
-        url: this.#base,
-        version: this.#version,
-        mode: this.#process ? "start" : "attach",
-        engine_pid: this.#process?.pid,
+        ...this.engine.facts(),
       },
       "ollama serving",
     );
@@ -223,8 +202,8 @@ export class OllamaEngine implements WorkerEngine {
   }
 
   async #poll(): Promise<void> {
-    const client = this.#client;
-    if (client === undefined || this.#disposed) return;
+    const client = this.engine.client;
+    if (client === undefined) return;
     try {
       const ps = safeParse(PsReply, await client.json("/api/ps", { timeoutMs: 5000 }), "ollama /api/ps");
       if (ps.ok) this.#ps = ps.value.models ?? [];
@@ -237,7 +216,7 @@ export class OllamaEngine implements WorkerEngine {
 
   async infer(request: InferRequest, ctx: InferContext): Promise<InferResult> {
     refuseUnmapped(request, "Ollama");
-    const client = this.#ready();
+    const client = this.engine.ready();
     const chat = request.messages !== undefined;
     const path = chat ? "/api/chat" : "/api/generate";
     let text = "";
@@ -285,7 +264,7 @@ export class OllamaEngine implements WorkerEngine {
   }
 
   async embed(request: EmbedRequest, ctx: { signal: AbortSignal; log: Logger }): Promise<EmbedResponse> {
-    const client = this.#ready();
+    const client = this.engine.ready();
     const inputs = typeof request.input === "string" ? [request.input] : request.input;
     const body: Record<string, unknown> = { model: this.#o.model, input: inputs };
     if (this.#o.keepAlive !== undefined) body.keep_alive = keepAliveValue(this.#o.keepAlive);
@@ -327,21 +306,8 @@ export class OllamaEngine implements WorkerEngine {
   }
 
   async dispose(): Promise<void> {
-    if (this.#disposed) return;
-    this.#disposed = true;
     if (this.#timer) clearInterval(this.#timer);
-    await this.#process?.stop();
-  }
-
-  #ready(): EngineClient {
-    if (
-      this.#client === undefined ||
-      this.#disposed ||
-      (this.#process !== undefined && this.#process.state !== "ready")
-    ) {
-      throw new RbeeError("ollama is not running", { statusCode: 503, code: "not_ready", retryable: true });
-    }
-    return this.#client;
+    await this.engine.close();
   }
 }
 

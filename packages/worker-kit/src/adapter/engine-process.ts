@@ -302,6 +302,8 @@ export interface EngineOnPortOptions {
   args: (port: number) => string[];
   /** Variables for it, for that port (an engine told where to listen by its environment). */
   env?: (port: number) => Record<string, string>;
+  /** The directory it runs in (ComfyUI's checkout). */
+  cwd?: string;
   binaryHint: string;
   /** The readiness probe's path, e.g. `/health`. */
   readyPath: string;
@@ -328,6 +330,7 @@ export async function startEngineOnFreePort(
     binary: o.binary,
     args,
     env: o.env?.(port),
+    cwd: o.cwd,
     binaryHint: o.binaryHint,
     readyUrl: `${baseUrl}${o.readyPath}`,
     startTimeoutMs: o.startTimeoutMs,

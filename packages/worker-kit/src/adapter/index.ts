@@ -1,5 +1,6 @@
 export { checkEngineBinary } from "./check-binary.js";
 export { EngineClient, type EngineErrorReply, EngineHttpError, readEngineError } from "./engine-client.js";
+export { EngineEndpoint } from "./engine-endpoint.js";
 export {
   describeExit,
   EngineBinaryError,

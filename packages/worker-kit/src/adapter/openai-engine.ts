@@ -12,9 +12,9 @@ import {
 import type { Logger } from "@rbee/server-kit";
 import { z } from "zod";
 import type { InferContext, InferResult, LoadContext, LoadedModel, WorkerEngine } from "../engine.js";
-import { EngineClient, EngineHttpError } from "./engine-client.js";
+import { type EngineClient, EngineHttpError } from "./engine-client.js";
+import { EngineEndpoint } from "./engine-endpoint.js";
 import { EngineStartError } from "./engine-errors.js";
-import { type EngineProcess, startEngineOnFreePort } from "./engine-process.js";
 import { refuseUnmapped } from "./refuse-unmapped.js";
 import { samplingFields } from "./sampling-fields.js";
 import type { EngineGuard } from "./spawn-guarded.js";
@@ -133,10 +133,8 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
 
   #spec: OpenAiEngineSpec;
   #o: OpenAiEngineOptions;
-  #version = "unknown";
-  #base = "";
-  #client: EngineClient | undefined;
-  #process: EngineProcess | undefined;
+  /** The engine this adapter talks to (started by it, or attached to). */
+  readonly engine: EngineEndpoint;
   #timer: NodeJS.Timeout | undefined;
   #stats: Required<Omit<EngineStatsSample, "generatedTokens" | "memoryUsed">> & {
     tokensPerSecond: number;
@@ -144,7 +142,6 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
   } = { running: 0, waiting: 0, kvCacheUsage: 0, tokensPerSecond: 0 };
   #lastTokens: { tokens: number; at: number } | undefined;
   #statsWarned = false;
-  #disposed = false;
   #log: Logger | undefined;
   /** The name the engine serves the model under: servedModel, or the alias /v1/models lists. */
   #served: string;
@@ -156,19 +153,11 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
     this.workerType = spec.workerType;
     this.implementation = spec.name;
     this.capabilities = spec.capabilities;
+    this.engine = new EngineEndpoint(spec.name);
   }
 
   get version(): string {
-    return this.#version;
-  }
-
-  get engineProcess(): EngineProcess | undefined {
-    return this.#process;
-  }
-
-  /** The engine this adapter talks to. */
-  get baseUrl(): string {
-    return this.#base;
+    return this.engine.version;
   }
 
   async load(ctx: LoadContext): Promise<LoadedModel> {
@@ -176,10 +165,11 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
     this.#log = log;
     const name = this.#spec.name;
     const start = this.#o.start;
-    if (start !== undefined) {
-      try {
-        const started = await startEngineOnFreePort(
-          {
+    let client: EngineClient;
+    try {
+      client = await this.engine.open(
+        {
+          start: start && {
             name,
             binary: start.binary,
             args: start.args,
@@ -189,18 +179,13 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
             startTimeoutMs: start.startTimeoutMs,
             guard: start.guard,
           },
-          ctx,
-        );
-        this.#process = started.process;
-        this.#base = started.baseUrl;
-      } catch (err) {
-        throw outOfMemoryAtStart(err, name, this.#served) ?? err;
-      }
-    } else {
-      this.#base = (this.#o.url ?? "").replace(/\/+$/, "");
+          url: this.#o.url ?? "",
+        },
+        ctx,
+      );
+    } catch (err) {
+      throw outOfMemoryAtStart(err, name, this.#served) ?? err;
     }
-    const client = new EngineClient(this.#base, name);
-    this.#client = client;
     await this.#checkVersion(client, ctx.signal);
     await this.#checkModel(client, ctx.signal);
     await this.#poll();
@@ -209,10 +194,7 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
     log.info(
       {
         engine: name,
-        url: this.#base,
-        version: this.#version,
-        mode: this.#process ? "start" : "attach",
-        engine_pid: this.#process?.pid,
+        ...this.engine.facts(),
         model: this.#served,
       },
       `${name} serving`,
@@ -228,27 +210,30 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
     } catch (err) {
       if (err instanceof EngineHttpError)
         throw new RbeeError(
-          `${this.#base} answered GET /version with HTTP ${err.reply.status} (${err.reply.message}): it is not ${name}'s OpenAI-compatible server; ${this.#spec.hint}`,
+          `${this.engine.baseUrl} answered GET /version with HTTP ${err.reply.status} (${err.reply.message}): it is not ${name}'s OpenAI-compatible server; ${this.#spec.hint}`,
           { statusCode: 502, code: "bad_gateway" },
         );
-      throw new RbeeError(`no ${name} answers at ${this.#base}: ${(err as Error).message}; ${this.#spec.hint}`, {
-        statusCode: 503,
-        code: "engine_unreachable",
-        retryable: true,
-      });
+      throw new RbeeError(
+        `no ${name} answers at ${this.engine.baseUrl}: ${(err as Error).message}; ${this.#spec.hint}`,
+        {
+          statusCode: 503,
+          code: "engine_unreachable",
+          retryable: true,
+        },
+      );
     }
     const v = safeParse(VersionReply, raw, `${name} /version`);
     if (!v.ok)
       throw new RbeeError(
-        `${this.#base} does not answer /version as ${name} does (${JSON.stringify(raw).slice(0, 120)}): ${v.error.message}`,
+        `${this.engine.baseUrl} does not answer /version as ${name} does (${JSON.stringify(raw).slice(0, 120)}): ${v.error.message}`,
         { statusCode: 502, code: "bad_gateway" },
       );
-    this.#version = v.value.version;
-    const cmp = compareVersions(this.#version, this.#spec.minVersion);
+    this.engine.version = v.value.version;
+    const cmp = compareVersions(this.engine.version, this.#spec.minVersion);
     if (cmp === undefined || cmp < 0)
       throw new RbeeError(
-        `${name} at ${this.#base} reports version '${this.#version}'; this adapter needs ${name} ${this.#spec.minVersion} or newer: upgrade it`,
-        { statusCode: 502, code: "engine_version_unsupported", details: { version: this.#version } },
+        `${name} at ${this.engine.baseUrl} reports version '${this.engine.version}'; this adapter needs ${name} ${this.#spec.minVersion} or newer: upgrade it`,
+        { statusCode: 502, code: "engine_version_unsupported", details: { version: this.engine.version } },
       );
   }
 
@@ -270,13 +255,13 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
     else
       throw new ModelNotFoundError(
         this.#o.servedModel,
-        `${name} at ${this.#base} serves ${ids.length > 0 ? ids.map((i) => `'${i}'`).join(", ") : "no model"}; attach to the ${name} that serves it, or give that name with -m`,
+        `${name} at ${this.engine.baseUrl} serves ${ids.length > 0 ? ids.map((i) => `'${i}'`).join(", ") : "no model"}; attach to the ${name} that serves it, or give that name with -m`,
       );
   }
 
   async #poll(): Promise<void> {
-    const client = this.#client;
-    if (client === undefined || this.#disposed) return;
+    const client = this.engine.client;
+    if (client === undefined) return;
     let s: EngineStatsSample;
     try {
       s = await this.#spec.readStats(client);
@@ -308,7 +293,7 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
 
   async infer(request: InferRequest, ctx: InferContext): Promise<InferResult> {
     refuseUnmapped(request, this.#spec.name);
-    const client = this.#ready();
+    const client = this.engine.ready();
     const chat = request.messages !== undefined;
     const path = chat ? "/v1/chat/completions" : "/v1/completions";
     let text = "";
@@ -381,21 +366,8 @@ export class OpenAiCompatibleEngine implements WorkerEngine {
   }
 
   async dispose(): Promise<void> {
-    if (this.#disposed) return;
-    this.#disposed = true;
     if (this.#timer) clearInterval(this.#timer);
-    await this.#process?.stop();
-  }
-
-  #ready(): EngineClient {
-    if (
-      this.#client === undefined ||
-      this.#disposed ||
-      (this.#process !== undefined && this.#process.state !== "ready")
-    ) {
-      throw new RbeeError(`${this.#spec.name} is not running`, { statusCode: 503, code: "not_ready", retryable: true });
-    }
-    return this.#client;
+    await this.engine.close();
   }
 }
 
