@@ -24,8 +24,9 @@ import { freePort } from "./helpers.js";
  * with its secret), a queen and a hive as processes. A package is published into the bucket,
  * installed on the hive through the queen, spawned and asked; an interrupted download resumes with
  * a Range that the catalog passes on to the bucket. A catalog whose bucket refuses it does not start.
+ * On the same cluster: a spawn's configuration, checked against the package's config_schema.
  */
-describe("worker catalog on object storage (the S3 API fixture)", { timeout: 240_000 }, () => {
+describe("worker catalog on object storage (the S3 API fixture), and a package's configuration", { timeout: 240_000 }, () => {
   const root = mkdtempSync(join(tmpdir(), "rbee-catalog-s3-"));
   const clusterToken = randomBytes(24).toString("hex");
   const dataDir = join(root, "catalog-data");
@@ -169,6 +170,73 @@ describe("worker catalog on object storage (the S3 API fixture)", { timeout: 240
       max_tokens: 2,
     });
     expect(r.body.choices[0].message.content).toBe("from the");
+  });
+
+  it("a spawn's configuration is checked against the package's config_schema (400 naming the field), defaults filled in, and reaches the worker as RBEE_WORKER_CONFIG", async () => {
+    // through the CLI and the queen: the echo package's `case` and `max_words` settings
+    const id = (
+      await ok([
+        "worker",
+        "spawn",
+        "-m",
+        "shouty",
+        "--type",
+        "echo-package",
+        "--config",
+        "case=upper",
+        "--config",
+        "max_words=2",
+        "-q",
+      ])
+    ).trim();
+    const r = await postJson(`${queenUrl}/v1/chat/completions`, {
+      model: "shouty",
+      messages: [{ role: "user", content: "hello there world" }],
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.choices[0].message.content).toBe("HELLO THERE");
+
+    // the hive kept what it gave each worker: the defaults filled in for the one spawned without config
+    const hiveUrl = (await getJson(`${queenUrl}/v1/cluster`)).body.hives[0].url as string;
+    const reports = (await getJson(`${hiveUrl}/v1/workers`, clusterToken)).body.workers as Array<{
+      worker_id: string;
+      model: string;
+      config?: unknown;
+    }>;
+    expect(reports.find((w) => w.worker_id === id)?.config).toEqual({ case: "upper", max_words: 2 });
+    expect(reports.find((w) => w.model === "parrot")?.config).toEqual({ case: "as-is" });
+
+    // refused with what was expected: by the CLI (through the queen), the queen's API, the hive's API
+    const loud = await cli(["worker", "spawn", "-m", "loud", "--type", "echo-package", "--config", "case=loud"]);
+    expect(loud.code).toBe(1);
+    expect(loud.stderr).toMatch(
+      /config\.case must be one of "as-is", "upper", "lower", got "loud": worker type 'echo-package' refuses this configuration/,
+    );
+    const json = await cli(["worker", "spawn", "-m", "x", "--type", "echo-package", "--config-json", "{nope"]);
+    expect(json.code).toBe(2);
+    expect(json.stderr).toMatch(/--config-json: not JSON/);
+    const job = await postJson(`${queenUrl}/v1/jobs`, {
+      operation: { type: "spawn_worker", model: "x", worker_type: "echo-package", config: { colour: "red" } },
+    });
+    expect(job.status).toBe(400);
+    expect(job.body.error).toMatchObject({ param: "config.colour" });
+    expect(job.body.error.message).toMatch(
+      /config\.colour is not a setting of this worker type; it takes case, max_words/,
+    );
+    const builtIn = await postJson(`${queenUrl}/v1/jobs`, {
+      operation: { type: "spawn_worker", model: "x", worker_type: "echo", config: { case: "upper" } },
+    });
+    expect(builtIn.status).toBe(400);
+    expect(builtIn.body.error.message).toMatch(/worker type 'echo' takes no configuration/);
+    const atHive = await postJson(
+      `${hiveUrl}/v1/workers`,
+      { worker_type: "echo-package", model: "x", config: { max_words: 0 } },
+      { token: clusterToken },
+    );
+    expect(atHive.status).toBe(400);
+    expect(atHive.body.error).toMatchObject({ param: "config.max_words" });
+    expect(atHive.body.error.message).toMatch(/config\.max_words must be a whole number from 1 to 10000, got 0/);
+    await ok(["worker", "stop", id, "-q"]);
   });
 
   it("an interrupted download resumes where it stopped, with a Range the catalog passes on to the bucket", async () => {
