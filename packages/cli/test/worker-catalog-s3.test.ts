@@ -26,7 +26,9 @@ import { freePort } from "./helpers.js";
  * a Range that the catalog passes on to the bucket. A catalog whose bucket refuses it does not start.
  * On the same cluster: a spawn's configuration, checked against the package's config_schema.
  */
-describe("worker catalog on object storage (the S3 API fixture), and a package's configuration", { timeout: 240_000 }, () => {
+describe("worker catalog on object storage (the S3 API fixture), and a package's configuration", {
+  timeout: 240_000,
+}, () => {
   const root = mkdtempSync(join(tmpdir(), "rbee-catalog-s3-"));
   const clusterToken = randomBytes(24).toString("hex");
   const dataDir = join(root, "catalog-data");
@@ -56,6 +58,30 @@ describe("worker catalog on object storage (the S3 API fixture), and a package's
     if (r.code !== 0) throw new Error(`rbee ${args.join(" ")} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
     return r.stdout;
   };
+  const publishVersion = (version: string) =>
+    ok(
+      [
+        "worker",
+        "publish",
+        writeEchoPackage(join(root, `pkg-${version}`), { version }),
+        "--token",
+        publisherToken,
+        "--catalog",
+        catalogUrl,
+      ],
+      publisherCfg,
+    );
+  /** The ids of the workers serving a model (not stopped or failed). */
+  const servingIds = async (model: string) =>
+    (
+      (await getJson(`${queenUrl}/v1/cluster`)).body.workers as Array<{
+        worker_id: string;
+        model: string;
+        status: string;
+      }>
+    )
+      .filter((w) => w.model === model && !["Stopped", "Stopping", "Failed"].includes(w.status))
+      .map((w) => w.worker_id);
   const installedVersion = async () => {
     const r = await getJson(`${queenUrl}/v1/worker-types`);
     const h = r.body.hives.find((x: { hive_id: string }) => x.hive_id === "hive-s3");
@@ -236,7 +262,6 @@ describe("worker catalog on object storage (the S3 API fixture), and a package's
     expect(atHive.status).toBe(400);
     expect(atHive.body.error).toMatchObject({ param: "config.max_words" });
     expect(atHive.body.error.message).toMatch(/config\.max_words must be a whole number from 1 to 10000, got 0/);
-    await ok(["worker", "stop", id, "-q"]);
   });
 
   it("an interrupted download resumes where it stopped, with a Range the catalog passes on to the bucket", async () => {
@@ -282,5 +307,23 @@ describe("worker catalog on object storage (the S3 API fixture), and a package's
     expect(gets.map((g) => g.range)).toContain(`bytes=${at}-${(s3.object("rbee-packages", key)?.length ?? 0) - 1}`);
     expect(gets.every((g) => g.status === 206)).toBe(true);
     expect(await installedVersion()).toBe("1.1.0");
+  });
+
+  it("an update replaces a configured worker with one of the new version, with the same configuration", async () => {
+    const before = await servingIds("shouty");
+    expect(before.length).toBe(1);
+    await publishVersion("1.2.0");
+    expect(await ok(["worker", "update", "echo-package", "--hive", "hive-s3"])).toMatch(
+      /^echo-package on hive-s3: 1\.1\.0 -> 1\.2\.0$/m,
+    );
+    await waitFor(async () => {
+      const now = await servingIds("shouty");
+      return now.length === 1 && now[0] !== before[0] ? true : undefined;
+    }, 30_000);
+    const r = await postJson(`${queenUrl}/v1/chat/completions`, {
+      model: "shouty",
+      messages: [{ role: "user", content: "still loud after the update" }],
+    });
+    expect(r.body.choices[0].message.content).toBe("STILL LOUD");
   });
 });
