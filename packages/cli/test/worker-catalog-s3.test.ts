@@ -264,6 +264,39 @@ describe("worker catalog on object storage (the S3 API fixture), and a package's
     expect(atHive.body.error.message).toMatch(/config\.max_words must be a whole number from 1 to 10000, got 0/);
   });
 
+  it("a configured worker that crashes is restarted by its hive with the same configuration", async () => {
+    const hiveUrl = (await getJson(`${queenUrl}/v1/cluster`)).body.hives[0].url as string;
+    const shouty = async () =>
+      ((await getJson(`${hiveUrl}/v1/workers`, clusterToken)).body.workers as Array<Record<string, any>>).find(
+        (w) => w.model === "shouty",
+      );
+    const before = await shouty();
+    expect(before?.pid).toBeGreaterThan(0);
+    process.kill(before?.pid, "SIGKILL");
+    await waitFor(
+      async () => {
+        const w = await shouty();
+        return w !== undefined && w.restarts > before?.restarts && w.status === "Ready" && w.pid !== before?.pid
+          ? true
+          : undefined;
+      },
+      60_000,
+      "the hive restarting the killed worker",
+    );
+    expect((await shouty())?.config).toEqual({ case: "upper", max_words: 2 });
+    // the queen learns of the restart from the hive's next heartbeat
+    await waitFor(async () => {
+      const ws = (await getJson(`${queenUrl}/v1/cluster`)).body.workers as Array<Record<string, any>>;
+      return ws.some((w) => w.model === "shouty" && w.status === "Ready" && w.routable) ? true : undefined;
+    }, 15_000);
+    const r = await postJson(`${queenUrl}/v1/chat/completions`, {
+      model: "shouty",
+      messages: [{ role: "user", content: "back again and loud" }],
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.choices[0].message.content).toBe("BACK AGAIN");
+  });
+
   it("an interrupted download resumes where it stopped, with a Range the catalog passes on to the bucket", async () => {
     const dir = writeEchoPackage(join(root, "pkg-big"), { version: "1.1.0" });
     writeFileSync(join(dir, "padding.bin"), randomBytes(1024 * 1024));
