@@ -199,6 +199,12 @@ describe("worker catalog on object storage (the S3 API fixture), and a package's
   });
 
   it("a spawn's configuration is checked against the package's config_schema (400 naming the field), defaults filled in, and reaches the worker as RBEE_WORKER_CONFIG", async () => {
+    // what it takes, as `rbee worker info` shows it
+    const info = await ok(["worker", "info", "echo-package"]);
+    expect(info).toMatch(
+      /^config\s+case: one of "as-is", "upper", "lower" \(default "as-is"\): the letters of the echo$/m,
+    );
+    expect(info).toMatch(/^\s+max_words: a whole number from 1 to 10000: echo at most this many words$/m);
     // through the CLI and the queen: the echo package's `case` and `max_words` settings
     const id = (
       await ok([

@@ -91,13 +91,37 @@ function typeOf(v: unknown): string {
 function describe(schema: ConfigSchema): string {
   if (Array.isArray(schema.enum)) return `one of ${schema.enum.map((e) => JSON.stringify(e)).join(", ")}`;
   const types = schema.type === undefined ? [] : Array.isArray(schema.type) ? schema.type : [schema.type];
-  let what =
-    types.length === 0 ? "a value" : types.map((t) => (t === "integer" ? "a whole number" : `a ${t}`)).join(" or ");
+  const words: Record<string, string> = {
+    object: "an object",
+    array: "a list",
+    integer: "a whole number",
+    boolean: "true or false",
+    null: "null",
+  };
+  let what = types.length === 0 ? "a value" : types.map((t) => words[String(t)] ?? `a ${String(t)}`).join(" or ");
   if (typeof schema.minimum === "number" && typeof schema.maximum === "number")
     what += ` from ${schema.minimum} to ${schema.maximum}`;
   else if (typeof schema.minimum === "number") what += ` of at least ${schema.minimum}`;
   else if (typeof schema.maximum === "number") what += ` of at most ${schema.maximum}`;
   return what;
+}
+
+/**
+ * The settings a config schema offers, one line each, for people (`rbee worker info`):
+ * `case: one of "as-is", "upper", "lower" (default "as-is")`.
+ */
+export function describeConfigSchema(schema: ConfigSchema | undefined): string[] {
+  if (schema === undefined || !isObject(schema.properties)) return [];
+  const required = Array.isArray(schema.required) ? (schema.required as unknown[]) : [];
+  return Object.entries(schema.properties).map(([name, sub]) => {
+    if (!isObject(sub)) return name;
+    const notes = [
+      ...(required.includes(name) ? ["required"] : []),
+      ...(sub.default === undefined ? [] : [`default ${shown(sub.default)}`]),
+    ];
+    const what = `${name}: ${describe(sub)}${notes.length > 0 ? ` (${notes.join(", ")})` : ""}`;
+    return typeof sub.description === "string" ? `${what}: ${sub.description}` : what;
+  });
 }
 
 const shown = (v: unknown) => {

@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { configSchemaProblems, RbeeError, WorkerPackageManifest, workerConfigFor } from "@rbee/contract";
+import {
+  configSchemaProblems,
+  describeConfigSchema,
+  RbeeError,
+  WorkerPackageManifest,
+  workerConfigFor,
+} from "@rbee/contract";
 import { REPO_ROOT } from "@rbee/testing";
 import { describe, expect, it } from "vitest";
 
@@ -78,6 +84,18 @@ describe("worker configuration against a package's config_schema", () => {
     });
     expect(refused({ name: "x", tags: ["a", 2] }).param).toBe("config.tags[1]");
     expect(refused({ name: "x", limits: { rpm: 1, burst: 2 } }).param).toBe("config.limits.burst");
+  });
+
+  it("describes the settings for people (rbee worker info)", () => {
+    expect(describeConfigSchema(schema)).toEqual([
+      'case: one of "as-is", "upper", "lower" (default "as-is")',
+      "max_words: a whole number from 1 to 100",
+      "ratio: a number from 0 to 1 (default 0.5)",
+      "name: a string (required)",
+      "tags: a list",
+      "limits: an object (default {})",
+    ]);
+    expect(describeConfigSchema(undefined)).toEqual([]);
   });
 
   it("a type without a schema takes no configuration", () => {
