@@ -27,7 +27,9 @@ export class DirectoryBlobStore implements BlobStore {
   async open(key: string, start?: number, end?: number) {
     const path = this.#path(key);
     const size = (await stat(path)).size;
-    const stream = Readable.toWeb(createReadStream(path, { start, end })) as ReadableStream<Uint8Array>;
+    // 1 MiB reads: with the default 64 KiB a download ran at half the speed of the same bytes from S3
+    const file = createReadStream(path, { start, end, highWaterMark: 1024 * 1024 });
+    const stream = Readable.toWeb(file) as ReadableStream<Uint8Array>;
     return { size, stream };
   }
 }

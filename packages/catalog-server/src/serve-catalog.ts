@@ -5,8 +5,9 @@ import { serve } from "@hono/node-server";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { DEFAULT_PORTS } from "@rbee/contract";
 import { createCatalogApp } from "./catalog-app.js";
-import type { CatalogStore } from "./catalog-store.js";
+import type { BlobStore, CatalogStore } from "./catalog-store.js";
 import { DirectoryBlobStore } from "./directory-blobs.js";
+import { S3BlobStore, s3OptionsFrom } from "./s3-blobs.js";
 import { SqliteCatalogStore } from "./sqlite-store.js";
 
 /** The catalog server's default port (DESIGN.md). */
@@ -15,6 +16,8 @@ export const DEFAULT_CATALOG_PORT = DEFAULT_PORTS.catalogServer;
 export interface ServeCatalogOptions {
   /** Where the SQLite file and the blob directory go: `<dir>/catalog.sqlite`, `<dir>/blobs/`. */
   dataDir: string;
+  /** Where the artifacts go instead of `<dataDir>/blobs/` (see {@link openBlobStore}). */
+  blobs?: BlobStore;
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -30,11 +33,26 @@ export interface RunningCatalog {
   close(): Promise<void>;
 }
 
-/** Starts the catalog server on Node with SQLite and a blob directory under `dataDir`. */
+/**
+ * The blob store `--blobs` names: a directory (a path; default `<dataDir>/blobs`), or
+ * `s3://bucket/prefix` with the AWS variables of `env` (an S3-compatible bucket, checked before
+ * this returns: a BlobStoreConfigError says what is wrong).
+ */
+export async function openBlobStore(
+  spec: string | undefined,
+  dataDir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<BlobStore> {
+  if (spec === undefined || spec === "") return new DirectoryBlobStore(join(dataDir, "blobs"));
+  if (spec.startsWith("s3://")) return S3BlobStore.open(s3OptionsFrom(spec, env));
+  return new DirectoryBlobStore(spec);
+}
+
+/** Starts the catalog server on Node with SQLite under `dataDir` and a blob directory there (or `blobs`). */
 export async function serveCatalog(o: ServeCatalogOptions): Promise<RunningCatalog> {
   mkdirSync(o.dataDir, { recursive: true });
   const store = new SqliteCatalogStore(join(o.dataDir, "catalog.sqlite"));
-  const blobs = new DirectoryBlobStore(join(o.dataDir, "blobs"));
+  const blobs = o.blobs ?? new DirectoryBlobStore(join(o.dataDir, "blobs"));
   const host = o.host ?? "127.0.0.1";
   const app = createCatalogApp({
     store,

@@ -1,19 +1,68 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAccount, type RunningCatalog, serveCatalog } from "@rbee/catalog-server";
+import {
+  type BlobStore,
+  createAccount,
+  DirectoryBlobStore,
+  type RunningCatalog,
+  S3BlobStore,
+  serveCatalog,
+} from "@rbee/catalog-server";
 import { CatalogWorkerDetail, CatalogWorkerList } from "@rbee/contract";
-import { writeEchoPackage } from "@rbee/testing";
+import { S3ApiFixture, writeEchoPackage } from "@rbee/testing";
 import { generatePublisherKey, packDirectory, sha256Hex, signPackage } from "@rbee/worker-package";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /**
- * The catalog server for real: Hono on Node on a loopback port, a real SQLite file and blob
- * directory, the echo worker packaged and signed as `rbee worker publish` does.
+ * The two blob stores every test below runs against: a directory, and an S3 bucket (the S3 API
+ * FIXTURE, which checks every request's SigV4 signature).
  */
-describe("catalog server: publish, list, search, download, reviews", () => {
+const BLOB_STORES: Array<{
+  name: string;
+  setup: (dataDir: string) => Promise<{ blobs: () => Promise<BlobStore>; stop: () => Promise<void> }>;
+}> = [
+  {
+    name: "a blob directory",
+    setup: async (dataDir) => ({
+      blobs: async () => new DirectoryBlobStore(join(dataDir, "blobs")),
+      stop: async () => {},
+    }),
+  },
+  {
+    name: "an S3 bucket (S3 API fixture)",
+    setup: async () => {
+      const s3 = new S3ApiFixture({
+        accessKeyId: "AKIDCATALOGTEST",
+        secretAccessKey: "catalog-test-secret",
+        region: "eu-west-1",
+        buckets: ["rbee-packages"],
+      });
+      const url = await s3.start();
+      return {
+        blobs: () =>
+          S3BlobStore.open({
+            bucket: "rbee-packages",
+            prefix: "catalog/blobs",
+            region: "eu-west-1",
+            credentials: { accessKeyId: "AKIDCATALOGTEST", secretAccessKey: "catalog-test-secret" },
+            endpoint: new URL(url),
+          }),
+        stop: () => s3.stop(),
+      };
+    },
+  },
+];
+
+/**
+ * The catalog server for real: Hono on Node on a loopback port, a real SQLite file and a blob
+ * store (a directory, and an S3 bucket), the echo worker packaged and signed as `rbee worker
+ * publish` does.
+ */
+describe.each(BLOB_STORES)("catalog server on $name: publish, list, search, download, reviews", ({ setup }) => {
   const root = mkdtempSync(join(tmpdir(), "rbee-catalog-"));
   const dataDir = join(root, "data");
+  let store: Awaited<ReturnType<typeof setup>>;
   let catalog: RunningCatalog;
   let token: string;
   let reviewer: string;
@@ -60,8 +109,10 @@ describe("catalog server: publish, list, search, download, reviews", () => {
   }
 
   beforeAll(async () => {
+    store = await setup(dataDir);
     catalog = await serveCatalog({
       dataDir,
+      blobs: await store.blobs(),
       port: 0,
       maxUploadBytes: 2 * 1024 * 1024,
       writeLimit: { max: 40, windowMs: 60_000 },
@@ -71,6 +122,7 @@ describe("catalog server: publish, list, search, download, reviews", () => {
   });
   afterAll(async () => {
     await catalog?.close();
+    await store?.stop();
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -261,7 +313,7 @@ describe("catalog server: publish, list, search, download, reviews", () => {
 
   it("keeps everything in its SQLite file across a restart", async () => {
     await catalog.close();
-    catalog = await serveCatalog({ dataDir, port: 0 });
+    catalog = await serveCatalog({ dataDir, blobs: await store.blobs(), port: 0 });
     const detail = (await get("/workers/echo-package")).body;
     expect(detail.versions.length).toBe(2);
     expect(detail.review_count).toBe(2);
@@ -272,7 +324,12 @@ describe("catalog server: publish, list, search, download, reviews", () => {
 
   it("limits writes per client with 429 and Retry-After", async () => {
     await catalog.close();
-    catalog = await serveCatalog({ dataDir, port: 0, writeLimit: { max: 2, windowMs: 60_000 } });
+    catalog = await serveCatalog({
+      dataDir,
+      blobs: await store.blobs(),
+      port: 0,
+      writeLimit: { max: 2, windowMs: 60_000 },
+    });
     const post = () =>
       fetch(`${catalog.url}/workers/echo-package/reviews`, {
         method: "POST",

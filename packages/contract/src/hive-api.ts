@@ -3,6 +3,7 @@ import { GgufSummary, ModelFormat } from "./catalog.js";
 import { Bytes, DeviceId, HttpUrl, SafeId } from "./common.js";
 import { WorkerGroupSpawn } from "./group.js";
 import { HiveModel } from "./hive.js";
+import { WorkerConfig } from "./worker-config.js";
 import { WorkerTypeId } from "./worker-types.js";
 
 /**
@@ -67,6 +68,11 @@ export const SpawnWorkerRequest = z.strictObject({
   memory_bytes: z.number().int().nonnegative().optional(),
   /** The worker is a member of a worker group (a shard, or the group's coordinator). */
   group: WorkerGroupSpawn.optional(),
+  /**
+   * The worker's configuration, checked against its package's `config_schema` (defaults filled in)
+   * and given to it as RBEE_WORKER_CONFIG; a type without a schema takes none.
+   */
+  config: WorkerConfig.optional(),
   any_path: AnyPath,
 });
 export type SpawnWorkerRequest = z.input<typeof SpawnWorkerRequest>;

@@ -43,6 +43,8 @@ export const HiveWorkerReport = z.looseObject({
   keep_alive_ms: z.number().nonnegative().nullable().optional(),
   /** The memory the queen reserved for it at spawn (bytes), kept for a restarted queen. */
   memory_bytes: z.number().int().nonnegative().optional(),
+  /** Its configuration as the hive gave it (defaults filled in): an update's replacement gets the same. */
+  config: z.record(z.string(), z.unknown()).optional(),
   /** What its type serves (from the worker type's descriptor); the queen routes by these. */
   capabilities: z.array(WorkerCapability).optional(),
   /**

@@ -18,5 +18,6 @@ export * from "./schemas.js";
 export * from "./sse.js";
 export * from "./validate.js";
 export * from "./worker.js";
+export * from "./worker-config.js";
 export * from "./worker-packages.js";
 export * from "./worker-types.js";

@@ -5,6 +5,7 @@ import { HiveModel, WorkerExit } from "./hive.js";
 import { MAX_IMAGES_PER_REQUEST } from "./image.js";
 import { ChatMessage, StopSequences } from "./infer.js";
 import { WorkerCapability, WorkerStatus } from "./worker.js";
+import { WorkerConfig } from "./worker-config.js";
 import { WorkerTypeId } from "./worker-types.js";
 
 /**
@@ -97,6 +98,8 @@ export const JobOperation = z.discriminatedUnion("type", [
       .optional(),
     /** The worker type (rbee worker types); default: the model's, else the queen's default type. */
     worker_type: WorkerTypeId.optional(),
+    /** The worker's configuration, checked against its package's `config_schema` (RBEE_WORKER_CONFIG). */
+    config: WorkerConfig.optional(),
     hive: z.string().optional(),
     device: DeviceId.optional(),
     ctx_size: z.number().int().min(16).optional(),

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DeviceKind } from "./common.js";
 import { WorkerCapability } from "./worker.js";
+import { configSchemaProblems } from "./worker-config.js";
 import { WorkerArtifact, WorkerTypeId } from "./worker-types.js";
 
 /** The marketplace's categories of worker packages. */
@@ -47,8 +48,16 @@ export const WorkerPackageManifest = z.strictObject({
   engine: z.string().min(1).optional(),
   /** The program the hive starts with node, relative to the package root. */
   entry: PackagePath,
-  /** A JSON Schema of the configuration the worker takes. */
-  config_schema: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * A JSON Schema of the configuration the worker takes (the subset of worker-config.ts); a spawn's
+   * `config` is checked against it and reaches the worker as RBEE_WORKER_CONFIG.
+   */
+  config_schema: z
+    .record(z.string(), z.unknown())
+    .superRefine((schema, ctx) => {
+      for (const message of configSchemaProblems(schema)) ctx.addIssue({ code: "custom", message });
+    })
+    .optional(),
   /** Bytes a worker of it needs besides its model (default 64 MiB). */
   memory_bytes: z.number().int().positive().optional(),
   /** How long the hive waits for it to become ready. */

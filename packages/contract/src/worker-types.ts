@@ -112,6 +112,8 @@ export interface LaunchSpec {
   engines: Readonly<Record<string, string>>;
   /** A member of a worker group: the group as spawned, and a shard's RPC port (chosen by its hive). */
   group?: (WorkerGroupSpawn & { rpc_port?: number | undefined }) | undefined;
+  /** The worker's configuration, checked against the type's configSchema, defaults filled in. */
+  config?: Record<string, unknown> | undefined;
 }
 
 /** What the hive tells every worker it starts. */
@@ -168,6 +170,8 @@ export interface WorkerTypeDescriptor {
   launch(spec: LaunchSpec, ctx: LaunchContext): LaunchCommand;
   /** How long the hive waits for GET /health to answer 200 before it gives up (default: the hive's). */
   readonly readyTimeoutMs?: number | undefined;
+  /** The configuration its workers take (a package's `config_schema`); none when undefined. */
+  readonly configSchema?: Readonly<Record<string, unknown>> | undefined;
   /**
    * What it runs with that ships inside rbee (an in-process engine's builds, a worker program), as
    * found on this machine; a type with an `engine` gets its binaries from the machine's engines instead.
@@ -272,5 +276,6 @@ export function workerLaunchEnv(spec: LaunchSpec, ctx: LaunchContext): Record<st
   };
   if (spec.modelPath !== undefined) env.RBEE_MODEL_PATH = spec.modelPath;
   if (spec.maxQueue !== undefined) env.RBEE_MAX_QUEUE = String(spec.maxQueue);
+  if (spec.config !== undefined) env.RBEE_WORKER_CONFIG = JSON.stringify(spec.config);
   return env;
 }

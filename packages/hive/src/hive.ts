@@ -22,6 +22,7 @@ import {
   type SpawnWorkerRequest,
   ValidationError,
   type WorkerHeartbeat,
+  workerConfigFor,
 } from "@rbee/contract";
 import { listEngines, VersionProbeCache } from "@rbee/engines";
 import {
@@ -199,6 +200,7 @@ export class Hive {
             maxQueue: spec.maxQueue,
             engines,
             group: spec.group,
+            config: spec.config,
           },
           ctx,
         );
@@ -371,6 +373,8 @@ export class Hive {
       );
     const device = this.devices.find(request.device);
     const { descriptor } = await this.workerCatalog.resolve(request.worker_type, device);
+    // checked before anything is provisioned: a bad configuration is the user's to fix (400)
+    const config = workerConfigFor(descriptor.id, descriptor.configSchema, request.config);
     let model: { id: string; path?: string };
     if (descriptor.artifact === "none") {
       // a type that loads nothing serves the model name it is given (an Ollama name may carry a
@@ -422,6 +426,7 @@ export class Hive {
         memoryBytes: request.memory_bytes,
         readyTimeoutMs,
         group,
+        config,
       },
       { readyTimeoutMs, signal },
     );

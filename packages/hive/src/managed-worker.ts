@@ -31,6 +31,8 @@ export interface WorkerSpec {
   readyTimeoutMs?: number;
   /** A worker group's member: its group, and a shard's RPC port (kept across restarts). */
   group?: LaunchSpec["group"];
+  /** Its configuration (checked against its type's config_schema, defaults filled in): RBEE_WORKER_CONFIG. */
+  config?: Record<string, unknown>;
 }
 
 /**
@@ -181,6 +183,7 @@ export class ManagedWorker {
     };
     if (this.spec.keepAliveMs !== undefined) report.keep_alive_ms = this.spec.keepAliveMs;
     if (this.spec.memoryBytes !== undefined) report.memory_bytes = this.spec.memoryBytes;
+    if (this.spec.config !== undefined) report.config = this.spec.config;
     const g = this.spec.group;
     if (g !== undefined) {
       const rpc =

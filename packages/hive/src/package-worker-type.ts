@@ -38,6 +38,7 @@ export function packageWorkerType(
     engine: manifest.engine,
     defaults: Object.freeze({ maxContextSize: 4096, parallel: 2 }),
     readyTimeoutMs: manifest.ready_timeout_ms,
+    configSchema: manifest.config_schema,
     estimateMemory: (model, o) => ({
       weights: manifest.artifact === "none" ? 0 : model.size_bytes,
       kv_cache: 0,
@@ -80,7 +81,8 @@ export function packageWorkerType(
                 },
           ]
         : undefined,
-    package: info,
+    // the queen learns the schema from the catalog in the heartbeats, and checks a spawn's config early
+    package: manifest.config_schema === undefined ? info : { ...info, config_schema: manifest.config_schema },
     dir,
   });
 }

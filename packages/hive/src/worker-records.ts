@@ -26,6 +26,8 @@ export const WorkerRecord = z.object({
     ready_timeout_ms: z.number().int().positive().optional(),
     /** A worker group's member: its group as spawned, and a shard's RPC port. */
     group: WorkerGroupSpawn.extend({ rpc_port: z.number().int().min(1).max(65535).optional() }).optional(),
+    /** Its configuration as the hive checked it (a package type's RBEE_WORKER_CONFIG). */
+    config: z.record(z.string(), z.unknown()).optional(),
     port: z.number().int().min(1).max(65535),
     pid: z.number().int().positive().nullable(),
     /** Where the hive reaches it on this machine. */
@@ -92,6 +94,7 @@ export class WorkerRecords {
         memory_bytes: s.memoryBytes,
         ready_timeout_ms: s.readyTimeoutMs,
         group: s.group,
+        config: s.config,
         port: w.port,
         pid: w.pid,
         url: w.url,
@@ -178,6 +181,7 @@ export class WorkerRecords {
           memoryBytes: r.memory_bytes,
           readyTimeoutMs: r.ready_timeout_ms,
           group: r.group,
+          config: r.config,
         },
         port: r.port,
         pid: r.pid,

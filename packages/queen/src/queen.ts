@@ -8,6 +8,7 @@ import {
   RbeeError,
   ValidationError,
   WorkerHeartbeat,
+  workerConfigFor,
 } from "@rbee/contract";
 import {
   bearerAuth,
@@ -412,6 +413,12 @@ export class Queen {
     const { operation } = await ctx.json(CreateJobRequest, "job request");
     if (operation.type === "spawn_worker" && operation.threads !== undefined)
       checkThreads(operation.threads, this.registry, operation.hive);
+    if (operation.type === "spawn_worker" && operation.worker_type !== undefined) {
+      // a type the queen knows (built in, or a package a hive reported with its config_schema):
+      // a configuration it refuses is the request's fault, 400 now, not a failed job later
+      const type = this.scheduler.findType(operation.worker_type);
+      if (type !== undefined) workerConfigFor(type.id, type.configSchema, operation.config);
+    }
     const job = this.jobs.start(operation, jobRunner(operation, this));
     job.subscribe((e) => {
       if (isTerminalJobEvent(e)) this.metrics.jobs.inc({ operation: operation.type, outcome: e.type });

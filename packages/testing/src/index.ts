@@ -11,6 +11,7 @@ export { enginesDir, findLlamaServer, requireLlamaServerOrSkip } from "./engines
 export * from "./fixtures/comfyui-api/index.js";
 export * from "./fixtures/ollama-api/index.js";
 export * from "./fixtures/openai-engine/index.js";
+export * from "./fixtures/s3-api/index.js";
 export {
   type FuzzBody,
   type FuzzReply,

@@ -16,6 +16,7 @@ export { runWorker } from "./run-worker.js";
 export { runtimeOptionsFromFlags, type ServeFlags } from "./serve-flags.js";
 export { WorkerStatusMachine } from "./status.js";
 export { BYTES_PER_THREAD, checkThreadCount, chooseThreadCount, type ThreadChoice } from "./threads.js";
+export { workerConfig } from "./worker-config.js";
 export { WorkerMetrics } from "./worker-metrics.js";
 export { resolveWorkerOptions } from "./worker-options.js";
 export { WorkerRuntime, type WorkerRuntimeOptions } from "./worker-runtime.js";

@@ -1,6 +1,13 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createAccount, DEFAULT_CATALOG_PORT, SqliteCatalogStore, serveCatalog } from "@rbee/catalog-server";
+import {
+  BlobStoreConfigError,
+  createAccount,
+  DEFAULT_CATALOG_PORT,
+  openBlobStore,
+  SqliteCatalogStore,
+  serveCatalog,
+} from "@rbee/catalog-server";
 import {
   addTrustedKey,
   decodePublicKey,
@@ -39,6 +46,10 @@ export function catalogCommand(): Command {
       "--data-dir <dir>",
       "where its SQLite file and package blobs go (default <cache dir>/catalog-server, RBEE_CATALOG_DATA_DIR)",
     )
+    .option(
+      "--blobs <where>",
+      "where package artifacts go: a directory, or s3://<bucket>/<prefix> with the AWS_* variables (default <data dir>/blobs, RBEE_CATALOG_BLOBS)",
+    )
     .option("--max-upload-mb <n>", "the largest publish it takes, in MiB (default 64)", intArg(1, 4096))
     .option(
       "--writes-per-minute <n>",
@@ -52,6 +63,7 @@ export function catalogCommand(): Command {
           port?: number;
           host: string;
           dataDir?: string;
+          blobs?: string;
           maxUploadMb?: number;
           writesPerMinute?: number;
           downloadRate?: number;
@@ -61,8 +73,13 @@ export function catalogCommand(): Command {
         const envPort = process.env.RBEE_CATALOG_PORT;
         const port = flags.port ?? (envPort ? intArg(0, 65535)(envPort) : DEFAULT_CATALOG_PORT);
         const dataDir = dataDirOf(cmd, flags.dataDir);
+        const blobsSpec = flags.blobs ?? process.env.RBEE_CATALOG_BLOBS;
+        const blobs = await openBlobStore(blobsSpec, dataDir, process.env).catch((err: Error) => {
+          throw err instanceof BlobStoreConfigError ? new CliError(err.message, EXIT.usage) : err;
+        });
         const running = await serveCatalog({
           dataDir,
+          blobs,
           host: flags.host,
           port,
           ...(flags.maxUploadMb ? { maxUploadBytes: flags.maxUploadMb * 1024 * 1024 } : {}),
@@ -77,7 +94,8 @@ export function catalogCommand(): Command {
           }
           throw err;
         });
-        process.stdout.write(`catalog server listening on ${running.url} (data in ${dataDir})\n`);
+        const blobsAt = blobsSpec ? `, blobs in ${blobsSpec}` : "";
+        process.stdout.write(`catalog server listening on ${running.url} (data in ${dataDir}${blobsAt})\n`);
         await new Promise<void>((resolve) => {
           const stop = () => {
             process.off("SIGINT", stop);

@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CatalogWorkerSummary, DeviceKind, PackagePlatform, WorkerCategory } from "@rbee/contract";
+import {
+  type CatalogWorkerSummary,
+  DeviceKind,
+  describeConfigSchema,
+  PackagePlatform,
+  WorkerCategory,
+} from "@rbee/contract";
 import { packDirectory, publicKeyOf, sha256Hex, signPackage } from "@rbee/worker-package";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
@@ -148,6 +154,7 @@ export function addWorkerPackageCommands(worker: Command): void {
             `devices     ${w.device_kinds.join(", ")}`,
             `platforms   ${w.platforms.join(", ")}`,
             `rating      ${stars(w.rating, w.review_count)}`,
+            ...configLines(w.versions.find((v) => v.version === w.latest_version)?.manifest.config_schema),
             `install     ${w.install_command}`,
             "",
             renderTable(
@@ -359,4 +366,12 @@ export function addWorkerPackageCommands(worker: Command): void {
         );
       },
     );
+}
+
+/** `rbee worker info`'s lines for the settings a package's workers take (`--config key=value`). */
+function configLines(schema: Record<string, unknown> | undefined): string[] {
+  if (schema === undefined) return [];
+  const settings = describeConfigSchema(schema);
+  if (settings.length === 0) return ["config      none"];
+  return settings.map((s, i) => `${i === 0 ? "config      " : "            "}${s}`);
 }

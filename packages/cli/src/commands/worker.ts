@@ -1,9 +1,9 @@
 import { DeviceId, safeParse } from "@rbee/contract";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { clientOf, configOf, printJson } from "../context.js";
-import { CliError } from "../exit-codes.js";
+import { CliError, EXIT } from "../exit-codes.js";
 import { modelRef } from "../model-ref.js";
-import { intArg, keepAliveArg, workerTypeArg } from "../parse.js";
+import { collect, intArg, keepAliveArg, workerTypeArg } from "../parse.js";
 import { renderWorkers, renderWorkerTypes } from "../render/cluster.js";
 import { runWithNarration } from "../run-job.js";
 import { addWorkerPackageCommands } from "./worker-packages.js";
@@ -21,8 +21,50 @@ interface SpawnFlags {
   keepAlive?: number | string;
   replicas?: number;
   policy?: "spread" | "pack";
+  config?: string[];
+  configJson?: string;
   json?: boolean;
   quiet?: boolean;
+}
+
+/**
+ * The worker's configuration from `--config-json '{...}'` and `--config key=value` (repeatable,
+ * applied after it): a value that reads as JSON (5, true, null, "quoted", [1,2]) is that value,
+ * anything else is a string. Undefined when neither is given.
+ */
+export function spawnConfig(
+  pairs: readonly string[] | undefined,
+  json: string | undefined,
+): Record<string, unknown> | undefined {
+  if (pairs === undefined && json === undefined) return undefined;
+  let config: Record<string, unknown> = {};
+  if (json !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(json);
+    } catch (err) {
+      throw new CliError(
+        `--config-json: not JSON (${(err as Error).message}); give an object, like '{"key": 1}'`,
+        EXIT.usage,
+      );
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new CliError(`--config-json: must be a JSON object, like '{"key": 1}', got ${json}`, EXIT.usage);
+    config = parsed as Record<string, unknown>;
+  }
+  for (const pair of pairs ?? []) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new CliError(`--config: expected key=value, got '${pair}'`, EXIT.usage);
+    const raw = pair.slice(at + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a plain word: a string
+    }
+    config[pair.slice(0, at)] = value;
+  }
+  return config;
 }
 
 /** `--devices hiveA:cpu,hiveB:cuda:0`: the devices of a worker group, `<hive>:<device>` each (`cpu:0` is the CPU). */
@@ -86,9 +128,16 @@ export function workerCommand(): Command {
         "where new workers go: spread (default) or pack onto the fullest device that fits",
       ).choices(["spread", "pack"]),
     )
+    .option(
+      "--config <key=value>",
+      "a setting of the worker's configuration (repeatable; checked against its package's config_schema, see `rbee worker info`)",
+      collect,
+    )
+    .option("--config-json <json>", "the worker's configuration as a JSON object (--config settings apply after it)")
     .option("--json", "print the worker (with --replicas: every worker of the model) as JSON")
     .option("-q, --quiet", "no narration on stderr")
     .action(async (flags: SpawnFlags, cmd: Command) => {
+      const config = spawnConfig(flags.config, flags.configJson);
       const result = (await runWithNarration(
         cmd,
         {
@@ -104,6 +153,7 @@ export function workerCommand(): Command {
           keep_alive: flags.keepAlive,
           replicas: flags.replicas,
           policy: flags.policy,
+          config,
         },
         flags.quiet === true,
       )) as { worker?: { worker_id?: unknown }; workers?: Array<{ worker_id?: unknown }> } | undefined;

@@ -99,6 +99,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
           replicas: op.replicas,
           policy: op.policy,
           workerType: op.worker_type,
+          config: op.config,
           signal: ctx.signal,
           narrate: ctx.narrate,
           progress: progressOf(ctx),

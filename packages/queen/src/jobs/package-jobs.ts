@@ -255,6 +255,8 @@ async function updateOnHive(
           device: w.report.device,
           ready_timeout_ms: UPDATE_READY_TIMEOUT_MS,
           keep_alive_ms: Number.isFinite(w.keepAliveMs) ? w.keepAliveMs : null,
+          // the same configuration, checked again against the new version's config_schema
+          ...(w.report.config === undefined ? {} : { config: w.report.config }),
         },
         ctx.signal,
       );

@@ -17,7 +17,8 @@ export function reportedWorkerType(id: string, hives: Iterable<HiveEntry>): Work
     if (entry !== undefined) break;
   }
   if (entry === undefined) return undefined;
-  const pkg = entry.package as { memory_bytes?: number } | undefined;
+  const pkg = entry.package as { memory_bytes?: number; config_schema?: unknown } | undefined;
+  const schema = pkg?.config_schema;
   const overhead = pkg?.memory_bytes ?? DEFAULT_PACKAGE_MEMORY;
   const loadsModel = entry.artifact !== "none";
   return {
@@ -27,6 +28,10 @@ export function reportedWorkerType(id: string, hives: Iterable<HiveEntry>): Work
     deviceKinds: entry.device_kinds as DeviceKind[],
     artifact: entry.artifact,
     defaults: { maxContextSize: 4096, parallel: 2 },
+    configSchema:
+      typeof schema === "object" && schema !== null && !Array.isArray(schema)
+        ? (schema as Record<string, unknown>)
+        : undefined,
     estimateMemory: (model, o) => ({
       weights: loadsModel ? model.size_bytes : 0,
       kv_cache: 0,

@@ -11,6 +11,7 @@ import {
   type WorkerCapability,
   type WorkerTypeDescriptor,
   WorkerUnavailableError,
+  workerConfigFor,
 } from "@rbee/contract";
 import { type Logger, UnreachableError } from "@rbee/server-kit";
 import {
@@ -91,6 +92,8 @@ export interface SpawnOptions {
   threads?: number;
   keepAliveMs: number;
   workerType?: string;
+  /** The workers' configuration (a package type's config_schema says what it takes). */
+  config?: Record<string, unknown>;
   /** What the workers it starts must serve (requests waiting for it need this). */
   capability?: WorkerCapability;
   policy?: PlacementPolicy;
@@ -518,6 +521,8 @@ export class Scheduler {
    */
   async spawn(modelRef: string, given: SpawnOptions & { replicas?: number }): Promise<WorkerEntry[]> {
     const type = this.workerTypeFor(modelRef, given.workerType);
+    // a configuration the type refuses fails here, before any model is fetched (the hive checks again)
+    workerConfigFor(type.id, type.configSchema, given.config);
     const o = { ...given, workerType: type.id };
     // not pinned to o.hive: a pinned hive without the model fetches it from another on the LAN
     const { model, hiveModels } =
@@ -561,6 +566,7 @@ export class Scheduler {
       parallel: o.parallel,
       threads: o.threads,
       worker_type: given.workerType,
+      ...(given.config === undefined ? {} : { config: given.config }),
     });
     const have = this.#countReplicas(model);
     narrate(
@@ -623,6 +629,7 @@ export class Scheduler {
         threads: spec.threads,
         policy: spec.policy,
         workerType: spec.worker_type,
+        config: spec.config,
         keepAliveMs: Number.POSITIVE_INFINITY,
       });
       this.#markReplacement(pending);
@@ -1094,6 +1101,7 @@ export class Scheduler {
           threads: o.threads,
           keep_alive_ms: Number.isFinite(o.keepAliveMs) ? o.keepAliveMs : null,
           memory_bytes: needBytes,
+          ...(o.config === undefined ? {} : { config: o.config }),
         },
         signal,
       );

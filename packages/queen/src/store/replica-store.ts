@@ -16,6 +16,8 @@ export const ReplicaSpec = z.object({
   threads: z.number().int().optional(),
   /** The worker type its workers are spawned as (default: the queen's). */
   worker_type: z.string().optional(),
+  /** The configuration its workers are spawned with (a package type's). */
+  config: z.record(z.string(), z.unknown()).optional(),
 });
 export type ReplicaSpec = z.infer<typeof ReplicaSpec>;
 
