@@ -170,12 +170,13 @@ describe("queen: GET /v1/worker-packages merges its catalogs, names the one that
     expect(r.body.catalogs).toEqual([{ url: catalog.url, ok: true }]);
   });
 
-  it("a package no catalog has: 502 naming the catalog that is down; 404 when every catalog answered; 400 for a bad id", async () => {
+  it("a package no catalog has: 404, naming the catalog that is down, or the catalogs asked; 400 for a bad id", async () => {
     const missing = await getJson(`${queen.url}/v1/worker-packages/no-such-package`);
-    expect(missing.status).toBe(502);
-    expect(missing.body.error.code).toBe("catalog_unreachable");
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe("worker_not_found");
     expect(missing.body.error.message).toContain(`was not found in ${catalog.url}`);
     expect(missing.body.error.message).toContain(`${deadCatalog} (cannot reach catalog ${deadCatalog}`);
+    expect(missing.body.error.message).toContain("it may be there: start it again");
 
     const onlyLive = await startQueen({
       log: quietLog("queen2"),

@@ -156,9 +156,10 @@ export class WorkerPackageCatalogs {
     if (found === undefined) {
       const catalogs = this.#catalogs();
       if (unreachable.length > 0) {
+        // a 404 still (what the queen can see has no such package), naming what it could not see
         throw new RbeeError(
-          `worker package '${id}' was not found in ${notFound.length > 0 ? notFound.join(", ") : "any catalog that answered"}, and ${unreachable.length === 1 ? "this catalog" : "these catalogs"} did not answer: ${unreachable.join("; ")}; start it again, or list another with RBEE_CATALOG_URLS on the queen`,
-          { statusCode: 502, code: "catalog_unreachable", param: "id", details: { catalogs: statuses } },
+          `worker package '${id}' was not found in ${notFound.length > 0 ? notFound.join(", ") : "any catalog that answered"}, and ${unreachable.length === 1 ? "this catalog" : "these catalogs"} did not answer: ${unreachable.join("; ")}; it may be there: start it again, or list another with RBEE_CATALOG_URLS on the queen`,
+          { statusCode: 404, code: "worker_not_found", param: "id", details: { catalogs: statuses } },
         );
       }
       throw new RbeeError(
