@@ -229,6 +229,28 @@ describe.skipIf(!browserAvailable())(
       await expectAccessible("the unverified-install warning");
     }, 120_000);
 
+    it("works at phone width, in the dark color scheme: no sideways scrolling, no serious accessibility violation", async () => {
+      const phone = await openBrowser({ width: 390, height: 844 }, "dark");
+      try {
+        await phone.page.goto(`${queen.url}/#/packages/stranger-echo`);
+        await phone.page.locator('[data-connection="live"]').waitFor();
+        const detail = phone.page.locator('section[data-package-id="stranger-echo"]');
+        await detail.locator('[data-testid="installed"] tr[data-hive-id="dash-hive"]').waitFor();
+        await detail.getByLabel("Allow unsigned").check();
+        await phone.page.getByTestId("unsigned-warning").waitFor();
+        const overflow = await phone.page.evaluate(() => {
+          const g = globalThis as any;
+          return g.document.documentElement.scrollWidth - g.innerWidth;
+        });
+        expect(overflow).toBeLessThanOrEqual(0);
+        await phone.screenshot("phone-packages-dark");
+        const violations = await seriousA11yViolations(phone.page);
+        expect(violations, JSON.stringify(violations, null, 1)).toEqual([]);
+      } finally {
+        await phone.close();
+      }
+    });
+
     it("the marketplace's Install on my cluster opens the dashboard's view of that package", async () => {
       await page.goto(catalog.url);
       await page.waitForSelector("body[data-ready=true]");

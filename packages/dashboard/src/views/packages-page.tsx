@@ -177,6 +177,12 @@ function InstallForm({
   );
 }
 
+/** Changes when a hive joins, leaves or changes state: what is installed where may have changed. */
+function useHivesKey(): string {
+  const { hives } = useCluster();
+  return hives.map((h) => `${h.id}:${h.state}`).join(",");
+}
+
 function PackageDetail({ id, onChanged }: { id: string; onChanged: () => void }) {
   const [pkg, setPkg] = useState<QueenWorkerPackageDetail>();
   const [error, setError] = useState<unknown>();
@@ -191,10 +197,13 @@ function PackageDetail({ id, onChanged }: { id: string; onChanged: () => void })
     }
   }, [id]);
   const job = useJob();
+  const hivesKey = useHivesKey();
   useEffect(() => {
     job.reset();
-    void load();
-  }, [load]);
+  }, [id]);
+  useEffect(() => {
+    if (hivesKey !== undefined) void load();
+  }, [load, hivesKey]);
   const start = (o: JobOperation) => {
     setOp(o);
     void job.start(o).then(() => {
@@ -342,7 +351,8 @@ function PackageDetail({ id, onChanged }: { id: string; onChanged: () => void })
           </div>
 
           <h3>Versions</h3>
-          <div class="table-wrap">
+          {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a table that scrolls sideways (phone width) must be reachable by keyboard */}
+          <section class="table-wrap" tabIndex={0} aria-label={`Versions of ${pkg.id}`}>
             <table data-testid="versions">
               <caption class="sr-only">Versions of {pkg.id} and their artifacts</caption>
               <thead>
@@ -374,7 +384,7 @@ function PackageDetail({ id, onChanged }: { id: string; onChanged: () => void })
                 )}
               </tbody>
             </table>
-          </div>
+          </section>
 
           <h3>Reviews</h3>
           {pkg.reviews.length === 0 ? <p class="muted">No reviews yet.</p> : null}
@@ -414,9 +424,10 @@ export function PackagesPage() {
       setError(err);
     }
   }, [category, query]);
+  const hivesKey = useHivesKey();
   useEffect(() => {
-    void load();
-  }, [load]);
+    if (hivesKey !== undefined) void load();
+  }, [load, hivesKey]);
   useEffect(() => {
     const t = setTimeout(() => setQuery(search.trim()), 200);
     return () => clearTimeout(t);
@@ -461,6 +472,9 @@ export function PackagesPage() {
               onInput={(e) => setSearch(e.currentTarget.value)}
             />
           </label>
+          <button type="button" onClick={() => void load()}>
+            Refresh
+          </button>
         </div>
         <ErrorNote error={error} />
         {list === undefined ? (
