@@ -33,6 +33,8 @@ export interface CatalogAppOptions {
   downloadBytesPerSecond?: number;
   /** The address of the client behind a request (rate limits are per client). */
   clientAddress?: (c: Context) => string;
+  /** An rbee dashboard (a queen's URL) the marketplace page links to: "Install on my cluster". */
+  dashboardUrl?: string;
 }
 
 const CATEGORY_INFO: Record<WorkerCategory, string> = {
@@ -58,6 +60,23 @@ function positiveInt(value: string | undefined, param: string, fallback: number,
     throw new ValidationError(`${param} must be a whole number from 1 to ${max}, got '${value}'`, param);
   }
   return n;
+}
+
+/** The dashboard URL a marketplace links to, checked: http(s) only. */
+function dashboardUrlOf(url: string | undefined): string | undefined {
+  if (url === undefined || url === "") return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new Error(
+      `the dashboard URL must be an http:// or https:// address such as http://127.0.0.1:7833, got '${url}'`,
+    );
+  }
+  return url.replace(/\/+$/, "");
 }
 
 function notFound(id: string): RbeeError {
@@ -149,7 +168,8 @@ export function createCatalogApp(o: CatalogAppOptions): Hono {
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/", (c) => c.html(marketplacePage()));
+  const page = marketplacePage({ dashboardUrl: dashboardUrlOf(o.dashboardUrl) });
+  app.get("/", (c) => c.html(page));
 
   app.get("/categories", (c) => {
     const all = store.listWorkers({});

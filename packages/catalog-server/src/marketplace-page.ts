@@ -1,9 +1,16 @@
+/** Text made safe for an HTML attribute's value (in double quotes). */
+function attribute(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 /**
  * The marketplace: one page served at `/` by the catalog server, that reads the catalog's own API
  * (`/categories`, `/workers`, `/workers/{id}`). Every text from the catalog is set as textContent,
- * never as HTML.
+ * never as HTML. With a dashboard URL (the server's `--dashboard-url`, or `?dashboard=` on the page's
+ * own address), a package's details link to that rbee dashboard's view of the package: "Install on my
+ * cluster".
  */
-export function marketplacePage(): string {
+export function marketplacePage(o: { dashboardUrl?: string | undefined } = {}): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -11,6 +18,7 @@ export function marketplacePage(): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>rbee worker marketplace</title>
 <link rel="icon" href="data:,">
+<meta name="rbee-dashboard" content="${attribute(o.dashboardUrl ?? "")}">
 <style>
   :root { color-scheme: light dark; --accent: #d99a00; --star: #7a4f00; --muted: #555; --line: #8884; }
   @media (prefers-color-scheme: dark) { :root { --star: #f0b429; --muted: #b0b0b0; } }
@@ -36,6 +44,7 @@ export function marketplacePage(): string {
   td, th { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; white-space: nowrap; }
   .empty { color: var(--muted); padding: 24px; }
   .review { border-top: 1px solid var(--line); padding: 6px 0; }
+  a.install { display: inline-block; padding: 6px 14px; border-radius: 6px; background: var(--accent); color: #000; text-decoration: none; font-weight: 600; }
 </style>
 </head>
 <body>
@@ -54,6 +63,16 @@ let category = "";
 let selected = "";
 function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; }
 function stars(r) { if (r === null || r === undefined) return "no ratings"; const n = Math.round(r); return "★".repeat(n) + "☆".repeat(5 - n) + " " + r.toFixed(1); }
+// the rbee dashboard a package can be installed from: ?dashboard=<url> on this page, else the server's --dashboard-url
+function dashboardBase() {
+  const given = new URLSearchParams(location.search).get("dashboard") || document.querySelector('meta[name="rbee-dashboard"]').content;
+  if (!given) return null;
+  try {
+    const u = new URL(given);
+    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+    return u.origin + u.pathname.replace(/[/]+$/, "");
+  } catch { return null; }
+}
 async function get(path) { const res = await fetch(path); if (!res.ok) throw new Error((await res.json()).error?.message ?? res.statusText); return res.json(); }
 async function loadCategories() {
   const { categories } = await get("/categories");
@@ -96,6 +115,12 @@ async function showDetail(id) {
   d.append(el("h2", w.id), el("p", w.description), el("p", stars(w.rating) + " · " + w.review_count + " review(s) · published by " + w.publisher, "stars"));
   d.append(el("h3", "Install"));
   const pre = el("pre", w.install_command); pre.id = "install-command"; d.append(pre);
+  const dashboard = dashboardBase();
+  if (dashboard) {
+    const p = el("p"); const a = el("a", "Install on my cluster", "install");
+    a.id = "install-on-cluster"; a.href = dashboard + "/#/packages/" + encodeURIComponent(w.id);
+    p.append(a, el("span", " in the rbee dashboard at " + new URL(dashboard).host, "meta")); d.append(p);
+  }
   const t = el("table");
   const rows = [["category", w.category], ["serves", w.capabilities.join(", ")], ["devices", w.device_kinds.join(", ")], ["platforms", w.platforms.join(", ")]];
   for (const [k, v] of rows) { const tr = el("tr"); tr.append(el("th", k), el("td", v)); t.append(tr); }

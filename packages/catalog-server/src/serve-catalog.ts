@@ -24,6 +24,8 @@ export interface ServeCatalogOptions {
   maxUploadBytes?: number;
   writeLimit?: { max: number; windowMs: number };
   downloadBytesPerSecond?: number;
+  /** An rbee dashboard (a queen's URL) the marketplace page links to: "Install on my cluster". */
+  dashboardUrl?: string;
 }
 
 export interface RunningCatalog {
@@ -60,6 +62,7 @@ export async function serveCatalog(o: ServeCatalogOptions): Promise<RunningCatal
     maxUploadBytes: o.maxUploadBytes,
     writeLimit: o.writeLimit,
     downloadBytesPerSecond: o.downloadBytesPerSecond,
+    dashboardUrl: o.dashboardUrl,
     clientAddress: (c) => getConnInfo(c).remote.address ?? "unknown",
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {

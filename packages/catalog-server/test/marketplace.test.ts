@@ -116,4 +116,34 @@ describe.skipIf(!browserAvailable())("catalog server: the marketplace page in a 
     expect(await seriousA11yViolations(page)).toEqual([]);
     expect(browser.pageErrors).toEqual([]);
   });
+
+  it("links a package to an rbee dashboard when given one (?dashboard=), keeping the install command; refuses other schemes", async () => {
+    const { page } = browser;
+    // no dashboard: the install command only
+    expect(await page.locator("#install-on-cluster").count()).toBe(0);
+
+    await page.goto(`${catalog.url}/?dashboard=${encodeURIComponent("http://127.0.0.1:7833/")}`);
+    await page.waitForSelector("body[data-ready=true]");
+    await page.click("#list li[data-id=pixel-paint]");
+    const link = page.locator("#install-on-cluster");
+    await link.waitFor();
+    expect(await link.getAttribute("href")).toBe("http://127.0.0.1:7833/#/packages/pixel-paint");
+    expect(await link.textContent()).toBe("Install on my cluster");
+    expect(await page.locator("#detail").textContent()).toContain("in the rbee dashboard at 127.0.0.1:7833");
+    expect(await page.locator("#install-command").textContent()).toBe("rbee worker install pixel-paint");
+    expect(await seriousA11yViolations(page)).toEqual([]);
+
+    await page.goto(`${catalog.url}/?dashboard=${encodeURIComponent("javascript:alert(1)")}`);
+    await page.waitForSelector("body[data-ready=true]");
+    await page.click("#list li[data-id=pixel-paint]");
+    await page.waitForSelector("#install-command");
+    expect(await page.locator("#install-on-cluster").count()).toBe(0);
+    expect(browser.pageErrors).toEqual([]);
+  });
+
+  it("a catalog server given a dashboard URL that is not http(s) refuses to start, saying why", async () => {
+    await expect(serveCatalog({ dataDir: join(root, "data2"), port: 0, dashboardUrl: "ftp://queen" })).rejects.toThrow(
+      /the dashboard URL must be an http:\/\/ or https:\/\/ address such as http:\/\/127\.0\.0\.1:7833, got 'ftp:\/\/queen'/,
+    );
+  });
 });

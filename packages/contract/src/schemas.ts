@@ -23,6 +23,8 @@ import {
   InstalledPackageInfo,
   InstallWorkerPackageRequest,
   PublishWorkerRequest,
+  QueenWorkerPackageDetail,
+  QueenWorkerPackageList,
   ReviewRequest,
   WorkerPackageManifest,
 } from "./worker-packages.js";
@@ -73,5 +75,7 @@ export const WIRE_SCHEMAS: Record<string, z.ZodType> = {
   ReviewRequest,
   InstallWorkerPackageRequest,
   InstalledPackageInfo,
+  QueenWorkerPackageList,
+  QueenWorkerPackageDetail,
   ErrorBody,
 };

@@ -185,3 +185,53 @@ export const InstalledPackageInfo = z.looseObject({
   category: WorkerCategory,
 });
 export type InstalledPackageInfo = z.infer<typeof InstalledPackageInfo>;
+
+/** A hive that has a package installed, as the queen's `/v1/worker-packages` routes report it. */
+export const PackageInstallation = z.looseObject({
+  hive_id: z.string(),
+  /** The hive's state: live, stale or lost. */
+  hive_state: z.string(),
+  version: SemVer,
+  /** Whether the hive can run it now (`Available`), else why not. */
+  status: z.string(),
+  trust: z.enum(["verified", "allowed-unsigned"]),
+  auto_update: z.boolean(),
+  /** The catalog server it was installed from. */
+  catalog: z.string(),
+  /** The newest version of its catalog within its major, when newer than the installed one; else null. */
+  update_available: SemVer.nullable(),
+});
+export type PackageInstallation = z.infer<typeof PackageInstallation>;
+
+/** A catalog server the queen asked, and whether it answered. */
+export const CatalogSourceStatus = z.looseObject({
+  url: z.string(),
+  ok: z.boolean(),
+  /** Packages it listed for the filters (when it answered). */
+  total: z.number().int().optional(),
+  /** Why it did not answer. */
+  error: z.string().optional(),
+});
+export type CatalogSourceStatus = z.infer<typeof CatalogSourceStatus>;
+
+/** A catalog's package as the queen lists it: the catalog's summary, which catalog, where it is installed. */
+export const QueenWorkerPackage = CatalogWorkerSummary.extend({
+  catalog: z.string(),
+  installed: z.array(PackageInstallation),
+});
+export type QueenWorkerPackage = z.infer<typeof QueenWorkerPackage>;
+
+/** `GET /v1/worker-packages` on the queen: its catalogs' packages, merged, and each catalog's answer. */
+export const QueenWorkerPackageList = z.looseObject({
+  packages: z.array(QueenWorkerPackage),
+  catalogs: z.array(CatalogSourceStatus),
+});
+export type QueenWorkerPackageList = z.infer<typeof QueenWorkerPackageList>;
+
+/** `GET /v1/worker-packages/{id}` on the queen: the catalog's page of it, and where it is installed. */
+export const QueenWorkerPackageDetail = CatalogWorkerDetail.extend({
+  catalog: z.string(),
+  installed: z.array(PackageInstallation),
+  catalogs: z.array(CatalogSourceStatus),
+});
+export type QueenWorkerPackageDetail = z.infer<typeof QueenWorkerPackageDetail>;

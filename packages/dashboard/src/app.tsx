@@ -7,6 +7,7 @@ import { ClusterPage } from "./views/cluster-page";
 import { JobsPage } from "./views/jobs-page";
 import { KeysPage } from "./views/keys-page";
 import { ModelsPage } from "./views/models-page";
+import { PackagesPage } from "./views/packages-page";
 import { PlaygroundPage } from "./views/playground-page";
 import { WorkersPage } from "./views/workers-page";
 
@@ -14,6 +15,7 @@ const PAGES = [
   { id: "cluster", title: "Cluster", view: ClusterPage },
   { id: "models", title: "Models", view: ModelsPage },
   { id: "workers", title: "Workers", view: WorkersPage },
+  { id: "packages", title: "Packages", view: PackagesPage },
   { id: "jobs", title: "Jobs", view: JobsPage },
   { id: "playground", title: "Playground", view: PlaygroundPage },
   { id: "keys", title: "Keys", view: KeysPage },

@@ -28,6 +28,7 @@ import { type QueenConfig, type QueenOptions, resolveQueenConfig } from "./confi
 import { apiKeyAuth, keyAdminAuth } from "./http/api-key-auth.js";
 import { Dashboard } from "./http/dashboard.js";
 import { sendWorkerLogs } from "./http/worker-logs.js";
+import { WorkerPackageCatalogs } from "./http/worker-package-catalogs.js";
 import { jobRunner } from "./jobs/job-runners.js";
 import { JobStore } from "./jobs/job-store.js";
 import { QueenMetrics } from "./metrics.js";
@@ -297,6 +298,7 @@ export class Queen {
     const keyAdmin = [keyAdminAuth(this.keys, this.clusterToken)];
     const dashboard = new Dashboard();
     const anthropic = new AnthropicRoutes(this.router, this.log);
+    const packages = new WorkerPackageCatalogs(this.registry, () => this.config.catalogUrls);
     return ollama
       .register(new Router(), api)
       .get("/health", (ctx) => ctx.send(200, { status: "ok", version: QUEEN_VERSION }))
@@ -354,6 +356,8 @@ export class Queen {
         (ctx) => ctx.send(200, clusterWorkerTypes(this.registry, this.config.defaultWorkerType)),
         api,
       )
+      .get("/v1/worker-packages", (ctx) => packages.list(ctx), api)
+      .get("/v1/worker-packages/:id", (ctx) => packages.detail(ctx), api)
       .get(
         "/v1/catalog",
         (ctx) => {

@@ -15,7 +15,7 @@ import {
   keyFingerprint,
   readTrustedKeys,
 } from "@rbee/worker-package";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { configOf, printJson } from "../context.js";
 import { CliError, EXIT } from "../exit-codes.js";
 import { intArg } from "../parse.js";
@@ -57,6 +57,17 @@ export function catalogCommand(): Command {
       intArg(1, 100_000),
     )
     .option("--download-rate <bytes>", "bytes per second per download, 0 for no limit (default 0)", intArg(0))
+    .option(
+      "--dashboard-url <url>",
+      "an rbee dashboard (your queen's URL, e.g. http://127.0.0.1:7833) the marketplace links to: Install on my cluster",
+      (value: string) => {
+        if (!/^https?:\/\/[^/\s]+/.test(value))
+          throw new InvalidArgumentError(
+            `expected an http:// or https:// URL such as http://127.0.0.1:7833, got '${value}'`,
+          );
+        return value;
+      },
+    )
     .action(
       async (
         flags: {
@@ -67,6 +78,7 @@ export function catalogCommand(): Command {
           maxUploadMb?: number;
           writesPerMinute?: number;
           downloadRate?: number;
+          dashboardUrl?: string;
         },
         cmd: Command,
       ) => {
@@ -85,6 +97,7 @@ export function catalogCommand(): Command {
           ...(flags.maxUploadMb ? { maxUploadBytes: flags.maxUploadMb * 1024 * 1024 } : {}),
           ...(flags.writesPerMinute ? { writeLimit: { max: flags.writesPerMinute, windowMs: 60_000 } } : {}),
           ...(flags.downloadRate ? { downloadBytesPerSecond: flags.downloadRate } : {}),
+          ...(flags.dashboardUrl ? { dashboardUrl: flags.dashboardUrl } : {}),
         }).catch((err: NodeJS.ErrnoException) => {
           if (err.code === "EADDRINUSE") {
             throw new CliError(

@@ -148,7 +148,7 @@ function packageOn(hive: HiveEntry, id: string): (InstalledPackageInfo & { entry
 }
 
 /** The catalog server a package was installed from (its download URL's origin and path before /workers/). */
-function catalogOf(sourceUrl: string): string {
+export function catalogOf(sourceUrl: string): string {
   return sourceUrl.replace(/\/workers\/[^/]+\/download.*$/, "");
 }
 
