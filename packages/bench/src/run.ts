@@ -78,7 +78,12 @@ SUITES.queen = async () => {
   console.log(
     "\n== queen overhead: streamed completions through the queen vs the same worker called directly (stories260K)",
   );
-  const results = await benchQueen({ rounds: 15, maxTokens: 64, concurrency: [1, 8] });
+  const results = await benchQueen({
+    rounds: 15,
+    maxTokens: 64,
+    concurrency: [1, 8],
+    cpuProfileDir: process.env.RBEE_BENCH_CPU_PROF,
+  });
   for (const r of results) {
     console.log(
       verdict(

@@ -103,9 +103,11 @@ export class AnthropicRoutes {
         onToken: (text) => {
           const w = open();
           const index = block?.kind === "text" ? block.index : startBlock(w, "text", { type: "text", text: "" });
-          return w
-            .send("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text } })
-            .then(() => undefined);
+          return w.write("content_block_delta", {
+            type: "content_block_delta",
+            index,
+            delta: { type: "text_delta", text },
+          });
         },
         onToolCall: (piece) => {
           const w = open();
@@ -118,13 +120,11 @@ export class AnthropicRoutes {
               input: {},
             });
           if (piece.arguments === "") return undefined;
-          return w
-            .send("content_block_delta", {
-              type: "content_block_delta",
-              index,
-              delta: { type: "input_json_delta", partial_json: piece.arguments },
-            })
-            .then(() => undefined);
+          return w.write("content_block_delta", {
+            type: "content_block_delta",
+            index,
+            delta: { type: "input_json_delta", partial_json: piece.arguments },
+          });
         },
       });
       const w = open();
