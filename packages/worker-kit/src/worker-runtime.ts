@@ -37,6 +37,8 @@ const STREAM_BATCH_MS = 10;
  * its own first byte, and saves the queen a read and a wake-up per request.
  */
 const PROCESSING_AFTER_MS = 50;
+/** Ready and Busy reach the heartbeat's receiver within this long (not a beat for each flip). */
+const BUSY_HEARTBEAT_MS = 1000;
 
 /** Sends `102 Processing` if the response has not started within PROCESSING_AFTER_MS; returns the cancel. */
 function processingSoon(ctx: HttpContext): () => void {
@@ -132,9 +134,13 @@ export class WorkerRuntime {
     this.status.onChange((to, from) => {
       this.metrics.status.set({ status: from }, 0);
       this.metrics.status.set({ status: to }, 1);
-      if (!(from === "Ready" && to === "Busy") && !(from === "Busy" && to === "Ready")) {
-        this.#log.info({ from, to }, "status");
+      if ((from === "Ready" && to === "Busy") || (from === "Busy" && to === "Ready")) {
+        // these flip with every request under load: the queen counts its own requests in flight,
+        // and learns the flip within a second (a beat for each would cost more than the request)
+        this.#heartbeat?.beatSoon(BUSY_HEARTBEAT_MS);
+        return;
       }
+      this.#log.info({ from, to }, "status");
       this.#heartbeat?.beatNow();
     });
   }
