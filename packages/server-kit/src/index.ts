@@ -33,3 +33,4 @@ export { StaticFiles, type StaticFilesOptions } from "./http/static-files.js";
 export { keyFileIsShared, loadServerTls, type ServerTls } from "./http/tls.js";
 export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
+export { randomHex } from "./random-id.js";

@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { toRbeeError } from "@rbee/contract";
 import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
+import { randomHex } from "@rbee/server-kit";
 import { noteIgnoredFields } from "../http/ignored-fields.js";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
 import { anthropicErrorBody } from "./anthropic-errors.js";
@@ -36,7 +36,7 @@ export class AnthropicRoutes {
       ...toolsOf(req),
     };
     if (infer.stop?.length === 0) infer.stop = undefined;
-    const id = `msg_${randomBytes(12).toString("hex")}`;
+    const id = `msg_${randomHex(12)}`;
     ctx.logFields.model = req.model;
     ctx.res.setHeader("request-id", ctx.requestId);
     if (!req.stream) {

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import {
   type InferResponse,
   ModelNotFoundError,
@@ -7,6 +6,7 @@ import {
   toRbeeError,
 } from "@rbee/contract";
 import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
+import { randomHex } from "@rbee/server-kit";
 import type { ClusterRegistry } from "../registry/cluster-registry.js";
 import type { InferenceRouter, InferOptions, InferOutcome } from "../scheduler/inference-router.js";
 import { readLenientBody } from "./lenient-body.js";
@@ -89,7 +89,7 @@ export class OpenAiRoutes {
   }
 
   async #complete(ctx: HttpContext, kind: Kind, t: TranslatedInfer): Promise<void> {
-    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomHex(12)}`;
     const created = Math.floor(Date.now() / 1000);
     const object = kind === "chat" ? "chat.completion" : "text_completion";
     ctx.logFields.model = t.model;
