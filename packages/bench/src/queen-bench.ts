@@ -8,6 +8,8 @@ export interface QueenBenchOptions {
   rounds: number;
   maxTokens: number;
   concurrency: number[];
+  /** Starts the queen with `node --cpu-prof`, its V8 profile written here. */
+  cpuProfileDir?: string;
 }
 
 interface Side {
@@ -40,7 +42,8 @@ function tokensFrom(body: string, key: RegExp): number {
 export async function benchQueen(o: QueenBenchOptions) {
   const dirs = tempRbeeDirs("bench-queen");
   const queenMain = `import { runQueen } from "@rbee/queen"; await runQueen({ port: 0 });`;
-  const queen = new ChildHandle(process.execPath, ["--input-type=module", "-e", queenMain], {
+  const profile = o.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfileDir}`] : [];
+  const queen = new ChildHandle(process.execPath, [...profile, "--input-type=module", "-e", queenMain], {
     env: { ...dirs.env, RBEE_HEARTBEAT_INTERVAL_MS: "1000" },
     cwd: REPO_ROOT,
   });

@@ -29,6 +29,10 @@ export interface RoutingResult {
   queen_p99_ms: number;
   /** The queen's CPU time per routed request, from /proc. */
   queen_cpu_us_per_request: number;
+  /** The floor: a bare Node proxy (bare-proxy.ts) forwarding the direct requests to the same workers. */
+  proxy_rps: number;
+  proxy_p50_ms: number;
+  proxy_cpu_us_per_request: number;
   failed: number;
 }
 
@@ -90,6 +94,7 @@ export async function benchRouting(o: RoutingBenchOptions): Promise<RoutingResul
   const profile = o.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfileDir}`] : [];
   const queen = await startQueenProcess(`bench-routing-${o.kind}`, {}, profile);
   const workers: Started[] = [];
+  const stops: Array<() => Promise<unknown>> = [];
   try {
     const perWorker = Math.ceil(o.concurrency / o.workers);
     // started one by one: eight model loads at once on two cores only slow each other down
@@ -118,28 +123,50 @@ export async function benchRouting(o: RoutingBenchOptions): Promise<RoutingResul
       );
     const viaQueen = () =>
       postJson(`${queen.url}/v1/completions`, { model, prompt: PROMPT, max_tokens: 1, temperature: 0 }, queenAgent);
+    const proxy = new ChildHandle(process.execPath, [
+      join(REPO_ROOT, "packages/bench/dist/bare-proxy.js"),
+      ...workers.map((w) => w.url),
+    ]);
+    stops.push(() => proxy.stop());
+    const proxyUrl = (JSON.parse((await proxy.waitForLine(/^\{"url".*\}$/m))[0]) as { url: string }).url;
+    const proxyAgent = keepAliveAgent(o.concurrency);
+    const viaProxy = () =>
+      postJson(`${proxyUrl}/`, { prompt: PROMPT, max_tokens: 1, temperature: 0 }, proxyAgent, auth);
 
     // warm-up: connections, JIT, the workers' first sequences
     await closedLoop(o.concurrency, 1500, direct);
     await closedLoop(o.concurrency, 1500, viaQueen);
+    await closedLoop(o.concurrency, 1500, viaProxy);
     const empty = (): LoopResult => ({ ok: 0, failed: 0, seconds: 0, latencies: [], errors: [] });
     const d = empty();
     const q = empty();
+    const p = empty();
     let queenCpu = 0;
+    let proxyCpu = 0;
+    const orders = [
+      ["direct", "queen", "proxy"],
+      ["queen", "proxy", "direct"],
+      ["proxy", "direct", "queen"],
+    ] as const;
     for (let r = 0; r < o.rounds; r++) {
-      for (const side of r % 2 === 0 ? (["direct", "queen"] as const) : (["queen", "direct"] as const)) {
+      for (const side of orders[r % orders.length] as (typeof orders)[number]) {
         await sleep(250);
         if (side === "direct") add(d, await closedLoop(o.concurrency, o.roundMs, direct));
-        else {
+        else if (side === "queen") {
           const cpu0 = cpuSeconds(queen.child.pid);
           add(q, await closedLoop(o.concurrency, o.roundMs, viaQueen));
           queenCpu += cpuSeconds(queen.child.pid) - cpu0;
+        } else {
+          const cpu0 = cpuSeconds(proxy.pid);
+          add(p, await closedLoop(o.concurrency, o.roundMs, viaProxy));
+          proxyCpu += cpuSeconds(proxy.pid) - cpu0;
         }
       }
     }
     directAgent.destroy();
     queenAgent.destroy();
-    for (const e of [...d.errors, ...q.errors].slice(0, 3)) console.log(`(failed request: ${e})`);
+    proxyAgent.destroy();
+    for (const e of [...d.errors, ...q.errors, ...p.errors].slice(0, 3)) console.log(`(failed request: ${e})`);
     const result: RoutingResult = {
       kind: o.kind,
       workers: o.workers,
@@ -152,7 +179,10 @@ export async function benchRouting(o: RoutingBenchOptions): Promise<RoutingResul
       direct_p99_ms: round(quantile(d.latencies, 0.99)),
       queen_p99_ms: round(quantile(q.latencies, 0.99)),
       queen_cpu_us_per_request: round((queenCpu / Math.max(1, q.ok)) * 1e6, 0),
-      failed: d.failed + q.failed,
+      proxy_rps: round(p.ok / p.seconds, 0),
+      proxy_p50_ms: round(quantile(p.latencies, 0.5)),
+      proxy_cpu_us_per_request: round((proxyCpu / Math.max(1, p.ok)) * 1e6, 0),
+      failed: d.failed + q.failed + p.failed,
     };
     printTable([
       {
@@ -163,12 +193,13 @@ export async function benchRouting(o: RoutingBenchOptions): Promise<RoutingResul
         "p50 ms direct / queen": `${result.direct_p50_ms} / ${result.queen_p50_ms}`,
         "p99 ms direct / queen": `${result.direct_p99_ms} / ${result.queen_p99_ms}`,
         "queen CPU µs/req": result.queen_cpu_us_per_request,
+        "bare proxy req/s, p50 ms, CPU µs/req": `${result.proxy_rps}, ${result.proxy_p50_ms}, ${result.proxy_cpu_us_per_request}`,
         failed: result.failed,
       },
     ]);
     return result;
   } finally {
-    await Promise.all(workers.map((w) => w.stop()));
+    await Promise.all([...stops.map((stop) => stop()), ...workers.map((w) => w.stop())]);
     await queen.child.stop();
   }
 }

@@ -78,7 +78,12 @@ SUITES.queen = async () => {
   console.log(
     "\n== queen overhead: streamed completions through the queen vs the same worker called directly (stories260K)",
   );
-  const results = await benchQueen({ rounds: 15, maxTokens: 64, concurrency: [1, 8] });
+  const results = await benchQueen({
+    rounds: 15,
+    maxTokens: 64,
+    concurrency: [1, 8],
+    cpuProfileDir: process.env.RBEE_BENCH_CPU_PROF,
+  });
   for (const r of results) {
     console.log(
       verdict(
@@ -277,7 +282,12 @@ SUITES.routing = async () => {
       cpuProfileDir: process.env.RBEE_BENCH_CPU_PROF,
     }),
   );
-  for (const r of results) console.log(`${r.kind}: requests/s through the queen / direct = ${r.ratio.toFixed(3)}`);
+  for (const r of results) {
+    console.log(`${r.kind}: requests/s through the queen / direct = ${r.ratio.toFixed(3)}`);
+    console.log(
+      `${r.kind}: requests/s through a bare Node proxy / direct = ${(r.proxy_rps / r.direct_rps).toFixed(3)} (the floor for a proxy in Node here); queen CPU per request / the bare proxy's = ${(r.queen_cpu_us_per_request / Math.max(1, r.proxy_cpu_us_per_request)).toFixed(2)}`,
+    );
+  }
   const file = saveResults("routing", { results });
   console.log(`results: ${file}`);
 };

@@ -72,4 +72,32 @@ describe("SSE framing", () => {
     expect(writer!.closed).toBe(true);
     server.close();
   });
+
+  it("write: undefined for a frame written at once, a Promise under backpressure, undefined once closed", async () => {
+    let writer: SseWriter | undefined;
+    let small: Promise<boolean> | undefined;
+    let big: Promise<boolean> | undefined;
+    const server = createServer((_req, res) => {
+      writer = new SseWriter(res);
+      small = writer.write("token", { text: "a" });
+      big = writer.write("big", "x".repeat(8 * 1024 * 1024));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    const reader = res.body!.getReader();
+    let received = 0;
+    while (received < 8 * 1024 * 1024) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+    }
+    expect(small).toBeUndefined();
+    expect(big).toBeInstanceOf(Promise);
+    expect(await big).toBe(true);
+    await reader.cancel();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(writer!.write("after", "x")).toBeUndefined();
+    server.close();
+  });
 });

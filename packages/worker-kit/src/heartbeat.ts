@@ -26,6 +26,10 @@ export class HeartbeatTask {
   #inFlight = false;
   #current: Promise<void> | undefined;
   #pending = false;
+  /** A beatSoon that came while a beat was in flight: the next one goes out within this. */
+  #soonMs: number | undefined;
+  #lastSent = 0;
+  #nextAt = 0;
   #failures = 0;
   #lastAck: number;
   #orphaned = false;
@@ -63,6 +67,29 @@ export class HeartbeatTask {
     void this.#beat();
   }
 
+  /**
+   * Makes the next heartbeat go out within `ms` of the last one, not at once: for news the receiver
+   * may learn a little late (Ready and Busy, which flip with every request under load; a beat for
+   * each flip would cost the queen more than routing the request).
+   */
+  beatSoon(ms: number): void {
+    if (!this.#running) return;
+    if (this.#inFlight) {
+      this.#soonMs = Math.min(this.#soonMs ?? ms, ms);
+      return;
+    }
+    const at = Math.max(Date.now(), this.#lastSent + ms);
+    if (this.#timer !== undefined && this.#nextAt <= at) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#schedule(at - Date.now());
+  }
+
+  #schedule(delay: number): void {
+    this.#nextAt = Date.now() + delay;
+    this.#timer = setTimeout(() => void this.#beat(), delay);
+    this.#timer.unref();
+  }
+
   #beat(): Promise<void> {
     this.#current = this.#beatOnce();
     return this.#current;
@@ -85,6 +112,7 @@ export class HeartbeatTask {
   async #beatOnce(): Promise<void> {
     this.#timer = undefined;
     this.#inFlight = true;
+    this.#lastSent = Date.now();
     let delay = this.#o.intervalMs;
     try {
       const reply = await this.#post(Math.max(1000, Math.min(this.#o.intervalMs, 10_000)));
@@ -115,8 +143,11 @@ export class HeartbeatTask {
       this.#pending = false;
       delay = 0;
     }
-    this.#timer = setTimeout(() => void this.#beat(), delay);
-    this.#timer.unref();
+    if (this.#soonMs !== undefined) {
+      delay = Math.min(delay, this.#soonMs);
+      this.#soonMs = undefined;
+    }
+    this.#schedule(delay);
   }
 
   async #post(timeoutMs: number): Promise<unknown> {

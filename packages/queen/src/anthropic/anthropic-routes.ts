@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { toRbeeError } from "@rbee/contract";
 import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
+import { randomHex } from "@rbee/server-kit";
 import { noteIgnoredFields } from "../http/ignored-fields.js";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
 import { anthropicErrorBody } from "./anthropic-errors.js";
@@ -36,7 +36,7 @@ export class AnthropicRoutes {
       ...toolsOf(req),
     };
     if (infer.stop?.length === 0) infer.stop = undefined;
-    const id = `msg_${randomBytes(12).toString("hex")}`;
+    const id = `msg_${randomHex(12)}`;
     ctx.logFields.model = req.model;
     ctx.res.setHeader("request-id", ctx.requestId);
     if (!req.stream) {
@@ -103,9 +103,11 @@ export class AnthropicRoutes {
         onToken: (text) => {
           const w = open();
           const index = block?.kind === "text" ? block.index : startBlock(w, "text", { type: "text", text: "" });
-          return w
-            .send("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text } })
-            .then(() => undefined);
+          return w.write("content_block_delta", {
+            type: "content_block_delta",
+            index,
+            delta: { type: "text_delta", text },
+          });
         },
         onToolCall: (piece) => {
           const w = open();
@@ -118,13 +120,11 @@ export class AnthropicRoutes {
               input: {},
             });
           if (piece.arguments === "") return undefined;
-          return w
-            .send("content_block_delta", {
-              type: "content_block_delta",
-              index,
-              delta: { type: "input_json_delta", partial_json: piece.arguments },
-            })
-            .then(() => undefined);
+          return w.write("content_block_delta", {
+            type: "content_block_delta",
+            index,
+            delta: { type: "input_json_delta", partial_json: piece.arguments },
+          });
         },
       });
       const w = open();

@@ -48,7 +48,10 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
           narrate: ctx.narrate,
           progress: progressOf(ctx),
           workerType: worker_type,
-          onToken: (text) => ctx.token(text, index++),
+          onToken: (text) => {
+            ctx.token(text, index++);
+            return undefined;
+          },
         });
         return {
           ...outcome.response,

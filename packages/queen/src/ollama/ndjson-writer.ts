@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import { whenDrained } from "@rbee/server-kit";
 
 /**
  * Newline-delimited JSON, as Ollama streams: one object a line, `application/x-ndjson`. Like the SSE
@@ -18,20 +19,13 @@ export class NdjsonWriter {
   }
 
   send(value: unknown): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    const res = this.#res;
-    if (res.write(`${JSON.stringify(value)}\n`)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        res.off("drain", onDrain);
-        res.off("close", onClose);
-        resolve(ok);
-      };
-      const onDrain = () => done(true);
-      const onClose = () => done(false);
-      res.on("drain", onDrain);
-      res.on("close", onClose);
-    });
+    return this.write(value) ?? Promise.resolve(!this.closed);
+  }
+
+  /** As `send`, but undefined when the line is written at once: no Promise for each token. */
+  write(value: unknown): Promise<boolean> | undefined {
+    if (this.closed) return undefined;
+    return this.#res.write(`${JSON.stringify(value)}\n`) ? undefined : whenDrained(this.#res);
   }
 
   /** Ends the stream. Idempotent. */

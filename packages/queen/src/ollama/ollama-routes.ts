@@ -396,7 +396,7 @@ export class OllamaRoutes {
           keepAliveMs,
           onToken: (text, _index, logprobs) => {
             out ??= new NdjsonWriter(ctx.res);
-            return out.send({ ...reply(text, false), ...withLogprobs(logprobs) }).then(() => undefined);
+            return out.write({ ...reply(text, false), ...withLogprobs(logprobs) });
           },
         },
       );

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import {
   type InferResponse,
   ModelNotFoundError,
@@ -7,6 +6,7 @@ import {
   toRbeeError,
 } from "@rbee/contract";
 import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
+import { randomHex } from "@rbee/server-kit";
 import type { ClusterRegistry } from "../registry/cluster-registry.js";
 import type { InferenceRouter, InferOptions, InferOutcome } from "../scheduler/inference-router.js";
 import { readLenientBody } from "./lenient-body.js";
@@ -89,7 +89,7 @@ export class OpenAiRoutes {
   }
 
   async #complete(ctx: HttpContext, kind: Kind, t: TranslatedInfer): Promise<void> {
-    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomHex(12)}`;
     const created = Math.floor(Date.now() / 1000);
     const object = kind === "chat" ? "chat.completion" : "text_completion";
     ctx.logFields.model = t.model;
@@ -119,6 +119,14 @@ export class OpenAiRoutes {
     t: TranslatedInfer,
     callbacks: (index: number) => Pick<InferOptions, "onToken" | "onToolCall">,
   ): Promise<InferOutcome[]> {
+    if (t.n === 1) {
+      const outcome = await this.router.infer(t.model, t.infer, {
+        signal: ctx.signal,
+        keepAliveMs: t.keepAliveMs,
+        ...callbacks(0),
+      });
+      return [outcome];
+    }
     const failed = new AbortController();
     const signal = AbortSignal.any([ctx.signal, failed.signal]);
     const one = async (index: number) => {
@@ -169,8 +177,12 @@ export class OpenAiRoutes {
       }
       return sse;
     };
+    // a chat token without logprobs, the hot path: the chunk's JSON around its text, made once
+    const head = JSON.stringify(chunk({ index: 0 })).replace(/"index":0}\].*$/, '"index":');
+    const tail = `,"logprobs":null,"finish_reason":null}]${t.includeUsage ? ',"usage":null' : ""}}`;
     const offsets = new Map<number, number>();
     const piece = (index: number, text: string, logprobs: TokenLogprob[] | undefined) => {
+      if (kind === "chat" && !t.logprobs) return `${head}${index},"delta":{"content":${JSON.stringify(text)}}${tail}`;
       if (kind === "chat")
         return chunk({
           index,
@@ -202,14 +214,8 @@ export class OpenAiRoutes {
       });
     try {
       const outcomes = await this.#inferAll(ctx, t, (index) => ({
-        onToken: (text, _i, logprobs) =>
-          open(index)
-            .send(undefined, piece(index, text, logprobs))
-            .then(() => undefined),
-        onToolCall: (p) =>
-          open(index)
-            .send(undefined, toolPiece(index, p))
-            .then(() => undefined),
+        onToken: (text, _i, logprobs) => open(index).write(undefined, piece(index, text, logprobs)),
+        onToolCall: (p) => open(index).write(undefined, toolPiece(index, p)),
       }));
       for (const [index, { response }] of outcomes.entries()) {
         const w = open(index);

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import {
   type ChatMessage,
   type InferRequest,
@@ -12,6 +11,7 @@ import {
   ValidationError,
 } from "@rbee/contract";
 import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
+import { randomHex } from "@rbee/server-kit";
 import { z } from "zod";
 import type { InferenceRouter } from "../scheduler/inference-router.js";
 import { readLenientBody } from "./lenient-body.js";
@@ -184,7 +184,7 @@ type OutputItem =
       status: "in_progress" | "completed";
     };
 
-const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString("hex")}`;
+const newId = (prefix: string) => `${prefix}_${randomHex(12)}`;
 
 /** `POST /v1/responses`, streamed or not. */
 export class ResponsesRoute {

@@ -40,9 +40,9 @@ export interface InferOptions {
   /** Download progress when the model must be fetched first. */
   progress?: (p: ModelProgress) => void;
   /** Receives text as it streams; without it the worker answers in one piece. */
-  onToken?: (text: string, index: number, logprobs?: TokenLogprob[]) => void | Promise<void>;
+  onToken?: (text: string, index: number, logprobs?: TokenLogprob[]) => Promise<unknown> | undefined;
   /** Receives the pieces of tool calls as they stream. */
-  onToolCall?: (piece: ToolCallEvent) => void | Promise<void>;
+  onToolCall?: (piece: ToolCallEvent) => Promise<unknown> | undefined;
   /** The worker type to start when no worker serves the model yet. */
   workerType?: string;
 }

@@ -20,9 +20,12 @@ export interface RouteMatch {
 /** A small method + path router; `:name` segments become params. */
 export class Router {
   #routes: Route[] = [];
+  /** Matches of routes without params, by method and path: the hot routes are found without a scan. */
+  #staticMatches = new Map<string, RouteMatch>();
 
   add(method: string, pattern: string, handler: Handler, before: Middleware[] = []): this {
     this.#routes.push({ method: method.toUpperCase(), pattern, segments: split(pattern), handler, before });
+    this.#staticMatches.clear();
     return this;
   }
 
@@ -45,6 +48,19 @@ export class Router {
 
   /** Finds the route; `allowed` lists the methods the path has when the method does not match. */
   match(method: string, path: string): RouteMatch | { route: undefined; allowed: string[] } {
+    const key = `${method} ${path}`;
+    const known = this.#staticMatches.get(key);
+    if (known !== undefined) return { route: known.route, params: {} };
+    const found = this.#scan(method, path);
+    if (found.route !== undefined && !found.route.pattern.includes("/:")) {
+      // bounded: odd spellings of a path (extra slashes) must not grow it without end
+      if (this.#staticMatches.size >= 1024) this.#staticMatches.clear();
+      this.#staticMatches.set(key, found);
+    }
+    return found;
+  }
+
+  #scan(method: string, path: string): RouteMatch | { route: undefined; allowed: string[] } {
     const segments = split(path);
     const allowed: string[] = [];
     for (const route of this.#routes) {

@@ -14,6 +14,9 @@ import type { ServerResponse } from "node:http";
  *   while a few milliseconds of grouping is invisible to a reader (see docs/llm-worker.md);
  * - never throws on a closed connection: `send` resolves `false` and `closed` turns true.
  */
+/** What #write answers for a frame written without backpressure (one Promise for all of them). */
+const WRITTEN: Promise<boolean> = Promise.resolve(true);
+
 export class SseWriter {
   #res: ServerResponse;
   #closed = false;
@@ -61,6 +64,17 @@ export class SseWriter {
     return this.#write(formatSseFrame(event, data, id));
   }
 
+  /**
+   * Sends one event without making a Promise when it need not: undefined once it is written (or the
+   * connection is gone), or, when the client is slower than the stream (backpressure), a Promise
+   * that settles once it has taken what was sent. For the hot path of a stream, one event a token.
+   */
+  write(event: string | undefined, data: unknown): Promise<boolean> | undefined {
+    if (this.closed) return undefined;
+    const pending = this.#write(formatSseFrame(event, data));
+    return pending === WRITTEN ? undefined : pending;
+  }
+
   /** Sends a comment line (ignored by clients); useful as a keep-alive. */
   comment(text = ""): Promise<boolean> {
     return this.#write(`: ${text.replace(/[\r\n]+/g, " ")}\n\n`);
@@ -95,24 +109,31 @@ export class SseWriter {
       }
     }
     // with no interval, Node's own corking (until the next tick) joins the frames of one tick
-    if (res.write(frame)) return Promise.resolve(true);
+    if (res.write(frame)) return WRITTEN;
     return this.#drained();
   }
 
   #drained(): Promise<boolean> {
-    const res = this.#res;
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        res.off("drain", onDrain);
-        res.off("close", onClose);
-        resolve(ok);
-      };
-      const onDrain = () => done(true);
-      const onClose = () => done(false);
-      res.on("drain", onDrain);
-      res.on("close", onClose);
-    });
+    return whenDrained(this.#res);
   }
+}
+
+/**
+ * Resolves true once a response that refused a write (backpressure) has drained, or false when its
+ * connection closes first.
+ */
+export function whenDrained(res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      res.off("drain", onDrain);
+      res.off("close", onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    res.on("drain", onDrain);
+    res.on("close", onClose);
+  });
 }
 
 /** Formats one SSE frame. Throws on a newline in `event` or `id`, which would corrupt the stream. */
@@ -127,7 +148,9 @@ export function formatSseFrame(event: string | undefined, data: unknown, id?: st
     if (/[\r\n]/.test(event)) throw new Error(`SSE event name must not contain a newline: ${JSON.stringify(event)}`);
     frame += `event: ${event}\n`;
   }
-  const text = typeof data === "string" ? data : JSON.stringify(data);
+  // JSON never holds a raw line break (JSON.stringify escapes them): only a string may need splitting
+  if (typeof data !== "string") return `${frame}data: ${JSON.stringify(data)}\n\n`;
+  const text = data;
   if (text.includes("\n") || text.includes("\r")) {
     for (const line of text.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
   } else {
