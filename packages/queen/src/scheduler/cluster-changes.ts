@@ -11,14 +11,19 @@ export class ClusterChanges {
   /** Resolves at the next change of the cluster that may free a device (or after a second, to look again). */
   next(signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const done = () => {
+      const cleanUp = () => {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
         this.#waiters.delete(done);
+      };
+      const done = () => {
+        cleanUp();
         resolve();
       };
+      // rejects, not resolves: a loop that waits for changes until its signal aborts must end
+      // (resolving here made a cancelled drain spin forever and froze the queen)
       const onAbort = () => {
-        done();
+        cleanUp();
         reject(signal.reason);
       };
       const timer = setTimeout(done, 1000);
