@@ -18,6 +18,7 @@ import type { Leases } from "./leases.js";
 import { unusableCopies } from "./model-resolver.js";
 import type { PendingSpawns } from "./pending-spawns.js";
 import { type AcquireOptions, norm } from "./scheduler-types.js";
+import type { SpawnBackoff } from "./spawn-backoff.js";
 import type { SpawnCoordinator } from "./spawn-coordinator.js";
 import type { WorkerGroups } from "./worker-groups.js";
 
@@ -36,6 +37,7 @@ export class RequestQueue {
     private readonly leases: Leases,
     private readonly pending: PendingSpawns,
     private readonly spawns: SpawnCoordinator,
+    private readonly backoff: SpawnBackoff,
     private readonly groups: WorkerGroups,
     private readonly changes: ClusterChanges,
     private readonly o: {
@@ -95,9 +97,12 @@ export class RequestQueue {
           );
         }
         // a worker of the model its hive is (re)starting: wait for it rather than start a second one
+        // (not one whose start just failed there, which a heartbeat sent meanwhile still shows Starting)
         const restarting = pending
           ? undefined
-          : this.registry.startingWorkers(model).find((w) => workerCapabilities(w).includes(o.capability));
+          : this.registry
+              .startingWorkers(model)
+              .find((w) => workerCapabilities(w).includes(o.capability) && !this.backoff.holds(model, w.hiveId));
         if (restarting) {
           if (!toldRestarting)
             o.narrate?.("queen", `waiting for worker ${restarting.id}, which hive ${restarting.hiveId} is restarting`);

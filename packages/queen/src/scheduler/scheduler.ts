@@ -96,13 +96,14 @@ export class Scheduler {
       waiting: (model) => this.#queue.waitingFor(model),
       countReplicas: (model) => this.#keeper.count(model),
     });
+    const backoff = new SpawnBackoff();
     const eviction = new Eviction(registry, this.#pending, this.#stops, changes, replicas, this.stats);
     this.#spawns = new SpawnCoordinator(
       registry,
       hives,
       this.#types,
       this.#pending,
-      new SpawnBackoff(),
+      backoff,
       eviction,
       changes,
       options,
@@ -119,7 +120,7 @@ export class Scheduler {
       this.stats,
       options,
     );
-    this.#queue = new RequestQueue(registry, this.#leases, this.#pending, this.#spawns, this.groups, changes, {
+    this.#queue = new RequestQueue(registry, this.#leases, this.#pending, this.#spawns, backoff, this.groups, changes, {
       ...options,
       checkHive: (hiveId) => this.#failover.checkHive(hiveId),
     });

@@ -29,6 +29,11 @@ export class SpawnBackoff {
     this.#failures.delete(`${norm(model)}\0${hiveId}`);
   }
 
+  /** True while the model is held back on the hive after a failed start. */
+  holds(model: string, hiveId: string, now = Date.now()): boolean {
+    return (this.#failures.get(`${norm(model)}\0${hiveId}`)?.until ?? 0) > now;
+  }
+
   /**
    * Leaves out the hives where the model failed to start within its backoff. When that leaves none
    * of those that could run it, the last failure is thrown at once (with when it is tried again),
