@@ -6,7 +6,7 @@ import { MAX_IMAGES_PER_REQUEST } from "./image.js";
 import { ChatMessage, StopSequences } from "./infer.js";
 import { WorkerCapability, WorkerStatus } from "./worker.js";
 import { WorkerConfig } from "./worker-config.js";
-import { WorkerTypeId } from "./worker-types.js";
+import { InstalledWorkerType, WorkerTypeId } from "./worker-types.js";
 
 /**
  * How long a worker stays loaded after its last request, as Ollama takes it: a duration string
@@ -197,6 +197,8 @@ export const ClusterWorker = z.looseObject({
   memory_bytes: z.number().nonnegative().optional(),
   /** True while it finishes its requests before being stopped to make room for another model. */
   draining: z.boolean().optional(),
+  /** True from the moment the queen asks its hive to stop it until it is gone. */
+  stopping: z.boolean().optional(),
   slots: z.number().int().positive(),
   /** Requests the queen has routed to it and not seen finish. */
   in_flight: z.number().int().nonnegative(),
@@ -297,6 +299,45 @@ export const ClusterEvent = z.discriminatedUnion("type", [
     from: WorkerStatus,
   }),
   z.looseObject({ type: z.literal("worker_removed"), at: z.number(), worker_id: z.string(), reason: z.string() }),
+  /**
+   * A worker starts draining (it takes no new request and finishes its own before it is stopped),
+   * or is taken back into service (`draining: false`: the drain was cancelled).
+   */
+  z.looseObject({
+    type: z.literal("worker_draining"),
+    at: z.number(),
+    worker_id: z.string(),
+    draining: z.boolean(),
+    reason: z.string(),
+  }),
+  /**
+   * The queen asks a worker's hive to stop it (`stopping: true`; `worker_removed` follows once it
+   * is gone), or the stop failed and it serves on (`stopping: false`).
+   */
+  z.looseObject({
+    type: z.literal("worker_stopping"),
+    at: z.number(),
+    worker_id: z.string(),
+    stopping: z.boolean(),
+    reason: z.string(),
+  }),
+  /**
+   * A hive's heartbeat says it stops gracefully (`stopping: true`: nothing is routed or placed there
+   * from now on), or a hive that said so heartbeats again as a running hive (`stopping: false`).
+   */
+  z.looseObject({ type: z.literal("hive_stopping"), at: z.number(), hive_id: z.string(), stopping: z.boolean() }),
+  /**
+   * A hive's catalogs changed: the models it holds (one added, removed, downloading, failed) or its
+   * worker catalog (a worker type or engine installed, removed or updated). Both lists are whole.
+   */
+  z.looseObject({
+    type: z.literal("hive_catalog"),
+    at: z.number(),
+    hive_id: z.string(),
+    models: z.array(HiveModel),
+    /** Absent for a hive too old to report a worker catalog. */
+    worker_types: z.array(InstalledWorkerType).optional(),
+  }),
 ]);
 export type ClusterEvent = z.infer<typeof ClusterEvent>;
 

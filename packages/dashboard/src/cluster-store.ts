@@ -176,6 +176,32 @@ export class ClusterStore {
       case "worker_removed":
         this.#workers.delete(e.worker_id);
         break;
+      case "worker_draining": {
+        const w = this.#workers.get(e.worker_id);
+        if (w && e.draining) this.#workers.set(w.worker_id, { ...w, draining: true, routable: false });
+        // taken back into service: whether it is routable again, the snapshot says
+        if (!e.draining) this.#scheduleRefresh();
+        break;
+      }
+      case "worker_stopping": {
+        const w = this.#workers.get(e.worker_id);
+        if (w && e.stopping) this.#workers.set(w.worker_id, { ...w, stopping: true, routable: false });
+        if (!e.stopping) this.#scheduleRefresh();
+        break;
+      }
+      case "hive_stopping": {
+        const h = this.#hives.get(e.hive_id);
+        if (h) this.#hives.set(h.id, { ...h, stopping: e.stopping || undefined });
+        for (const w of this.#workers.values())
+          if (w.hive_id === e.hive_id)
+            this.#workers.set(w.worker_id, { ...w, routable: this.#routable(w.hive_id, w.status) });
+        break;
+      }
+      case "hive_catalog": {
+        const h = this.#hives.get(e.hive_id);
+        if (h) this.#hives.set(h.id, { ...h, models: e.models });
+        break;
+      }
     }
     this.#publish();
   }
@@ -183,7 +209,9 @@ export class ClusterStore {
   /** As the queen decides it (registry.isRoutable), for a change the event does not carry. */
   #routable(hiveId: string, status: ClusterWorker["status"]): boolean {
     const hive = this.#hives.get(hiveId);
-    return (status === "Ready" || status === "Busy") && (hive === undefined || hive.state === "live");
+    return (
+      (status === "Ready" || status === "Busy") && (hive === undefined || (hive.state === "live" && !hive.stopping))
+    );
   }
 
   #scheduleRefresh(): void {

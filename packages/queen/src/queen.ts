@@ -133,8 +133,7 @@ export class Queen {
       (worker) => {
         // it did not answer: route nothing more to it until its hive reports it again, and find out
         // whether the whole machine is gone
-        if (worker.report.status === "Ready" || worker.report.status === "Busy")
-          worker.report = { ...worker.report, status: "Starting" };
+        this.registry.workerUnanswered(worker);
         return this.scheduler.checkHive(worker.hiveId);
       },
     );

@@ -190,6 +190,20 @@ export function describeClusterEvent(e: ClusterEvent): string {
         return `worker ${e.worker_id}: ${e.from} -> ${e.status}`;
       case "worker_removed":
         return `worker ${e.worker_id} removed (${e.reason})`;
+      case "worker_draining":
+        return e.draining
+          ? `worker ${e.worker_id} draining (${e.reason})`
+          : `worker ${e.worker_id} serves again (${e.reason})`;
+      case "worker_stopping":
+        return e.stopping
+          ? `worker ${e.worker_id} stopping (${e.reason})`
+          : `worker ${e.worker_id} serves on (${e.reason})`;
+      case "hive_stopping":
+        return e.stopping ? `hive ${e.hive_id} is stopping` : `hive ${e.hive_id} runs again`;
+      case "hive_catalog": {
+        const types = e.worker_types?.filter((t) => t.status === "Available").map((t) => t.id);
+        return `hive ${e.hive_id} catalog: ${e.models.length} model(s)${types ? `, worker types ${types.join(", ") || "none"}` : ""}`;
+      }
     }
   })();
   return `${clock(e.at)} ${what}`;

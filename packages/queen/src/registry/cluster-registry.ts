@@ -65,11 +65,19 @@ export interface WorkerEntry {
 export type ClusterListener = (event: ClusterEvent) => void;
 
 const norm = (s: string) => s.toLowerCase();
+/** How long a model a hive just said it holds is kept in its catalog before its heartbeats show it. */
+const PROVISIONED_MEMORY_MS = 30_000;
 
 /**
  * Everything the queen knows about the cluster, rebuilt from heartbeats alone: a restarted queen
  * knows every hive and worker again after one heartbeat round. A hive is stale after 3 missed
  * intervals (nothing new is routed to it) and lost after 6.
+ *
+ * It owns its entries: every change to a hive or a worker goes through a method here, and each one
+ * that others may want to see is an event (`subscribe`, and the queen's `GET /v1/events`): hives
+ * joining, turning stale or lost, stopping; their catalogs changing; workers added, changing
+ * status, draining, stopping, removed. Request accounting (in flight, last activity) changes with
+ * every request and is not an event; the snapshot carries it.
  */
 export class ClusterRegistry {
   readonly hives = new Map<string, HiveEntry>();
@@ -81,6 +89,8 @@ export class ClusterRegistry {
   #stopped = new Map<string, number>();
   /** Models removed from a hive's catalog on the queen's request ("hive\0model" → when). */
   #removedModels = new Map<string, number>();
+  /** Models a hive just said it holds ("hive\0model", lower case), until its heartbeats list them. */
+  #provisioned = new Map<string, { hiveId: string; model: HiveModel; at: number }>();
   #defaultKeepAliveMs: number;
   #intervalMs: number;
 
@@ -95,13 +105,21 @@ export class ClusterRegistry {
   }
 
   /** A hive's worker catalog as it answered a package change (before its next heartbeat says so). */
-  setWorkerTypes(hiveId: string, types: InstalledWorkerType[]): void {
+  setWorkerTypes(hiveId: string, types: InstalledWorkerType[], now = Date.now()): void {
     const hive = this.hives.get(hiveId);
-    if (hive !== undefined) hive.workerTypes = types;
+    if (hive === undefined) return;
+    const before = catalogKey(hive);
+    hive.workerTypes = types;
+    this.#catalogChanged(hive, before, now);
   }
 
   ingestHiveHeartbeat(hb: HiveHeartbeat, now = Date.now()): void {
     const existing = this.hives.get(hb.hive_id);
+    const models = this.#withProvisioned(
+      hb.hive_id,
+      this.#withoutRemoved(hb.hive_id, hb.models, hb.interval_ms, now),
+      now,
+    );
     const entry: HiveEntry = {
       id: hb.hive_id,
       url: hb.url.replace(/\/+$/, ""),
@@ -109,7 +127,7 @@ export class ClusterRegistry {
       startedAt: hb.started_at,
       intervalMs: hb.interval_ms,
       devices: hb.devices,
-      models: this.#withoutRemoved(hb.hive_id, hb.models, hb.interval_ms, now),
+      models,
       workerTypes: hb.worker_types,
       lastSeen: now,
       state: "live",
@@ -117,7 +135,12 @@ export class ClusterRegistry {
     };
     this.hives.set(hb.hive_id, entry);
     if (!existing) this.#emit({ type: "hive_joined", at: now, hive_id: hb.hive_id, url: entry.url });
-    else if (existing.state !== "live") this.#emit({ type: "hive_state", at: now, hive_id: hb.hive_id, state: "live" });
+    else {
+      if (existing.state !== "live") this.#emit({ type: "hive_state", at: now, hive_id: hb.hive_id, state: "live" });
+      this.#catalogChanged(entry, catalogKey(existing), now);
+    }
+    if ((existing?.stopping === true) !== (entry.stopping === true))
+      this.#emit({ type: "hive_stopping", at: now, hive_id: hb.hive_id, stopping: entry.stopping === true });
 
     const seen = new Set<string>();
     for (const report of hb.workers) {
@@ -143,14 +166,55 @@ export class ClusterRegistry {
    * may still arrive and list it, so it stays hidden until a heartbeat without it (or 3 intervals).
    */
   forgetModel(hiveId: string, modelId: string, now = Date.now()): void {
-    const hive = this.hives.get(hiveId);
-    if (hive) hive.models = hive.models.filter((m) => m.id !== modelId);
     this.#removedModels.set(`${hiveId}\0${modelId}`, now);
+    this.#provisioned.delete(`${hiveId}\0${norm(modelId)}`);
+    const hive = this.hives.get(hiveId);
+    if (hive === undefined) return;
+    const before = catalogKey(hive);
+    hive.models = hive.models.filter((m) => m.id !== modelId);
+    this.#catalogChanged(hive, before, now);
   }
 
-  /** A model a hive holds again (fetched anew after a removal): its heartbeats show it from now on. */
-  modelAdded(hiveId: string, modelId: string): void {
-    this.#removedModels.delete(`${hiveId}\0${modelId}`);
+  /**
+   * A model a hive just said it holds (fetched, or a file path added): in its catalog at once, and
+   * kept there until the hive's own heartbeats list it (one already on its way may not, or may
+   * still show it Downloading), for 30 s at most.
+   */
+  modelProvisioned(hiveId: string, model: HiveModel, now = Date.now()): void {
+    this.#removedModels.delete(`${hiveId}\0${model.id}`);
+    this.#provisioned.set(`${hiveId}\0${norm(model.id)}`, { hiveId, model, at: now });
+    const hive = this.hives.get(hiveId);
+    if (hive === undefined) return;
+    const before = catalogKey(hive);
+    hive.models = [...hive.models.filter((m) => m.id !== model.id), model];
+    this.#catalogChanged(hive, before, now);
+  }
+
+  /** A heartbeat's models, with those the hive said it holds since, that the heartbeat does not show yet. */
+  #withProvisioned(hiveId: string, models: HiveModel[], now: number): HiveModel[] {
+    if (this.#provisioned.size === 0) return models;
+    let out = models;
+    for (const [key, p] of this.#provisioned) {
+      if (p.hiveId !== hiveId) continue;
+      const reported = models.find((m) => norm(m.id) === norm(p.model.id));
+      if (reported?.status === "Available" || now - p.at > PROVISIONED_MEMORY_MS) {
+        this.#provisioned.delete(key);
+        continue;
+      }
+      out = [...out.filter((m) => m !== reported), p.model];
+    }
+    return out;
+  }
+
+  #catalogChanged(hive: HiveEntry, before: string, now: number): void {
+    if (catalogKey(hive) === before) return;
+    this.#emit({
+      type: "hive_catalog",
+      at: now,
+      hive_id: hive.id,
+      models: hive.models,
+      ...(hive.workerTypes ? { worker_types: hive.workerTypes } : {}),
+    });
   }
 
   #withoutRemoved(hiveId: string, models: HiveModel[], intervalMs: number, now: number): HiveModel[] {
@@ -217,11 +281,61 @@ export class ClusterRegistry {
     if (hb.status === "Stopped") this.removeWorker(hb.worker_id, "it stopped", now);
   }
 
-  /** A worker the queen just had spawned: known at once, before the next heartbeat. */
-  addSpawnedWorker(hiveId: string, report: HiveWorkerReport, keepAliveMs: number, now = Date.now()): WorkerEntry {
-    const entry = this.#upsertWorker(hiveId, report, now);
+  /**
+   * A worker the queen just had spawned: known at once, before the next heartbeat, with the
+   * keep-alive it was started with and the memory placement planned for it (when given).
+   */
+  addSpawnedWorker(
+    hiveId: string,
+    report: HiveWorkerReport,
+    keepAliveMs: number,
+    now = Date.now(),
+    memoryBytes?: number,
+  ): WorkerEntry {
+    const entry = this.#upsertWorker(hiveId, report, now, { keepAliveMs, memoryBytes });
     entry.keepAliveMs = keepAliveMs;
+    if (memoryBytes !== undefined) entry.memoryBytes = memoryBytes;
     return entry;
+  }
+
+  /** A request was routed to the worker (no event: the snapshot's `in_flight` carries it). */
+  requestStarted(w: WorkerEntry): void {
+    w.inFlight++;
+  }
+
+  /** A request on the worker ended; a keep-alive it asked for applies from now. */
+  requestEnded(w: WorkerEntry, keepAliveMs?: number, now = Date.now()): void {
+    w.inFlight = Math.max(0, w.inFlight - 1);
+    w.lastActivity = now;
+    if (keepAliveMs !== undefined) w.keepAliveMs = keepAliveMs;
+  }
+
+  /** The worker takes no new request (it finishes its own, then stops), or is taken back into service. */
+  setDraining(w: WorkerEntry, draining: boolean, reason: string, now = Date.now()): void {
+    if (w.draining === draining) return;
+    w.draining = draining;
+    if (this.workers.get(w.id) === w)
+      this.#emit({ type: "worker_draining", at: now, worker_id: w.id, draining, reason });
+  }
+
+  /** The queen asks the worker's hive to stop it, or the stop failed and it serves on. */
+  setStopping(w: WorkerEntry, stopping: boolean, reason: string, now = Date.now()): void {
+    if (w.stopping === stopping) return;
+    w.stopping = stopping;
+    if (this.workers.get(w.id) === w)
+      this.#emit({ type: "worker_stopping", at: now, worker_id: w.id, stopping, reason });
+  }
+
+  /**
+   * A worker did not answer a request: nothing more is routed to it (it counts as Starting) until
+   * its hive reports it again.
+   */
+  workerUnanswered(w: WorkerEntry, now = Date.now()): void {
+    const from = w.report.status;
+    if (from !== "Ready" && from !== "Busy") return;
+    w.report = { ...w.report, status: "Starting" };
+    if (this.workers.get(w.id) === w)
+      this.#emit({ type: "worker_status", at: now, worker_id: w.id, status: "Starting", from });
   }
 
   /**
@@ -356,6 +470,7 @@ export class ClusterRegistry {
       stale: w.report.stale === true || undefined,
       memory_bytes: w.memoryBytes,
       draining: w.draining || undefined,
+      stopping: w.stopping || undefined,
       slots: hb?.slots ?? 1,
       in_flight: w.inFlight,
       requests_total: hb?.requests_total ?? 0,
@@ -392,7 +507,12 @@ export class ClusterRegistry {
     };
   }
 
-  #upsertWorker(hiveId: string, report: HiveWorkerReport, now: number): WorkerEntry {
+  #upsertWorker(
+    hiveId: string,
+    report: HiveWorkerReport,
+    now: number,
+    spawned?: { keepAliveMs: number; memoryBytes: number | undefined },
+  ): WorkerEntry {
     const existing = this.workers.get(report.worker_id);
     if (existing) {
       const from = existing.report.status;
@@ -410,9 +530,10 @@ export class ClusterRegistry {
       return existing;
     }
     const keepAlive =
-      report.keep_alive_ms === undefined
+      spawned?.keepAliveMs ??
+      (report.keep_alive_ms === undefined
         ? this.#defaultKeepAliveMs
-        : (report.keep_alive_ms ?? Number.POSITIVE_INFINITY);
+        : (report.keep_alive_ms ?? Number.POSITIVE_INFINITY));
     const entry: WorkerEntry = {
       id: report.worker_id,
       hiveId,
@@ -422,7 +543,7 @@ export class ClusterRegistry {
       keepAliveMs: keepAlive,
       stopping: false,
       draining: false,
-      memoryBytes: report.memory_bytes ?? report.heartbeat?.vram_used ?? 0,
+      memoryBytes: spawned?.memoryBytes ?? report.memory_bytes ?? report.heartbeat?.vram_used ?? 0,
       addedAt: now,
       lastReport: now,
     };
@@ -447,4 +568,9 @@ export class ClusterRegistry {
   #emit(event: ClusterEvent): void {
     for (const l of this.#listeners) l(event);
   }
+}
+
+/** What a hive's catalogs hold, as a string that changes when they do. */
+function catalogKey(hive: HiveEntry): string {
+  return JSON.stringify([hive.models, hive.workerTypes ?? null]);
 }

@@ -10,6 +10,14 @@ import {
 import { DEFAULT_WORKER_TYPE, findWorkerType } from "@rbee/worker-types";
 import type { HiveEntry } from "../registry/cluster-registry.js";
 
+/**
+ * Placement: which device of which hive a new worker goes to. This is the one place that answers
+ * "which device": `deviceOptions` lists the devices a worker of a type could use, with what it
+ * needs and what is free there; `choosePlacement` ranks those where it fits (spread or pack), and
+ * eviction (eviction.ts) looks at the same list for room to make. It does not start anything, and
+ * does not choose among running workers (leases.ts).
+ */
+
 const MiB = 1024 * 1024;
 
 /** Memory a worker of a type needs for a model on a kind of device, from the type's own estimate. */
@@ -86,6 +94,11 @@ export function hiveRuns(
   return device.simulated === true || (entry.runs_on ?? entry.device_kinds).includes(device.kind);
 }
 
+/** Whether a hive runs a worker type on at least one of its devices. */
+export function hiveRunsAnywhere(hive: HiveEntry, type: WorkerTypeDescriptor): boolean {
+  return hive.devices.some((d) => hiveRuns(hive, type, d));
+}
+
 /**
  * Why no candidate hive can run a type at all: 409 naming the hives that have it (none, here) and
  * what each of the others said about it (its engine missing, and how to install it).
@@ -121,6 +134,37 @@ export function usableMemory(hive: HiveEntry, device: Device, load: Omit<DeviceL
   return Math.min(device.memory_free, device.memory_total - reserved) - promised;
 }
 
+/** A device a worker could go to, with what it would need there and what placement may use of it now. */
+export interface DeviceOption {
+  hive: HiveEntry;
+  device: Device;
+  hasModel: boolean;
+  /** Bytes the worker needs on this device (its type's estimate for this kind of device). */
+  needBytes: number;
+  /** Memory placement may use on it now (usableMemory). */
+  free: number;
+}
+
+/**
+ * The devices of the candidate hives that run the type (and are the one pinned, if one is), in
+ * the candidates' order, with what the worker needs on each and what is free there.
+ */
+export function deviceOptions(
+  candidates: ReadonlyArray<PlacementCandidate>,
+  load: Omit<DeviceLoad, "replicas">,
+  o: Pick<PlacementOptions, "device" | "need"> & { workerType: WorkerTypeDescriptor },
+): DeviceOption[] {
+  const out: DeviceOption[] = [];
+  for (const { hive, hasModel } of candidates) {
+    for (const device of hive.devices) {
+      if (!hiveRuns(hive, o.workerType, device)) continue;
+      if (o.device !== undefined && device.id !== o.device) continue;
+      out.push({ hive, device, hasModel, needBytes: o.need(device), free: usableMemory(hive, device, load) });
+    }
+  }
+  return out;
+}
+
 /**
  * Chooses where a worker for a model goes, among devices of hives that run its type, where it fits
  * (memory committed to workers that are loading, or loaded but not yet in the device's figures,
@@ -139,27 +183,25 @@ export function choosePlacement(
   const type = o.workerType ?? defaultType();
   let best: { placement: Placement; key: number[] } | undefined;
   let largest: { where: string; free: number; need: number } | undefined;
-  let runsAnywhere = false;
-  for (const { hive, hasModel } of candidates) {
-    const replicas = load.replicas(hive.id);
-    for (const device of hive.devices) {
-      if (!hiveRuns(hive, type, device)) continue;
-      runsAnywhere = true;
-      if (o.device !== undefined && device.id !== o.device) continue;
-      const needBytes = o.need(device);
-      const free = usableMemory(hive, device, load);
-      if (!largest || free > largest.free)
-        largest = { where: `${device.id} on hive ${hive.id}`, free, need: needBytes };
-      if (free < needBytes) continue;
-      const gpu = device.kind === "cpu" ? 0 : 1;
-      const key = policy === "spread" ? [-replicas, hasModel ? 1 : 0, gpu, free] : [hasModel ? 1 : 0, gpu, -free];
-      if (!best || compareKeys(key, best.key) > 0) {
-        best = { placement: { hive, device, needBytes, hasModel, workerType: type.id }, key };
-      }
+  const replicas = new Map<string, number>();
+  for (const { hive, device, hasModel, needBytes, free } of deviceOptions(candidates, load, {
+    ...o,
+    workerType: type,
+  })) {
+    if (!largest || free > largest.free) largest = { where: `${device.id} on hive ${hive.id}`, free, need: needBytes };
+    if (free < needBytes) continue;
+    if (!replicas.has(hive.id)) replicas.set(hive.id, load.replicas(hive.id));
+    const gpu = device.kind === "cpu" ? 0 : 1;
+    const key =
+      policy === "spread"
+        ? [-(replicas.get(hive.id) ?? 0), hasModel ? 1 : 0, gpu, free]
+        : [hasModel ? 1 : 0, gpu, -free];
+    if (!best || compareKeys(key, best.key) > 0) {
+      best = { placement: { hive, device, needBytes, hasModel, workerType: type.id }, key };
     }
   }
   if (best) return best.placement;
-  if (!runsAnywhere && candidates.length > 0)
+  if (candidates.length > 0 && !candidates.some((c) => hiveRunsAnywhere(c.hive, type)))
     throw typeNotInstalledError(
       type,
       candidates.map((c) => c.hive),

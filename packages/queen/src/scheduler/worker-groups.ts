@@ -13,7 +13,7 @@ import { requireWorkerType } from "@rbee/worker-types";
 import type { ClusterRegistry, HiveEntry, WorkerEntry } from "../registry/cluster-registry.js";
 import { memberName, type PlannedShard, planGroup, type ShardCandidate } from "./group-planner.js";
 import type { HiveClient } from "./hive-client.js";
-import { estimateWorkerMemory, formatBytes, hiveRuns } from "./placement.js";
+import { type DeviceLoad, deviceOptions, estimateWorkerMemory, formatBytes } from "./placement.js";
 
 type Narrate = (source: string, message: string) => void;
 
@@ -59,8 +59,8 @@ interface Group {
 
 export interface WorkerGroupsOptions {
   log: Logger;
-  /** Memory placement may use on a device now (free, minus what is promised and reserved). */
-  freeOn(hive: HiveEntry, device: Device): number;
+  /** Memory reserved by rbee's workers and promised to spawns, which placement takes off devices' free figures. */
+  load: Omit<DeviceLoad, "replicas">;
   /** Hives that hold the model's file, with what placement reads of it. */
   holders(model: string): Array<{ hive: HiveEntry; facts: ModelFacts }>;
   /** Fails the requests in flight on a worker with this error (their clients hear at once). */
@@ -415,14 +415,12 @@ export class WorkerGroups {
 
   /** Devices of live hives that can run a shard, with what placement may use on each. */
   #candidates(): ShardCandidate[] {
-    const type = requireWorkerType(SHARD_TYPE);
-    const out: ShardCandidate[] = [];
-    for (const hive of this.registry.hives.values()) {
-      if (hive.state !== "live" || !hive.url) continue;
-      for (const device of hive.devices)
-        if (hiveRuns(hive, type, device)) out.push({ hive, device, free: this.o.freeOn(hive, device) });
-    }
-    return out;
+    const hives = [...this.registry.hives.values()]
+      .filter((hive) => hive.state === "live" && hive.url)
+      .map((hive) => ({ hive, hasModel: true }));
+    return deviceOptions(hives, this.o.load, { workerType: requireWorkerType(SHARD_TYPE), need: () => 0 }).map(
+      ({ hive, device, free }) => ({ hive, device, free }),
+    );
   }
 
   async #spawnShard(g: Group, p: PlannedShard, index: number, single: boolean, signal?: AbortSignal): Promise<Shard> {
@@ -447,8 +445,7 @@ export class WorkerGroups {
     const rpc = report.group?.rpc;
     if (rpc === undefined)
       throw new Error(`hive ${hive.id} started shard ${report.worker_id} without an RPC address (an older hive?)`);
-    const entry = this.registry.addSpawnedWorker(hive.id, report, Number.POSITIVE_INFINITY);
-    entry.memoryBytes = p.memoryBytes;
+    this.registry.addSpawnedWorker(hive.id, report, Number.POSITIVE_INFINITY, undefined, p.memoryBytes);
     return {
       workerId: report.worker_id,
       hiveId: hive.id,
@@ -494,7 +491,7 @@ export class WorkerGroups {
   async #stopWorker(hiveId: string, workerId: string): Promise<void> {
     const hive = this.registry.hives.get(hiveId);
     const w = this.registry.workers.get(workerId);
-    if (w) w.stopping = true;
+    if (w) this.registry.setStopping(w, true, "replaced in its worker group");
     if (hive?.state === "live")
       await this.hives.stopWorker(hive, workerId).catch((err: unknown) => {
         this.o.log.warn({ worker_id: workerId, err: (err as Error).message }, "could not stop a group member");
