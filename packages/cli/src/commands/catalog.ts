@@ -1,13 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  BlobStoreConfigError,
-  createAccount,
-  DEFAULT_CATALOG_PORT,
-  openBlobStore,
-  SqliteCatalogStore,
-  serveCatalog,
-} from "@rbee/catalog-server";
+import { DEFAULT_PORTS } from "@rbee/contract";
 import {
   addTrustedKey,
   decodePublicKey,
@@ -21,6 +14,11 @@ import { CliError, EXIT } from "../exit-codes.js";
 import { intArg } from "../parse.js";
 import { renderTable } from "../render/table.js";
 import { PUBLISHER_KEY_FILE } from "./worker-packages.js";
+
+const DEFAULT_CATALOG_PORT = DEFAULT_PORTS.catalogServer;
+
+/** The catalog server (Hono, SQLite), loaded by the commands that run it: every other command starts without it. */
+const catalogServer = () => import("@rbee/catalog-server");
 
 /** Where `rbee catalog serve` keeps its SQLite file and blobs unless told: `<cache dir>/catalog-server`. */
 function dataDirOf(cmd: Command, given?: string): string {
@@ -86,6 +84,7 @@ export function catalogCommand(): Command {
         const port = flags.port ?? (envPort ? intArg(0, 65535)(envPort) : DEFAULT_CATALOG_PORT);
         const dataDir = dataDirOf(cmd, flags.dataDir);
         const blobsSpec = flags.blobs ?? process.env.RBEE_CATALOG_BLOBS;
+        const { BlobStoreConfigError, openBlobStore, serveCatalog } = await catalogServer();
         const blobs = await openBlobStore(blobsSpec, dataDir, process.env).catch((err: Error) => {
           throw err instanceof BlobStoreConfigError ? new CliError(err.message, EXIT.usage) : err;
         });
@@ -132,9 +131,10 @@ export function catalogCommand(): Command {
     .argument("<name>", "the account's name")
     .option("--publisher", "it may publish packages")
     .option("--data-dir <dir>", "the catalog server's data directory (default <cache dir>/catalog-server)")
-    .action((name: string, flags: { publisher?: boolean; dataDir?: string }, cmd: Command) => {
+    .action(async (name: string, flags: { publisher?: boolean; dataDir?: string }, cmd: Command) => {
       const dir = dataDirOf(cmd, flags.dataDir);
       mkdirSync(dir, { recursive: true });
+      const { createAccount, SqliteCatalogStore } = await catalogServer();
       const store = new SqliteCatalogStore(join(dir, "catalog.sqlite"));
       try {
         const token = createAccount(store, name, flags.publisher === true);
