@@ -8,6 +8,7 @@ export * from "./env.js";
 export {
   type ClientRequestOptions,
   HttpStatusError,
+  linkSignals,
   readBody,
   requestJson,
   requestJsonWith,

@@ -21,6 +21,7 @@ import {
 import {
   HttpStatusError,
   type Logger,
+  linkSignals,
   requestJson,
   requestJsonWith,
   sendRequest,
@@ -190,8 +191,9 @@ export class InferenceRouter {
         keepAliveMs: o.keepAliveMs,
       });
       const started = { value: false };
+      const link = linkSignals(o.signal, lease.signal);
       try {
-        return await call(lease, started, AbortSignal.any([o.signal, lease.signal]));
+        return await call(lease, started, link.signal);
       } catch (err) {
         if (o.signal.aborted) throw err;
         // the worker's hive was lost while it answered: the scheduler's reason says so
@@ -217,6 +219,7 @@ export class InferenceRouter {
         }
         throw err;
       } finally {
+        link.unlink();
         lease.release(o.keepAliveMs);
       }
     }
