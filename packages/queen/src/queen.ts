@@ -422,7 +422,7 @@ export class Queen {
       const type = this.scheduler.findType(operation.worker_type);
       if (type !== undefined) workerConfigFor(type.id, type.configSchema, operation.config);
     }
-    const job = this.jobs.start(operation, jobRunner(operation, this));
+    const job = this.jobs.start(operation, jobRunner(operation, this, ctx.facts.admin === true));
     job.subscribe((e) => {
       if (isTerminalJobEvent(e)) this.metrics.jobs.inc({ operation: operation.type, outcome: e.type });
     });

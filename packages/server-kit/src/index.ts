@@ -17,7 +17,7 @@ export {
   MAX_JSON_DEPTH,
   type RequestGuardOptions,
 } from "./http/guard.js";
-export { type RequestFacts, requestFacts, withRequestFacts } from "./http/request-facts.js";
+export type { RequestFacts } from "./http/request-facts.js";
 export { type Handler, type Middleware, Router } from "./http/router.js";
 export {
   DEFAULT_HEADERS_TIMEOUT_MS,

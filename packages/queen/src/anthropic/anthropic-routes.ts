@@ -40,7 +40,7 @@ export class AnthropicRoutes {
     ctx.logFields.model = req.model;
     ctx.res.setHeader("request-id", ctx.requestId);
     if (!req.stream) {
-      const { response } = await this.router.infer(req.model, infer, { signal: ctx.signal });
+      const { response } = await this.router.infer(req.model, infer, { signal: ctx.signal, admin: ctx.facts.admin });
       ctx.send(200, {
         id,
         type: "message",
@@ -100,6 +100,7 @@ export class AnthropicRoutes {
     try {
       const { response } = await this.router.infer(req.model, infer, {
         signal: ctx.signal,
+        admin: ctx.facts.admin,
         onToken: (text) => {
           const w = open();
           const index = block?.kind === "text" ? block.index : startBlock(w, "text", { type: "text", text: "" });
@@ -162,7 +163,7 @@ export class AnthropicRoutes {
         max_tokens: 1,
         temperature: 0,
       },
-      { signal: ctx.signal },
+      { signal: ctx.signal, admin: ctx.facts.admin },
     );
     ctx.send(200, { input_tokens: response.prompt_tokens });
   }

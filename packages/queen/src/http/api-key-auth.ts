@@ -1,5 +1,5 @@
 import { RbeeError, UnauthorizedError } from "@rbee/contract";
-import { bearerToken, type Middleware, requestFacts, secretEquals } from "@rbee/server-kit";
+import { bearerToken, type Middleware, secretEquals } from "@rbee/server-kit";
 import type { ApiKeyStore } from "../store/api-key-store.js";
 
 /**
@@ -11,10 +11,9 @@ import type { ApiKeyStore } from "../store/api-key-store.js";
  */
 export function apiKeyAuth(keys: ApiKeyStore, clusterToken: string): Middleware {
   return (ctx) => {
-    const facts = requestFacts();
     if (!keys.enabled) {
       // open (no keys): the queen listens on loopback only, and refuses browsers' cross-site requests
-      if (facts) facts.admin = true;
+      ctx.facts.admin = true;
       return;
     }
     const token = bearerToken(ctx) ?? (ctx.header("x-api-key")?.trim() || undefined);
@@ -25,7 +24,7 @@ export function apiKeyAuth(keys: ApiKeyStore, clusterToken: string): Middleware 
     }
     // the cluster token and admin keys are the cluster's administrator (see RequestFacts)
     if (secretEquals(token, clusterToken) || keys.verifyAdmin(token)) {
-      if (facts) facts.admin = true;
+      ctx.facts.admin = true;
       return;
     }
     if (!keys.verify(token)) {

@@ -35,7 +35,11 @@ export function targetHives(deps: JobDeps, hive: string | undefined): HiveEntry[
 }
 
 /** What each job operation does, in terms of the scheduler and the router. */
-export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDeps>): JobRunner {
+/**
+ * The runner of a job. `admin`: the request that created it came from the cluster's administrator
+ * (its RequestFacts): a model the job names by its path may be anywhere on a hive.
+ */
+export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDeps>, admin = false): JobRunner {
   switch (op.type) {
     case "infer":
       return async (ctx: JobContext) => {
@@ -44,6 +48,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
         const t0 = performance.now();
         const outcome = await deps.router.infer(model, request, {
           signal: ctx.signal,
+          admin,
           keepAliveMs: keep_alive === undefined ? undefined : keepAliveMs(keep_alive),
           narrate: ctx.narrate,
           progress: progressOf(ctx),
@@ -69,6 +74,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
         let steps: number | undefined;
         const res = await deps.router.images(model, request, {
           signal: ctx.signal,
+          admin,
           keepAliveMs: keep_alive === undefined ? undefined : keepAliveMs(keep_alive),
           narrate: ctx.narrate,
           workerType: worker_type,
@@ -104,6 +110,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
           workerType: op.worker_type,
           config: op.config,
           signal: ctx.signal,
+          admin,
           narrate: ctx.narrate,
           progress: progressOf(ctx),
         });
@@ -127,6 +134,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
       return async (ctx: JobContext) => {
         const resolved = await deps.scheduler.resolveModel(op.model, {
           signal: ctx.signal,
+          admin,
           narrate: ctx.narrate,
           progress: progressOf(ctx),
           hive: op.hive,
@@ -140,7 +148,7 @@ export function jobRunner(op: JobOperation, deps: JobDeps & Partial<PackageJobDe
         const hive = targetHives(deps, op.hive)[0] as HiveEntry;
         return {
           hive_id: hive.id,
-          ...(await deps.hives.inspectModel(hive, op.model, op.ctx_size, op.parallel, ctx.signal)),
+          ...(await deps.hives.inspectModel(hive, op.model, op.ctx_size, op.parallel, ctx.signal, admin)),
         };
       };
     case "remove_model":

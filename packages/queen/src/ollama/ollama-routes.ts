@@ -204,7 +204,7 @@ export class OllamaRoutes {
     const res = await this.d.router.embed(
       modelId(req.model),
       { input },
-      { signal: ctx.signal, keepAliveMs: ollamaKeepAliveMs(req.keep_alive) },
+      { signal: ctx.signal, admin: ctx.facts.admin, keepAliveMs: ollamaKeepAliveMs(req.keep_alive) },
     );
     ctx.send(200, {
       model: req.model,
@@ -225,7 +225,7 @@ export class OllamaRoutes {
     const res = await this.d.router.embed(
       modelId(req.model),
       { input: [req.prompt] },
-      { signal: ctx.signal, keepAliveMs: ollamaKeepAliveMs(req.keep_alive) },
+      { signal: ctx.signal, admin: ctx.facts.admin, keepAliveMs: ollamaKeepAliveMs(req.keep_alive) },
     );
     ctx.send(200, { embedding: res.embeddings[0] ?? [] });
   }
@@ -251,6 +251,7 @@ export class OllamaRoutes {
     try {
       const resolved = await this.d.scheduler.resolveModel(ref, {
         signal: ctx.signal,
+        admin: ctx.facts.admin,
         progress: (p) => {
           if (!stream) return;
           digest ||= modelDigest(ref, p.total ?? 0);
@@ -377,7 +378,7 @@ export class OllamaRoutes {
       const { response } = await this.d.router.infer(
         model,
         { ...sampling, ...input },
-        { signal: ctx.signal, keepAliveMs },
+        { signal: ctx.signal, admin: ctx.facts.admin, keepAliveMs },
       );
       ctx.send(200, {
         ...reply(response.text, true, response.tool_calls),
@@ -393,6 +394,7 @@ export class OllamaRoutes {
         { ...sampling, ...input },
         {
           signal: ctx.signal,
+          admin: ctx.facts.admin,
           keepAliveMs,
           onToken: (text, _index, logprobs) => {
             out ??= new NdjsonWriter(ctx.res);
@@ -416,7 +418,11 @@ export class OllamaRoutes {
 
   /** Loads the model as Ollama's empty request does: a worker is placed (or found) and kept for keep_alive. */
   async #load(model: string, ctx: HttpContext, keepAliveMs: number | undefined): Promise<"load"> {
-    const lease = await this.d.scheduler.acquire(model, { signal: ctx.signal, capability: "text-generation" });
+    const lease = await this.d.scheduler.acquire(model, {
+      signal: ctx.signal,
+      admin: ctx.facts.admin,
+      capability: "text-generation",
+    });
     lease.release(keepAliveMs);
     return "load";
   }

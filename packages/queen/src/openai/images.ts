@@ -127,7 +127,11 @@ export class ImageRoutes {
         steps: req.steps,
         ...size,
       },
-      { signal: ctx.signal, keepAliveMs: req.keep_alive === undefined ? undefined : keepAliveMs(req.keep_alive) },
+      {
+        signal: ctx.signal,
+        admin: ctx.facts.admin,
+        keepAliveMs: req.keep_alive === undefined ? undefined : keepAliveMs(req.keep_alive),
+      },
     );
     const asUrl = (req.response_format ?? "url") === "url";
     ctx.send(200, {

@@ -70,7 +70,7 @@ export class OpenAiRoutes {
     const res = await this.router.embed(
       req.model,
       { input: req.input },
-      { signal: ctx.signal, keepAliveMs: req.keepAliveMs },
+      { signal: ctx.signal, admin: ctx.facts.admin, keepAliveMs: req.keepAliveMs },
     );
     ctx.send(200, {
       object: "list",
@@ -122,6 +122,7 @@ export class OpenAiRoutes {
     if (t.n === 1) {
       const outcome = await this.router.infer(t.model, t.infer, {
         signal: ctx.signal,
+        admin: ctx.facts.admin,
         keepAliveMs: t.keepAliveMs,
         ...callbacks(0),
       });
@@ -133,7 +134,12 @@ export class OpenAiRoutes {
       const seed = t.infer.seed;
       const infer = index === 0 || seed === undefined ? t.infer : { ...t.infer, seed: (seed + index) >>> 0 };
       try {
-        return await this.router.infer(t.model, infer, { signal, keepAliveMs: t.keepAliveMs, ...callbacks(index) });
+        return await this.router.infer(t.model, infer, {
+          signal,
+          admin: ctx.facts.admin,
+          keepAliveMs: t.keepAliveMs,
+          ...callbacks(index),
+        });
       } catch (err) {
         failed.abort(err);
         throw err;

@@ -257,7 +257,11 @@ export class ResponsesRoute {
     const statusOf = (r: InferResponse) => (r.finish_reason === "length" ? "incomplete" : "completed");
 
     if (!req.stream) {
-      const { response } = await this.router.infer(req.model, infer, { signal: ctx.signal, keepAliveMs: keepAlive });
+      const { response } = await this.router.infer(req.model, infer, {
+        signal: ctx.signal,
+        admin: ctx.facts.admin,
+        keepAliveMs: keepAlive,
+      });
       ctx.send(200, envelope(statusOf(response), finalOutput(response, newId("msg")), response));
       return;
     }
@@ -312,6 +316,7 @@ export class ResponsesRoute {
     try {
       const { response } = await this.router.infer(req.model, infer, {
         signal: ctx.signal,
+        admin: ctx.facts.admin,
         keepAliveMs: keepAlive,
         onToken: async (text) => {
           if (text === "") return;

@@ -13,7 +13,7 @@ import {
   type SpawnWorkerRequest,
   safeParse,
 } from "@rbee/contract";
-import { requestFacts, requestJson, sendRequest, streamSse, toStatusError } from "@rbee/server-kit";
+import { requestJson, sendRequest, streamSse, toStatusError } from "@rbee/server-kit";
 import { z } from "zod";
 import type { HiveEntry } from "../registry/cluster-registry.js";
 
@@ -32,12 +32,12 @@ export interface ProvisionCallbacks {
 
 /**
  * `any_path: true` for a model named by its path when the request being served comes from the
- * cluster's administrator (see RequestFacts): the hive then takes the file from anywhere outside
- * system directories. Sent only with a path, so that hives of an earlier version see nothing new
- * otherwise.
+ * cluster's administrator (`admin`: its RequestFacts, passed down): the hive then takes the file from
+ * anywhere outside system directories. Sent only with a path, so that hives of an earlier version
+ * see nothing new otherwise.
  */
-function anyPath(ref: string): { any_path?: true } {
-  return requestFacts()?.admin === true && isAbsolute(ref.trim()) ? { any_path: true } : {};
+function anyPath(ref: string, admin: boolean | undefined): { any_path?: true } {
+  return admin === true && isAbsolute(ref.trim()) ? { any_path: true } : {};
 }
 
 /** What a hive answers a package change with: the version now installed, and its worker catalog. */
@@ -67,9 +67,14 @@ export class HiveClient {
   constructor(private readonly token: string) {}
 
   /** Asks the hive to spawn a worker; resolves once it is Ready. Aborting the signal stops the spawn. */
-  spawnWorker(hive: HiveEntry, body: SpawnWorkerRequest, signal?: AbortSignal): Promise<HiveWorkerReport> {
+  spawnWorker(
+    hive: HiveEntry,
+    body: SpawnWorkerRequest,
+    signal?: AbortSignal,
+    admin?: boolean,
+  ): Promise<HiveWorkerReport> {
     return requestJson(`${hive.url}/v1/workers`, HiveWorkerReport, {
-      body: { ...body, ...anyPath(body.model) },
+      body: { ...body, ...anyPath(body.model, admin) },
       token: this.token,
       signal,
       what: `hive ${hive.id}`,
@@ -108,11 +113,12 @@ export class HiveClient {
     signal?: AbortSignal,
     peers?: readonly ModelPeer[],
     format?: ModelFormat,
+    admin?: boolean,
   ): Promise<HiveModel> {
     const body = {
       ref,
       ...(peers && peers.length > 0 ? { peers } : {}),
-      ...anyPath(ref),
+      ...anyPath(ref, admin),
       ...(format !== undefined ? { format } : {}),
     };
     const done = await this.#stream(hive, "/v1/models", body, callbacks, "model stream", signal);
@@ -200,9 +206,10 @@ export class HiveClient {
     ctxSize?: number,
     parallel?: number,
     signal?: AbortSignal,
+    admin?: boolean,
   ): Promise<ModelInspection> {
     return requestJson(`${hive.url}/v1/models/inspect`, ModelInspection, {
-      body: { ref, ctx_size: ctxSize, parallel, ...anyPath(ref) },
+      body: { ref, ctx_size: ctxSize, parallel, ...anyPath(ref, admin) },
       token: this.token,
       signal,
       what: `hive ${hive.id}`,

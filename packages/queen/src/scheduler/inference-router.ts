@@ -46,6 +46,8 @@ export interface InferOptions {
   onToolCall?: (piece: ToolCallEvent) => Promise<unknown> | undefined;
   /** The worker type to start when no worker serves the model yet. */
   workerType?: string;
+  /** The request comes from the cluster's administrator (its RequestFacts): a model named by path may be anywhere. */
+  admin?: boolean;
 }
 
 export interface InferOutcome {
@@ -116,7 +118,7 @@ export class InferenceRouter {
   async embed(
     modelRef: string,
     request: Omit<EmbedRequest, "model">,
-    o: { signal: AbortSignal; keepAliveMs?: number },
+    o: { signal: AbortSignal; keepAliveMs?: number; admin?: boolean },
   ): Promise<EmbedResponse & { model: string }> {
     return this.#withWorker(modelRef, { ...o, capability: "embeddings" }, async (lease, _started, signal) => {
       const url = `${lease.worker.report.url}/v1/embed`;
@@ -144,6 +146,7 @@ export class InferenceRouter {
       keepAliveMs?: number;
       narrate?: Narrate;
       workerType?: string;
+      admin?: boolean;
       onProgress?: (p: ImageProgressEvent, workerId: string) => void;
     },
   ): Promise<ImageResponse & { model: string; workerId: string }> {
@@ -175,6 +178,7 @@ export class InferenceRouter {
       prefer?: string;
       capability: WorkerCapability;
       workerType?: string;
+      admin?: boolean;
     },
     call: (lease: Lease, started: { value: boolean }, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
@@ -189,6 +193,7 @@ export class InferenceRouter {
         capability: o.capability,
         workerType: o.workerType,
         keepAliveMs: o.keepAliveMs,
+        admin: o.admin,
       });
       const started = { value: false };
       const link = linkSignals(o.signal, lease.signal);

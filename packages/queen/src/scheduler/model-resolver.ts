@@ -111,7 +111,7 @@ export class ModelResolver {
     const errors: string[] = [];
     for (const hive of live) {
       try {
-        const model = await this.hives.provisionModel(hive, ref, {}, o.signal);
+        const model = await this.hives.provisionModel(hive, ref, {}, o.signal, undefined, undefined, o.admin);
         this.registry.modelProvisioned(hive.id, model);
         return { model: model.id, hiveModels: [{ hive, model }] };
       } catch (err) {
@@ -146,6 +146,7 @@ export class ModelResolver {
       o.signal,
       [],
       "hf-repo",
+      o.admin,
     );
     this.registry.modelProvisioned(hive.id, model);
     return { model: model.id, hiveModels: this.registry.findModel(model.id) };
@@ -155,7 +156,7 @@ export class ModelResolver {
   async #fetch(ref: string, live: HiveEntry[], o: ResolveOptions): Promise<Resolved> {
     const narrate = o.narrate ?? silent;
     const reader = live.find((h) => h.id === o.hive) ?? (live[0] as HiveEntry);
-    const inspection = await this.hives.inspectModel(reader, ref, undefined, undefined, o.signal);
+    const inspection = await this.hives.inspectModel(reader, ref, undefined, undefined, o.signal, o.admin);
     const already = this.registry.findModel(inspection.model_id);
     if (already.some((h) => o.hive === undefined || h.hive.id === o.hive)) {
       return { model: inspection.model_id, hiveModels: already };
@@ -184,6 +185,8 @@ export class ModelResolver {
       { narrate: (m) => narrate(`hive ${hive.id}`, m), progress: o.progress },
       o.signal,
       peers,
+      undefined,
+      o.admin,
     );
     this.registry.modelProvisioned(hive.id, model);
     return { model: model.id, hiveModels: this.registry.findModel(model.id) };

@@ -118,6 +118,7 @@ export class RequestQueue {
           try {
             pending = this.spawns.launch(`${key}@${type.id}`, model, {
               keepAliveMs: o.keepAliveMs ?? this.o.defaultKeepAliveMs,
+              admin: o.admin,
               narrate: o.narrate,
               forRequests: true,
               workerType: type.id,

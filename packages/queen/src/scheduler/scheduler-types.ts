@@ -22,6 +22,8 @@ export interface ResolveOptions {
   hive?: string;
   /** The worker type the model is fetched for (its estimate decides where it fits). */
   workerType?: string;
+  /** The request comes from the cluster's administrator: a model named by its path may be anywhere (RequestFacts). */
+  admin?: boolean;
 }
 
 export interface AcquireOptions {
@@ -38,6 +40,8 @@ export interface AcquireOptions {
   workerType?: string;
   /** The request's keep-alive: a worker started for it gets this one from its spawn on (default the queen's). */
   keepAliveMs?: number;
+  /** The request comes from the cluster's administrator (RequestFacts). */
+  admin?: boolean;
 }
 
 /** A request's hold on a worker: release it when the request ends. */
@@ -59,6 +63,8 @@ export interface SpawnOptions {
   threads?: number;
   keepAliveMs: number;
   workerType?: string;
+  /** The request comes from the cluster's administrator (RequestFacts). */
+  admin?: boolean;
   /** The workers' configuration (a package type's config_schema says what it takes). */
   config?: Record<string, unknown>;
   /** What the workers it starts must serve (requests waiting for it need this). */

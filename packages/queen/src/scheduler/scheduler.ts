@@ -191,6 +191,7 @@ export class Scheduler {
             narrate: o.narrate,
             progress: o.progress,
             workerType: type.id,
+            admin: o.admin,
           });
     if (o.hive !== undefined) requireLiveHive(this.registry, o.hive);
     if (hiveModels.length === 0 && type.artifact !== "none") {

@@ -169,6 +169,7 @@ export class SpawnCoordinator {
           ...(o.config === undefined ? {} : { config: o.config }),
         },
         signal,
+        o.admin,
       );
     } catch (err) {
       // a worker that could not start (not a cancelled spawn, not a hive out of reach: failover handles those)
@@ -199,6 +200,8 @@ export class SpawnCoordinator {
       { narrate: (m) => narrate(`hive ${hive.id}`, m), progress: o.progress },
       signal,
       peers,
+      undefined,
+      o.admin,
     );
     this.registry.modelProvisioned(hive.id, fetched);
   }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseJson, parseOrThrow, RbeeError, ValidationError } from "@rbee/contract";
 import type { z } from "zod";
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from "./guard.js";
+import type { RequestFacts } from "./request-facts.js";
 import { SseWriter } from "./sse.js";
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -44,6 +45,8 @@ export class HttpContext {
   route = "unmatched";
   /** Free-form facts a handler wants in the request's log line. */
   readonly logFields: Record<string, unknown> = {};
+  /** What middleware learnt about the caller (request-facts.ts). */
+  readonly facts: RequestFacts = {};
   #abort = new AbortController();
   #sse: SseWriter | undefined;
 

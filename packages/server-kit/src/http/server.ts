@@ -9,7 +9,6 @@ import { envInt } from "../env.js";
 import type { DaemonMetrics } from "../metrics.js";
 import { HttpContext } from "./context.js";
 import { guardFromEnv, guardRequest, type RequestGuardOptions } from "./guard.js";
-import { withRequestFacts } from "./request-facts.js";
 import type { Middleware, Router } from "./router.js";
 import type { ServerTls } from "./tls.js";
 
@@ -96,7 +95,7 @@ export class HttpServer {
     this.#options = options;
     this.#quiet = new Set(options.quietRoutes ?? []);
     const handler = (req: IncomingMessage, res: ServerResponse) => {
-      void withRequestFacts(() => this.#handle(req, res));
+      void this.#handle(req, res);
     };
     this.#guard = guardFromEnv(options.guard);
     const requestMs = options.timeouts?.requestMs ?? envInt("RBEE_REQUEST_TIMEOUT_MS", DEFAULT_REQUEST_TIMEOUT_MS, 1);
