@@ -31,7 +31,7 @@ export {
 export { formatSseFrame, SseWriter, whenDrained } from "./http/sse.js";
 export { StaticFiles, type StaticFilesOptions } from "./http/static-files.js";
 export { keyFileIsShared, loadServerTls, type ServerTls } from "./http/tls.js";
-export { createLogger, type Logger, type LoggerOptions, silentLogger } from "./log.js";
+export { createLogger, type Logger, type LoggerOptions, REQUEST_LOG_MSG, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
 export { randomHex } from "./random-id.js";
 export { InvalidTransitionError, StateMachine, type TransitionTable } from "./state-machine.js";

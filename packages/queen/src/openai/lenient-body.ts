@@ -1,6 +1,6 @@
 import { parseOrThrow, ValidationError } from "@rbee/contract";
 import type { HttpContext, Logger } from "@rbee/server-kit";
-import { z } from "zod";
+import type { z } from "zod";
 
 /** Chat histories and prompts can be long. */
 export const OPENAI_BODY_LIMIT = 16 * 1024 * 1024;
@@ -8,7 +8,17 @@ export const OPENAI_BODY_LIMIT = 16 * 1024 * 1024;
 /** The header that makes the OpenAI routes refuse fields they do not know, as OpenAI does. */
 export const STRICT_HEADER = "x-rbee-strict";
 
-const AnyObject = z.record(z.string(), z.unknown());
+/** The field names each schema knows, made once per schema. */
+const knownFields = new WeakMap<z.ZodObject, ReadonlySet<string>>();
+
+function known(schema: z.ZodObject): ReadonlySet<string> {
+  let names = knownFields.get(schema);
+  if (names === undefined) {
+    names = new Set(Object.keys(schema.shape));
+    knownFields.set(schema, names);
+  }
+  return names;
+}
 
 /** Whether the request asked for strict parsing (`X-Rbee-Strict: 1`, `true` or `yes`). */
 export function isStrict(ctx: HttpContext): boolean {
@@ -28,9 +38,9 @@ export async function readLenientBody<S extends z.ZodObject>(
   what: string,
   log: Logger,
 ): Promise<z.output<S>> {
-  const body = await ctx.json(AnyObject, what, OPENAI_BODY_LIMIT);
-  const known = new Set(Object.keys(schema.shape));
-  const unknown = Object.keys(body).filter((k) => !known.has(k));
+  const body = await ctx.jsonObject(what, OPENAI_BODY_LIMIT);
+  const fields = known(schema);
+  const unknown = Object.keys(body).filter((k) => !fields.has(k));
   if (unknown.length > 0) {
     const names = unknown.map((k) => `'${k}'`).join(", ");
     if (isStrict(ctx))

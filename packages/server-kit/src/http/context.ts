@@ -112,6 +112,11 @@ export class HttpContext {
 
   /** Reads, parses and validates a JSON body; every failure is a 4xx that says what is wrong. */
   async json<S extends z.ZodType>(schema: S, what = "request body", limit = DEFAULT_BODY_LIMIT): Promise<z.output<S>> {
+    return parseOrThrow(schema, await this.jsonObject(what, limit), what);
+  }
+
+  /** Reads and parses a JSON object body, not yet validated against a schema (json() does both). */
+  async jsonObject(what = "request body", limit = DEFAULT_BODY_LIMIT): Promise<Record<string, unknown>> {
     // a web page can send text/plain (or a form) cross-site without asking first; JSON it cannot.
     // Browsers name the page's Origin on such requests: those must be JSON. Command-line clients send
     // no Origin, and are read as JSON whatever they call it (`curl -d` says form-urlencoded, as in
@@ -131,7 +136,7 @@ export class HttpContext {
     if (parsed.value === null || typeof parsed.value !== "object" || Array.isArray(parsed.value)) {
       throw new ValidationError(`${what} must be a JSON object`);
     }
-    return parseOrThrow(schema, parsed.value, what);
+    return parsed.value as Record<string, unknown>;
   }
 
   /** Sends a JSON response. */

@@ -6,6 +6,7 @@ import type { TLSSocket } from "node:tls";
 import { NotFoundError, RbeeError, toRbeeError } from "@rbee/contract";
 import type { Logger } from "pino";
 import { envInt } from "../env.js";
+import { REQUEST_LOG_MSG } from "../log.js";
 import type { DaemonMetrics } from "../metrics.js";
 import { HttpContext } from "./context.js";
 import { guardFromEnv, guardRequest, type RequestGuardOptions } from "./guard.js";
@@ -265,7 +266,7 @@ export class HttpServer {
         duration_ms: Math.round(seconds * 10_000) / 10,
         ...ctx.logFields,
       },
-      "request",
+      REQUEST_LOG_MSG,
     );
   }
 }
