@@ -341,6 +341,7 @@ export class LlmEngine implements WorkerEngine {
     sequence: LlamaContextSequence,
   ): Promise<InferResult> {
     const model = this.#loaded();
+    const pool = this.#pool as SequencePool;
     const maxTokens = request.max_tokens ?? Number.POSITIVE_INFINITY;
     const limit = this.#contextSize;
     const decoder = new TokenTextDecoder(model, promptTokens);
@@ -411,7 +412,9 @@ export class LlmEngine implements WorkerEngine {
         const atLimit = generated.length >= maxTokens || promptTokens.length + generated.length >= limit;
         // Ask for the next token before handling this one: the engine decodes on its own thread while
         // this token is detokenized and written to the client, so that work costs the stream no time.
-        if (!atLimit) next = iterator.next();
+        // Not while a new request erases its sequence's old tail: see SequencePool.erased.
+        const erasing = pool.erased();
+        if (!atLimit && erasing === undefined) next = iterator.next();
         const piece = decoder.push(token);
         if (piece !== "") {
           const { emit, stopped: hit } = stops.push(piece);
@@ -429,6 +432,10 @@ export class LlmEngine implements WorkerEngine {
         if (atLimit) {
           finishReason = "length";
           break;
+        }
+        if (erasing !== undefined) {
+          await erasing;
+          next = iterator.next();
         }
       }
     } finally {

@@ -23,6 +23,8 @@ export class SequencePool {
   #free: LlamaContextSequence[] = [];
   /** What each sequence holds, tracked here so picking one costs no native calls. */
   #held = new Map<LlamaContextSequence, Token[]>();
+  /** Erases of the old tails of sequences just taken, under way or waiting for the context (see `erased`). */
+  #erases = new Set<Promise<unknown>>();
 
   constructor(context: LlamaContext, count: number) {
     for (let i = 0; i < count; i++) {
@@ -34,6 +36,28 @@ export class SequencePool {
 
   get free(): number {
     return this.#free.length;
+  }
+
+  /**
+   * Undefined, or a promise that settles when the erases under way now are done; generations wait
+   * for it before they ask for their next token. An erase needs the context to itself, and
+   * node-llama-cpp's decode loop keeps the context for as long as any sequence has a token queued:
+   * with generations running, a request that arrived a few ms after them waited for them all to end
+   * (0.3-0.8 s for 64 tokens here) before its own could start. Holding the next tokens back empties
+   * the queue, the loop lets the erase in, and the generations go on a batch later.
+   */
+  erased(): Promise<unknown> | undefined {
+    return this.#erases.size === 0 ? undefined : Promise.allSettled([...this.#erases]);
+  }
+
+  /** Runs an erase of a sequence's cache, announced to `erased()` until it ends. */
+  async #erase(work: Promise<unknown>): Promise<void> {
+    this.#erases.add(work);
+    try {
+      await work;
+    } finally {
+      this.#erases.delete(work);
+    }
   }
 
   /** Takes a free sequence for `prompt`. The caller's admission control guarantees one is free. */
@@ -53,13 +77,13 @@ export class SequencePool {
     let reused = Math.min(bestLen, prompt.length - 1);
     try {
       if (sequence.nextTokenIndex > reused) {
-        await sequence.eraseContextTokenRanges([{ start: reused, end: sequence.nextTokenIndex }]);
+        await this.#erase(sequence.eraseContextTokenRanges([{ start: reused, end: sequence.nextTokenIndex }]));
       }
     } catch {
       // some models' caches cannot drop a tail; start that sequence over instead
       reused = 0;
       try {
-        await sequence.clearHistory();
+        await this.#erase(sequence.clearHistory());
       } catch (err) {
         this.#held.set(sequence, sequence.contextTokens);
         this.#free.push(sequence);

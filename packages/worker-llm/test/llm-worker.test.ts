@@ -91,6 +91,40 @@ describe("llm worker on stories260K (real inference)", () => {
     }
   });
 
+  it("a request that arrives while others generate starts at once, not when they end", async () => {
+    // every sequence holds an earlier request's tokens, so the new request's sequence must be
+    // erased first: an erase needs the context, which running generations kept until they ended
+    await Promise.all(["a", "b", "c", "d"].map((p) => infer({ prompt: p, max_tokens: 8, temperature: 0 })));
+    let streaming = 0;
+    let late: Promise<{ doneAt: number; status: number }> | undefined;
+    const long = (prompt: string) =>
+      postSse(
+        `${w.url}/v1/infer`,
+        { prompt, max_tokens: 300, temperature: 0, stream: true },
+        {
+          onEvent: (e) => {
+            if (e.event === "token" && e.data !== null && (e.data as { index: number }).index === 0) streaming++;
+            // both are generating: a third request arrives
+            if (streaming === 2 && late === undefined)
+              late = infer({ prompt: "The little dog", max_tokens: 4, temperature: 0 }).then((r) => ({
+                doneAt: performance.now(),
+                status: r.status,
+              }));
+            return undefined;
+          },
+        },
+      ).then((r) => ({ ...r, doneAt: performance.now() }));
+    const [a, b] = await Promise.all([long(PROMPT), long("One day, Tom")]);
+    for (const r of [a, b]) {
+      const done = r.events.find((e) => e.event === "done")?.data as { tokens_generated: number };
+      expect(done.tokens_generated).toBe(300);
+    }
+    const short = await (late as NonNullable<typeof late>);
+    expect(short.status).toBe(200);
+    // it ended while the long ones were still generating (it waited for them to end before)
+    expect(short.doneAt).toBeLessThan(Math.min(a.doneAt, b.doneAt));
+  });
+
   it("a seeded sampled request repeats exactly with the same seed", async () => {
     const body = { prompt: PROMPT, max_tokens: 30, temperature: 1, seed: 42 };
     const a = await infer(body);
