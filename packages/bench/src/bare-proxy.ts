@@ -4,6 +4,9 @@
  * queen does, doing nothing else (no parsing, validation, scheduling, logging or metrics). What it costs per request is what Node's
  * HTTP server and client cost on this machine; the queen can only add to it.
  *
+ * An answer that is a stream (text/event-stream) is forwarded chunk by chunk as it arrives, which is
+ * the floor under the queen bench's streamed completions.
+ *
  * Run as a child: `node bare-proxy.js <worker url> ...`; prints `{"url": ...}` once listening.
  */
 import { Agent, createServer, request } from "node:http";
@@ -21,6 +24,15 @@ const server = createServer((req, res) => {
     const target = targets[next++ % targets.length] as URL;
     const headers = { ...req.headers, "content-length": String(body.length) };
     const out = request(target, { method: "POST", agent, headers }, (answer) => {
+      const type = answer.headers["content-type"] ?? "";
+      if (type.startsWith("text/event-stream")) {
+        // a stream: each chunk forwarded as it arrives (the queen bench's floor)
+        res.writeHead(answer.statusCode ?? 502, { "content-type": type, "cache-control": "no-cache" });
+        res.flushHeaders();
+        answer.on("data", (c: Buffer) => res.write(c));
+        answer.on("end", () => res.end());
+        return;
+      }
       const parts: Buffer[] = [];
       answer.on("data", (c: Buffer) => parts.push(c));
       answer.on("end", () => {

@@ -37,7 +37,8 @@ function tokensFrom(body: string, key: RegExp): number {
 /**
  * The queen's own cost: the same streamed completions sent to a worker directly and through the
  * queen (OpenAI /v1/completions), alternating, at each concurrency. Reports time to first token
- * (p50, p99) and throughput, and what the queen adds to each.
+ * (p50, p99) and throughput, and what the queen adds to each. A bare Node proxy that forwards the
+ * direct requests' bytes runs beside them as the floor: what any proxy in Node adds on this machine.
  */
 export async function benchQueen(o: QueenBenchOptions) {
   const dirs = tempRbeeDirs("bench-queen");
@@ -66,6 +67,9 @@ export async function benchQueen(o: QueenBenchOptions) {
     { model: requireStoriesModel(), env: { RBEE_CLUSTER_TOKEN: token } },
   );
   const auth = { authorization: `Bearer ${token}` };
+  // the floor: a bare Node proxy that forwards the direct requests' bytes (bare-proxy.ts)
+  const proxy = new ChildHandle(process.execPath, [join(REPO_ROOT, "packages/bench/dist/bare-proxy.js"), worker.url]);
+  const proxyUrl = (JSON.parse((await proxy.waitForLine(/^\{"url".*\}$/m))[0]) as { url: string }).url;
   await waitFor(async () => {
     const r = await fetch(`${queenUrl}/v1/models`);
     return ((await r.json()) as { data: Array<{ id: string }> }).data.some((m) => m.id === "stories")
@@ -76,6 +80,13 @@ export async function benchQueen(o: QueenBenchOptions) {
   const direct = (prompt: string) =>
     timedStream(
       `${worker.url}/v1/infer`,
+      { prompt, max_tokens: o.maxTokens, temperature: 0, stream: true },
+      (c) => count(c, "event: token"),
+      auth,
+    );
+  const viaProxy = (prompt: string) =>
+    timedStream(
+      `${proxyUrl}/`,
       { prompt, max_tokens: o.maxTokens, temperature: 0, stream: true },
       (c) => count(c, "event: token"),
       auth,
@@ -101,31 +112,37 @@ export async function benchQueen(o: QueenBenchOptions) {
   try {
     await direct(PROMPTS[0] as string);
     await viaQueen(PROMPTS[0] as string);
+    await viaProxy(PROMPTS[0] as string);
+    const send = { direct, queen: viaQueen, proxy: viaProxy };
+    const orders = [
+      ["direct", "queen", "proxy"],
+      ["queen", "proxy", "direct"],
+      ["proxy", "direct", "queen"],
+    ] as const;
     for (const c of o.concurrency) {
-      const sides: Record<"direct" | "queen", Side> = {
+      const sides: Record<keyof typeof send, Side> = {
         direct: { ttft: [], tokens: 0, wallMs: 0 },
         queen: { ttft: [], tokens: 0, wallMs: 0 },
+        proxy: { ttft: [], tokens: 0, wallMs: 0 },
       };
       for (let r = 0; r < o.rounds; r++) {
-        const order: Array<"direct" | "queen"> = r % 2 === 0 ? ["direct", "queen"] : ["queen", "direct"];
-        for (const side of order) {
+        for (const side of orders[r % orders.length] as (typeof orders)[number]) {
           const t0 = performance.now();
           const runs = await Promise.all(
-            Array.from({ length: c }, (_, i) =>
-              (side === "direct" ? direct : viaQueen)(PROMPTS[(r + i) % PROMPTS.length] as string),
-            ),
+            Array.from({ length: c }, (_, i) => send[side](PROMPTS[(r + i) % PROMPTS.length] as string)),
           );
           const s = sides[side];
           s.wallMs += performance.now() - t0;
           for (const run of runs) {
             s.ttft.push(run.ttftMs);
-            s.tokens += side === "direct" ? directTokens(run) : queenTokens(run);
+            s.tokens += side === "queen" ? queenTokens(run) : directTokens(run);
           }
         }
       }
       const tps = (s: Side) => (s.tokens / s.wallMs) * 1000;
       const d = sides.direct;
       const q = sides.queen;
+      const p = sides.proxy;
       const result = {
         concurrency: c,
         direct_ttft_p50_ms: round(quantile(d.ttft, 0.5)),
@@ -137,6 +154,8 @@ export async function benchQueen(o: QueenBenchOptions) {
         direct_tps: round(tps(d), 1),
         queen_tps: round(tps(q), 1),
         throughput_ratio: round(tps(q) / tps(d), 3),
+        proxy_added_ttft_p50_ms: round(quantile(p.ttft, 0.5) - quantile(d.ttft, 0.5)),
+        proxy_throughput_ratio: round(tps(p) / tps(d), 3),
       };
       results.push(result);
       rows.push({
@@ -147,9 +166,11 @@ export async function benchQueen(o: QueenBenchOptions) {
         "added p99 ms": result.added_ttft_p99_ms,
         "tok/s direct/queen": `${result.direct_tps} / ${result.queen_tps}`,
         ratio: result.throughput_ratio,
+        "bare proxy: added p50 ms, ratio": `${result.proxy_added_ttft_p50_ms}, ${result.proxy_throughput_ratio}`,
       });
     }
   } finally {
+    await proxy.stop();
     await worker.child.stop();
     await queen.stop();
   }

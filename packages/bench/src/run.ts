@@ -86,14 +86,15 @@ SUITES.queen = async () => {
   });
   for (const r of results) {
     console.log(
-      verdict(
-        `added time to first token at p50, ${r.concurrency} stream(s) (ms, lower is better; target ≤ 2)`,
-        2 - (r.added_ttft_p50_ms ?? 0),
-        0,
-      ),
+      verdictAtMost(`added time to first token at p50, ${r.concurrency} stream(s)`, r.added_ttft_p50_ms ?? 0, 1, " ms"),
+    );
+    // issue 16: 0.97 of direct for one stream, 0.95 for eight (they share the two cores with the queen)
+    const target = (r.concurrency ?? 1) > 1 ? 0.95 : 0.97;
+    console.log(
+      verdict(`throughput through the queen / direct, ${r.concurrency} stream(s)`, r.throughput_ratio ?? 0, target),
     );
     console.log(
-      verdict(`throughput through the queen / direct, ${r.concurrency} stream(s)`, r.throughput_ratio ?? 0, 0.97),
+      `${r.concurrency} stream(s) through a bare Node proxy (the floor for a proxy in Node here): +${r.proxy_added_ttft_p50_ms} ms to the first token at p50, ${r.proxy_throughput_ratio} of direct throughput`,
     );
   }
   const file = saveResults("queen", { results });
