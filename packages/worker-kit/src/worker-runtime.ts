@@ -40,13 +40,19 @@ const PROCESSING_AFTER_MS = 50;
 /** Ready and Busy reach the heartbeat's receiver within this long (not a beat for each flip). */
 const BUSY_HEARTBEAT_MS = 1000;
 
-/** Sends `102 Processing` if the response has not started within PROCESSING_AFTER_MS; returns the cancel. */
+/**
+ * Sends `102 Processing` if the response has not started within PROCESSING_AFTER_MS; returns the
+ * cancel. The timer also clears itself when the response closes (answered, or its client gone),
+ * however it ended, so that none outlives its request.
+ */
 function processingSoon(ctx: HttpContext): () => void {
   const res = ctx.res;
   const timer = setTimeout(() => {
     if (!res.headersSent && !res.writableEnded && !res.destroyed) res.writeProcessing();
   }, PROCESSING_AFTER_MS);
-  return () => clearTimeout(timer);
+  const cancel = () => clearTimeout(timer);
+  res.once("close", cancel);
+  return cancel;
 }
 
 export interface WorkerRuntimeOptions {
