@@ -108,7 +108,8 @@ export class RequestQueue {
             o.narrate?.("queen", `waiting for worker ${restarting.id}, which hive ${restarting.hiveId} is restarting`);
           toldRestarting = true;
           await this.changes.next(o.signal);
-          const ready = this.leases.pick(model, o.exclude, o.prefer, o.capability);
+          // once restarted it is a new process: a request that found the old one gone takes it too
+          const ready = this.leases.pick(model, without(o.exclude, restarting.id), o.prefer, o.capability);
           if (ready) return ready;
           attempt--;
           continue;
@@ -169,4 +170,12 @@ export class RequestQueue {
     for (const w of this.registry.workers.values()) if (w.draining) return true;
     return false;
   }
+}
+
+/** The set without `id` (itself when it does not hold it). */
+function without(set: ReadonlySet<string> | undefined, id: string): ReadonlySet<string> | undefined {
+  if (set === undefined || !set.has(id)) return set;
+  const rest = new Set(set);
+  rest.delete(id);
+  return rest;
 }
