@@ -180,6 +180,33 @@ describe("the scheduler's gaps (issue 16), real queen, hives and workers", () =>
     expect([...queen.registry.workers.keys()]).toEqual([id]);
   });
 
+  it("a worker that loads no model (echo) given up by its hive: a request is told so, not that no catalog has the model", async () => {
+    const dirs = tempRbeeDirs("gap-failed-echo");
+    const queen = await queenIn(dirs);
+    const hive = await hiveIn(queen, dirs, "hive-a", {
+      restart: { maxRestarts: 0, backoffMs: 100, maxBackoffMs: 100, windowMs: 60_000 },
+    });
+    const spawned = await runJob(queen.url, { type: "spawn_worker", model: "parrot", worker_type: "echo" });
+    expect(spawned.error).toBeUndefined();
+    const id = spawned.result.worker.worker_id as string;
+    process.kill(hive.workers()[0]?.pid as number, "SIGKILL");
+    await waitFor(
+      () => (queen.registry.workers.get(id)?.report.status === "Failed" ? true : undefined),
+      LONG,
+      "the queen to hear that the hive gave the worker up",
+    );
+    const r = await postJson(`${queen.url}/v1/chat/completions`, {
+      model: "parrot",
+      messages: [{ role: "user", content: "hello there world" }],
+      max_tokens: 2,
+    });
+    expect(r.status, r.text).toBe(503);
+    expect(r.body.error.code).toBe("worker_unavailable");
+    expect(r.body.error.message).toBe(
+      `no worker for parrot can take requests now: worker ${id} (echo) on hive hive-a failed (killed by SIGKILL) and its hive gave up restarting it after 0 restarts; \`rbee worker stop ${id}\` clears it, and \`rbee worker spawn\` starts another; see \`rbee status\``,
+    );
+  });
+
   it("a hive that stops gracefully says so in its last heartbeat and is gone from routing at once", async () => {
     const dirs = tempRbeeDirs("gap-stop");
     const queen = await queenIn(dirs);
