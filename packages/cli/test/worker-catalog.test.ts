@@ -170,6 +170,14 @@ describe("worker catalog: publish, find, install on two hives, spawn, verify, re
     expect(await ok(["worker", "available", "--category", "image"])).toBe("no worker package matches\n");
     const bad = await cli(["worker", "available", "--category", "video"]);
     expect(bad.code).toBe(2);
+    // it asks the catalogs itself (docs/worker-catalog.md), neither a hive nor the queen: the same
+    // list with no queen to reach
+    const noQueen = await runRbee(["worker", "available"], {
+      env: { ...base(join(root, "user-config")), RBEE_QUEEN_URL: "http://127.0.0.1:1", RBEE_CATALOG_URLS: catalogUrl },
+      timeoutMs: 60_000,
+    });
+    expect(noQueen.code, noQueen.stderr).toBe(0);
+    expect(noQueen.stdout).toBe(list);
     const info = await ok(["worker", "info", "echo-package"]);
     expect(info).toMatch(/^install\s+rbee worker install echo-package$/m);
     expect(info).toMatch(

@@ -83,10 +83,14 @@ export class WorkerCatalog {
       return [] as EngineBinary[];
     });
     const now = new Date().toISOString();
+    const before = new Map(this.#entries.map((e) => [e.id, e]));
     const entries = Object.values(this.#all()).map((t) => {
-      const e = describeInstalled(t, engines, this.#o.version, now);
+      const described = describeInstalled(t, engines, this.#o.version, now);
       // an installed package: its version, trust and source
-      return "package" in t && t.package !== undefined ? { ...e, package: t.package } : e;
+      const e = "package" in t && t.package !== undefined ? { ...described, package: t.package } : described;
+      // unchanged, it keeps the time it last changed: the heartbeat carries the same catalog
+      const was = before.get(e.id);
+      return was !== undefined && JSON.stringify(strip([was])) === JSON.stringify(strip([e])) ? was : e;
     });
     const changed = JSON.stringify(strip(entries)) !== JSON.stringify(strip(this.#entries));
     this.#entries = entries;

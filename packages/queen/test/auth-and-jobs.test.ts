@@ -132,6 +132,49 @@ describe("queen auth", () => {
     expect((await getJson(`${queen.url}/v1/models`)).status).toBe(200);
   });
 
+  it("a secret matches only whole: a key or token one character off, cut short or run on is refused", async () => {
+    const near = (secret: string) => [
+      secret.slice(0, -1),
+      `${secret}x`,
+      `${secret.slice(0, -1)}${secret.endsWith("A") ? "B" : "A"}`,
+      secret.toUpperCase() === secret ? secret.toLowerCase() : secret.toUpperCase(),
+    ];
+    const admin = await postJson(`${queen.url}/v1/keys`, { name: "near-admin", admin: true });
+    expect(admin.status).toBe(201);
+    const plain = await postJson(`${queen.url}/v1/keys`, { name: "near-plain" }, { token: admin.body.key });
+    expect(plain.status).toBe(201);
+    const heartbeat = { protocol_version: 1, hive_id: "near", url: "http://127.0.0.1:1", version: "0" };
+    const beat = (token: string) =>
+      postJson(
+        `${queen.url}/v1/hive-heartbeat`,
+        { ...heartbeat, started_at: new Date().toISOString(), interval_ms: 5000, devices: [], workers: [], models: [] },
+        { token },
+      );
+    // the cluster token on the cluster routes (bearerAuth) and as the administrator's key
+    for (const wrong of near(queen.clusterToken)) {
+      expect((await beat(wrong)).status, wrong).toBe(401);
+      expect((await getJson(`${queen.url}/v1/keys`, wrong)).status, wrong).toBe(401);
+    }
+    expect((await beat(queen.clusterToken)).status).toBe(200);
+    expect((await getJson(`${queen.url}/v1/keys`, queen.clusterToken)).status).toBe(200);
+    // a stored admin key on the key routes, a stored plain key on the OpenAI routes
+    for (const wrong of near(admin.body.key as string)) {
+      expect((await getJson(`${queen.url}/v1/keys`, wrong)).status, wrong).toBe(401);
+    }
+    expect((await getJson(`${queen.url}/v1/keys`, admin.body.key)).status).toBe(200);
+    for (const wrong of near(plain.body.key as string)) {
+      expect((await getJson(`${queen.url}/v1/models`, wrong)).status, wrong).toBe(401);
+    }
+    expect((await getJson(`${queen.url}/v1/models`, plain.body.key)).status).toBe(200);
+    for (const id of [plain.body.id, admin.body.id]) {
+      const res = await fetch(`${queen.url}/v1/keys/${id}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${queen.clusterToken}` },
+      });
+      expect(res.status).toBe(204);
+    }
+  });
+
   it("refuses a non-loopback bind without API keys", async () => {
     const dirs = tempRbeeDirs("bind");
     await expect(

@@ -3,6 +3,7 @@ import { ClusterEvent } from "@rbee/contract";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
 import {
+  getJson,
   type ParsedSse,
   postJson,
   postSse,
@@ -141,6 +142,29 @@ describe("GET /v1/events shows draining, stopping and catalog changes (real quee
     expect(queen.registry.routableWorkers("stories260k").map((w) => w.id)).toEqual([worker.id]);
     expect(feed.events.some((e) => e.type === "worker_stopping" || e.type === "worker_removed")).toBe(false);
     expect((await completion(queen, { model: "stories260k" })).status).toBe(200);
+  });
+
+  it("a hive that looks for its engines again and finds what it had: its worker catalog is unchanged, no hive_catalog", async () => {
+    const dirs = tempRbeeDirs("events-catalog-same");
+    const queen = await queenIn(dirs);
+    const hive = await hiveIn(queen, dirs, "hive-a");
+    const feed = follow(queen);
+    await feed.until("snapshot", () => true);
+    const types = async () => {
+      const r = await getJson(`${hive.url}/v1/worker-types?refresh=1`, hive.token);
+      expect(r.status, r.text).toBe(200);
+      return r.body.worker_types as Array<{ id: string; updated_at?: string }>;
+    };
+    const first = await types();
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await types();
+    // nothing changed, so nothing says it did: not the entries' times, not the queen's events
+    expect(second.map((t) => [t.id, t.updated_at])).toEqual(first.map((t) => [t.id, t.updated_at]));
+    const since = Date.now();
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
+    expect(queen.registry.hives.get("hive-a")?.lastSeen).toBeGreaterThan(since);
+    expect(feed.events.filter((e) => e.type === "hive_catalog" && e.at >= since)).toEqual([]);
+    expect(feed.invalid).toEqual([]);
   });
 
   it("a hive that stops gracefully: hive_stopping at once, before it turns stale", async () => {

@@ -130,6 +130,31 @@ describe("ClusterRegistry: changes through its methods, each an event", () => {
     expect(events.at(-1)).toMatchObject({ type: "hive_catalog", worker_types: [{ id: "llm" }] });
   });
 
+  it("heartbeats whose worker types differ only in when they were last looked at are not a catalog change", () => {
+    const { reg, events } = registry();
+    const llm = (updated_at: string, status: "Available" | "Failed" = "Available") => ({
+      id: "llm",
+      description: "llm",
+      version: "1.0.0",
+      capabilities: ["text-generation" as const],
+      device_kinds: ["cpu" as const],
+      artifact: "gguf" as const,
+      status,
+      engines: [],
+      updated_at,
+    });
+    const typed = (t: ReturnType<typeof llm>) => ({ ...beat(), worker_types: [t] });
+    reg.ingestHiveHeartbeat(typed(llm("2026-12-04T10:00:00.000Z")), 0);
+    reg.ingestHiveHeartbeat(typed(llm("2026-12-04T10:01:00.000Z")), 1000);
+    reg.ingestHiveHeartbeat(typed(llm("2026-12-04T10:02:00.000Z")), 2000);
+    expect(events.filter((e) => e.type === "hive_catalog")).toEqual([]);
+    // a real change is one
+    reg.ingestHiveHeartbeat(typed(llm("2026-12-04T10:03:00.000Z", "Failed")), 3000);
+    expect(events.filter((e) => e.type === "hive_catalog").map((e) => [e.at, e.worker_types?.[0]?.status])).toEqual([
+      [3000, "Failed"],
+    ]);
+  });
+
   it("a model a hive just said it holds stays in its catalog while heartbeats already on their way do not list it", () => {
     const { reg, events } = registry();
     reg.ingestHiveHeartbeat(beat({ models: [] }), 0);

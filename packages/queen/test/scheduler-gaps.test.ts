@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Hive, type HiveOptions, startHive } from "@rbee/hive";
 import { type Queen, type QueenOptions, startQueen } from "@rbee/queen";
-import { getJson, postJson, quietLog, requireStoriesModel, tempRbeeDirs, waitFor } from "@rbee/testing";
+import { getJson, postJson, quietLog, requireStoriesModel, runJob, tempRbeeDirs, waitFor } from "@rbee/testing";
 import { afterEach, describe, expect, it } from "vitest";
 
 /**
@@ -116,6 +116,95 @@ describe("the scheduler's gaps (issue 16), real queen, hives and workers", () =>
     expect(again.status, again.text).toBe(200);
     expect(hive.workers().map((w) => [w.worker_id, w.restarts])).toEqual([[id, 1]]);
     expect([...queen.registry.workers.keys()]).toEqual([id]);
+
+    // killed again, and asked before the queen hears of it: the request finds it gone, and waits
+    // for the same restart (the worker it could not reach is a new process once restarted)
+    await waitFor(
+      () => (queen.registry.workers.get(id)?.report.status === "Ready" && hive.workers()[0]?.pid ? true : undefined),
+      LONG,
+      "the worker to serve again",
+    );
+    process.kill(hive.workers()[0]?.pid as number, "SIGKILL");
+    const third = await completion(queen, { model: "stories260k" });
+    expect(third.status, third.text).toBe(200);
+    expect(hive.workers().map((w) => [w.worker_id, w.restarts])).toEqual([[id, 2]]);
+    expect([...queen.registry.workers.keys()]).toEqual([id]);
+  });
+
+  it("a request for a worker that loads no model (echo) waits for its hive to restart it, whether or not the queen has heard of the crash yet", async () => {
+    const dirs = tempRbeeDirs("gap-restart-echo");
+    const queen = await queenIn(dirs);
+    const hive = await hiveIn(queen, dirs, "hive-a", {
+      restart: { maxRestarts: 5, backoffMs: 1500, maxBackoffMs: 1500, windowMs: 60_000 },
+    });
+    const spawned = await runJob(queen.url, { type: "spawn_worker", model: "parrot", worker_type: "echo" });
+    expect(spawned.error).toBeUndefined();
+    const id = spawned.result.worker.worker_id as string;
+    const chat = () =>
+      postJson(`${queen.url}/v1/chat/completions`, {
+        model: "parrot",
+        messages: [{ role: "user", content: "hello there world" }],
+        max_tokens: 2,
+      });
+    const ready = () =>
+      waitFor(
+        () =>
+          hive.workers()[0]?.status === "Ready" && queen.registry.workers.get(id)?.report.status === "Ready"
+            ? true
+            : undefined,
+        LONG,
+        "the worker to serve again",
+      );
+    const kill = () => process.kill(hive.workers()[0]?.pid as number, "SIGKILL");
+
+    // the queen has not heard yet: the request finds the worker gone, and waits for its restart
+    kill();
+    const first = await chat();
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.choices[0].message.content).toBe("hello there");
+    await ready();
+
+    // the queen has heard (its hive reports it Starting): the request waits for it
+    kill();
+    await waitFor(
+      () => (queen.registry.workers.get(id)?.report.status === "Starting" ? true : undefined),
+      LONG,
+      "the queen to hear that the hive restarts the worker",
+    );
+    const second = await chat();
+    expect(second.status, second.text).toBe(200);
+    expect(second.body.choices[0].message.content).toBe("hello there");
+
+    // the same worker, restarted twice; no other was started for the requests
+    expect(hive.workers().map((w) => [w.worker_id, w.restarts])).toEqual([[id, 2]]);
+    expect([...queen.registry.workers.keys()]).toEqual([id]);
+  });
+
+  it("a worker that loads no model (echo) given up by its hive: a request is told so, not that no catalog has the model", async () => {
+    const dirs = tempRbeeDirs("gap-failed-echo");
+    const queen = await queenIn(dirs);
+    const hive = await hiveIn(queen, dirs, "hive-a", {
+      restart: { maxRestarts: 0, backoffMs: 100, maxBackoffMs: 100, windowMs: 60_000 },
+    });
+    const spawned = await runJob(queen.url, { type: "spawn_worker", model: "parrot", worker_type: "echo" });
+    expect(spawned.error).toBeUndefined();
+    const id = spawned.result.worker.worker_id as string;
+    process.kill(hive.workers()[0]?.pid as number, "SIGKILL");
+    await waitFor(
+      () => (queen.registry.workers.get(id)?.report.status === "Failed" ? true : undefined),
+      LONG,
+      "the queen to hear that the hive gave the worker up",
+    );
+    const r = await postJson(`${queen.url}/v1/chat/completions`, {
+      model: "parrot",
+      messages: [{ role: "user", content: "hello there world" }],
+      max_tokens: 2,
+    });
+    expect(r.status, r.text).toBe(503);
+    expect(r.body.error.code).toBe("worker_unavailable");
+    expect(r.body.error.message).toBe(
+      `no worker for parrot can take requests now: worker ${id} (echo) on hive hive-a failed (killed by SIGKILL) and its hive gave up restarting it after 0 restarts; \`rbee worker stop ${id}\` clears it, and \`rbee worker spawn\` starts another; see \`rbee status\``,
+    );
   });
 
   it("a hive that stops gracefully says so in its last heartbeat and is gone from routing at once", async () => {

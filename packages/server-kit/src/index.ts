@@ -1,6 +1,6 @@
 // the client's half (HTTP client, TLS trust, cluster token, paths, environment) is also `@rbee/server-kit/client`
 export * from "./client-entry.js";
-export { type BearerAuthOptions, bearerAuth, bearerToken, secretEquals } from "./http/auth.js";
+export { type BearerAuthOptions, bearerAuth, bearerToken, matchesSecret } from "./http/auth.js";
 export {
   DEFAULT_BODY_LIMIT,
   HttpContext,

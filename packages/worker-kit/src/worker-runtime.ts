@@ -18,7 +18,15 @@ import {
   type WorkerInfo,
   WorkerStatus,
 } from "@rbee/contract";
-import { bearerAuth, type HttpContext, HttpServer, type Logger, Router, type ServerTls } from "@rbee/server-kit";
+import {
+  bearerAuth,
+  type HttpContext,
+  HttpServer,
+  type Logger,
+  linkSignals,
+  Router,
+  type ServerTls,
+} from "@rbee/server-kit";
 import type { z } from "zod";
 import { Admission } from "./admission.js";
 import type { LoadedModel, WorkerEngine } from "./engine.js";
@@ -40,13 +48,19 @@ const PROCESSING_AFTER_MS = 50;
 /** Ready and Busy reach the heartbeat's receiver within this long (not a beat for each flip). */
 const BUSY_HEARTBEAT_MS = 1000;
 
-/** Sends `102 Processing` if the response has not started within PROCESSING_AFTER_MS; returns the cancel. */
+/**
+ * Sends `102 Processing` if the response has not started within PROCESSING_AFTER_MS; returns the
+ * cancel. The timer also clears itself when the response closes (answered, or its client gone),
+ * however it ended, so that none outlives its request.
+ */
 function processingSoon(ctx: HttpContext): () => void {
   const res = ctx.res;
   const timer = setTimeout(() => {
     if (!res.headersSent && !res.writableEnded && !res.destroyed) res.writeProcessing();
   }, PROCESSING_AFTER_MS);
-  return () => clearTimeout(timer);
+  const cancel = () => clearTimeout(timer);
+  res.once("close", cancel);
+  return cancel;
 }
 
 export interface WorkerRuntimeOptions {
@@ -348,7 +362,10 @@ export class WorkerRuntime {
       this.metrics.queueDepth.set(admission.queued);
     }
     this.#onAdmitted(admission);
-    const signal = AbortSignal.any([ctx.signal, this.#forceAbort.signal]);
+    // aborts when the client leaves or the grace period of a shutdown ends; unlinked when done, so
+    // that the long-lived force signal keeps nothing of finished requests (AbortSignal.any would)
+    const link = linkSignals(ctx.signal, this.#forceAbort.signal);
+    const signal = link.signal;
     let index = 0;
     let firstTokenAt: number | undefined;
     const wantLogprobs = request.logprobs !== undefined;
@@ -414,6 +431,7 @@ export class WorkerRuntime {
       await batcher?.flush().catch(() => undefined); // text already generated goes out before the error
       throw err;
     } finally {
+      link.unlink();
       processed();
       release();
       this.#onReleased(admission);
@@ -486,13 +504,15 @@ export class WorkerRuntime {
       throw err;
     }
     this.#onAdmitted(admission);
+    const link = linkSignals(ctx.signal, this.#forceAbort.signal);
     try {
-      await run(request, AbortSignal.any([ctx.signal, this.#forceAbort.signal]));
+      await run(request, link.signal);
     } catch (err) {
       this.#requestsFailed++;
       this.metrics.requests.inc({ outcome: "error" });
       throw err;
     } finally {
+      link.unlink();
       processed();
       release();
       this.#onReleased(admission);

@@ -1,5 +1,5 @@
 import { RbeeError, UnauthorizedError } from "@rbee/contract";
-import { bearerToken, type Middleware, secretEquals } from "@rbee/server-kit";
+import { bearerToken, type Middleware, matchesSecret } from "@rbee/server-kit";
 import type { ApiKeyStore } from "../store/api-key-store.js";
 
 /**
@@ -23,7 +23,7 @@ export function apiKeyAuth(keys: ApiKeyStore, clusterToken: string): Middleware 
       );
     }
     // the cluster token and admin keys are the cluster's administrator (see RequestFacts)
-    if (secretEquals(token, clusterToken) || keys.verifyAdmin(token)) {
+    if (matchesSecret(token, clusterToken) || keys.verifyAdmin(token)) {
       ctx.facts.admin = true;
       return;
     }
@@ -49,7 +49,7 @@ export function keyAdminAuth(keys: ApiKeyStore, clusterToken: string): Middlewar
         "managing API keys wants an admin key or the cluster token: send it as 'Authorization: Bearer <key>'",
       );
     }
-    if (secretEquals(token, clusterToken) || keys.verifyAdmin(token)) return;
+    if (matchesSecret(token, clusterToken) || keys.verifyAdmin(token)) return;
     if (keys.verify(token)) {
       throw new RbeeError(
         "this API key cannot manage keys: use an admin key (created with admin) or the cluster token (`rbee key` on the queen's machine)",

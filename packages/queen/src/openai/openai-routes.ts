@@ -6,7 +6,7 @@ import {
   toRbeeError,
 } from "@rbee/contract";
 import type { HttpContext, Logger, SseWriter } from "@rbee/server-kit";
-import { randomHex } from "@rbee/server-kit";
+import { linkSignals, randomHex } from "@rbee/server-kit";
 import type { ClusterRegistry } from "../registry/cluster-registry.js";
 import type { InferenceRouter, InferOptions, InferOutcome } from "../scheduler/inference-router.js";
 import { readLenientBody } from "./lenient-body.js";
@@ -119,39 +119,44 @@ export class OpenAiRoutes {
     t: TranslatedInfer,
     callbacks: (index: number) => Pick<InferOptions, "onToken" | "onToolCall">,
   ): Promise<InferOutcome[]> {
-    if (t.n === 1) {
-      const outcome = await this.router.infer(t.model, t.infer, {
-        signal: ctx.signal,
-        admin: ctx.facts.admin,
-        keepAliveMs: t.keepAliveMs,
-        ...callbacks(0),
-      });
-      return [outcome];
-    }
+    // one generation, the common case: no signal of its own
+    if (t.n === 1) return [await this.#inferOne(ctx, t, 0, ctx.signal, callbacks)];
     const failed = new AbortController();
-    const signal = AbortSignal.any([ctx.signal, failed.signal]);
-    const one = async (index: number) => {
-      const seed = t.infer.seed;
-      const infer = index === 0 || seed === undefined ? t.infer : { ...t.infer, seed: (seed + index) >>> 0 };
-      try {
-        return await this.router.infer(t.model, infer, {
-          signal,
-          admin: ctx.facts.admin,
-          keepAliveMs: t.keepAliveMs,
-          ...callbacks(index),
+    const link = linkSignals(ctx.signal, failed.signal);
+    try {
+      const one = (index: number) =>
+        this.#inferOne(ctx, t, index, link.signal, callbacks).catch((err: unknown) => {
+          failed.abort(err);
+          throw err;
         });
-      } catch (err) {
-        failed.abort(err);
-        throw err;
+      const settled = await Promise.allSettled(Array.from({ length: t.n }, (_, i) => one(i)));
+      const first = settled.find((r) => r.status === "rejected");
+      if (first) {
+        // the failure that aborted the others, not one of the aborts it caused
+        throw failed.signal.aborted ? failed.signal.reason : (first as PromiseRejectedResult).reason;
       }
-    };
-    const settled = await Promise.allSettled(Array.from({ length: t.n }, (_, i) => one(i)));
-    const first = settled.find((r) => r.status === "rejected");
-    if (first) {
-      // the failure that aborted the others, not one of the aborts it caused
-      throw failed.signal.aborted ? failed.signal.reason : (first as PromiseRejectedResult).reason;
+      return settled.map((r) => (r as PromiseFulfilledResult<InferOutcome>).value);
+    } finally {
+      link.unlink();
     }
-    return settled.map((r) => (r as PromiseFulfilledResult<InferOutcome>).value);
+  }
+
+  /** Choice `index` of the request: its seed is the request's + index (when there is one), so that choices differ. */
+  #inferOne(
+    ctx: HttpContext,
+    t: TranslatedInfer,
+    index: number,
+    signal: AbortSignal,
+    callbacks: (index: number) => Pick<InferOptions, "onToken" | "onToolCall">,
+  ): Promise<InferOutcome> {
+    const seed = t.infer.seed;
+    const infer = index === 0 || seed === undefined ? t.infer : { ...t.infer, seed: (seed + index) >>> 0 };
+    return this.router.infer(t.model, infer, {
+      signal,
+      admin: ctx.facts.admin,
+      keepAliveMs: t.keepAliveMs,
+      ...callbacks(index),
+    });
   }
 
   /**

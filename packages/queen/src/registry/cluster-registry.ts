@@ -570,7 +570,12 @@ export class ClusterRegistry {
   }
 }
 
-/** What a hive's catalogs hold, as a string that changes when they do. */
+/**
+ * What a hive's catalogs hold, as a string that changes when they do: a worker type's `updated_at`
+ * is left out (hives of an earlier build stamped it anew each time they looked for their engines,
+ * every minute, with nothing else changed).
+ */
 function catalogKey(hive: HiveEntry): string {
-  return JSON.stringify([hive.models, hive.workerTypes ?? null]);
+  const types = hive.workerTypes?.map(({ updated_at: _, ...rest }) => rest) ?? null;
+  return JSON.stringify([hive.models, types]);
 }

@@ -92,9 +92,15 @@ export class RequestQueue {
           hiveModels.length === 0 &&
           this.registry.findModel(model).length === 0
         ) {
-          throw new WorkerUnavailableError(
-            `no worker for ${model} can take requests now, and no hive has it in its catalog to start another${unusableCopies(this.registry, model)}; see \`rbee status\``,
-          );
+          // a worker given up on is the reason when no catalog holds a broken copy (an echo
+          // worker's model is in none), else one more fact after it
+          const copies = unusableCopies(this.registry, model);
+          const failed = failedWorkers(this.registry, model);
+          const why =
+            failed !== undefined && copies === ""
+              ? `: ${failed}`
+              : `, and no hive has it in its catalog to start another${copies}${failed ? `; ${failed}` : ""}`;
+          throw new WorkerUnavailableError(`no worker for ${model} can take requests now${why}; see \`rbee status\``);
         }
         // a worker of the model its hive is (re)starting: wait for it rather than start a second one
         // (not one whose start just failed there, which a heartbeat sent meanwhile still shows Starting)
@@ -108,7 +114,8 @@ export class RequestQueue {
             o.narrate?.("queen", `waiting for worker ${restarting.id}, which hive ${restarting.hiveId} is restarting`);
           toldRestarting = true;
           await this.changes.next(o.signal);
-          const ready = this.leases.pick(model, o.exclude, o.prefer, o.capability);
+          // once restarted it is a new process: a request that found the old one gone takes it too
+          const ready = this.leases.pick(model, without(o.exclude, restarting.id), o.prefer, o.capability);
           if (ready) return ready;
           attempt--;
           continue;
@@ -169,4 +176,30 @@ export class RequestQueue {
     for (const w of this.registry.workers.values()) if (w.draining) return true;
     return false;
   }
+}
+
+/**
+ * The workers of a model that their hives gave up restarting (Failed), in words, with what clears
+ * them; undefined when there are none. Whatever they load: an echo worker's model is in no catalog.
+ */
+function failedWorkers(registry: ClusterRegistry, model: string): string | undefined {
+  const m = norm(model);
+  const failed = [...registry.workers.values()].filter(
+    (w) => norm(w.report.model) === m && w.report.status === "Failed",
+  );
+  if (failed.length === 0) return undefined;
+  const each = failed.map((w) => {
+    const exit = w.report.last_exit?.reason;
+    return `worker ${w.id} (${w.report.worker_type}) on hive ${w.hiveId} failed${exit ? ` (${exit})` : ""} and its hive gave up restarting it after ${w.report.restarts} restart${w.report.restarts === 1 ? "" : "s"}`;
+  });
+  const first = failed[0]?.id ?? "";
+  return `${each.join("; ")}; \`rbee worker stop ${first}\` clears ${failed.length === 1 ? "it" : "one"}, and \`rbee worker spawn\` starts another`;
+}
+
+/** The set without `id` (itself when it does not hold it). */
+function without(set: ReadonlySet<string> | undefined, id: string): ReadonlySet<string> | undefined {
+  if (set === undefined || !set.has(id)) return set;
+  const rest = new Set(set);
+  rest.delete(id);
+  return rest;
 }

@@ -6,7 +6,7 @@ import {
   WorkerUnavailableError,
   workerConfigFor,
 } from "@rbee/contract";
-import type { ClusterRegistry, WorkerEntry } from "../registry/cluster-registry.js";
+import { type ClusterRegistry, type WorkerEntry, workerCapabilities } from "../registry/cluster-registry.js";
 import { ClusterChanges } from "./cluster-changes.js";
 import { Eviction } from "./eviction.js";
 import { Failover } from "./failover.js";
@@ -141,7 +141,9 @@ export class Scheduler {
     const ready = this.#leases.pick(modelRef, o.exclude, o.prefer, capability);
     if (ready) return this.#leases.lease(ready, ready.report.model);
     checkModality(this.registry, this.options.replicas, modelRef, capability);
-    const type = this.workerTypeFor(modelRef, o.workerType, capability);
+    // a worker of the model its hive is restarting (it crashed) is waited for as the type it is, so
+    // that one which loads no model (echo, a package's) is not looked for in the catalogs
+    const type = this.workerTypeFor(modelRef, o.workerType ?? this.#restartingType(modelRef, capability), capability);
     // a type that loads nothing (the echo example) serves the name it is given: no catalog has it
     const { model, hiveModels } =
       type.artifact === "none"
@@ -151,6 +153,16 @@ export class Scheduler {
     if (again) return this.#leases.lease(again, model);
     const worker = await this.#queue.waitForWorker(model, hiveModels, { ...o, capability }, type);
     return this.#leases.lease(worker, model);
+  }
+
+  /** The type of a worker of the model that its hive is (re)starting and that serves the capability. */
+  #restartingType(model: string, capability: WorkerCapability): string | undefined {
+    for (const w of this.registry.startingWorkers(model)) {
+      const id = w.report.worker_type;
+      if (!workerCapabilities(w).includes(capability)) continue;
+      if (this.findType(id) !== undefined) return id;
+    }
+    return undefined;
   }
 
   /** The worker type a new worker for a model is started as (worker-type-choice.ts). */

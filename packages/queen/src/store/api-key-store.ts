@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { type ApiKeyInfo, NotFoundError } from "@rbee/contract";
-import { secretEquals } from "@rbee/server-kit";
+import { matchesSecret } from "@rbee/server-kit";
 import { z } from "zod";
 import { readJsonFile, writeJsonFile } from "./json-file.js";
 
@@ -47,15 +47,15 @@ export class ApiKeyStore {
   }
 
   verify(token: string): boolean {
-    if (this.#envKeys.some((k) => secretEquals(k, token))) return true;
+    if (this.#envKeys.some((k) => matchesSecret(token, k))) return true;
     const hash = sha256(token);
-    return this.#keys.some((k) => secretEquals(k.sha256, hash));
+    return this.#keys.some((k) => matchesSecret(hash, k.sha256));
   }
 
   /** True for a stored key made with `admin`: it may create and revoke keys (keys from RBEE_API_KEYS may not). */
   verifyAdmin(token: string): boolean {
     const hash = sha256(token);
-    return this.#keys.some((k) => k.admin === true && secretEquals(k.sha256, hash));
+    return this.#keys.some((k) => k.admin === true && matchesSecret(hash, k.sha256));
   }
 
   list(): ApiKeyInfo[] {

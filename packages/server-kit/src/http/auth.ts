@@ -15,22 +15,26 @@ function digest(s: string): Buffer {
   return createHash("sha256").update(s).digest();
 }
 
-/** The digests of accepted tokens, made once each (a request hashes only the token it presents). */
-const acceptedDigests = new Map<string, Buffer>();
+/** The digests of expected secrets, made once each (a comparison hashes only what is presented). */
+const expectedDigests = new Map<string, Buffer>();
 
-function acceptedDigest(token: string): Buffer {
-  let d = acceptedDigests.get(token);
+function expectedDigest(secret: string): Buffer {
+  let d = expectedDigests.get(secret);
   if (d === undefined) {
-    if (acceptedDigests.size >= 256) acceptedDigests.clear();
-    d = digest(token);
-    acceptedDigests.set(token, d);
+    if (expectedDigests.size >= 256) expectedDigests.clear();
+    d = digest(secret);
+    expectedDigests.set(secret, d);
   }
   return d;
 }
 
-/** Compares secrets in constant time (hashing first so lengths do not leak). */
-export function secretEquals(a: string, b: string): boolean {
-  return timingSafeEqual(digest(a), digest(b));
+/**
+ * Whether a presented secret (a token, a key, a key's hash) is the expected one, in constant time:
+ * both are hashed first, so that neither their contents nor their lengths leak through timing. Every
+ * comparison of a secret goes through here.
+ */
+export function matchesSecret(presented: string, expected: string): boolean {
+  return timingSafeEqual(digest(presented), expectedDigest(expected));
 }
 
 export interface BearerAuthOptions {
@@ -53,8 +57,7 @@ export function bearerAuth(options: BearerAuthOptions): Middleware {
         `missing ${options.what}: send it as 'Authorization: Bearer <${options.what}>'; ${options.hint}`,
       );
     }
-    const presented = digest(given);
-    if (!accepted.some((t) => timingSafeEqual(acceptedDigest(t), presented))) {
+    if (!accepted.some((t) => matchesSecret(given, t))) {
       throw new UnauthorizedError(`invalid ${options.what}; ${options.hint}`);
     }
   };
