@@ -54,3 +54,5 @@ server.listen(0, "127.0.0.1", () => {
   const { port } = server.address() as AddressInfo;
   console.log(JSON.stringify({ url: `http://127.0.0.1:${port}` }));
 });
+// exit normally on SIGTERM, so that a `node --cpu-prof` run writes its profile
+process.once("SIGTERM", () => process.exit(0));
