@@ -1,6 +1,6 @@
-import { detectCpu, type LoadContext, type WorkerEngine, WorkerRuntime } from "@rbee/worker-kit";
-import { pino } from "pino";
+import type { LoadContext, WorkerEngine } from "@rbee/worker-kit";
 import { describe, expect, it } from "vitest";
+import { startRuntime } from "./fixtures/runtime.js";
 
 // An engine that tells its runtime it cannot serve any more (an adapter whose engine process died):
 // the worker stops, and says why, so that runWorker exits non-zero and the hive restarts it.
@@ -24,19 +24,7 @@ describe("LoadContext.fail", () => {
         disposed++;
       },
     };
-    const runtime = new WorkerRuntime(engine, {
-      workerId: "w",
-      modelId: "m",
-      host: "127.0.0.1",
-      port: 0,
-      device: detectCpu(),
-      maxQueue: 1,
-      heartbeatIntervalMs: 5000,
-      orphanTimeoutMs: 0,
-      shutdownGraceMs: 1000,
-      log: pino({ level: "silent" }),
-    });
-    await runtime.start();
+    const runtime = await startRuntime(engine, { maxQueue: 1 });
     expect(runtime.status.status).toBe("Ready");
     const error = new Error("the engine stand-in was killed by SIGKILL while serving");
     ctx?.fail(error);

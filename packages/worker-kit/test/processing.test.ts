@@ -1,7 +1,7 @@
 import { request } from "node:http";
-import { detectCpu, type WorkerEngine, WorkerRuntime } from "@rbee/worker-kit";
-import { pino } from "pino";
+import type { WorkerEngine, WorkerRuntime } from "@rbee/worker-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRuntime } from "./fixtures/runtime.js";
 
 // A worker answers `102 Processing` to a request it has not answered within 50 ms, so that the
 // queen knows it is alive and has the request; a quicker answer is its own first byte.
@@ -40,19 +40,7 @@ const engine: WorkerEngine = {
 let runtime: WorkerRuntime;
 
 beforeAll(async () => {
-  runtime = new WorkerRuntime(engine, {
-    workerId: "w",
-    modelId: "m",
-    host: "127.0.0.1",
-    port: 0,
-    device: detectCpu(),
-    maxQueue: 4,
-    heartbeatIntervalMs: 5000,
-    orphanTimeoutMs: 0,
-    shutdownGraceMs: 1000,
-    log: pino({ level: "silent" }),
-  });
-  await runtime.start();
+  runtime = await startRuntime(engine);
 });
 afterAll(() => runtime.shutdown("the test is over"));
 

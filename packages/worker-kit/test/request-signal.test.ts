@@ -1,6 +1,6 @@
-import { detectCpu, type WorkerEngine, WorkerRuntime } from "@rbee/worker-kit";
-import { pino } from "pino";
+import type { WorkerEngine, WorkerRuntime } from "@rbee/worker-kit";
 import { afterEach, describe, expect, it } from "vitest";
+import { startRuntime } from "./fixtures/runtime.js";
 
 // The signal an engine gets with a request aborts when the client leaves or when a shutdown's grace
 // period ends, and only while the request runs: a finished request's signal is let go by the
@@ -44,19 +44,7 @@ let runtime: WorkerRuntime | undefined;
 
 async function startWorker(): Promise<WorkerRuntime> {
   seen.clear();
-  runtime = new WorkerRuntime(engine, {
-    workerId: "w",
-    modelId: "m",
-    host: "127.0.0.1",
-    port: 0,
-    device: detectCpu(),
-    maxQueue: 4,
-    heartbeatIntervalMs: 5000,
-    orphanTimeoutMs: 0,
-    shutdownGraceMs: 200,
-    log: pino({ level: "silent" }),
-  });
-  await runtime.start();
+  runtime = await startRuntime(engine, { shutdownGraceMs: 200 });
   return runtime;
 }
 afterEach(async () => {
