@@ -1,14 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import {
-  ErrorBody,
-  type ParseResult,
-  parseJson,
-  parseSse,
-  RbeeError,
-  type SseMessage,
-  safeParse,
-} from "@rbee/contract";
+import type { ParseResult, SseMessage } from "@rbee/contract";
+import { parseJson, parseSse, RbeeError, readErrorBody } from "@rbee/contract/light";
 import type { z } from "zod";
 import { describeTlsFailure, extraCa, httpsAgentFor } from "./tls.js";
 
@@ -177,9 +170,9 @@ export async function toStatusError(res: IncomingMessage, url: string, what = "t
   const status = res.statusCode ?? 500;
   const retryAfter = Number(res.headers["retry-after"]);
   const retry = Number.isFinite(retryAfter) ? retryAfter : undefined;
-  const body = parsed.ok ? safeParse(ErrorBody, parsed.value, "error body") : undefined;
-  if (body?.ok) {
-    const e = body.value.error;
+  const body = parsed.ok ? readErrorBody(parsed.value) : undefined;
+  if (body) {
+    const e = body.error;
     return new HttpStatusError(status, e.message, e.code ?? "error", parsed.ok ? parsed.value : text, retry, e.param);
   }
   const snippet = text.trim().slice(0, 200);
@@ -196,11 +189,13 @@ export async function toStatusError(res: IncomingMessage, url: string, what = "t
  * Calls a JSON endpoint and validates the reply (leniently, as replies from peers are read).
  * Errors: UnreachableError when the peer cannot be reached, HttpStatusError for an error status.
  */
-export function requestJson<S extends z.ZodType>(
+export async function requestJson<S extends z.ZodType>(
   url: string,
   schema: S,
   o: ClientRequestOptions = {},
 ): Promise<z.output<S>> {
+  // the schema's caller has zod loaded; a client that never validates with a schema loads neither
+  const { safeParse } = await import("@rbee/contract");
   return requestJsonWith(url, (value, what) => safeParse(schema, value, what), o);
 }
 

@@ -3,7 +3,7 @@ import { readFileSync, statSync } from "node:fs";
 import { Agent as HttpsAgent } from "node:https";
 import { resolve } from "node:path";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
-import { RbeeError } from "@rbee/contract";
+import { RbeeError } from "@rbee/contract/light";
 
 /**
  * TLS for rbee's daemons and clients. A daemon serves HTTPS when it is given a certificate and its
