@@ -1,4 +1,4 @@
-import { DEFAULT_PORTS } from "@rbee/contract";
+import { DEFAULT_PORTS } from "@rbee/contract/light";
 import { envInt, envString, tlsFilesFrom } from "@rbee/server-kit/client";
 import { type CliConfig, isLoopbackUrl, urlPort } from "./config.js";
 import {
@@ -202,8 +202,7 @@ export async function ensureLocalCluster(
   const local = isLoopbackUrl(config.queenUrl);
   if (await client.isUp()) {
     if (!local) return;
-    const cluster = await client.cluster();
-    if (cluster.hives.length > 0) return;
+    if ((await client.hiveCount()) > 0) return;
     narrator.say("rbee: starting hive");
     const hive = await startHiveDaemon(config, hiveListen(), config.queenUrl);
     await waitForHive(client, urlPort(hive.record.url));
