@@ -190,11 +190,12 @@ function safePort(url: string): number | undefined {
 }
 
 /**
- * "Works from nothing", for `rbee infer` and `rbee chat`: when the queen cannot be reached and its
- * URL is on this machine, start the queen and a hive in the background; when the queen runs on
- * this machine but knows no hive, start this machine's hive. Anything else is left alone.
+ * The start path of "works from nothing" (`ensureLocalCluster` in ensure-cluster.ts, which imports
+ * this module only when something may have to start): when the queen cannot be reached and its URL
+ * is on this machine, start the queen and a hive in the background; when the queen runs on this
+ * machine but knows no hive, start this machine's hive. Anything else is left alone.
  */
-export async function ensureLocalCluster(
+export async function startMissingDaemons(
   client: QueenClient,
   config: Pick<CliConfig, "queenUrl" | "cacheDir">,
   narrator: Narrator,
