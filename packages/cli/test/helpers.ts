@@ -173,6 +173,7 @@ export const HEAVY_MODULES: ReadonlyArray<readonly [what: string, path: RegExp]>
     "server-kit's server side (logger, metrics, HTTP server)",
     /\/packages\/server-kit\/dist\/(index|log|metrics|http\/server)\.js$/,
   ],
+  ["TLS (loaded for https:// URLs only)", /^node:(https|tls)$/],
 ];
 
 /** The heavy modules among `modules`, named ("zod: file:///.../zod/v4/index.js"). */
