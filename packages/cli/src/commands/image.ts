@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { MAX_IMAGES_PER_REQUEST } from "@rbee/contract";
+import { MAX_IMAGES_PER_REQUEST } from "@rbee/contract/light";
 import { Command, InvalidArgumentError } from "commander";
 import { clientOf, configOf, printJson } from "../context.js";
 import { ensureLocalCluster } from "../ensure-cluster.js";
