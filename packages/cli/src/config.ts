@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_PORTS } from "@rbee/contract";
+import { DEFAULT_PORTS } from "@rbee/contract/light";
 import { cacheDir, configDir } from "@rbee/server-kit/client";
 import { CliError, EXIT } from "./exit-codes.js";
 

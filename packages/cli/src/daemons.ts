@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSyn
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseJson } from "@rbee/contract";
+import { parseJson } from "@rbee/contract/light";
 import { isPidAlive, readBody, sendRequest, TlsTrustError } from "@rbee/server-kit/client";
 
 export { freePort } from "@rbee/server-kit/client";

@@ -1,4 +1,4 @@
-import { DEFAULT_PORTS } from "@rbee/contract";
+import { DEFAULT_PORTS } from "@rbee/contract/light";
 import { envInt, envString, tlsFilesFrom } from "@rbee/server-kit/client";
 import { type CliConfig, isLoopbackUrl, urlPort } from "./config.js";
 import {
@@ -190,11 +190,12 @@ function safePort(url: string): number | undefined {
 }
 
 /**
- * "Works from nothing", for `rbee infer` and `rbee chat`: when the queen cannot be reached and its
- * URL is on this machine, start the queen and a hive in the background; when the queen runs on
- * this machine but knows no hive, start this machine's hive. Anything else is left alone.
+ * The start path of "works from nothing" (`ensureLocalCluster` in ensure-cluster.ts, which imports
+ * this module only when something may have to start): when the queen cannot be reached and its URL
+ * is on this machine, start the queen and a hive in the background; when the queen runs on this
+ * machine but knows no hive, start this machine's hive. Anything else is left alone.
  */
-export async function ensureLocalCluster(
+export async function startMissingDaemons(
   client: QueenClient,
   config: Pick<CliConfig, "queenUrl" | "cacheDir">,
   narrator: Narrator,
@@ -202,8 +203,7 @@ export async function ensureLocalCluster(
   const local = isLoopbackUrl(config.queenUrl);
   if (await client.isUp()) {
     if (!local) return;
-    const cluster = await client.cluster();
-    if (cluster.hives.length > 0) return;
+    if ((await client.hiveCount()) > 0) return;
     narrator.say("rbee: starting hive");
     const hive = await startHiveDaemon(config, hiveListen(), config.queenUrl);
     await waitForHive(client, urlPort(hive.record.url));

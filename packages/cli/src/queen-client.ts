@@ -1,4 +1,4 @@
-import {
+import type {
   ApiKeyInfo,
   CatalogListing,
   ClusterEvent,
@@ -6,19 +6,18 @@ import {
   ClusterWorker,
   ClusterWorkerTypes,
   JobCreated,
-  type JobOperation,
-  type ParseResult,
-  parseJson,
-  RbeeError,
-  type SseMessage,
-  safeParse,
+  JobOperation,
+  ParseResult,
+  SseMessage,
 } from "@rbee/contract";
+import { parseJson, RbeeError, readJobCreated, ValidationError } from "@rbee/contract/light";
 import {
   type ClientRequestOptions,
   HttpStatusError,
   readBody,
   readClusterToken,
   requestJson,
+  requestJsonWith,
   sendRequest,
   streamSse,
   toStatusError,
@@ -37,6 +36,18 @@ export interface CreatedKey extends ApiKeyInfo {
 }
 
 const WHAT = "the queen";
+
+/**
+ * The contract's schemas (and zod), imported by the first call that validates with them: running a
+ * job (`rbee infer`) reads its few answers by hand and loads neither.
+ */
+const schemas = () => import("@rbee/contract");
+
+function readCreated(value: unknown, what: string): ParseResult<JobCreated> {
+  const created = readJobCreated(value);
+  if (created) return { ok: true, value: created };
+  return { ok: false, error: new ValidationError(`invalid ${what}: expected {"job_id", "sse_url"} strings`) };
+}
 
 /** The queen is there (it took the connection) but does not answer: frozen, stopped (SIGSTOP) or overloaded. */
 export class QueenNotAnsweringError extends CliError {
@@ -181,20 +192,31 @@ export class QueenClient {
   }
 
   async cluster(): Promise<ClusterSnapshot> {
+    const { ClusterSnapshot } = await schemas();
     return this.#call(() => requestJson(`${this.url}/v1/cluster`, ClusterSnapshot, this.#options()));
+  }
+
+  /** How many hives the queen knows (live or not), read by hand from `GET /v1/cluster`. */
+  async hiveCount(): Promise<number> {
+    const body = (await this.#json("/v1/cluster")) as { hives?: unknown } | undefined;
+    if (!Array.isArray(body?.hives)) throw new CliError(`GET ${this.url}/v1/cluster did not answer a hive list`);
+    return body.hives.length;
   }
 
   /** Every hive's catalog entries, Downloading and Failed ones too. */
   async catalog(): Promise<CatalogListing["models"]> {
+    const { CatalogListing, safeParse } = await schemas();
     return this.#check(safeParse(CatalogListing, await this.#json("/v1/catalog"), "catalog")).models;
   }
 
   /** The worker types, and per hive whether they can run there. */
   async workerTypes(): Promise<ClusterWorkerTypes> {
+    const { ClusterWorkerTypes, safeParse } = await schemas();
     return this.#check(safeParse(ClusterWorkerTypes, await this.#json("/v1/worker-types"), "worker types"));
   }
 
   async workers(): Promise<ClusterWorker[]> {
+    const { ClusterWorker, safeParse } = await schemas();
     const body = (await this.#json("/v1/workers")) as { workers?: unknown } | undefined;
     if (!Array.isArray(body?.workers)) throw new CliError(`GET ${this.url}/v1/workers did not answer a worker list`);
     return body.workers.map((w) => this.#check(safeParse(ClusterWorker, w, `worker from ${WHAT}`)));
@@ -202,7 +224,7 @@ export class QueenClient {
 
   async createJob(operation: JobOperation): Promise<JobCreated> {
     return this.#call(() =>
-      requestJson(`${this.url}/v1/jobs`, JobCreated, this.#options({ method: "POST", body: { operation } })),
+      requestJsonWith(`${this.url}/v1/jobs`, readCreated, this.#options({ method: "POST", body: { operation } })),
     );
   }
 
@@ -223,6 +245,7 @@ export class QueenClient {
 
   /** `GET /v1/events`: the snapshot first, then one event per change; ends when `signal` aborts. */
   async *events(signal: AbortSignal): AsyncGenerator<ClusterEvent> {
+    const { ClusterEvent, safeParse } = await schemas();
     try {
       for await (const msg of streamSse(`${this.url}/v1/events`, this.#options({ signal }))) {
         const parsed = parseJson(msg.data);
@@ -236,12 +259,14 @@ export class QueenClient {
   }
 
   async listKeys(): Promise<ApiKeyInfo[]> {
+    const { ApiKeyInfo, safeParse } = await schemas();
     const body = (await this.#json("/v1/keys", { token: this.#adminToken })) as { keys?: unknown } | undefined;
     if (!Array.isArray(body?.keys)) throw new CliError(`GET ${this.url}/v1/keys did not answer a key list`);
     return body.keys.map((k) => this.#check(safeParse(ApiKeyInfo, k, `API key from ${WHAT}`)));
   }
 
   async createKey(name: string, admin = false): Promise<CreatedKey> {
+    const { ApiKeyInfo, safeParse } = await schemas();
     const body = await this.#json("/v1/keys", {
       method: "POST",
       body: admin ? { name, admin } : { name },

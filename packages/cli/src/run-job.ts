@@ -1,4 +1,5 @@
-import { isTerminalJobEvent, JobEvent, type JobOperation, parseJson, safeParse } from "@rbee/contract";
+import type { JobOperation } from "@rbee/contract";
+import { isTerminalJobEvent, parseJson, readJobEvent } from "@rbee/contract/light";
 import type { Command } from "commander";
 import { clientOf, configOf } from "./context.js";
 import { CliError, EXIT, exitCodeForError } from "./exit-codes.js";
@@ -55,9 +56,8 @@ export async function runJob(client: QueenClient, operation: JobOperation, o: Ru
       try {
         for await (const msg of client.jobStream(created, lastSeq, streamAbort.signal)) {
           const parsed = parseJson(msg.data);
-          const event = parsed.ok ? safeParse(JobEvent, parsed.value, "job event") : undefined;
-          if (!event?.ok) continue; // an event this CLI does not know: skip it
-          const e = event.value;
+          const e = parsed.ok ? readJobEvent(parsed.value) : undefined;
+          if (!e) continue; // an event this CLI does not know: skip it
           if (e.seq <= lastSeq) continue;
           lastSeq = e.seq;
           reconnects = 0;

@@ -1,6 +1,7 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { freePort } from "@rbee/server-kit";
 import { runRbee, waitFor } from "@rbee/testing";
 
@@ -133,4 +134,49 @@ export function expectOneLine(stderr: string): string {
   if (lines.length !== 1) throw new Error(`expected one line on stderr, got ${lines.length}:\n${stderr}`);
   if (/\bat .*\.js:\d+/.test(stderr)) throw new Error(`stderr has a stack trace:\n${stderr}`);
   return lines[0] ?? "";
+}
+
+const MODULE_RECORDER = fileURLToPath(new URL("./fixtures/record-modules.mjs", import.meta.url));
+
+/**
+ * Runs `rbee` with a Node hook that records every module it loads (fixtures/record-modules.mjs);
+ * returns its result and the modules' URLs. For tests of what a command does not load: they count
+ * modules, not milliseconds, so a loaded machine cannot make them flaky.
+ */
+export async function rbeeLoadedModules(
+  s: Sandbox,
+  args: readonly string[],
+): Promise<{ result: Awaited<ReturnType<Sandbox["rbee"]>>; modules: string[] }> {
+  const file = join(s.cacheDir, `modules-${process.hrtime.bigint()}.txt`);
+  mkdirSync(s.cacheDir, { recursive: true });
+  const result = await s.rbee(args, {
+    env: {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import=${pathToFileURL(MODULE_RECORDER).href}`.trim(),
+      RBEE_RECORD_MODULES: file,
+    },
+  });
+  const modules = existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+  return { result, modules };
+}
+
+/** What a command that only talks to the queen must never load: the schemas, the servers, the engines. */
+export const HEAVY_MODULES: ReadonlyArray<readonly [what: string, path: RegExp]> = [
+  ["zod", /\/node_modules\/zod\//],
+  ["pino", /\/node_modules\/pino\//],
+  ["prom-client", /\/node_modules\/prom-client\//],
+  ["hono", /\/node_modules\/hono\//],
+  ["node-llama-cpp", /\/node_modules\/node-llama-cpp\//],
+  ["the queen's code", /\/packages\/queen\//],
+  ["the hive's code", /\/packages\/hive\//],
+  ["the catalog server", /\/packages\/catalog-server\//],
+  [
+    "server-kit's server side (logger, metrics, HTTP server)",
+    /\/packages\/server-kit\/dist\/(index|log|metrics|http\/server)\.js$/,
+  ],
+  ["TLS (loaded for https:// URLs only)", /^node:(https|tls)$/],
+];
+
+/** The heavy modules among `modules`, named ("zod: file:///.../zod/v4/index.js"). */
+export function heavyModulesIn(modules: readonly string[]): string[] {
+  return modules.flatMap((url) => HEAVY_MODULES.filter(([, re]) => re.test(url)).map(([what]) => `${what}: ${url}`));
 }

@@ -5,8 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   expectNoProcessesLeft,
   expectOneLine,
+  heavyModulesIn,
   pidAlive,
   pidFromFile,
+  rbeeLoadedModules,
   type Sandbox,
   sandbox,
   sandboxProcesses,
@@ -80,6 +82,15 @@ describe("rbee infer, chat and worker against a cluster it starts itself", () =>
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(firstWorker);
     expect(text.stdout).toMatch(/^HIVE\s+STATE\s+URL/m);
+  });
+
+  it("a warm infer loads no schemas (zod), no server code, no engine and not the code that starts daemons", async () => {
+    const { result, modules } = await rbeeLoadedModules(s, ["infer", "-m", model, "-p", "Once", "-n", "4", "-q"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toBe("");
+    expect(modules.some((m) => m.endsWith("/cli/dist/commands/infer.js"))).toBe(true); // the hook saw the command
+    expect(heavyModulesIn(modules)).toEqual([]);
+    expect(modules.filter((m) => /\/cli\/dist\/(local-cluster|daemons)\.js$/.test(m))).toEqual([]);
   });
 
   it("--json prints the job's result; --no-stream prints the text once", async () => {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectOneLine, type Sandbox, sandbox } from "./helpers.js";
+import { expectOneLine, heavyModulesIn, rbeeLoadedModules, type Sandbox, sandbox } from "./helpers.js";
 
 // The CLI without a cluster: usage errors, an unreachable queen, stale pid files, a start that fails.
 describe("rbee without a running queen", () => {
@@ -23,6 +23,20 @@ describe("rbee without a running queen", () => {
     const sub = await s.rbee(["infer", "--help"]);
     expect(sub.code).toBe(0);
     expect(sub.stdout).toContain("--max-tokens");
+  });
+
+  it("--version loads no command, and a command's --help only that command: no schemas, servers or engines", async () => {
+    const version = await rbeeLoadedModules(s, ["--version"]);
+    expect(version.result.code, version.result.stderr).toBe(0);
+    expect(version.result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(version.modules.some((m) => m.endsWith("/cli/dist/main.js"))).toBe(true); // the hook saw the CLI
+    expect(version.modules.filter((m) => m.includes("/cli/dist/commands/"))).toEqual([]);
+    expect(heavyModulesIn(version.modules)).toEqual([]);
+    const help = await rbeeLoadedModules(s, ["infer", "--help"]);
+    expect(help.result.code, help.result.stderr).toBe(0);
+    expect(help.result.stdout).toContain("--max-tokens");
+    expect(help.modules.filter((m) => /\/cli\/dist\/commands\/(?!infer|sampling)/.test(m))).toEqual([]);
+    expect(heavyModulesIn(help.modules)).toEqual([]);
   });
 
   it.each([

@@ -1,18 +1,4 @@
-import { z } from "zod";
-
-/**
- * The error body every rbee HTTP endpoint answers with. It is OpenAI's shape, so the official SDKs
- * read our errors as their own: `{"error": {"message", "type", "code", "param"}}`.
- */
-export const ErrorBody = z.looseObject({
-  error: z.looseObject({
-    message: z.string(),
-    type: z.string(),
-    code: z.string().nullable(),
-    param: z.string().nullable(),
-  }),
-});
-export type ErrorBody = z.infer<typeof ErrorBody>;
+import type { ErrorBody } from "./error-body.js";
 
 export type ErrorType =
   | "invalid_request_error"
@@ -190,6 +176,22 @@ export class WorkerUnavailableError extends RbeeError {
   constructor(message: string, details?: Record<string, unknown>) {
     super(message, { statusCode: 503, code: "worker_unavailable", retryable: true, retryAfterSeconds: 1, details });
   }
+}
+
+/**
+ * Reads an error body as `ErrorBody` does, without zod (for clients that load no schemas):
+ * undefined when `value` is not one. Extra fields pass.
+ */
+export function readErrorBody(value: unknown): ErrorBody | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const error = (value as { error?: unknown }).error;
+  if (typeof error !== "object" || error === null || Array.isArray(error)) return undefined;
+  const e = error as Record<string, unknown>;
+  const stringOrNull = (v: unknown) => typeof v === "string" || v === null;
+  if (typeof e.message !== "string" || typeof e.type !== "string" || !stringOrNull(e.code) || !stringOrNull(e.param)) {
+    return undefined;
+  }
+  return value as ErrorBody;
 }
 
 /** Turns anything thrown into an RbeeError, keeping the original as the cause. */

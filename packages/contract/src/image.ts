@@ -1,7 +1,5 @@
 import { z } from "zod";
-
-/** How many images one request may ask for. */
-export const MAX_IMAGES_PER_REQUEST = 8;
+import { MAX_IMAGES_PER_REQUEST } from "./protocol.js";
 
 /** A value of a workflow's named input: text, a number or a switch. */
 export const WorkflowInputValue = z.union([z.string(), z.number(), z.boolean()]);

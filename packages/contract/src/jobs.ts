@@ -77,12 +77,6 @@ export const JobEvent = z.discriminatedUnion("type", [
 export type JobEvent = z.infer<typeof JobEvent>;
 export type JobEventType = JobEvent["type"];
 
-export const TERMINAL_JOB_EVENTS: readonly JobEventType[] = ["done", "error", "cancelled"];
-
-export function isTerminalJobEvent(e: { type: string }): boolean {
-  return (TERMINAL_JOB_EVENTS as readonly string[]).includes(e.type);
-}
-
 /** `POST /v1/jobs` reply. */
 export const JobCreated = z.looseObject({
   job_id: z.string(),

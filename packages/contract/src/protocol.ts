@@ -15,3 +15,6 @@ export const DEFAULT_PORTS = {
 
 /** Default heartbeat interval for workers and hives, in milliseconds. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
+
+/** How many images one request may ask for. */
+export const MAX_IMAGES_PER_REQUEST = 8;

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import { ArtifactMetadata } from "./catalog.js";
 import { Device } from "./device.js";
 import { EmbedRequest, EmbedResponse } from "./embed.js";
-import { ErrorBody } from "./errors.js";
+import { ErrorBody } from "./error-body.js";
 import { HeartbeatCommand, HeartbeatReply, HiveCommand, WorkerHeartbeat } from "./heartbeat.js";
 import { HiveHeartbeat, HiveModel } from "./hive.js";
 import {

@@ -5,11 +5,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
+  ErrorBody,
   HeartbeatCommand,
   InferRequest,
   InferResponse,
+  JobCreated,
+  JobEvent,
   parseOrThrow,
+  readErrorBody,
   readInferResponse,
+  readJobCreated,
+  readJobEvent,
   safeParse,
   WIRE_SCHEMAS,
   WorkerHeartbeat,
@@ -107,6 +113,82 @@ describe("readInferResponse: the queen's cheap read of a worker's answer", () =>
       const parsed = InferResponse.safeParse(sample);
       expect(read.ok, JSON.stringify(sample)).toBe(parsed.success);
       if (read.ok && parsed.success) expect(read.value).toEqual(parsed.data);
+    }
+  });
+});
+
+describe("the light entry's readers: job events, a created job and error bodies without zod", () => {
+  const at = 1_700_000_000_000;
+  const events: unknown[] = [
+    { seq: 0, at, type: "narration", source: "queen", message: "placing" },
+    { seq: 1, at, type: "narration", source: "queen", message: "m", level: "warn", extra: 1 },
+    { seq: 1, at, type: "narration", source: "queen", message: "m", level: "loud" },
+    { seq: 1, at, type: "narration", source: 3, message: "m" },
+    { seq: 2, at, type: "progress", done: 5, total: null, unit: "bytes" },
+    { seq: 2, at, type: "progress", done: 5.5, total: 10, unit: "bytes", label: "model", rate: 2.5 },
+    { seq: 2, at, type: "progress", done: -1, total: 10, unit: "bytes" },
+    { seq: 2, at, type: "progress", done: 1, unit: "bytes" },
+    { seq: 2, at, type: "progress", done: 1, total: 2, unit: "bytes", rate: -1 },
+    { seq: 3, at, type: "token", text: "Once", index: 0 },
+    { seq: 3, at, type: "token", text: "Once", index: 0.5 },
+    { seq: 3, at, type: "token", index: 0 },
+    { seq: 4, at, type: "data", data: { any: "thing" } },
+    { seq: 4, at, type: "data" },
+    { seq: 5, at, type: "done", result: { text: "x" } },
+    { seq: 5, at, type: "done" },
+    { seq: 6, at, type: "error", code: "model_not_found", message: "no such model" },
+    { seq: 6, at, type: "error", message: "no code" },
+    { seq: 7, at, type: "cancelled" },
+    { seq: 7, at, type: "cancelled", reason: "by the user" },
+    { seq: 7, at, type: "cancelled", reason: 1 },
+    { seq: -1, at, type: "done" },
+    { seq: 1.5, at, type: "done" },
+    { seq: 1, type: "done" },
+    { seq: 1, at: -5, type: "done" },
+    { seq: 1, at, type: "future_event" },
+    { seq: 1, at, type: "toString" },
+    { seq: 1, at },
+    [{ seq: 1, at, type: "done" }],
+    null,
+    "done",
+  ];
+  it("readJobEvent accepts and refuses exactly what the JobEvent schema does, and keeps unknown fields", () => {
+    for (const sample of events) {
+      const read = readJobEvent(sample);
+      const parsed = JobEvent.safeParse(sample);
+      expect(read !== undefined, JSON.stringify(sample)).toBe(parsed.success);
+      if (read && parsed.success) expect(read).toEqual(parsed.data);
+    }
+  });
+
+  it("readJobCreated and readErrorBody agree with JobCreated and ErrorBody", () => {
+    const created: unknown[] = [
+      { job_id: "j1", sse_url: "/v1/jobs/j1/stream" },
+      { job_id: "j1", sse_url: "/x", extra: true },
+      { job_id: 1, sse_url: "/x" },
+      { job_id: "j1" },
+      null,
+      [],
+    ];
+    for (const sample of created) {
+      expect(readJobCreated(sample) !== undefined, JSON.stringify(sample)).toBe(JobCreated.safeParse(sample).success);
+    }
+    const error = { message: "no", type: "invalid_request_error", code: "x", param: null };
+    const bodies: unknown[] = [
+      { error },
+      { error: { ...error, code: null, param: "model", extra: 1 }, more: true },
+      { error: { ...error, message: 1 } },
+      { error: { ...error, type: undefined } },
+      { error: { ...error, code: undefined } },
+      { error: { ...error, param: 5 } },
+      { error: "no" },
+      { error: [] },
+      {},
+      [],
+      null,
+    ];
+    for (const sample of bodies) {
+      expect(readErrorBody(sample) !== undefined, JSON.stringify(sample)).toBe(ErrorBody.safeParse(sample).success);
     }
   });
 });

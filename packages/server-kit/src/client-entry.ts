@@ -20,7 +20,6 @@ export {
 export {
   describeTlsFailure,
   extraCa,
-  httpsAgentFor,
   TLS_CA_ENV,
   TLS_CERT_ENV,
   TLS_KEY_ENV,
@@ -29,6 +28,6 @@ export {
   TlsTrustError,
   tlsEnv,
   tlsFilesFrom,
-} from "./http/tls.js";
+} from "./http/tls-config.js";
 export { cacheDir, cachePaths, configDir, enginesDir } from "./paths.js";
 export { freePort, isPidAlive, isWildcardHost } from "./process-utils.js";

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -15,7 +14,8 @@ export function loadOrCreateClusterToken(configDirPath: string, env: NodeJS.Proc
   const existing = readToken(file);
   if (existing) return existing;
   mkdirSync(configDirPath, { recursive: true, mode: 0o700 });
-  const token = `rbee_ct_${randomBytes(24).toString("base64url")}`;
+  // Web Crypto's CSPRNG, global: importing node:crypto here would load it in every client that only reads the token
+  const token = `rbee_ct_${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url")}`;
   try {
     writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" });
     return token;

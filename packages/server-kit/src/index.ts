@@ -30,7 +30,7 @@ export {
 } from "./http/server.js";
 export { formatSseFrame, SseWriter, whenDrained } from "./http/sse.js";
 export { StaticFiles, type StaticFilesOptions } from "./http/static-files.js";
-export { keyFileIsShared, loadServerTls, type ServerTls } from "./http/tls.js";
+export { httpsAgentFor, keyFileIsShared, loadServerTls, type ServerTls } from "./http/tls.js";
 export { createLogger, type Logger, type LoggerOptions, REQUEST_LOG_MSG, silentLogger } from "./log.js";
 export { Counter, DaemonMetrics, Gauge, Histogram, Registry } from "./metrics.js";
 export { randomHex } from "./random-id.js";

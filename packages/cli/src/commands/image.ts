@@ -1,10 +1,10 @@
 import { writeFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { MAX_IMAGES_PER_REQUEST } from "@rbee/contract";
+import { MAX_IMAGES_PER_REQUEST } from "@rbee/contract/light";
 import { Command, InvalidArgumentError } from "commander";
 import { clientOf, configOf, printJson } from "../context.js";
+import { ensureLocalCluster } from "../ensure-cluster.js";
 import { CliError, EXIT } from "../exit-codes.js";
-import { ensureLocalCluster } from "../local-cluster.js";
 import { intArg, workerTypeArg } from "../parse.js";
 import { stderrNarrator } from "../render/narration.js";
 import { interruptSignal, runJob } from "../run-job.js";

@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { clientOf, configOf, printJson } from "../context.js";
+import { ensureLocalCluster } from "../ensure-cluster.js";
 import { CliError, EXIT } from "../exit-codes.js";
-import { ensureLocalCluster } from "../local-cluster.js";
 import { modelRef } from "../model-ref.js";
 import { workerTypeArg } from "../parse.js";
 import { stderrNarrator } from "../render/narration.js";

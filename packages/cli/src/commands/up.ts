@@ -4,7 +4,6 @@ import { clientOf, configOf, printJson } from "../context.js";
 import { CliError, EXIT } from "../exit-codes.js";
 import { queenListen, startQueenAndHive, waitForHive } from "../local-cluster.js";
 import { stopAndReport } from "./daemon.js";
-import { stopLocalHive } from "./hive.js";
 import { QUEEN_STOP_GRACE_MS } from "./queen.js";
 
 /** `rbee up`: the queen and this machine's hive, in the background. */
@@ -46,6 +45,8 @@ export function downCommand(): Command {
     .description("stop this machine's hive (and with it its workers), then the queen")
     .action(async (_flags: object, cmd: Command) => {
       const config = configOf(cmd);
+      // the hive command's module brings in hives.conf, ssh and their schemas: loaded by `down` alone
+      const { stopLocalHive } = await import("./hive.js");
       const errors: unknown[] = [];
       for (const step of [
         () => stopLocalHive(config),

@@ -1,16 +1,8 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
-import {
-  ErrorBody,
-  type ParseResult,
-  parseJson,
-  parseSse,
-  RbeeError,
-  type SseMessage,
-  safeParse,
-} from "@rbee/contract";
+import { type Agent, Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import type { ParseResult, SseMessage } from "@rbee/contract";
+import { parseJson, parseSse, RbeeError, readErrorBody } from "@rbee/contract/light";
 import type { z } from "zod";
-import { describeTlsFailure, extraCa, httpsAgentFor } from "./tls.js";
+import { describeTlsFailure, extraCa } from "./tls-config.js";
 
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
 
@@ -91,10 +83,38 @@ function formatMs(ms: number): string {
   return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
 }
 
+type RequestFn = typeof httpRequest;
+
+/**
+ * node:https with rbee's agents (tls.ts, which loads node:tls and node:crypto), imported for the
+ * first https:// URL: a client of plain HTTP daemons (the CLI on the queen's machine) starts without.
+ */
+let httpsClient: Promise<{ request: RequestFn; agentFor: (ca: string | undefined) => Agent }> | undefined;
+
+function loadHttpsClient() {
+  if (httpsClient === undefined) {
+    httpsClient = Promise.all([import("node:https"), import("./tls.js")]).then(([https, tls]) => ({
+      request: https.request,
+      agentFor: tls.httpsAgentFor,
+    }));
+  }
+  return httpsClient;
+}
+
 /** Sends a request and resolves the response once its headers arrived. */
 export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<IncomingMessage> {
   const target = new URL(url);
-  const isHttps = target.protocol === "https:";
+  if (target.protocol !== "https:") return send(httpRequest, httpAgent, target, url, o);
+  return loadHttpsClient().then((https) => send(https.request, https.agentFor(o.ca ?? extraCa()), target, url, o));
+}
+
+function send(
+  request: RequestFn,
+  agent: Agent,
+  target: URL,
+  url: string,
+  o: ClientRequestOptions,
+): Promise<IncomingMessage> {
   const headers: Record<string, string> = { accept: "application/json, text/event-stream", ...o.headers };
   let payload: string | undefined;
   if (o.body !== undefined) {
@@ -103,13 +123,12 @@ export function sendRequest(url: string, o: ClientRequestOptions = {}): Promise<
     headers["content-length"] = String(Buffer.byteLength(payload));
   }
   if (o.token) headers.authorization = `Bearer ${o.token}`;
-  const agent = isHttps ? httpsAgentFor(o.ca ?? extraCa()) : httpAgent;
   return new Promise((resolve, reject) => {
     if (o.signal?.aborted) {
       reject(o.signal.reason);
       return;
     }
-    const req = (isHttps ? httpsRequest : httpRequest)(target, {
+    const req = request(target, {
       method: o.method ?? (payload === undefined ? "GET" : "POST"),
       headers,
       agent,
@@ -177,9 +196,9 @@ export async function toStatusError(res: IncomingMessage, url: string, what = "t
   const status = res.statusCode ?? 500;
   const retryAfter = Number(res.headers["retry-after"]);
   const retry = Number.isFinite(retryAfter) ? retryAfter : undefined;
-  const body = parsed.ok ? safeParse(ErrorBody, parsed.value, "error body") : undefined;
-  if (body?.ok) {
-    const e = body.value.error;
+  const body = parsed.ok ? readErrorBody(parsed.value) : undefined;
+  if (body) {
+    const e = body.error;
     return new HttpStatusError(status, e.message, e.code ?? "error", parsed.ok ? parsed.value : text, retry, e.param);
   }
   const snippet = text.trim().slice(0, 200);
@@ -196,11 +215,13 @@ export async function toStatusError(res: IncomingMessage, url: string, what = "t
  * Calls a JSON endpoint and validates the reply (leniently, as replies from peers are read).
  * Errors: UnreachableError when the peer cannot be reached, HttpStatusError for an error status.
  */
-export function requestJson<S extends z.ZodType>(
+export async function requestJson<S extends z.ZodType>(
   url: string,
   schema: S,
   o: ClientRequestOptions = {},
 ): Promise<z.output<S>> {
+  // the schema's caller has zod loaded; a client that never validates with a schema loads neither
+  const { safeParse } = await import("@rbee/contract");
   return requestJsonWith(url, (value, what) => safeParse(schema, value, what), o);
 }
 
