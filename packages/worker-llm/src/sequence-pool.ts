@@ -7,6 +7,12 @@ export interface SequenceLease {
   release(): void;
 }
 
+/**
+ * How long generations hold their next token back for an erase (see SequencePool.erased): longer
+ * than a decode step of a large model on a CPU, short enough not to freeze streams for long.
+ */
+const ERASE_HOLD_MS = 2000;
+
 function commonPrefix(a: readonly Token[], b: readonly Token[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
@@ -23,8 +29,8 @@ export class SequencePool {
   #free: LlamaContextSequence[] = [];
   /** What each sequence holds, tracked here so picking one costs no native calls. */
   #held = new Map<LlamaContextSequence, Token[]>();
-  /** Erases of the old tails of sequences just taken, under way or waiting for the context (see `erased`). */
-  #erases = new Set<Promise<unknown>>();
+  /** Erases of the old tails of sequences just taken, under way or waiting for the context, and when each began (see `erased`). */
+  #erases = new Map<Promise<unknown>, number>();
 
   constructor(context: LlamaContext, count: number) {
     for (let i = 0; i < count; i++) {
@@ -44,15 +50,33 @@ export class SequencePool {
    * node-llama-cpp's decode loop keeps the context for as long as any sequence has a token queued:
    * with generations running, a request that arrived a few ms after them waited for them all to end
    * (0.3-0.8 s for 64 tokens here) before its own could start. Holding the next tokens back empties
-   * the queue, the loop lets the erase in, and the generations go on a batch later.
+   * the queue, the loop lets the erase in, and the generations go on a batch later. An erase that
+   * still waits after ERASE_HOLD_MS waits for something else than these generations (a tool-calling
+   * one, which node-llama-cpp's LlamaChat runs): they no longer hold back for it.
    */
   erased(): Promise<unknown> | undefined {
-    return this.#erases.size === 0 ? undefined : Promise.allSettled([...this.#erases]);
+    if (this.#erases.size === 0) return undefined;
+    const now = performance.now();
+    let oldest = now;
+    const waiting: Promise<unknown>[] = [];
+    for (const [work, since] of this.#erases) {
+      if (now - since >= ERASE_HOLD_MS) continue;
+      waiting.push(work);
+      oldest = Math.min(oldest, since);
+    }
+    if (waiting.length === 0) return undefined;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ERASE_HOLD_MS - (now - oldest));
+      void Promise.allSettled(waiting).then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Runs an erase of a sequence's cache, announced to `erased()` until it ends. */
   async #erase(work: Promise<unknown>): Promise<void> {
-    this.#erases.add(work);
+    this.#erases.set(work, performance.now());
     try {
       await work;
     } finally {
