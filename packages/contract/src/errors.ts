@@ -1,4 +1,5 @@
 import type { ErrorBody } from "./error-body.js";
+import { isRecord, isString } from "./read-checks.js";
 
 export type ErrorType =
   | "invalid_request_error"
@@ -183,14 +184,10 @@ export class WorkerUnavailableError extends RbeeError {
  * undefined when `value` is not one. Extra fields pass.
  */
 export function readErrorBody(value: unknown): ErrorBody | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const error = (value as { error?: unknown }).error;
-  if (typeof error !== "object" || error === null || Array.isArray(error)) return undefined;
-  const e = error as Record<string, unknown>;
-  const stringOrNull = (v: unknown) => typeof v === "string" || v === null;
-  if (typeof e.message !== "string" || typeof e.type !== "string" || !stringOrNull(e.code) || !stringOrNull(e.param)) {
-    return undefined;
-  }
+  if (!isRecord(value) || !isRecord(value.error)) return undefined;
+  const e = value.error;
+  const stringOrNull = (v: unknown) => isString(v) || v === null;
+  if (!isString(e.message) || !isString(e.type) || !stringOrNull(e.code) || !stringOrNull(e.param)) return undefined;
   return value as ErrorBody;
 }
 

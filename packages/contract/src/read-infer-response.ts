@@ -1,9 +1,8 @@
 import { FinishReason, InferResponse } from "./infer.js";
+import { isCount, isOptional, isRecord, isString } from "./read-checks.js";
 import { type ParseResult, safeParse } from "./validate.js";
 
 const FINISH_REASONS: ReadonlySet<unknown> = new Set(FinishReason.options);
-const count = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0;
-const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v);
 
 /**
  * A worker's `InferResponse` (its JSON answer, or its stream's `done` event), read on the queen's
@@ -12,21 +11,21 @@ const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined
  * accepted, and what is refused, is what `InferResponse` accepts and refuses.
  */
 export function readInferResponse(value: unknown, what: string): ParseResult<InferResponse> {
-  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    const r = value as Record<string, unknown>;
+  if (isRecord(value)) {
+    const r = value;
     if (
       r.tool_calls === undefined &&
       r.logprobs === undefined &&
-      typeof r.text === "string" &&
-      count(r.tokens_generated) &&
-      count(r.prompt_tokens) &&
-      optional(r.cached_tokens, count) &&
+      isString(r.text) &&
+      isCount(r.tokens_generated) &&
+      isCount(r.prompt_tokens) &&
+      isOptional(r.cached_tokens, isCount) &&
       typeof r.duration_ms === "number" &&
       r.duration_ms >= 0 &&
-      optional(r.time_to_first_token_ms, (v) => typeof v === "number" && v >= 0) &&
+      isOptional(r.time_to_first_token_ms, (v) => typeof v === "number" && v >= 0) &&
       FINISH_REASONS.has(r.finish_reason) &&
-      optional(r.stop_sequence, (v) => typeof v === "string") &&
-      optional(r.model, (v) => typeof v === "string")
+      isOptional(r.stop_sequence, isString) &&
+      isOptional(r.model, isString)
     ) {
       return { ok: true, value: r as InferResponse };
     }

@@ -1,4 +1,5 @@
 import type { JobCreated, JobEvent, JobEventType } from "./jobs.js";
+import { isAmount, isCount, isOptional, isRecord, isString } from "./read-checks.js";
 
 export const TERMINAL_JOB_EVENTS: readonly JobEventType[] = ["done", "error", "cancelled"];
 
@@ -6,10 +7,6 @@ export function isTerminalJobEvent(e: { type: string }): boolean {
   return (TERMINAL_JOB_EVENTS as readonly string[]).includes(e.type);
 }
 
-const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
-const isAmount = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
-const isOptional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v);
-const isString = (v: unknown): v is string => typeof v === "string";
 const LEVELS: readonly unknown[] = ["info", "warn", "error"];
 
 /** What each event type requires beyond `seq` and `at`, as the `JobEvent` schema has it. */
@@ -34,8 +31,8 @@ const EVENT_FIELDS: Record<JobEventType, (e: Record<string, unknown>) => boolean
  * `value` is not one (an unknown type included). Extra fields pass, as with the schema.
  */
 export function readJobEvent(value: unknown): JobEvent | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const e = value as Record<string, unknown>;
+  if (!isRecord(value)) return undefined;
+  const e = value;
   if (!isCount(e.seq) || !isCount(e.at) || typeof e.type !== "string" || !Object.hasOwn(EVENT_FIELDS, e.type)) {
     return undefined;
   }
@@ -44,7 +41,5 @@ export function readJobEvent(value: unknown): JobEvent | undefined {
 
 /** Reads a `POST /v1/jobs` reply as the `JobCreated` schema does, without zod. */
 export function readJobCreated(value: unknown): JobCreated | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const v = value as Record<string, unknown>;
-  return isString(v.job_id) && isString(v.sse_url) ? (value as JobCreated) : undefined;
+  return isRecord(value) && isString(value.job_id) && isString(value.sse_url) ? (value as JobCreated) : undefined;
 }

@@ -212,6 +212,18 @@ export async function toStatusError(res: IncomingMessage, url: string, what = "t
 }
 
 /**
+ * The contract's main entry (its schemas, with zod), imported once by the first requestJson: the
+ * schema's caller has zod loaded already, and a client that never validates with a schema loads
+ * neither. Kept, so that each later call (a hive's heartbeat, every few seconds) does not go
+ * through the module loader again.
+ */
+let schemasModule: Promise<typeof import("@rbee/contract")> | undefined;
+const contractSchemas = () => {
+  schemasModule ??= import("@rbee/contract");
+  return schemasModule;
+};
+
+/**
  * Calls a JSON endpoint and validates the reply (leniently, as replies from peers are read).
  * Errors: UnreachableError when the peer cannot be reached, HttpStatusError for an error status.
  */
@@ -220,8 +232,7 @@ export async function requestJson<S extends z.ZodType>(
   schema: S,
   o: ClientRequestOptions = {},
 ): Promise<z.output<S>> {
-  // the schema's caller has zod loaded; a client that never validates with a schema loads neither
-  const { safeParse } = await import("@rbee/contract");
+  const { safeParse } = await contractSchemas();
   return requestJsonWith(url, (value, what) => safeParse(schema, value, what), o);
 }
 
