@@ -96,16 +96,27 @@ function follow(queen: Queen) {
 const completion = (queen: Queen, body: Record<string, unknown>) =>
   postJson(`${queen.url}/v1/completions`, { prompt: "Once upon a time", max_tokens: 8, temperature: 0, ...body });
 
+/** A queen and one hive, "hive-a", in fresh directories named after `label`. */
+async function queenAndHive(label: string): Promise<{ queen: Queen; hive: Hive }> {
+  const dirs = tempRbeeDirs(label);
+  const queen = await queenIn(dirs);
+  return { queen, hive: await hiveIn(queen, dirs, "hive-a") };
+}
+
+/** The queen's events, from its snapshot on. */
+async function followed(queen: Queen): Promise<ReturnType<typeof follow>> {
+  const feed = follow(queen);
+  await feed.until("snapshot", () => true);
+  return feed;
+}
+
 describe("GET /v1/events shows draining, stopping and catalog changes (real queen, hive and worker)", () => {
   it("a worker drained by request: worker_draining, then worker_stopping, then worker_removed", async () => {
-    const dirs = tempRbeeDirs("events-drain");
-    const queen = await queenIn(dirs);
-    await hiveIn(queen, dirs, "hive-a");
+    const { queen } = await queenAndHive("events-drain");
     expect((await completion(queen, { model: requireStoriesModel() })).status).toBe(200);
     const [worker] = [...queen.registry.workers.values()];
     const id = worker?.id as string;
-    const feed = follow(queen);
-    await feed.until("snapshot", () => true);
+    const feed = await followed(queen);
 
     const job = await runJob(queen.url, { type: "stop_worker", worker_id: id, drain: true });
     expect(job.error).toBeUndefined();
@@ -120,14 +131,11 @@ describe("GET /v1/events shows draining, stopping and catalog changes (real quee
   });
 
   it("a drain that is cancelled takes the worker back: worker_draining false, and it serves again", async () => {
-    const dirs = tempRbeeDirs("events-undrain");
-    const queen = await queenIn(dirs);
-    await hiveIn(queen, dirs, "hive-a");
+    const { queen } = await queenAndHive("events-undrain");
     expect((await completion(queen, { model: requireStoriesModel() })).status).toBe(200);
     const [worker] = [...queen.registry.workers.values()];
     if (worker === undefined) throw new Error("no worker");
-    const feed = follow(queen);
-    await feed.until("snapshot", () => true);
+    const feed = await followed(queen);
 
     // a request holds the worker, so the drain waits; cancelling the drain takes the worker back
     const lease = await queen.scheduler.acquire("stories260k", { signal: new AbortController().signal });
@@ -145,11 +153,8 @@ describe("GET /v1/events shows draining, stopping and catalog changes (real quee
   });
 
   it("a hive that looks for its engines again and finds what it had: its worker catalog is unchanged, no hive_catalog", async () => {
-    const dirs = tempRbeeDirs("events-catalog-same");
-    const queen = await queenIn(dirs);
-    const hive = await hiveIn(queen, dirs, "hive-a");
-    const feed = follow(queen);
-    await feed.until("snapshot", () => true);
+    const { queen, hive } = await queenAndHive("events-catalog-same");
+    const feed = await followed(queen);
     const types = async () => {
       const r = await getJson(`${hive.url}/v1/worker-types?refresh=1`, hive.token);
       expect(r.status, r.text).toBe(200);
@@ -168,12 +173,9 @@ describe("GET /v1/events shows draining, stopping and catalog changes (real quee
   });
 
   it("a hive that stops gracefully: hive_stopping at once, before it turns stale", async () => {
-    const dirs = tempRbeeDirs("events-hive-stop");
-    const queen = await queenIn(dirs);
-    const hive = await hiveIn(queen, dirs, "hive-a");
+    const { queen, hive } = await queenAndHive("events-hive-stop");
     expect((await completion(queen, { model: requireStoriesModel() })).status).toBe(200);
-    const feed = follow(queen);
-    await feed.until("snapshot", () => true);
+    const feed = await followed(queen);
 
     await hive.close();
     const stopping = await feed.until("hive_stopping", (e) => e.hive_id === "hive-a");
@@ -185,11 +187,8 @@ describe("GET /v1/events shows draining, stopping and catalog changes (real quee
   });
 
   it("a hive's model catalog changing: hive_catalog when a model is added and when it is removed", async () => {
-    const dirs = tempRbeeDirs("events-catalog");
-    const queen = await queenIn(dirs);
-    const hive = await hiveIn(queen, dirs, "hive-a");
-    const feed = follow(queen);
-    await feed.until("snapshot", () => true);
+    const { queen, hive } = await queenAndHive("events-catalog");
+    const feed = await followed(queen);
 
     const added = await postJson(`${hive.url}/v1/models`, { ref: requireStoriesModel() }, { token: hive.token });
     expect(added.status, added.text).toBe(200);

@@ -56,6 +56,20 @@ function registry() {
   return { reg, events, types: () => events.map((e) => e.type) };
 }
 
+/** The llm worker type as a hive lists it in its catalog. */
+function llmType(status: "Available" | "Failed" = "Available") {
+  return {
+    id: "llm",
+    description: "llm",
+    version: "1.0.0",
+    capabilities: ["text-generation" as const],
+    device_kinds: ["cpu" as const],
+    artifact: "gguf" as const,
+    status,
+    engines: [],
+  };
+}
+
 describe("ClusterRegistry: changes through its methods, each an event", () => {
   it("draining and stopping a worker: one event per change, none for a repeat", () => {
     const { reg, events } = registry();
@@ -111,16 +125,7 @@ describe("ClusterRegistry: changes through its methods, each an event", () => {
     expect(types()).toEqual(["hive_joined"]);
     reg.ingestHiveHeartbeat(beat(), 2000);
     reg.ingestHiveHeartbeat(beat(), 3000);
-    const llm = {
-      id: "llm",
-      description: "llm",
-      version: "1.0.0",
-      capabilities: ["text-generation" as const],
-      device_kinds: ["cpu" as const],
-      artifact: "gguf" as const,
-      status: "Available" as const,
-      engines: [],
-    };
+    const llm = llmType();
     reg.setWorkerTypes("h1", [llm], 3500);
     reg.setWorkerTypes("h1", [llm], 3600);
     expect(events.filter((e) => e.type === "hive_catalog").map((e) => [e.at, e.models.length])).toEqual([
@@ -133,14 +138,7 @@ describe("ClusterRegistry: changes through its methods, each an event", () => {
   it("heartbeats whose worker types differ only in when they were last looked at are not a catalog change", () => {
     const { reg, events } = registry();
     const llm = (updated_at: string, status: "Available" | "Failed" = "Available") => ({
-      id: "llm",
-      description: "llm",
-      version: "1.0.0",
-      capabilities: ["text-generation" as const],
-      device_kinds: ["cpu" as const],
-      artifact: "gguf" as const,
-      status,
-      engines: [],
+      ...llmType(status),
       updated_at,
     });
     const typed = (t: ReturnType<typeof llm>) => ({ ...beat(), worker_types: [t] });
