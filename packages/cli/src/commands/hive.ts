@@ -1,12 +1,12 @@
 import { delimiter, resolve } from "node:path";
 import { envInt } from "@rbee/server-kit/client";
 import { Command, Option } from "commander";
-import type { CliConfig } from "../config.js";
+import { type CliConfig, urlPort } from "../config.js";
 import { clientOf, configOf, printJson } from "../context.js";
 import { claimPidFile, daemonFiles } from "../daemons.js";
 import { CliError, EXIT } from "../exit-codes.js";
 import { checkAlias, HivesConf, type NewHiveEntry, type ResolvedHive, resolveHive } from "../hives-conf.js";
-import { concretePort, hiveListen, startHiveDaemon } from "../local-cluster.js";
+import { concretePort, hiveListen, startHiveDaemon, waitForHive } from "../local-cluster.js";
 import { collect, intArg, urlArg } from "../parse.js";
 import {
   installRemote,
@@ -278,7 +278,7 @@ export function hiveCommand(): Command {
         "with an alias: the queen's URL as that machine reaches it (default: QueenUrl in hives.conf, else --queen-url)",
       ).argParser(urlArg),
     )
-    .option("--no-wait", "with an alias: do not wait for the queen to hear from the hive")
+    .option("--no-wait", "do not wait for the queen to hear from the hive before returning")
     .option("-q, --quiet", "no progress lines on stderr")
     .option(
       "--tls-cert <pem>",
@@ -350,10 +350,16 @@ export function hiveCommand(): Command {
       const { logFile } = daemonFiles(config.cacheDir, "hive");
       if (foreign) process.stdout.write(`a hive already answers at ${record.url} (not started by rbee here)\n`);
       else if (!started) process.stdout.write(`hive already running at ${record.url} (pid ${record.pid})\n`);
-      else
+      else {
+        // the next command (`rbee model download`, `rbee infer`) needs the queen to know the hive:
+        // return once it does, when the queen is up (a hive may start before its queen)
+        const client = clientOf(config);
+        const seen = flags.wait !== false && (await client.isUp());
+        if (seen) await waitForHive(client, urlPort(record.url));
         process.stdout.write(
-          `hive started at ${record.url} (pid ${record.pid}, queen ${config.queenUrl}, log ${logFile})\n`,
+          `hive started at ${record.url} (pid ${record.pid}, queen ${config.queenUrl}${seen ? ", which sees it" : ""}, log ${logFile})\n`,
         );
+      }
     });
   hive
     .command("stop")
