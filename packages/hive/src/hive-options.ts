@@ -10,6 +10,7 @@ import {
 } from "@rbee/server-kit";
 import { defaultRbeeBin } from "./default-rbee-bin.js";
 import { DEFAULT_RESTART_POLICY, type RestartPolicyOptions } from "./restart-policy.js";
+import type { StartedSpare } from "./spare-worker.js";
 
 /**
  * How a hive runs. Every option has a default; most have an environment variable too (read from
@@ -75,6 +76,8 @@ export interface HiveOptions {
    * next worker placed on the CPU only loads its model. Default true; env RBEE_SPARE_WORKER=0 turns it off.
    */
   spareWorker?: boolean;
+  /** A spare worker process started before the hive (early-spare.ts): its first spare. */
+  firstSpare?: StartedSpare;
   /**
    * An invalid change of a worker's supervision state (a bug) throws, instead of being logged as an
    * error and refused. Default false; env RBEE_STRICT_STATES=1 turns it on (the tests do).
@@ -112,6 +115,7 @@ export interface ResolvedHiveOptions {
   stopGraceMs: number;
   gpuRefreshMs: number;
   spareWorker: boolean;
+  firstSpare: StartedSpare | undefined;
   strictStates: boolean;
   env: NodeJS.ProcessEnv;
   findEngines: (() => Promise<EngineBinary[]>) | undefined;
@@ -161,6 +165,7 @@ export function resolveHiveOptions(given: HiveOptions = {}): ResolvedHiveOptions
     // read from the process too when a given environment does not say (tests turn spares off for all hives)
     spareWorker:
       given.spareWorker ?? !/^(0|false|no)$/i.test(str("RBEE_SPARE_WORKER") ?? process.env.RBEE_SPARE_WORKER ?? ""),
+    firstSpare: given.firstSpare,
     strictStates:
       given.strictStates ?? /^(1|true|yes)$/i.test(str("RBEE_STRICT_STATES") ?? process.env.RBEE_STRICT_STATES ?? ""),
     env,

@@ -221,6 +221,7 @@ export class Hive {
       stopGraceMs: o.stopGraceMs,
       readyTimeoutMs: o.readyTimeoutMs,
       spareWorker: o.spareWorker,
+      firstSpare: o.firstSpare,
       strictStates: o.strictStates,
       records: new WorkerRecords(join(paths.run, "workers"), log, paths.workers),
       onChange: (urgent) => this.#queen.beatSoon(urgent ? DEBOUNCE_MS : LOAD_DEBOUNCE_MS),

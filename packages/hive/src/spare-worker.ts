@@ -16,6 +16,34 @@ export interface SpareWorkerOptions {
   env: NodeJS.ProcessEnv;
   logsDir: string;
   log: Logger;
+  /** A spare started before the hive (`rbee hive start` starts one before it loads the hive): the first one. */
+  first?: StartedSpare;
+}
+
+/** A spare worker process and its log. */
+export interface StartedSpare {
+  child: ChildProcess;
+  logFile: string;
+}
+
+/** Starts a spare worker process (`rbee worker warm`), its output in `logFile`. */
+export function spawnSpare(o: {
+  node: string;
+  rbeeBin: string;
+  env: NodeJS.ProcessEnv;
+  logFile: string;
+}): ChildProcess {
+  const fd = openWorkerLog(o.logFile, { msg: "hive: starting a spare worker" });
+  try {
+    return spawn(o.node, [o.rbeeBin, "worker", "warm"], { env: o.env, stdio: ["pipe", fd, fd], detached: false });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Where a hive's spare number `count` logs until it becomes a worker. */
+export function spareLogFile(logsDir: string, count: number, pid = process.pid): string {
+  return join(logsDir, "workers", `.spare-${pid}-${count}.log`);
 }
 
 /**
@@ -44,9 +72,15 @@ export class SpareWorker {
     return this.#spare?.child.pid;
   }
 
-  /** Starts the first spare. */
+  /** Starts the first spare (or takes the one started before the hive). */
   start(): void {
-    this.#refill();
+    const first = this.#o.first;
+    if (first === undefined) {
+      this.#refill();
+      return;
+    }
+    this.#count++;
+    this.#adopt(first.child, first.logFile);
   }
 
   /**
@@ -110,18 +144,12 @@ export class SpareWorker {
 
   #refill(): void {
     if (this.#closed || this.#spare !== undefined) return;
-    const logFile = join(this.#o.logsDir, "workers", `.spare-${process.pid}-${++this.#count}.log`);
-    let child: ChildProcess;
-    const fd = openWorkerLog(logFile, { msg: "hive: starting a spare worker" });
-    try {
-      child = spawn(this.#o.node, [this.#o.rbeeBin, "worker", "warm"], {
-        env: this.#o.env,
-        stdio: ["pipe", fd, fd],
-        detached: false,
-      });
-    } finally {
-      closeSync(fd);
-    }
+    const logFile = spareLogFile(this.#o.logsDir, ++this.#count);
+    const { node, rbeeBin, env } = this.#o;
+    this.#adopt(spawnSpare({ node, rbeeBin, env, logFile }), logFile);
+  }
+
+  #adopt(child: ChildProcess, logFile: string): void {
     child.stdin?.on("error", () => {}); // a spare that died: its exit is what counts
     child.once("error", (err) => this.#o.log.warn({ err: err.message }, "could not start a spare worker"));
     child.once("exit", (code, signal) => {

@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import {
   type HeartbeatCommand,
   type HiveWorkerReport,
@@ -17,7 +18,7 @@ import type { HiveMetrics } from "./hive-metrics.js";
 import { ManagedWorker, moveWorker, type SupervisionState, type WorkerSpec } from "./managed-worker.js";
 import type { PortAllocator } from "./port-allocator.js";
 import type { RestartPolicy } from "./restart-policy.js";
-import { SpareWorker } from "./spare-worker.js";
+import { SpareWorker, type StartedSpare } from "./spare-worker.js";
 import { workerLogPath } from "./worker-log-file.js";
 import { WorkerProcess } from "./worker-process.js";
 import type { WorkerRecords } from "./worker-records.js";
@@ -77,6 +78,8 @@ export interface WorkerSupervisorOptions {
   onStartFailed?: (spec: WorkerSpec) => void;
   /** Keep a spare llm worker process ready for the next CPU worker (see SpareWorker). */
   spareWorker?: boolean;
+  /** A spare started before the hive: the first one (or stopped, when spares are off). */
+  firstSpare?: StartedSpare;
   /** An invalid change of a worker's state throws instead of being logged and refused (tests). */
   strictStates?: boolean;
 }
@@ -112,8 +115,11 @@ export class WorkerSupervisor {
     this.#o = options;
     this.#workerEnv = { ...options.env, RBEE_CLUSTER_TOKEN: options.token };
     if (options.spareWorker) {
-      const { node, rbeeBin, logsDir, log } = options;
-      this.#spare = new SpareWorker({ node, rbeeBin, logsDir, log, env: this.#workerEnv });
+      const { node, rbeeBin, logsDir, log, firstSpare: first } = options;
+      this.#spare = new SpareWorker({ node, rbeeBin, logsDir, log, env: this.#workerEnv, first });
+    } else if (options.firstSpare) {
+      options.firstSpare.child.kill("SIGTERM");
+      rmSync(options.firstSpare.logFile, { force: true });
     }
   }
 

@@ -1,8 +1,10 @@
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HiveWorkerReport } from "@rbee/contract";
 import { postJson, STORIES_GREEDY_PREFIX, STORIES_MODEL, waitFor } from "@rbee/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEarlySpare } from "../src/early-spare.js";
 import { FakeQueen } from "./helpers/fake-queen.js";
 import { isPidAlive, startTestHive, type TestHive } from "./helpers/test-hive.js";
 
@@ -87,6 +89,63 @@ describe.runIf(process.platform === "linux")(
       expect(spares.length).toBe(1);
       await t.close();
       await waitFor(() => (spares.every((p) => !isPidAlive(p)) ? true : undefined), 10_000, "the spare to exit");
+    });
+  },
+);
+
+describe.runIf(process.platform === "linux")(
+  "hive: the spare `rbee hive start` starts before it loads the hive",
+  () => {
+    const env = { ...process.env, RBEE_SPARE_WORKER: "1" };
+    let tmp: string;
+    let dirs: { cacheDir: string; configDir: string };
+    beforeAll(async () => {
+      tmp = await mkdtemp(join(tmpdir(), "rbee-early-spare-"));
+      dirs = { cacheDir: join(tmp, "cache"), configDir: join(tmp, "config") };
+    });
+    afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+    it("is the hive's first spare, and becomes its first CPU worker", async () => {
+      const early = startEarlySpare({ ...dirs, tls: false, env });
+      expect(early).toBeDefined();
+      const pid = early?.child.pid as number;
+      const queen = await FakeQueen.start();
+      const t = await startTestHive({ queenUrl: queen.url, spareWorker: true, firstSpare: early, ...dirs });
+      try {
+        expect((await t.api.get("/v1/workers")).body).toEqual({ workers: [], spare_pid: pid });
+        expect((await t.api.post("/v1/models", { ref: STORIES_MODEL })).status).toBe(200);
+        const spawned = await t.api.post("/v1/workers", { model: "stories260k", worker_id: "llm-early", parallel: 1 });
+        expect(spawned.status, spawned.text).toBe(201);
+        const report = HiveWorkerReport.parse(spawned.body);
+        expect(report.pid).toBe(pid);
+        const infer = await postJson(
+          `${report.url}/v1/infer`,
+          { prompt: "Once upon a time", max_tokens: 8, temperature: 0 },
+          { token: t.hive.token },
+        );
+        expect(infer.status, infer.text).toBe(200);
+      } finally {
+        await t.close();
+        await queen.close();
+      }
+      await waitFor(() => (isPidAlive(pid) ? undefined : true), 10_000, "the worker to exit with the hive");
+    });
+
+    it("is stopped when the hive keeps no spare, and not started where the hive would start none", async () => {
+      const early = startEarlySpare({ ...dirs, tls: false, env });
+      const pid = early?.child.pid as number;
+      const queen = await FakeQueen.start();
+      const t = await startTestHive({ queenUrl: queen.url, spareWorker: false, firstSpare: early, ...dirs });
+      try {
+        await waitFor(() => (isPidAlive(pid) ? undefined : true), 10_000, "the early spare to stop");
+        expect((await t.api.get("/v1/workers")).body).toEqual({ workers: [], spare_pid: null });
+      } finally {
+        await t.close();
+        await queen.close();
+      }
+      expect(startEarlySpare({ ...dirs, tls: false, env: { ...env, RBEE_SPARE_WORKER: "0" } })).toBeUndefined();
+      // with TLS the hive gives its workers its certificate: it starts its own spare
+      expect(startEarlySpare({ ...dirs, tls: true, env })).toBeUndefined();
     });
   },
 );

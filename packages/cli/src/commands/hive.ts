@@ -326,8 +326,16 @@ export function hiveCommand(): Command {
       if (flags.foreground) {
         const target = await concretePort(listen);
         claimPidFile(config.cacheDir, "hive", target.url);
+        // the spare worker first: its start is a cold `rbee infer`'s longest path, and loading the hive takes a while
+        const { startEarlySpare } = await import("@rbee/hive/early-spare");
+        const firstSpare = startEarlySpare({
+          cacheDir: config.cacheDir,
+          configDir: config.configDir,
+          tls: flags.tlsCert !== undefined || flags.tlsKey !== undefined,
+        });
         const { runHive } = await import("@rbee/hive");
         await runHive({
+          firstSpare,
           port: target.port,
           host: target.host,
           queenUrl: config.queenUrl,
