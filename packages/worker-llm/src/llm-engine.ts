@@ -41,6 +41,7 @@ import {
   tokenizePrompt,
 } from "./chat-prompt.js";
 import { checkJsonSchema } from "./check-json-schema.js";
+import { takePrewarmed } from "./prewarm.js";
 import { checkPromptSize, maxTokenBytes } from "./prompt-size.js";
 import { SequencePool } from "./sequence-pool.js";
 import { StopMatcher } from "./stop-matcher.js";
@@ -89,27 +90,6 @@ function backendFor(device: Device): { gpu: GpuChoice; visibleEnv?: [string, str
       // node-llama-cpp ships no ROCm build; AMD GPUs run through Vulkan
       return { gpu: "vulkan", visibleEnv: ["GGML_VK_VISIBLE_DEVICES", index] };
   }
-}
-
-/** A CPU llama.cpp made ready before this process knew its model (see {@link prewarmCpuLlama}). */
-let prewarmed: Promise<Llama> | undefined;
-
-/**
- * Loads llama.cpp's CPU build now, before a model is known: node-llama-cpp first tests a prebuilt
- * binary in a child process (about half a second here), which a spare worker process can do while
- * it waits for its model. The first CPU engine of this process then takes it instead of loading its
- * own; its log level and logger are set then.
- */
-export function prewarmCpuLlama(): Promise<Llama> {
-  prewarmed ??= getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.warn, logger: () => {} });
-  return prewarmed;
-}
-
-/** The prewarmed CPU llama.cpp, once (a second engine of the process loads its own). */
-function takePrewarmed(): Promise<Llama> | undefined {
-  const p = prewarmed;
-  prewarmed = undefined;
-  return p;
 }
 
 /** A generated token's log-probability and the `top` most likely tokens at its position. */

@@ -124,8 +124,9 @@ export function workerServeCommand(): Command {
     "llm",
     "requests generated at the same time, batched in one context",
   ).action(async (flags: ServeFlags) => {
-    const { prewarmCpuLlama, runLlmWorker } = await import("@rbee/worker-llm");
-    if (flags.device === "cpu") void prewarmCpuLlama().catch(() => {}); // loads llama.cpp while the server starts
+    // llama.cpp's CPU build loads (its binary test runs in a child process) while the worker loads
+    if (flags.device === "cpu") await prewarmFirst();
+    const { runLlmWorker } = await import("@rbee/worker-llm");
     await runLlmWorker(workerOptions(flags));
   });
 
@@ -432,9 +433,12 @@ export function workerWarmCommand(): Command {
   return new Command("warm")
     .description("a spare llm worker that waits on stdin for its `worker serve` arguments (started by a hive)")
     .action(async () => {
-      const { prewarmCpuLlama } = await import("@rbee/worker-llm");
-      void prewarmCpuLlama().catch(() => {});
+      await prewarmFirst();
+      // the rest of the worker loads while node-llama-cpp tests its binary, and before the line comes
+      const loading = import("@rbee/worker-llm");
+      loading.catch(() => {}); // a failure shows when the worker starts, not as an unhandled rejection
       const line = await firstLine(process.stdin);
+      await loading;
       if (line === undefined) return;
       let args: unknown;
       try {
@@ -455,6 +459,15 @@ export function workerWarmCommand(): Command {
       await serve.parseAsync(args.slice(1), { from: "user" });
     })
     .helpOption(false);
+}
+
+/**
+ * Imports node-llama-cpp alone and starts loading llama.cpp's CPU build: the binary test it runs
+ * first is a child process, which then works beside this process's other imports.
+ */
+async function prewarmFirst(): Promise<void> {
+  const { prewarmCpuLlama } = await import("@rbee/worker-llm/prewarm");
+  void prewarmCpuLlama().catch(() => {});
 }
 
 /** The first line of a stream (without its newline); undefined when it ends before one. */
