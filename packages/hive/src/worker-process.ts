@@ -6,9 +6,15 @@ import { describeExit, type ExitInfo } from "./exit-reason.js";
 import { formatLogLine, isHealthPollLine, openWorkerLog, readLastLines } from "./worker-log-file.js";
 
 /**
- * How often GET /health is polled while a worker starts: often in its first second (a spare worker
- * is ready within a few hundred ms), then every 100 ms (each poll is a request and a log line in
- * the worker, which is loading its model meanwhile).
+ * How long a starting worker is asked to hold GET /health until it is ready (`?wait_ms=`, which
+ * rbee's workers honour): the hive hears of readiness when it happens, not at its next poll.
+ */
+const HEALTH_WAIT_MS = 1000;
+/**
+ * How often GET /health is polled while a worker starts, for a worker that answers at once (one
+ * that does not know `wait_ms`): often in its first second (a spare worker is ready within a few
+ * hundred ms), then every 100 ms (each poll is a request and a log line in the worker, which is
+ * loading its model meanwhile).
  */
 const readyPollMs = (sinceStartMs: number) => (sinceStartMs < 1000 ? 25 : 100);
 /** Log lines quoted in a start error. */
@@ -128,13 +134,15 @@ export class WorkerProcess {
           true,
         );
       }
-      if (await this.#healthy(signal)) {
+      const asked = Date.now();
+      if (await this.#healthy(Math.min(HEALTH_WAIT_MS, deadline - asked), signal)) {
         await this.#checkIdentity(signal);
         if (this.state === "starting") this.#state.move("ready");
         return;
       }
-      const pollMs = readyPollMs(Date.now() - this.startedAt.getTime());
-      await this.#pause(Math.min(pollMs, Math.max(0, deadline - Date.now())), signal);
+      // a worker that held the request has been waited for; one that answered at once is polled
+      const pollMs = readyPollMs(Date.now() - this.startedAt.getTime()) - (Date.now() - asked);
+      if (pollMs > 0) await this.#pause(Math.min(pollMs, Math.max(0, deadline - Date.now())), signal);
     }
   }
 
@@ -191,9 +199,12 @@ export class WorkerProcess {
     );
   }
 
-  async #healthy(signal?: AbortSignal): Promise<boolean> {
+  /** GET /health answers 200, asking a starting worker to hold the answer up to `waitMs` until it is ready. */
+  async #healthy(waitMs: number, signal?: AbortSignal): Promise<boolean> {
     try {
-      const res = await sendRequest(`${this.options.localUrl}/health`, { signal: withTimeout(signal, 1000) });
+      const res = await sendRequest(`${this.options.localUrl}/health?wait_ms=${Math.max(0, waitMs)}`, {
+        signal: withTimeout(signal, Math.max(0, waitMs) + 1000),
+      });
       await readBody(res);
       return res.statusCode === 200;
     } catch (err) {

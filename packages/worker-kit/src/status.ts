@@ -38,7 +38,31 @@ export class WorkerStatusMachine {
     for (const l of this.#listeners) l(to, from);
   }
 
-  onChange(listener: (to: WorkerStatus, from: WorkerStatus) => void): void {
+  /** Calls `listener` after every move; returns what removes it again. */
+  onChange(listener: (to: WorkerStatus, from: WorkerStatus) => void): () => void {
     this.#listeners.push(listener);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
+  /**
+   * Resolves when the worker no longer starts (Ready, or Failed, Stopping...) or after `ms`,
+   * whichever is first, or at once when `signal` aborts: a health check that waits for readiness
+   * instead of polling for it.
+   */
+  settled(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.status !== "Starting" || ms <= 0 || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        off();
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const off = this.onChange(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
   }
 }

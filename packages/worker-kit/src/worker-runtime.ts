@@ -304,7 +304,9 @@ export class WorkerRuntime {
         ]
       : [];
     return new Router()
-      .get("/health", (ctx) => {
+      .get("/health", async (ctx) => {
+        // ?wait_ms=N (at most 5 s): a starting worker answers when it is ready (or fails), not at once
+        await this.status.settled(healthWaitMs(ctx.url.searchParams.get("wait_ms")), ctx.signal);
         ctx.send(this.status.serving ? 200 : 503, { status: this.status.status });
       })
       .get("/info", (ctx) => ctx.send(200, this.info()), auth)
@@ -602,4 +604,13 @@ export class WorkerRuntime {
     await Promise.race([closed, timeout]);
     this.#http.destroyConnections();
   }
+}
+
+/** The longest a starting worker holds GET /health?wait_ms=... before it answers 503. */
+export const MAX_HEALTH_WAIT_MS = 5000;
+
+/** `wait_ms` of GET /health: a whole number of milliseconds, clamped to 0..MAX_HEALTH_WAIT_MS (else 0). */
+function healthWaitMs(given: string | null): number {
+  const ms = given === null ? 0 : Number(given);
+  return Number.isFinite(ms) && ms > 0 ? Math.min(Math.floor(ms), MAX_HEALTH_WAIT_MS) : 0;
 }
