@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { DEFAULT_PORTS, SafeId } from "@rbee/contract";
+import { DEFAULT_PORTS, SAFE_ID_PATTERN, SAFE_ID_RULE } from "@rbee/contract/light";
 import { CliError, EXIT } from "./exit-codes.js";
 
 /**
@@ -88,9 +88,7 @@ const url = (value: string): string => {
   return value.replace(/\/+$/, "");
 };
 const hiveId = (value: string): string => {
-  if (!SafeId.safeParse(value).success) {
-    throw new Error(`'${value}' must be 1-128 characters of a-z, 0-9, '.', '_' or '-', not starting with '.'`);
-  }
+  if (!SAFE_ID_PATTERN.test(value)) throw new Error(`'${value}' ${SAFE_ID_RULE}`);
   return value;
 };
 

@@ -5,7 +5,7 @@ import { hostname, networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { createGzip } from "node:zlib";
-import { parseJson } from "@rbee/contract";
+import { parseJson } from "@rbee/contract/light";
 import { loadOrCreateClusterToken } from "@rbee/server-kit/client";
 import { type CliConfig, isLoopbackUrl, urlPort } from "./config.js";
 import { CliError, EXIT } from "./exit-codes.js";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SAFE_ID_PATTERN, SAFE_ID_RULE } from "./protocol.js";
 
 /** An ISO-8601 timestamp in UTC, as `new Date().toISOString()` writes it. */
 export const Timestamp = z.iso.datetime({ offset: true }).describe("ISO-8601 timestamp");
@@ -12,12 +13,7 @@ export const Bytes = z.number().int().nonnegative().describe("a size in bytes");
  * lower-case letters, digits, `.`, `_` and `-`, not starting with a dot, at most 128 characters.
  * Nothing that matches can name a path outside the directory it is joined to.
  */
-export const SafeId = z
-  .string()
-  .regex(
-    /^[a-z0-9_-][a-z0-9._-]{0,127}$/,
-    "must be 1-128 characters of a-z, 0-9, '.', '_' or '-', and must not start with '.'",
-  );
+export const SafeId = z.string().regex(SAFE_ID_PATTERN, SAFE_ID_RULE);
 
 /** A device id: `cpu`, `cuda:N`, `metal:N`, `vulkan:N` or `rocm:N`. */
 export const DeviceId = z
