@@ -13,7 +13,8 @@ export async function ensureLocalCluster(
   config: Pick<CliConfig, "queenUrl" | "cacheDir">,
   narrator: Narrator,
 ): Promise<void> {
-  if ((await client.isUp()) && (!isLoopbackUrl(config.queenUrl) || (await client.hiveCount()) > 0)) return;
+  // one request: a queen on this machine must know a hive too, one elsewhere must only answer
+  if (isLoopbackUrl(config.queenUrl) ? ((await client.hiveCountIfUp()) ?? 0) > 0 : await client.isUp()) return;
   const { startMissingDaemons } = await import("./local-cluster.js");
   await startMissingDaemons(client, config, narrator);
 }

@@ -180,15 +180,15 @@ export class QueenClient {
 
   /** True when the queen answers /health; false when it cannot be reached (other errors throw). */
   async isUp(timeoutMs = 3000): Promise<boolean> {
-    try {
-      await this.health(timeoutMs);
-      return true;
-    } catch (err) {
-      // a queen that took the connection but does not answer is up: starting another would fail
-      if (err instanceof QueenNotAnsweringError) throw err;
-      if (err instanceof CliError && err.exitCode === EXIT.unavailable) return false;
-      throw err;
-    }
+    return (await ifReachable(this.health(timeoutMs))) !== undefined;
+  }
+
+  /**
+   * How many hives the queen knows, or undefined when it cannot be reached (other errors throw): one
+   * request where `isUp` and `hiveCount` would make two.
+   */
+  hiveCountIfUp(timeoutMs = 3000): Promise<number | undefined> {
+    return ifReachable(this.hiveCount(timeoutMs));
   }
 
   async cluster(): Promise<ClusterSnapshot> {
@@ -197,8 +197,10 @@ export class QueenClient {
   }
 
   /** How many hives the queen knows (live or not), read by hand from `GET /v1/cluster`. */
-  async hiveCount(): Promise<number> {
-    const body = (await this.#json("/v1/cluster")) as { hives?: unknown } | undefined;
+  async hiveCount(timeoutMs?: number): Promise<number> {
+    const body = (await this.#json("/v1/cluster", timeoutMs === undefined ? {} : { timeoutMs })) as
+      | { hives?: unknown }
+      | undefined;
     if (!Array.isArray(body?.hives)) throw new CliError(`GET ${this.url}/v1/cluster did not answer a hive list`);
     return body.hives.length;
   }
@@ -280,5 +282,17 @@ export class QueenClient {
 
   async removeKey(id: string): Promise<void> {
     await this.#json(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE", token: this.#adminToken });
+  }
+}
+
+/** What `call` resolves, or undefined when the queen cannot be reached; other errors throw. */
+async function ifReachable<T>(call: Promise<T>): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (err) {
+    // a queen that took the connection but does not answer is up: starting another would fail
+    if (err instanceof QueenNotAnsweringError) throw err;
+    if (err instanceof CliError && err.exitCode === EXIT.unavailable) return undefined;
+    throw err;
   }
 }
