@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { type Hive, startHive } from "@rbee/hive";
 import { type Queen, startQueen } from "@rbee/queen";
 import {
+  getJson,
   type HubServer,
   OPENAI_ENGINE_FIXTURE_SERVE,
   postJson,
@@ -38,6 +39,8 @@ describe("queen: the vllm type (vLLM API fixture, test hub)", () => {
     bin = mkdtempSync(join(tmpdir(), "rbee-vllm-bin-"));
     writeFileSync(join(bin, "vllm"), `#!/bin/sh\nexec "${process.execPath}" "${OPENAI_ENGINE_FIXTURE_SERVE}" "$@"\n`);
     chmodSync(join(bin, "vllm"), 0o755);
+    // the fixture's tokens come 20 ms apart (workers get the hive process's environment)
+    process.env.RBEE_FIXTURE_DELAY_MS = "20";
     hub = await startHubServer({ repos: { [REPO]: { files: safetensorsRepoFiles() } } });
     queen = await startQueen({
       log: quietLog("queen"),
@@ -77,6 +80,7 @@ describe("queen: the vllm type (vLLM API fixture, test hub)", () => {
     await queen?.close();
     await hub?.close();
     rmSync(bin, { recursive: true, force: true });
+    delete process.env.RBEE_FIXTURE_DELAY_MS;
   }, 60_000);
 
   it("`rbee worker spawn --type vllm -m owner/repo` fetches the repo on the hive and starts a vllm worker; requests reach it", async () => {
@@ -114,6 +118,41 @@ describe("queen: the vllm type (vLLM API fixture, test hub)", () => {
     expect(r.body.choices[0].text).toBe(", there");
     const worker = [...queen.registry.workers.values()].find((w) => w.report.model === MODEL);
     expect(worker?.report.worker_type).toBe("vllm");
+  });
+
+  it("n = 2 where one choice fails: the request fails with that choice's error and the other is not run", async () => {
+    const worker = [...queen.registry.workers.values()].find((w) => w.report.model === MODEL);
+    expect(worker).toBeDefined();
+    const counts = async () => {
+      const m = await getJson(`${worker?.report.url}/metrics`, queen.clusterToken);
+      const count = (outcome: string) =>
+        Number(new RegExp(`^rbee_worker_requests_total\\{outcome="${outcome}"\\} (\\d+)$`, "m").exec(m.text)?.[1] ?? 0);
+      return { length: count("length"), error: count("error") };
+    };
+    const before = await counts();
+    // seeds 7 and 8: the fixture fails the request whose seed is 7 (choice 0) mid-stream; the worker has
+    // one slot, so choice 1 (20 tokens, 20 ms apart) waits for it and is to be cancelled by the failure
+    const body = { model: MODEL, prompt: "MID-STREAM-ERROR-SEED-7 Once upon a time", max_tokens: 20, n: 2, seed: 7 };
+    const r = await postJson(`${queen.url}/v1/completions`, body);
+    expect(r.status, r.text).toBeGreaterThanOrEqual(500);
+    expect(r.text).toContain("FIXTURE: MID-STREAM-ERROR");
+    expect(r.text).not.toMatch(/cancel/i);
+    // longer than choice 1 would take: it never ran
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(await counts()).toEqual({ length: before.length, error: before.error + 1 });
+    // streamed, with the failing seed as choice 1: the error event names the engine's failure
+    const streamed = await fetch(`${queen.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...body, seed: 6, stream: true }),
+    });
+    const text = await streamed.text();
+    expect(text).toContain("FIXTURE: MID-STREAM-ERROR");
+    expect(text).not.toMatch(/cancel/i);
+    // the worker is still there and serves both choices of a request that does not fail
+    const ok = await postJson(`${queen.url}/v1/completions`, { ...body, prompt: "Once upon a time", max_tokens: 3 });
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.body.choices).toHaveLength(2);
   });
 
   it("a type no hive has installed is refused saying, per hive, why", async () => {
