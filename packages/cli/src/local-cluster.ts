@@ -169,8 +169,7 @@ export async function startQueenAndHive(
 export async function waitForHive(client: QueenClient, hivePort: number, timeoutMs = 20_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const cluster = await client.cluster();
-    const hive = cluster.hives.find((h) => h.state === "live" && safePort(h.url) === hivePort);
+    const hive = (await client.hives()).find((h) => h.state === "live" && safePort(h.url) === hivePort);
     if (hive) return hive.id;
     if (Date.now() > deadline) {
       throw new CliError(

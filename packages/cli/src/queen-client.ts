@@ -198,11 +198,25 @@ export class QueenClient {
 
   /** How many hives the queen knows (live or not), read by hand from `GET /v1/cluster`. */
   async hiveCount(timeoutMs?: number): Promise<number> {
+    return (await this.hives(timeoutMs)).length;
+  }
+
+  /**
+   * The hives the queen knows, live or not: id, state and URL, read by hand from `GET /v1/cluster`
+   * (no schemas to load: `rbee infer` from nothing waits on this while the daemons start).
+   */
+  async hives(timeoutMs?: number): Promise<Array<{ id: string; state: string; url: string }>> {
     const body = (await this.#json("/v1/cluster", timeoutMs === undefined ? {} : { timeoutMs })) as
       | { hives?: unknown }
       | undefined;
     if (!Array.isArray(body?.hives)) throw new CliError(`GET ${this.url}/v1/cluster did not answer a hive list`);
-    return body.hives.length;
+    return body.hives.map((h: unknown) => {
+      const { id, state, url } = (h ?? {}) as Record<string, unknown>;
+      if (typeof id !== "string" || typeof state !== "string" || typeof url !== "string") {
+        throw new CliError(`GET ${this.url}/v1/cluster answered a hive without an id, a state or a URL`);
+      }
+      return { id, state, url };
+    });
   }
 
   /** Every hive's catalog entries, Downloading and Failed ones too. */

@@ -146,10 +146,12 @@ const MODULE_RECORDER = fileURLToPath(new URL("./fixtures/record-modules.mjs", i
 export async function rbeeLoadedModules(
   s: Sandbox,
   args: readonly string[],
+  o: { timeoutMs?: number } = {},
 ): Promise<{ result: Awaited<ReturnType<Sandbox["rbee"]>>; modules: string[] }> {
   const file = join(s.cacheDir, `modules-${process.hrtime.bigint()}.txt`);
   mkdirSync(s.cacheDir, { recursive: true });
   const result = await s.rbee(args, {
+    ...o,
     env: {
       NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import=${pathToFileURL(MODULE_RECORDER).href}`.trim(),
       RBEE_RECORD_MODULES: file,
